@@ -1,0 +1,202 @@
+"""Execute a plan on SQLite: apply in place in one transaction, and roll it back the same way."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .. import ledger
+from ..backup import BackupResult, backup_connection
+from ..errors import BadInput, ChecksFailed
+from ..legacy import check_sqlite_file, schema_fingerprint
+from ..mapping import LEDGER_TABLE
+from ..plan import Plan, Step
+from ..schema import SQLITE, physical_name, table_sql
+
+# Called as progress(step_index, total_steps, step) before each step runs.
+Progress = Callable[[int, int, Step], None]
+
+
+@dataclass
+class ApplyResult:
+    already_migrated: bool
+    backup: BackupResult | None = None
+    rows_moved: dict[str, int] = field(default_factory=dict)  # "legacy -> target" -> rows
+    seconds: float = 0.0
+    applied_at: str | None = None
+
+
+@dataclass
+class RollbackResult:
+    nothing_to_do: bool
+    backup: BackupResult | None = None
+    rows_restored: dict[str, int] = field(default_factory=dict)
+    renumbered: int = 0
+    seconds: float = 0.0
+
+
+def open_for_write(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+    check_sqlite_file(path)
+    if not os.access(path, os.W_OK):
+        raise BadInput(f"{path}: is read-only; dpro-migrate needs to write it")
+    if not os.access(path.resolve().parent, os.W_OK):
+        raise BadInput(f"{path.resolve().parent}: is read-only; SQLite needs to write its journal there")
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
+    return conn
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """Foreign keys off (it cannot change inside a transaction, and with it on DROP TABLE cascades),
+    BEGIN IMMEDIATE for the write lock, and everything undone unless the block ends cleanly."""
+    fk_before = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise BadInput(f"{path}: is locked by another writer ({exc}); nothing was changed") from None
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {int(fk_before)}")
+
+
+def _run(conn: sqlite3.Connection, statements: list[str]) -> int:
+    rows = 0
+    for stmt in statements:
+        cur = conn.execute(stmt)
+        rows += max(cur.rowcount, 0)
+    return rows
+
+
+def _sequences(conn: sqlite3.Connection, names: list[str]) -> int | None:
+    marks = ", ".join("?" * len(names))
+    row = conn.execute(f"SELECT max(seq) FROM sqlite_sequence WHERE name IN ({marks})", names).fetchone()
+    return row[0] if row else None
+
+
+def _has_sequence_table(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone() is not None
+
+
+def foreign_key_violations(conn: sqlite3.Connection, limit: int = 20) -> tuple[int, list[dict]]:
+    rows = conn.execute("PRAGMA foreign_key_check").fetchall()
+    sample = [{"table": t, "rowid": r, "parent": p} for t, r, p, _ in rows[:limit]]
+    return len(rows), sample
+
+
+def apply_in_place(plan: Plan, *, backup_dir: Path | None = None, progress: Progress | None = None,
+                   backup_progress=None) -> ApplyResult:
+    path = Path(plan.source)
+    started = time.monotonic()
+    conn = open_for_write(path)
+    try:
+        if ledger.sqlite_has_ledger(conn):
+            last = ledger.latest_apply(ledger.read_entries(conn))
+            return ApplyResult(True, applied_at=last.at if last else None)
+        with write_transaction(conn, path):
+            if schema_fingerprint(conn) != plan.source_fingerprint:
+                raise BadInput(f"{path}: its schema changed since the plan was made (fingerprint differs); make a new plan")
+            backup = backup_connection(conn, path, backup_dir, backup_progress)
+            state = {"sequences": {}}
+            keep = plan.steps_of("keep_sequence")
+            has_seq = _has_sequence_table(conn)
+            for step in keep:
+                state["sequences"][step.info["legacy"]] = {
+                    "legacy": _sequences(conn, [step.info["legacy"]]) if has_seq else None}
+            moved: dict[str, int] = {}
+            for i, step in enumerate(plan.steps):
+                if progress:
+                    progress(i, len(plan.steps), step)
+                rows = _run(conn, step.sql)
+                if step.kind == "move_rows":
+                    moved[step.name] = rows
+            _check_counts(plan, moved, backup.tables)
+            for step in keep:
+                names = [physical_name(t, SQLITE) for t in step.info["targets"]]
+                state["sequences"][step.info["legacy"]]["cutover"] = _sequences(conn, names)
+            count, sample = foreign_key_violations(conn)
+            if count:
+                raise ChecksFailed(f"{count} rows would break a foreign key of the target; nothing was changed",
+                                   details={"foreign_key_violations": sample})
+            conn.execute(ledger.create_sql(SQLITE))
+            conn.execute(ledger.insert_sql(SQLITE), ledger.entry_values("apply", plan, str(backup.path), state))
+        return ApplyResult(False, backup, moved, time.monotonic() - started)
+    finally:
+        conn.close()
+
+
+def _check_counts(plan: Plan, moved: dict[str, int], source_rows: dict[str, int]) -> None:
+    """Every legacy row went somewhere: the parts of a split add up to the table."""
+    per_legacy: dict[str, int] = {}
+    for step in plan.steps_of("move_rows"):
+        per_legacy[step.info["legacy"]] = per_legacy.get(step.info["legacy"], 0) + moved.get(step.name, 0)
+    wrong = {t: (n, source_rows.get(t)) for t, n in per_legacy.items() if n != source_rows.get(t)}
+    if wrong:
+        detail = ", ".join(f"{t}: {n} of {s}" for t, (n, s) in wrong.items())
+        raise ChecksFailed(f"rows moved do not add up to the legacy tables ({detail}); nothing was changed")
+
+
+def rows_without_legacy_home(conn: sqlite3.Connection, plan: Plan) -> dict[str, int]:
+    """Domain tables with rows although no legacy table of this file maps to them (written after the cutover)."""
+    fed = {s.info["target"] for s in plan.steps_of("move_rows")}
+    out = {}
+    for step in plan.steps_of("create_table"):
+        if step.info["table"] not in fed:
+            n = conn.execute(f"SELECT count(*) FROM {table_sql(step.info['table'], SQLITE)}").fetchone()[0]
+            if n:
+                out[step.name] = n
+    return out
+
+
+def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: Progress | None = None,
+                      backup_progress=None) -> RollbackResult:
+    started = time.monotonic()
+    conn = open_for_write(path)
+    try:
+        if not ledger.sqlite_has_ledger(conn):
+            return RollbackResult(True)
+        entry = ledger.latest_apply(ledger.read_entries(conn))
+        if entry is None or entry.plan is None:
+            raise BadInput(f"{path}: its ledger holds no apply to roll back")
+        plan = entry.plan
+        with write_transaction(conn, path):
+            stranded = rows_without_legacy_home(conn, plan)
+            if stranded:
+                names = ", ".join(f"{t} ({n} rows)" for t, n in stranded.items())
+                raise ChecksFailed(f"rows written after the cutover have no legacy table to go back to: {names}; "
+                                   "nothing was changed", details={"stranded": stranded})
+            backup = backup_connection(conn, path, backup_dir, backup_progress)
+            steps = list(reversed(plan.steps))
+            restored: dict[str, int] = {}
+            renumbered = 0
+            for i, step in enumerate(steps):
+                if progress:
+                    progress(i, len(steps), step)
+                if step.kind == "move_rows":
+                    for j, stmt in enumerate(step.reverse):
+                        n = max(conn.execute(stmt).rowcount, 0)
+                        restored[step.info["legacy"]] = restored.get(step.info["legacy"], 0) + n
+                        renumbered += n if j == 1 else 0
+                else:
+                    _run(conn, step.reverse)
+            conn.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, SQLITE)}")
+        return RollbackResult(False, backup, restored, renumbered, time.monotonic() - started)
+    finally:
+        conn.close()

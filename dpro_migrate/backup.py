@@ -1,0 +1,118 @@
+"""Consistent, verified, atomically written backups of a SQLite file (SQLite's online backup API)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from .errors import BadInput, ChecksFailed
+from .sqlnames import quote_ident
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    tables: dict[str, int]  # row counts, equal in source and copy
+    integrity: str
+    bytes: int
+
+
+def default_backup_dir(source: Path) -> Path:
+    return source.resolve().parent / "dpro-migrate-backups"
+
+
+def _backup_path(source: Path, directory: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1000):
+        suffix = f"-{n}" if n else ""
+        path = directory / f"{source.name}.{stamp}{suffix}.bak"
+        if not path.exists() and not path.with_name(path.name + ".tmp").exists():
+            return path
+    raise BadInput(f"{directory}: too many backups with the same timestamp")
+
+
+def table_counts(conn: sqlite3.Connection, schema: str = "main") -> dict[str, int]:
+    names = [r[0] for r in conn.execute(
+        f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    return {n: conn.execute(f"SELECT count(*) FROM {schema}.{quote_ident(n)}").fetchone()[0] for n in names}
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backup_connection(
+    conn: sqlite3.Connection,
+    source: Path,
+    directory: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BackupResult:
+    """Copy what `conn` sees to a new file. The caller holds a lock so the copy and the counts agree.
+
+    Written as <name>.tmp with mode 0600, checked (integrity_check, row counts), fsynced, then renamed:
+    a backup file that exists is complete.
+    """
+    directory = Path(directory) if directory else default_backup_dir(source)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise BadInput(f"{directory}: cannot create the backup directory ({exc.strerror})") from None
+    final = _backup_path(source, directory)
+    tmp = final.with_name(final.name + ".tmp")
+    try:
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise BadInput(f"{directory}: cannot write a backup there ({exc.strerror})") from None
+    try:
+        dest = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.backup(dest, pages=4096,
+                        progress=(lambda status, remaining, total: progress(total - remaining, total)) if progress else None)
+            dest.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dest.close()
+        expected = table_counts(conn)
+        check = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            integrity = check.execute("PRAGMA integrity_check").fetchone()[0]
+            copied = table_counts(check)
+        finally:
+            check.close()
+        if integrity != "ok":
+            raise ChecksFailed(f"backup {final} failed its integrity check: {integrity}")
+        if copied != expected:
+            diff = sorted(k for k in expected.keys() | copied.keys() if expected.get(k) != copied.get(k))
+            raise ChecksFailed(f"backup {final} does not hold the same rows as the source (tables: {', '.join(diff)})")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(directory)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return BackupResult(final, expected, integrity, final.stat().st_size)
+
+
+def backup_file(source: Path, directory: Path | None = None, progress=None, *, busy_timeout_ms: int = 5000) -> BackupResult:
+    """Standalone backup of a live file: a read transaction keeps writers from committing meanwhile."""
+    from .legacy import check_sqlite_file
+
+    check_sqlite_file(source)
+    conn = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return backup_connection(conn, source, directory, progress)
+    except sqlite3.DatabaseError as exc:
+        raise BadInput(f"{source}: cannot be backed up ({exc})") from None
+    finally:
+        conn.close()

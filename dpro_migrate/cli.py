@@ -1,0 +1,177 @@
+"""The dpro-migrate command line: parse flags, call dpro_migrate.commands, render the result."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import commands, render
+from .errors import BAD_INPUT, CHECKS_FAILED, DproMigrateError
+from .plan import save_plan
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="Move the DPRO AI Agent's legacy SQLite database into seven domain schemas, prove it, undo it.")
+
+SOURCE = typer.Argument(..., help="The legacy SQLite file (dpro_agent.db).", show_default=False)
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+BACKUP_DIR = typer.Option(None, "--backup-dir", help="Where backups go (default: dpro-migrate-backups/ beside the file).")
+
+
+def handled(fn):
+    """The one place where user errors become a one-line message and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DproMigrateError as exc:
+            if kwargs.get("as_json"):
+                render.print_json({"error": str(exc), "exit_code": exc.exit_code, "details": exc.details})
+            render.err.print(f"[red]error:[/] {exc}", markup=True)
+            if exc.details and not kwargs.get("as_json"):
+                render.err.print(str(exc.details)[:2000], markup=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            render.err.print("[red]interrupted:[/] any open transaction was rolled back; the database is as before")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise DproMigrateError(f"{question} needs confirmation: pass --yes (no terminal to ask)")
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(1)
+
+
+@app.command("inspect")
+@handled
+def inspect_cmd(source: Path = SOURCE, as_json: bool = JSON):
+    """Show tables, columns, row counts, indexes, triggers and views, where each legacy table goes,
+    what nothing maps, and what the plan would do. Never shows row values."""
+    report = commands.inspect(source)
+    render.print_json(report) if as_json else render.inspect_report(report)
+
+
+@app.command("plan")
+@handled
+def plan_cmd(source: Path = SOURCE, out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the plan (JSON) here."),
+             sql: bool = typer.Option(False, "--sql", help="Print the exact SQL apply would run."),
+             as_json: bool = JSON):
+    """Make a reviewable plan: every step with its SQL and its reverse, and the source's schema fingerprint."""
+    plan = commands.make_plan(source)
+    if out:
+        save_plan(plan, out)
+    if sql:
+        print(plan.sql_script(), end="")
+    elif as_json:
+        print(plan.to_json())
+    else:
+        render.plan_summary(plan, out)
+
+
+@app.command("backup")
+@handled
+def backup_cmd(source: Path = SOURCE, to: Optional[Path] = typer.Option(None, "--to", help="Directory for the backup."),
+               as_json: bool = JSON):
+    """A consistent online backup, checked with integrity_check and row counts before it is reported good."""
+    result = commands.backup(source, to)
+    render.print_json(result) if as_json else render.backup_result(result)
+
+
+@app.command("apply")
+@handled
+def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a plan written by `plan --out`."),
+              yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+              sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
+              backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
+    """Back up, then migrate in place in one transaction: domain tables, rows, indexes, constraints, triggers,
+    legacy tables replaced, ledger written. All of it or none of it."""
+    if sql:
+        plan = commands.load_plan(source) if commands.looks_like_plan(source) else commands.make_plan(source)
+        print(plan.sql_script(), end="")
+        return
+    confirm(f"Migrate {source} in place?", yes or as_json)
+    with render.step_progress(not (quiet or as_json), "apply") as progress:
+        plan, result = commands.apply(source, backup_dir=backup_dir, progress=progress)
+    render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result)}) if as_json \
+        else render.apply_result(plan, result)
+
+
+@app.command("verify")
+@handled
+def verify_cmd(source: Path = SOURCE, backup: Optional[Path] = typer.Option(None, "--backup", help="Compare with this backup instead of the one apply recorded."),
+               as_json: bool = JSON):
+    """Prove every legacy row is in its domain table value for value (against the backup), counts match,
+    foreign_key_check and integrity_check are clean, and every promised object exists. Exit 1 otherwise."""
+    report = commands.verify(source, backup=backup)
+    render.print_json({"ok": report.ok, **render._plain(report)}) if as_json else render.verify_report(report)
+    if not report.ok:
+        raise typer.Exit(CHECKS_FAILED)
+
+
+@app.command("rollback")
+@handled
+def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+                 sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
+                 backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
+    """Move everything back into the legacy tables with their original DDL, indexes, views, triggers and
+    AUTOINCREMENT counters, rows written after the cutover included. One transaction."""
+    if sql:
+        print(commands.recorded_plan(source).sql_script(reverse=True), end="")
+        return
+    confirm(f"Roll back {source}?", yes or as_json)
+    with render.step_progress(not (quiet or as_json), "rollback") as progress:
+        result = commands.rollback(source, backup_dir=backup_dir, progress=progress)
+    render.print_json(result) if as_json else render.rollback_result(result)
+
+
+@app.command("status")
+@handled
+def status_cmd(source: Path = SOURCE, as_json: bool = JSON):
+    """Legacy, migrated or partly migrated, with the ledger's history."""
+    report = commands.status(source)
+    render.print_json(report) if as_json else render.status_report(report)
+
+
+@app.command("demo")
+@handled
+def demo_cmd(workdir: Optional[Path] = typer.Argument(None, help="An empty directory (default: a new temporary one)."),
+             messages: int = typer.Option(2000, help="Messages in the generated database."),
+             as_json: bool = JSON, quiet: bool = QUIET):
+    """Generate a realistic legacy database and run the whole cycle on it: inspect, plan, apply, verify,
+    rollback, and a check that the file is logically identical to the original."""
+    with render.step_progress(not (quiet or as_json), "demo") as progress:
+        result = commands.demo(workdir, messages=messages, progress=progress)
+    render.print_json(result) if as_json else render.demo_result(result)
+    if not result.verify.ok or result.differences_after_rollback:
+        raise typer.Exit(CHECKS_FAILED)
+
+
+@app.command("example")
+@handled
+def example_cmd(path: Path = typer.Argument(..., help="Where to create the legacy database (must not exist)."),
+                messages: int = typer.Option(1000, help="Rows in messages; other tables in proportion."),
+                shape: str = typer.Option("18", help="Legacy release: 13, 14 or 18 tables."),
+                seed: int = typer.Option(0, help="Random seed."),
+                extras: bool = typer.Option(False, help="Add a hand-made column, an unknown table, a view and a trigger."),
+                as_json: bool = JSON):
+    """Generate a realistic legacy DPRO database of any size."""
+    counts = commands.example(path, messages=messages, shape=shape, seed=seed, extras=extras)
+    render.print_json(counts) if as_json else render.out.print(f"created {path}: {sum(counts.values()):,} rows in {len(counts)} tables")
+
+
+def main() -> None:
+    try:
+        app()
+    except DproMigrateError as exc:  # raised while parsing, outside any command
+        render.err.print(f"error: {exc}")
+        sys.exit(BAD_INPUT)

@@ -1,0 +1,255 @@
+"""One function per verb. The CLI parses flags, calls one of these, and renders what it returns."""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import DOMAINS, ledger
+from .backends import sqlite as sqlite_backend
+from .backup import BackupResult, backup_file
+from .compare import logical_differences
+from .errors import BadInput
+from .legacy import LegacyDatabase, connect_readonly, read_database
+from .mapping import LEDGER_TABLE, Resolution, is_dpro_database, load_mapping, resolve
+from .plan import Plan, load_plan, looks_like_plan  # noqa: F401 (re-exported for the CLI)
+from .schema import SQLITE, load_schema, physical_name
+from .steps_sqlite import build_steps
+from .verify import VerifyReport, verify_sqlite
+
+IN_PLACE = "sqlite:in-place"
+
+
+def _read(source: Path) -> LegacyDatabase:
+    conn = connect_readonly(source)
+    try:
+        return read_database(conn, source)
+    finally:
+        conn.close()
+
+
+def _domain_tables(db: LegacyDatabase) -> list[str]:
+    own = {physical_name(t, SQLITE) for t in load_schema().tables}
+    return sorted(t for t in db.tables if t in own)
+
+
+def _state(db: LegacyDatabase) -> str:
+    mapping = load_mapping()
+    has_ledger = physical_name(LEDGER_TABLE, SQLITE) in db.tables
+    domain = _domain_tables(db)
+    legacy = [t for t in mapping.legacy_tables if t in db.tables]
+    if has_ledger and not legacy:
+        return "migrated"
+    if has_ledger or domain:
+        return "partly migrated"
+    if is_dpro_database(db, mapping):
+        return "legacy"
+    return "not a DPRO database"
+
+
+def _require_legacy(db: LegacyDatabase) -> None:
+    state = _state(db)
+    if state == "not a DPRO database":
+        raise BadInput(f"{db.path}: is not a DPRO agent database (no users table with the other legacy tables)")
+    if state == "partly migrated":
+        raise BadInput(f"{db.path}: is partly migrated (domain tables {', '.join(_domain_tables(db)[:3])} ... "
+                       "exist beside legacy ones); run `dpro-migrate status`")
+
+
+# --- inspect ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TableInfo:
+    name: str
+    rows: int
+    columns: list[dict]
+    maps_to: list[str]
+    extra_columns: list[str]
+
+
+@dataclass
+class InspectReport:
+    path: str
+    state: str
+    fingerprint: str
+    size_bytes: int
+    tables: list[TableInfo]
+    indexes: list[dict]
+    triggers: list[dict]
+    views: list[dict]
+    unknown_tables: dict[str, str | None]
+    missing_legacy_tables: list[str]
+    plan_summary: dict[str, int] = field(default_factory=dict)
+
+
+def inspect(source: Path) -> InspectReport:
+    db = _read(source)
+    state = _state(db)
+    res: Resolution | None = None
+    summary: dict[str, int] = {}
+    if state == "legacy":
+        res = resolve(db, load_schema(), load_mapping())
+        for step in build_steps(db, load_schema(), res, in_place=True):
+            summary[step.kind] = summary.get(step.kind, 0) + 1
+    tables = []
+    for name, t in sorted(db.tables.items()):
+        moves = res.moves_from(name) if res else []
+        tables.append(TableInfo(name, t.rows, [{"name": c.name, "type": c.decl_type, "not_null": c.notnull}
+                                               for c in t.columns],
+                                [m.target for m in moves], [c for c, _ in (moves[0].extra_columns if moves else [])]))
+    objs = lambda kind: [{"name": o.name, "table": o.table} for o in db.objects if o.type == kind]  # noqa: E731
+    return InspectReport(str(source), state, db.fingerprint, source.stat().st_size, tables, objs("index"),
+                         objs("trigger"), objs("view"), res.unknown_tables if res else {},
+                         res.missing_legacy if res else [], summary)
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def make_plan(source: Path) -> Plan:
+    db = _read(source)
+    _require_legacy(db)
+    if _state(db) == "migrated":
+        raise BadInput(f"{source}: is already migrated; see `dpro-migrate status`")
+    schema, mapping = load_schema(), load_mapping()
+    res = resolve(db, schema, mapping)
+    steps = build_steps(db, schema, res, in_place=True)
+    return Plan(
+        source=str(source.resolve()),
+        source_fingerprint=db.fingerprint,
+        target=IN_PLACE,
+        dialect=SQLITE,
+        steps=steps,
+        legacy_tables={n: {"rows": db.tables[n].rows, "sql": db.tables[n].sql} for n in res.legacy_tables},
+        legacy_objects=[{"type": o.type, "name": o.name, "table": o.table, "sql": o.sql} for o in db.objects],
+        unknown_tables=res.unknown_tables,
+        missing_legacy_tables=res.missing_legacy,
+        extra_columns={t: [list(c) for c in cols] for t, cols in res.extra_columns.items()},
+    )
+
+
+# --- apply, verify, rollback, backup, status ----------------------------------------------------
+
+
+def apply(source_or_plan: Path, *, backup_dir: Path | None = None, progress=None, backup_progress=None
+          ) -> tuple[Plan | None, sqlite_backend.ApplyResult]:
+    if looks_like_plan(source_or_plan):
+        plan = load_plan(source_or_plan)
+    else:
+        db = _read(source_or_plan)
+        if _state(db) == "migrated":
+            return None, sqlite_backend.apply_in_place(_placeholder(source_or_plan))
+        plan = make_plan(source_or_plan)
+    return plan, sqlite_backend.apply_in_place(plan, backup_dir=backup_dir, progress=progress,
+                                               backup_progress=backup_progress)
+
+
+def _placeholder(source: Path) -> Plan:
+    """apply on a migrated file only needs to find the ledger and say so."""
+    return Plan(str(source.resolve()), "", IN_PLACE, SQLITE, [], {}, [], {}, [], {})
+
+
+def verify(source: Path, *, backup: Path | None = None) -> VerifyReport:
+    return verify_sqlite(source, backup=backup)
+
+
+def rollback(source: Path, *, backup_dir: Path | None = None, progress=None, backup_progress=None
+             ) -> sqlite_backend.RollbackResult:
+    return sqlite_backend.rollback_in_place(source, backup_dir=backup_dir, progress=progress,
+                                            backup_progress=backup_progress)
+
+
+def backup(source: Path, to: Path | None = None, progress=None) -> BackupResult:
+    return backup_file(source, to, progress)
+
+
+@dataclass
+class StatusReport:
+    path: str
+    state: str
+    legacy_tables: list[str]
+    domain_tables: list[str]
+    history: list[dict]
+
+
+def status(source: Path) -> StatusReport:
+    db = _read(source)
+    history = []
+    if physical_name(LEDGER_TABLE, SQLITE) in db.tables:
+        conn = connect_readonly(source)
+        try:
+            history = [{"id": e.id, "action": e.action, "at": e.at, "tool_version": e.tool_version,
+                        "backup": e.backup, "steps": len(e.plan.steps) if e.plan else 0}
+                       for e in ledger.read_entries(conn)]
+        finally:
+            conn.close()
+    mapping = load_mapping()
+    return StatusReport(str(source), _state(db), [t for t in mapping.legacy_tables if t in db.tables],
+                        _domain_tables(db), history)
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoResult:
+    workdir: str
+    database: str
+    generated: dict[str, int]
+    inspect: InspectReport
+    plan: Plan
+    apply: sqlite_backend.ApplyResult
+    verify: VerifyReport
+    rollback: sqlite_backend.RollbackResult
+    differences_after_rollback: list[str]
+    domains: list[str] = field(default_factory=lambda: list(DOMAINS))
+
+
+def demo(workdir: Path | None = None, *, messages: int = 2000, shape: str = "18", progress=None) -> DemoResult:
+    """Generate a legacy database, then inspect, plan, apply, verify, roll back and compare with the original."""
+    from .example import generate_legacy_db
+
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dpro-migrate-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "dpro_agent.db"
+    if db.exists():
+        raise BadInput(f"{db}: already exists; give the demo an empty directory")
+    generated = generate_legacy_db(db, messages=messages, shape=shape, extras=True)
+    report = inspect(db)
+    plan = make_plan(db)
+    _, applied = apply(db, backup_dir=workdir / "backups", progress=progress)
+    verified = verify(db)
+    rolled = rollback(db, backup_dir=workdir / "backups", progress=progress)
+    diffs = logical_differences(applied.backup.path, db)
+    return DemoResult(str(workdir), str(db), generated, report, plan, applied, verified, rolled, diffs)
+
+
+def sqlite_version() -> str:
+    return sqlite3.sqlite_version
+
+
+def recorded_plan(source: Path) -> Plan:
+    """The plan apply recorded in the ledger (what rollback inverts)."""
+    conn = connect_readonly(source)
+    try:
+        if not ledger.sqlite_has_ledger(conn):
+            raise BadInput(f"{source}: is not migrated; nothing to roll back")
+        entry = ledger.latest_apply(ledger.read_entries(conn))
+        if entry is None or entry.plan is None:
+            raise BadInput(f"{source}: its ledger holds no apply")
+        return entry.plan
+    finally:
+        conn.close()
+
+
+def example(path: Path, *, messages: int, shape: str, seed: int = 0, extras: bool = False) -> dict[str, int]:
+    from .example import SHAPES, generate_legacy_db
+
+    if shape not in SHAPES:
+        raise BadInput(f"unknown shape {shape!r}: choose one of {', '.join(SHAPES)}")
+    if Path(path).exists():
+        raise BadInput(f"{path}: already exists")
+    return generate_legacy_db(path, messages=messages, shape=shape, seed=seed, extras=extras)

@@ -1,0 +1,27 @@
+"""One error hierarchy for everything a user can be told; the CLI turns it into a line and an exit code."""
+
+OK = 0
+CHECKS_FAILED = 1  # verification failed, or rows the target refuses
+BAD_INPUT = 2  # missing/corrupt file, wrong database, unusable plan, bad flags
+
+
+class DproMigrateError(Exception):
+    """Base of every error meant for the user. The message is one line and names the problem."""
+
+    exit_code = BAD_INPUT
+
+    def __init__(self, message: str, *, details: object = None):
+        super().__init__(message)
+        self.details = details
+
+
+class BadInput(DproMigrateError):
+    """The input cannot be used: nothing was changed."""
+
+    exit_code = BAD_INPUT
+
+
+class ChecksFailed(DproMigrateError):
+    """The work was refused or a check failed: nothing was changed, findings are in details."""
+
+    exit_code = CHECKS_FAILED

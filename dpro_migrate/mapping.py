@@ -1,0 +1,126 @@
+"""Legacy table -> domain table: ddl/mapping.toml resolved against one legacy database."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BadInput
+from .legacy import LegacyDatabase
+from .schema import TargetSchema, ddl_dir
+
+# Objects dpro-migrate itself creates; never reported as unknown legacy tables.
+LEDGER_TABLE = "system.migration_ledger"
+
+
+@dataclass(frozen=True)
+class MoveRule:
+    legacy: str
+    target: str
+    where: str | None = None
+    otherwise: bool = False
+
+
+@dataclass
+class Mapping:
+    moves: list[MoveRule]
+    propose: dict[str, str]
+
+    @property
+    def legacy_tables(self) -> list[str]:
+        return list(dict.fromkeys(m.legacy for m in self.moves))
+
+    def rules_for(self, legacy: str) -> list[MoveRule]:
+        return [m for m in self.moves if m.legacy == legacy]
+
+    def proposed_domain(self, table: str) -> str | None:
+        words = re.split(r"[^a-z0-9]+", table.lower())
+        for word in words:
+            for key, domain in self.propose.items():
+                if word == key or word.rstrip("s") == key:
+                    return domain
+        return None
+
+
+def load_mapping(path: str | Path | None = None) -> Mapping:
+    path = Path(path) if path else ddl_dir() / "mapping.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the mapping ({exc})") from None
+    moves = [MoveRule(m["legacy"], m["target"], m.get("where"), m.get("otherwise", False)) for m in data.get("move", [])]
+    return Mapping(moves, data.get("propose", {}))
+
+
+@dataclass
+class Move:
+    """Rows of one legacy table (filtered) into one domain table."""
+
+    legacy: str
+    target: str
+    columns: list[str]  # legacy column names; each lands in the target column of the same name
+    extra_columns: list[tuple[str, str]]  # (name, declared type): not in ddl/, ride along
+    where: str | None  # SQLite expression on the legacy table; None = every row
+    rows: int = 0
+
+
+@dataclass
+class Resolution:
+    moves: list[Move]
+    missing_legacy: list[str]  # tables the mapping knows that this file lacks
+    unknown_tables: dict[str, str | None]  # table -> proposed domain
+    extra_columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def moves_from(self, legacy: str) -> list[Move]:
+        return [m for m in self.moves if m.legacy == legacy]
+
+    def moves_into(self, target: str) -> list[Move]:
+        return [m for m in self.moves if m.target == target]
+
+    @property
+    def legacy_tables(self) -> list[str]:
+        return list(dict.fromkeys(m.legacy for m in self.moves))
+
+
+def _filters(rules: list[MoveRule]) -> dict[MoveRule, str | None]:
+    if len(rules) == 1 and not rules[0].where:
+        return {rules[0]: None}
+    explicit = [r for r in rules if r.where]
+    rest = [r for r in rules if r.otherwise]
+    if len(rest) != 1 or len(explicit) + 1 != len(rules):
+        raise BadInput(f"mapping for {rules[0].legacy}: a split needs `where` on every part but one `otherwise`")
+    # (P) IS 1 takes a row only when P is true; NULL and false fall through to `otherwise`.
+    out: dict[MoveRule, str | None] = {r: f"({r.where}) IS 1" for r in explicit}
+    taken = " OR ".join(f"({r.where}) IS 1" for r in explicit)
+    out[rest[0]] = f"NOT ({taken})"
+    return out
+
+
+def resolve(legacy: LegacyDatabase, schema: TargetSchema, mapping: Mapping) -> Resolution:
+    known = set(mapping.legacy_tables)
+    present = [t for t in mapping.legacy_tables if t in legacy.tables]
+    own = {t.replace(".", "_") for t in schema.tables} | {LEDGER_TABLE.replace(".", "_")}
+    unknown = {
+        name: mapping.proposed_domain(name)
+        for name in legacy.tables
+        if name not in known and name not in own
+    }
+    moves, extras = [], {}
+    for name in present:
+        table = legacy.tables[name]
+        rules = mapping.rules_for(name)
+        filters = _filters(rules)
+        for rule in rules:
+            target = schema.table(rule.target)
+            extra = [(c.name, c.decl_type) for c in table.columns if target.column(c.name) is None]
+            if extra:
+                extras[name] = extra
+            moves.append(Move(name, rule.target, table.column_names, extra, filters[rule]))
+    return Resolution(moves, [t for t in mapping.legacy_tables if t not in legacy.tables], unknown, extras)
+
+
+def is_dpro_database(legacy: LegacyDatabase, mapping: Mapping) -> bool:
+    known = [t for t in mapping.legacy_tables if t in legacy.tables]
+    return "users" in legacy.tables and len(known) >= 4

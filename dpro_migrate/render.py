@@ -1,0 +1,143 @@
+"""Rich rendering of library results for the terminal (CLI layer only), and JSON for --json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def print_json(value) -> None:
+    # print() not rich: one JSON document, nothing mixed in, no wrapping.
+    print(json.dumps(_plain(value), indent=2, ensure_ascii=False, default=str))
+
+
+@contextmanager
+def step_progress(enabled: bool, label: str):
+    """A progress bar over plan steps on stderr; yields a callback for the library, or None."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None, step="")
+
+        def update(i, total, step):
+            bar.update(task, completed=i, total=total, step=f"{step.kind} {step.name}")
+
+        yield update
+
+
+def inspect_report(r) -> None:
+    out.print(f"[bold]{r.path}[/]  {r.state}, {r.size_bytes:,} bytes, schema {r.fingerprint[:19]}")
+    t = Table("legacy table", "rows", "columns", "goes to", "extra columns")
+    for tb in r.tables:
+        goes = ", ".join(tb.maps_to) or ("[yellow]unknown: stays[/]" if tb.name in r.unknown_tables else "")
+        t.add_row(tb.name, f"{tb.rows:,}", str(len(tb.columns)), goes, ", ".join(tb.extra_columns))
+    out.print(t)
+    for kind in ("indexes", "triggers", "views"):
+        items = getattr(r, kind)
+        if items:
+            out.print(f"{kind}: " + ", ".join(f"{i['name']} (on {i['table']})" for i in items))
+    for name, domain in r.unknown_tables.items():
+        hint = f"; it looks like the {domain} domain (map it to move it)" if domain else ""
+        out.print(f"[yellow]unknown table {name}: left untouched{hint}[/]")
+    if r.missing_legacy_tables:
+        out.print(f"legacy tables absent in this file (their domain tables start empty): {', '.join(r.missing_legacy_tables)}")
+    if r.plan_summary:
+        out.print("the plan would run: " + ", ".join(f"{n} {k}" for k, n in r.plan_summary.items()))
+
+
+def plan_summary(plan, path: Path | None) -> None:
+    counts = {}
+    for s in plan.steps:
+        counts[s.kind] = counts.get(s.kind, 0) + 1
+    t = Table("step", "count")
+    for k, n in counts.items():
+        t.add_row(k, str(n))
+    out.print(t)
+    m = Table("legacy table", "rows", "domain table", "filter", "riding along")
+    for s in plan.steps_of("move_rows"):
+        info = s.info
+        m.add_row(info["legacy"], f"{plan.legacy_tables[info['legacy']]['rows']:,}", info["target"],
+                  info["where"] or "", ", ".join(info["extra_columns"]))
+    out.print(m)
+    for name, domain in plan.unknown_tables.items():
+        out.print(f"[yellow]unknown table {name}: left untouched[/]" + (f" (looks like {domain})" if domain else ""))
+    if path:
+        out.print(f"plan written to [bold]{path}[/]; review it, then `dpro-migrate apply {path}`")
+
+
+def backup_result(b) -> None:
+    out.print(f"backup [bold]{b.path}[/] ({b.bytes:,} bytes): integrity {b.integrity}, "
+              f"{sum(b.tables.values()):,} rows in {len(b.tables)} tables match the source")
+
+
+def apply_result(plan, r) -> None:
+    if r.already_migrated:
+        out.print(f"already migrated (applied {r.applied_at}); nothing changed")
+        return
+    backup_result(r.backup)
+    out.print(f"applied {len(plan.steps)} steps in {r.seconds:.2f}s: "
+              f"{sum(r.rows_moved.values()):,} rows moved into {len(plan.steps_of('create_table'))} domain tables")
+
+
+def verify_report(r) -> None:
+    t = Table("check", "result", "detail")
+    for c in r.checks:
+        t.add_row(c.name, "[green]ok[/]" if c.ok else "[red]FAILED[/]", c.detail)
+    out.print(t)
+    for c in r.failures:
+        if c.items:
+            out.print(f"[red]{c.name}[/]: " + ", ".join(map(str, c.items[:10])))
+    out.print("[green]verified: every legacy row is in place[/]" if r.ok else "[red]verification failed[/]")
+
+
+def rollback_result(r) -> None:
+    if r.nothing_to_do:
+        out.print("not migrated: nothing to roll back")
+        return
+    backup_result(r.backup)
+    out.print(f"rolled back in {r.seconds:.2f}s: {sum(r.rows_restored.values()):,} rows back in "
+              f"{len(r.rows_restored)} legacy tables" + (f", {r.renumbered} renumbered" if r.renumbered else ""))
+
+
+def status_report(r) -> None:
+    out.print(f"[bold]{r.path}[/]: {r.state}")
+    if r.history:
+        t = Table("#", "action", "at", "version", "backup")
+        for h in r.history:
+            t.add_row(str(h["id"]), h["action"], h["at"], h["tool_version"], h["backup"] or "")
+        out.print(t)
+
+
+def demo_result(d) -> None:
+    out.print(f"[bold]demo[/] in {d.workdir}: generated {sum(d.generated.values()):,} legacy rows")
+    inspect_report(d.inspect)
+    apply_result(d.plan, d.apply)
+    verify_report(d.verify)
+    rollback_result(d.rollback)
+    if d.differences_after_rollback:
+        out.print("[red]after rollback the file differs from the original:[/] " + "; ".join(d.differences_after_rollback))
+    else:
+        out.print("[green]after rollback the file is logically identical to the original[/]")
