@@ -40,8 +40,14 @@ class RollbackResult:
     seconds: float = 0.0
 
 
-def open_for_write(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+def lock_timeout_ms() -> int:
+    """How long to wait for another writer (the application, another dpro-migrate) before refusing."""
+    return int(os.environ.get("DPRO_MIGRATE_BUSY_TIMEOUT_MS", "5000"))
+
+
+def open_for_write(path: Path) -> sqlite3.Connection:
     check_sqlite_file(path)
+    busy_timeout_ms = lock_timeout_ms()
     if not os.access(path, os.W_OK):
         raise BadInput(f"{path}: is read-only; dpro-migrate needs to write it")
     if not os.access(path.resolve().parent, os.W_OK):

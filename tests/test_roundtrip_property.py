@@ -1,0 +1,48 @@
+"""Property: for arbitrary legacy values, apply then rollback gives back a logically identical file."""
+
+import shutil
+import sqlite3
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dpro_migrate import commands
+from dpro_migrate.compare import logical_differences
+
+values = st.one_of(
+    st.none(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(st.characters(blacklist_categories=("Cs",))),
+    st.text(min_size=10_000, max_size=20_000).map(lambda s: s * 20),  # large text
+    st.binary(max_size=64),
+)
+message = st.tuples(values.filter(lambda v: v is not None), values, values, values, values)
+unknown_row = st.tuples(values, values)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(messages=st.lists(message, max_size=8), unknown=st.lists(unknown_row, max_size=4))
+def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages, unknown):
+    work = tmp_path_factory.mktemp("prop")
+    db = work / "dpro_agent.db"
+    shutil.copyfile(_generated(messages=50), db)
+    conn = sqlite3.connect(db)
+    conv, agent = conn.execute("SELECT id, agent_id FROM conversations WHERE agent_id IS NOT NULL LIMIT 1").fetchone()
+    conn.executemany(
+        "INSERT INTO messages (conversation_id, agent_id, sender_type, content, metadata, message_type, "
+        "tokens_used, response_time_ms) VALUES (?, ?, 'user', ?, ?, ?, ?, ?)",
+        [(conv, agent) + m for m in messages])
+    conn.execute('CREATE TABLE "odd ""table"" name" (id INTEGER PRIMARY KEY, "select" BLOB, "a b" TEXT)')
+    conn.executemany('INSERT INTO "odd ""table"" name" ("select", "a b") VALUES (?, ?)', unknown)
+    conn.commit()
+    conn.close()
+    original = work / "original.db"
+    shutil.copyfile(db, original)
+
+    commands.apply(db, backup_dir=work / "bk")
+    report = commands.verify(db)
+    assert report.ok, report.failures
+    commands.rollback(db, backup_dir=work / "bk")
+    assert logical_differences(original, db) == []

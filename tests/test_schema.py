@@ -1,0 +1,81 @@
+"""ddl/ is the one source of the target schema: it loads, renders for both dialects and covers the legacy columns."""
+
+import sqlite3
+from importlib import resources
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from dpro_migrate import DOMAINS
+from dpro_migrate.mapping import load_mapping
+from dpro_migrate.schema import (SQLITE, create_index_sql, create_table_sql, load_schema, physical_name,
+                                 sqlite_affinity)
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return load_schema()
+
+
+def legacy_tables():
+    text = resources.files("dpro_migrate").joinpath("data/legacy_schema.sql").read_text()
+    out = {}
+    for stmt in sqlglot.parse(text, read="sqlite"):
+        if isinstance(stmt, exp.Create) and stmt.kind == "TABLE":
+            out[stmt.this.this.name] = {c.name: c.args["kind"].sql("sqlite") if c.args.get("kind") else ""
+                                        for c in stmt.this.expressions if isinstance(c, exp.ColumnDef)}
+    return out
+
+
+def test_seven_domains_and_their_tables(schema):
+    assert {t.domain for t in schema.tables.values()} == set(DOMAINS)
+    assert len(schema.tables) >= 19
+
+
+def test_indexes_constraints_and_names(schema):
+    assert len(schema.indexes) >= 25
+    assert sum(i.partial for i in schema.indexes) >= 3
+    names = [c.name for t in schema.tables.values() for c in t.constraints] + [i.name for i in schema.indexes]
+    assert len(names) == len(set(names)), "constraint and index names are unique"
+    kinds = {c.kind for t in schema.tables.values() for c in t.constraints}
+    assert kinds == {"primary_key", "unique", "check", "foreign_key"}
+
+
+def test_every_mapped_legacy_column_lands_in_a_column_of_the_same_affinity(schema):
+    legacy = legacy_tables()
+    for rule in load_mapping().moves:
+        target = schema.table(rule.target)
+        for name, decl in legacy[rule.legacy].items():
+            col = target.column(name)
+            assert col is not None, f"{rule.legacy}.{name} has no column in {rule.target}"
+            rendered = create_table_sql(target, SQLITE)
+            assert col.name in rendered
+    # affinity of each rendered SQLite column equals the legacy one
+    conn = sqlite3.connect(":memory:")
+    for table in schema.tables.values():
+        conn.execute(create_table_sql(table, SQLITE))
+    for rule in load_mapping().moves:
+        rendered = {r[1]: r[2] for r in conn.execute(f"PRAGMA table_info({physical_name(rule.target, SQLITE)})")}
+        for name, decl in legacy[rule.legacy].items():
+            assert sqlite_affinity(rendered[name]) == sqlite_affinity(decl), (rule.target, name, rendered[name], decl)
+
+
+def test_sqlite_rendering_executes_and_triggers_attach(schema):
+    conn = sqlite3.connect(":memory:")
+    for table in schema.tables.values():
+        conn.execute(create_table_sql(table, SQLITE, [("hand made", "VARCHAR(9)")]))
+    for index in schema.indexes:
+        conn.execute(create_index_sql(index, SQLITE))
+    for trig in schema.triggers[SQLITE]:
+        conn.execute(trig.sql)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert names == {t.name for t in schema.triggers[SQLITE]}
+
+
+def test_trigger_sets_agree_between_dialects(schema):
+    sqlite_names = {t.name for t in schema.triggers["sqlite"]}
+    pg_names = {t.name for t in schema.triggers["postgresql"] if t.kind == "trigger"}
+    assert sqlite_names == pg_names
+    with_updated_at = {physical_name(q, SQLITE) for q, t in schema.tables.items() if t.column("updated_at")}
+    assert {f"trg_{n}_updated_at" for n in with_updated_at} <= sqlite_names
