@@ -55,7 +55,8 @@ def backup_connection(
     directory: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BackupResult:
-    """Copy what `conn` sees to a new file. The caller holds a lock so the copy and the counts agree.
+    """Copy what `conn` sees to a new file. `conn` must be a reader in an open read transaction, so the
+    copy and the counts agree (a writer holding the write lock uses a second, reading connection).
 
     Written as <name>.tmp with mode 0600, checked (integrity_check, row counts), fsynced, then renamed:
     a backup file that exists is complete.
@@ -102,7 +103,8 @@ def backup_connection(
 
 
 def backup_file(source: Path, directory: Path | None = None, progress=None, *, busy_timeout_ms: int = 5000) -> BackupResult:
-    """Standalone backup of a live file: a read transaction keeps writers from committing meanwhile."""
+    """Backup of a live file. A read transaction keeps writers from committing meanwhile; a caller that
+    holds the write lock itself (apply, rollback) can call this too: readers still get in."""
     from .legacy import check_sqlite_file
 
     check_sqlite_file(source)
@@ -112,7 +114,9 @@ def backup_file(source: Path, directory: Path | None = None, progress=None, *, b
         conn.execute("BEGIN")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return backup_connection(conn, source, directory, progress)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.OperationalError as exc:
         raise BadInput(f"{source}: cannot be backed up ({exc})") from None
+    except sqlite3.DatabaseError as exc:
+        raise BadInput(f"{source}: cannot be backed up, it is damaged ({exc})") from None
     finally:
         conn.close()

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from . import commands, render
+from .targets import parse_target
 from .errors import BAD_INPUT, CHECKS_FAILED, DproMigrateError
 from .plan import save_plan
 
@@ -19,6 +21,8 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_comp
 SOURCE = typer.Argument(..., help="The legacy SQLite file (dpro_agent.db).", show_default=False)
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+TARGET = typer.Option(None, "--target", "-t", envvar="DPRO_MIGRATE_TARGET",
+                      help="postgresql://user:pass@host/db (default: migrate the SQLite file in place).")
 BACKUP_DIR = typer.Option(None, "--backup-dir", help="Where backups go (default: dpro-migrate-backups/ beside the file).")
 
 
@@ -32,7 +36,7 @@ def handled(fn):
         except DproMigrateError as exc:
             if kwargs.get("as_json"):
                 render.print_json({"error": str(exc), "exit_code": exc.exit_code, "details": exc.details})
-            render.err.print(f"[red]error:[/] {exc}", markup=True)
+            render.err.print(f"[red]error:[/] {escape(str(exc))}")
             if exc.details and not kwargs.get("as_json"):
                 render.err.print(str(exc.details)[:2000], markup=False)
             raise typer.Exit(exc.exit_code) from None
@@ -65,9 +69,9 @@ def inspect_cmd(source: Path = SOURCE, as_json: bool = JSON):
 @handled
 def plan_cmd(source: Path = SOURCE, out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the plan (JSON) here."),
              sql: bool = typer.Option(False, "--sql", help="Print the exact SQL apply would run."),
-             as_json: bool = JSON):
+             target: Optional[str] = TARGET, as_json: bool = JSON):
     """Make a reviewable plan: every step with its SQL and its reverse, and the source's schema fingerprint."""
-    plan = commands.make_plan(source)
+    plan = commands.make_plan(source, parse_target(target))
     if out:
         save_plan(plan, out)
     if sql:
@@ -92,16 +96,20 @@ def backup_cmd(source: Path = SOURCE, to: Optional[Path] = typer.Option(None, "-
 def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a plan written by `plan --out`."),
               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
               sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
+              target: Optional[str] = TARGET,
+              replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) and replace domain schemas that already exist."),
               backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
-    """Back up, then migrate in place in one transaction: domain tables, rows, indexes, constraints, triggers,
-    legacy tables replaced, ledger written. All of it or none of it."""
+    """Back up, then migrate in one transaction: domain tables, rows, indexes, constraints, triggers,
+    ledger written; in place, the legacy tables are replaced. All of it or none of it."""
+    dest = parse_target(target)
     if sql:
-        plan = commands.load_plan(source) if commands.looks_like_plan(source) else commands.make_plan(source)
+        plan = commands.load_plan(source) if commands.looks_like_plan(source) else commands.make_plan(source, dest)
         print(plan.sql_script(), end="")
         return
-    confirm(f"Migrate {source} in place?", yes or as_json)
+    confirm(f"Migrate {source} into {dest.display}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "apply") as progress:
-        plan, result = commands.apply(source, backup_dir=backup_dir, progress=progress)
+        plan, result = commands.apply(source, dest, backup_dir=backup_dir, replace_existing=replace_existing,
+                                      progress=progress)
     render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result)}) if as_json \
         else render.apply_result(plan, result)
 
@@ -109,10 +117,10 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
 @app.command("verify")
 @handled
 def verify_cmd(source: Path = SOURCE, backup: Optional[Path] = typer.Option(None, "--backup", help="Compare with this backup instead of the one apply recorded."),
-               as_json: bool = JSON):
+               target: Optional[str] = TARGET, as_json: bool = JSON):
     """Prove every legacy row is in its domain table value for value (against the backup), counts match,
     foreign_key_check and integrity_check are clean, and every promised object exists. Exit 1 otherwise."""
-    report = commands.verify(source, backup=backup)
+    report = commands.verify(source, parse_target(target), backup=backup)
     render.print_json({"ok": report.ok, **render._plain(report)}) if as_json else render.verify_report(report)
     if not report.ok:
         raise typer.Exit(CHECKS_FAILED)
@@ -122,23 +130,27 @@ def verify_cmd(source: Path = SOURCE, backup: Optional[Path] = typer.Option(None
 @handled
 def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
                  sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
+                 target: Optional[str] = TARGET,
+                 write_back: bool = typer.Option(False, "--write-back", help="PostgreSQL: first copy rows written after the cutover into the legacy file."),
                  backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
-    """Move everything back into the legacy tables with their original DDL, indexes, views, triggers and
-    AUTOINCREMENT counters, rows written after the cutover included. One transaction."""
+    """Undo apply. In place: everything back into the legacy tables with their original DDL, indexes, views,
+    triggers and AUTOINCREMENT counters, rows written after the cutover included. PostgreSQL: remove
+    exactly what apply created; refuses while it holds rows the source lacks, unless --write-back."""
+    dest = parse_target(target)
     if sql:
-        print(commands.recorded_plan(source).sql_script(reverse=True), end="")
+        print(commands.recorded_plan(source, dest).sql_script(reverse=True), end="")
         return
-    confirm(f"Roll back {source}?", yes or as_json)
+    confirm(f"Roll back {dest.display if not dest.in_place else source}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "rollback") as progress:
-        result = commands.rollback(source, backup_dir=backup_dir, progress=progress)
+        result = commands.rollback(source, dest, write_back=write_back, backup_dir=backup_dir, progress=progress)
     render.print_json(result) if as_json else render.rollback_result(result)
 
 
 @app.command("status")
 @handled
-def status_cmd(source: Path = SOURCE, as_json: bool = JSON):
+def status_cmd(source: Path = SOURCE, target: Optional[str] = TARGET, as_json: bool = JSON):
     """Legacy, migrated or partly migrated, with the ledger's history."""
-    report = commands.status(source)
+    report = commands.status(source, parse_target(target))
     render.print_json(report) if as_json else render.status_report(report)
 
 

@@ -9,17 +9,16 @@ from pathlib import Path
 
 from . import DOMAINS, ledger
 from .backends import sqlite as sqlite_backend
-from .backup import BackupResult, backup_file
+from .backup import BackupResult, backup_file, default_backup_dir
 from .compare import logical_differences
 from .errors import BadInput
 from .legacy import LegacyDatabase, connect_readonly, read_database
 from .mapping import LEDGER_TABLE, Resolution, is_dpro_database, load_mapping, resolve
 from .plan import Plan, load_plan, looks_like_plan  # noqa: F401 (re-exported for the CLI)
-from .schema import SQLITE, load_schema, physical_name
+from .schema import POSTGRES, SQLITE, load_schema, physical_name
 from .steps_sqlite import build_steps
+from .targets import IN_PLACE, Target, parse_target
 from .verify import VerifyReport, verify_sqlite
-
-IN_PLACE = "sqlite:in-place"
 
 
 def _read(source: Path) -> LegacyDatabase:
@@ -31,7 +30,8 @@ def _read(source: Path) -> LegacyDatabase:
 
 
 def _domain_tables(db: LegacyDatabase) -> list[str]:
-    own = {physical_name(t, SQLITE) for t in load_schema().tables}
+    """Domain tables present; a name shared with a legacy table (marketplace_tools) counts as legacy."""
+    own = {physical_name(t, SQLITE) for t in load_schema().tables} - set(load_mapping().legacy_tables)
     return sorted(t for t in db.tables if t in own)
 
 
@@ -39,7 +39,8 @@ def _state(db: LegacyDatabase) -> str:
     mapping = load_mapping()
     has_ledger = physical_name(LEDGER_TABLE, SQLITE) in db.tables
     domain = _domain_tables(db)
-    legacy = [t for t in mapping.legacy_tables if t in db.tables]
+    own = {physical_name(t, SQLITE) for t in load_schema().tables}
+    legacy = [t for t in mapping.legacy_tables if t in db.tables and t not in own]
     if has_ledger and not legacy:
         return "migrated"
     if has_ledger or domain:
@@ -92,7 +93,7 @@ def inspect(source: Path) -> InspectReport:
     summary: dict[str, int] = {}
     if state == "legacy":
         res = resolve(db, load_schema(), load_mapping())
-        for step in build_steps(db, load_schema(), res, in_place=True):
+        for step in build_steps(db, load_schema(), res):
             summary[step.kind] = summary.get(step.kind, 0) + 1
     tables = []
     for name, t in sorted(db.tables.items()):
@@ -109,19 +110,27 @@ def inspect(source: Path) -> InspectReport:
 # --- plan ---------------------------------------------------------------------------------------
 
 
-def make_plan(source: Path) -> Plan:
+def make_plan(source: Path, target: Target | None = None) -> Plan:
+    target = target or parse_target(None)
     db = _read(source)
     _require_legacy(db)
     if _state(db) == "migrated":
         raise BadInput(f"{source}: is already migrated; see `dpro-migrate status`")
     schema, mapping = load_schema(), load_mapping()
     res = resolve(db, schema, mapping)
-    steps = build_steps(db, schema, res, in_place=True)
+    if target.dialect == POSTGRES:
+        from .steps_postgres import build_steps as build_pg_steps
+
+        steps = build_pg_steps(db, schema, res)
+    elif target.in_place:
+        steps = build_steps(db, schema, res)
+    else:
+        raise BadInput("a separate SQLite target file is not supported yet; omit --target to migrate in place")
     return Plan(
         source=str(source.resolve()),
         source_fingerprint=db.fingerprint,
-        target=IN_PLACE,
-        dialect=SQLITE,
+        target=target.display,
+        dialect=target.dialect,
         steps=steps,
         legacy_tables={n: {"rows": db.tables[n].rows, "sql": db.tables[n].sql} for n in res.legacy_tables},
         legacy_objects=[{"type": o.type, "name": o.name, "table": o.table, "sql": o.sql} for o in db.objects],
@@ -134,17 +143,26 @@ def make_plan(source: Path) -> Plan:
 # --- apply, verify, rollback, backup, status ----------------------------------------------------
 
 
-def apply(source_or_plan: Path, *, backup_dir: Path | None = None, progress=None, backup_progress=None
+def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Path | None = None,
+          replace_existing: bool = False, progress=None, rows_progress=None
           ) -> tuple[Plan | None, sqlite_backend.ApplyResult]:
+    target = target or parse_target(None)
     if looks_like_plan(source_or_plan):
         plan = load_plan(source_or_plan)
+        if plan.target != target.display:
+            raise BadInput(f"the plan was made for {plan.target}, not {target.display}: pass the plan's --target")
+    elif target.in_place and _state(_read(source_or_plan)) == "migrated":
+        return None, sqlite_backend.apply_in_place(_placeholder(source_or_plan))
     else:
-        db = _read(source_or_plan)
-        if _state(db) == "migrated":
-            return None, sqlite_backend.apply_in_place(_placeholder(source_or_plan))
-        plan = make_plan(source_or_plan)
-    return plan, sqlite_backend.apply_in_place(plan, backup_dir=backup_dir, progress=progress,
-                                               backup_progress=backup_progress)
+        plan = make_plan(source_or_plan, target)
+    source = Path(plan.source)
+    backup_dir = backup_dir or default_backup_dir(source)
+    if target.dialect == POSTGRES:
+        from .backends.postgres import apply_postgres
+
+        return plan, apply_postgres(plan, target, backup_dir=backup_dir, replace_existing=replace_existing,
+                                    progress=progress, rows_progress=rows_progress)
+    return plan, sqlite_backend.apply_in_place(plan, backup_dir=backup_dir, progress=progress)
 
 
 def _placeholder(source: Path) -> Plan:
@@ -152,14 +170,24 @@ def _placeholder(source: Path) -> Plan:
     return Plan(str(source.resolve()), "", IN_PLACE, SQLITE, [], {}, [], {}, [], {})
 
 
-def verify(source: Path, *, backup: Path | None = None) -> VerifyReport:
+def verify(source: Path, target: Target | None = None, *, backup: Path | None = None) -> VerifyReport:
+    target = target or parse_target(None)
+    if target.dialect == POSTGRES:
+        from .backends.postgres import verify_postgres
+
+        return verify_postgres(target)
     return verify_sqlite(source, backup=backup)
 
 
-def rollback(source: Path, *, backup_dir: Path | None = None, progress=None, backup_progress=None
-             ) -> sqlite_backend.RollbackResult:
-    return sqlite_backend.rollback_in_place(source, backup_dir=backup_dir, progress=progress,
-                                            backup_progress=backup_progress)
+def rollback(source: Path, target: Target | None = None, *, write_back: bool = False,
+             backup_dir: Path | None = None, progress=None) -> sqlite_backend.RollbackResult:
+    target = target or parse_target(None)
+    backup_dir = backup_dir or default_backup_dir(source)
+    if target.dialect == POSTGRES:
+        from .backends.postgres import rollback_postgres
+
+        return rollback_postgres(target, write_back=write_back, backup_dir=backup_dir, progress=progress)
+    return sqlite_backend.rollback_in_place(source, backup_dir=backup_dir, progress=progress)
 
 
 def backup(source: Path, to: Path | None = None, progress=None) -> BackupResult:
@@ -175,7 +203,10 @@ class StatusReport:
     history: list[dict]
 
 
-def status(source: Path) -> StatusReport:
+def status(source: Path, target: Target | None = None) -> StatusReport:
+    target = target or parse_target(None)
+    if target.dialect == POSTGRES:
+        return _status_postgres(source, target)
     db = _read(source)
     history = []
     if physical_name(LEDGER_TABLE, SQLITE) in db.tables:
@@ -189,6 +220,23 @@ def status(source: Path) -> StatusReport:
     mapping = load_mapping()
     return StatusReport(str(source), _state(db), [t for t in mapping.legacy_tables if t in db.tables],
                         _domain_tables(db), history)
+
+
+def _status_postgres(source: Path, target: Target) -> StatusReport:
+    from .backends.postgres import connect, existing_schemas, has_ledger
+
+    conn = connect(target)
+    try:
+        schemas = existing_schemas(conn)
+        entries = ledger.read_entries(conn, POSTGRES) if has_ledger(conn) else []
+    finally:
+        conn.close()
+    state = "migrated" if entries and len(schemas) == len(DOMAINS) else "partly migrated" if schemas else "legacy"
+    history = [{"id": e.id, "action": e.action, "at": e.at, "tool_version": e.tool_version, "backup": e.backup,
+                "steps": len(e.plan.steps) if e.plan else 0} for e in entries]
+    mapping = load_mapping()
+    db = _read(source)
+    return StatusReport(target.display, state, [t for t in mapping.legacy_tables if t in db.tables], schemas, history)
 
 
 # --- demo ---------------------------------------------------------------------------------------
@@ -231,8 +279,17 @@ def sqlite_version() -> str:
     return sqlite3.sqlite_version
 
 
-def recorded_plan(source: Path) -> Plan:
+def recorded_plan(source: Path, target: Target | None = None) -> Plan:
     """The plan apply recorded in the ledger (what rollback inverts)."""
+    target = target or parse_target(None)
+    if target.dialect == POSTGRES:
+        from .backends.postgres import read_ledger
+
+        conn, entry = read_ledger(target)
+        conn.close()
+        if entry is None:
+            raise BadInput(f"{target.display}: is not migrated; nothing to roll back")
+        return entry.plan
     conn = connect_readonly(source)
     try:
         if not ledger.sqlite_has_ledger(conn):

@@ -254,7 +254,7 @@ def load_schema(directory: str | None = None) -> TargetSchema:
 
 
 def _to_sqlite(node: exp.Expression) -> exp.Expression:
-    if isinstance(node, exp.DataType):
+    if isinstance(node, exp.DataType) and node.this != exp.DataType.Type.USERDEFINED:
         name = SQLITE_TYPES.get(node.this)
         if name is None:
             raise BadInput(f"ddl/ uses a type with no SQLite rendering: {node.sql()}")
@@ -265,8 +265,14 @@ def _to_sqlite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Boolean):
         return exp.Literal.number(1 if node.this else 0)
     if isinstance(node, exp.Ordered) and isinstance(node.parent, exp.Schema | exp.IndexParameters | exp.Tuple):
-        node.set("nulls_first", None)  # SQLite indexes take no NULLS FIRST/LAST
+        # SQLite indexes take no NULLS FIRST/LAST: ask for SQLite's own order so none is written.
+        node.set("nulls_first", not node.args.get("desc"))
     return node
+
+
+def pg_type_for_legacy(decl_type: str) -> str:
+    base = re.sub(r"\(.*", "", decl_type).strip().upper()
+    return PG_TYPES_BY_NAME.get(base) or PG_TYPES_BY_AFFINITY[sqlite_affinity(decl_type)]
 
 
 def _declared(name: str, decl_type: str, dialect: str) -> exp.ColumnDef:
@@ -274,9 +280,7 @@ def _declared(name: str, decl_type: str, dialect: str) -> exp.ColumnDef:
     if dialect == SQLITE:
         kind = exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=decl_type) if decl_type else None
     else:
-        base = re.sub(r"\(.*", "", decl_type).strip().upper()
-        pg = PG_TYPES_BY_NAME.get(base) or PG_TYPES_BY_AFFINITY[sqlite_affinity(decl_type)]
-        kind = exp.DataType.build(pg, dialect="postgres")
+        kind = exp.DataType.build(pg_type_for_legacy(decl_type), dialect="postgres")
     return exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=kind)
 
 

@@ -1,6 +1,14 @@
-"""Plan steps for a SQLite target: in place (the legacy file itself) or a separate SQLite file."""
+"""Plan steps for SQLite, in place: the legacy file itself becomes the seven-domain database.
+
+Domain tables whose SQLite name is already taken by a legacy table (marketplace.tools is
+marketplace_tools, as was the legacy table) are built under a staging name and renamed once the
+legacy table is gone, the way sqlite-utils rebuilds a table.
+"""
 
 from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
 
 from .legacy import LegacyDatabase
 from .mapping import LEDGER_TABLE, Move, Resolution
@@ -9,25 +17,40 @@ from .schema import SQLITE, TargetSchema, create_index_sql, create_table_sql, ph
 from .sqlnames import column_list, quote_ident, quote_literal
 
 LEDGER_SQL = table_sql(LEDGER_TABLE, SQLITE)
+STAGING_SUFFIX = "__dpro_new"
 
 
-def _select(move: Move, source: str) -> str:
+class Names:
+    """The name a domain table has while the plan runs: its own, or a staging name until the rename."""
+
+    def __init__(self, schema: TargetSchema, legacy: LegacyDatabase):
+        self.staged = {q for q in schema.tables if physical_name(q, SQLITE) in legacy.tables}
+
+    def working(self, qualified: str) -> str:
+        name = physical_name(qualified, SQLITE)
+        return name + STAGING_SUFFIX if qualified in self.staged else name
+
+    def sql(self, qualified: str) -> str:
+        return quote_ident(self.working(qualified))
+
+
+def _select(move: Move) -> str:
     where = f" WHERE {move.where}" if move.where else ""
-    return f"SELECT {column_list(move.columns)} FROM {source}{quote_ident(move.legacy)}{where}"
+    return f"SELECT {column_list(move.columns)} FROM {quote_ident(move.legacy)}{where}"
 
 
-def move_sql(move: Move, source: str = "") -> str:
-    return f"INSERT INTO {table_sql(move.target, SQLITE)} ({column_list(move.columns)}) {_select(move, source)}"
+def move_sql(move: Move, names: Names) -> str:
+    return f"INSERT INTO {names.sql(move.target)} ({column_list(move.columns)}) {_select(move)}"
 
 
-def move_back_sql(move: Move, later_parts: list[Move]) -> list[str]:
+def move_back_sql(move: Move, later_parts: list[Move], names: Names) -> list[str]:
     """Target rows back into the legacy table. Parts of a split are moved back last part first;
     a row whose id a later part already put back (both written after the cutover) gets a new id."""
-    legacy, target = quote_ident(move.legacy), table_sql(move.target, SQLITE)
+    legacy, target = quote_ident(move.legacy), names.sql(move.target)
     cols = column_list(move.columns)
     if not later_parts:
         return [f"INSERT INTO {legacy} ({cols}) SELECT {cols} FROM {target} ORDER BY \"id\""]
-    taken = " UNION ALL ".join(f"SELECT \"id\" FROM {table_sql(p.target, SQLITE)}" for p in later_parts)
+    taken = " UNION ALL ".join(f"SELECT \"id\" FROM {names.sql(p.target)}" for p in later_parts)
     no_id = column_list([c for c in move.columns if c != "id"])
     return [
         f"INSERT INTO {legacy} ({cols}) SELECT {cols} FROM {target} WHERE \"id\" NOT IN ({taken}) ORDER BY \"id\"",
@@ -35,11 +58,11 @@ def move_back_sql(move: Move, later_parts: list[Move]) -> list[str]:
     ]
 
 
-def _restore_sequence_sql(legacy: str, targets: list[str]) -> list[str]:
-    """Put back the legacy AUTOINCREMENT counter: as it was at the cutover if no target sequence moved
-    since, else the highest target counter (ids handed out after the cutover are never reused)."""
-    names = ", ".join(quote_literal(physical_name(t, SQLITE)) for t in targets)
-    current = f"(SELECT max(\"seq\") FROM \"sqlite_sequence\" WHERE \"name\" IN ({names}))"
+def _restore_sequence_sql(legacy: str, targets: list[str], names: Names) -> list[str]:
+    """Put back the legacy AUTOINCREMENT counter: as it was at the cutover if no domain counter moved
+    since, else the highest domain counter (ids handed out after the cutover are never reused)."""
+    tables = ", ".join(quote_literal(names.working(t)) for t in targets)
+    current = f"(SELECT max(\"seq\") FROM \"sqlite_sequence\" WHERE \"name\" IN ({tables}))"
     state = f"(SELECT \"state\" FROM {LEDGER_SQL} WHERE \"action\" = 'apply' ORDER BY \"id\" DESC LIMIT 1)"
     path = quote_literal(f'$.sequences."{legacy}"')
     at_cutover = f"json_extract({state}, {path} || '.cutover')"
@@ -52,75 +75,80 @@ def _restore_sequence_sql(legacy: str, targets: list[str]) -> list[str]:
     ]
 
 
-def _set_sequence_sql(move: Move, source: str) -> list[str]:
+def _set_sequence_sql(move: Move, names: Names) -> list[str]:
     """The domain table continues the legacy counter, so no id is ever handed out twice."""
-    target = quote_literal(physical_name(move.target, SQLITE))
-    legacy_seq = f"(SELECT \"seq\" FROM {source}\"sqlite_sequence\" WHERE \"name\" = {quote_literal(move.legacy)})"
+    target = quote_literal(names.working(move.target))
+    legacy_seq = f"(SELECT \"seq\" FROM \"sqlite_sequence\" WHERE \"name\" = {quote_literal(move.legacy)})"
     return [
         f"DELETE FROM \"sqlite_sequence\" WHERE \"name\" = {target} AND {legacy_seq} IS NOT NULL",
         f"INSERT INTO \"sqlite_sequence\" (\"name\", \"seq\") SELECT {target}, max(coalesce({legacy_seq}, 0), "
-        f"coalesce((SELECT max(\"id\") FROM {table_sql(move.target, SQLITE)}), 0)) WHERE {legacy_seq} IS NOT NULL",
+        f"coalesce((SELECT max(\"id\") FROM {names.sql(move.target)}), 0)) WHERE {legacy_seq} IS NOT NULL",
     ]
 
 
-def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution, *, in_place: bool) -> list[Step]:
-    source = "" if in_place else "src."
-    steps: list[Step] = []
-    for qualified, table in schema.tables.items():
-        extra = [c for m in res.moves_into(qualified) for c in m.extra_columns]
-        extra = list(dict.fromkeys(extra))
-        steps.append(Step("create_table", physical_name(qualified, SQLITE),
-                          [create_table_sql(table, SQLITE, extra)],
-                          [f"DROP TABLE IF EXISTS {table_sql(qualified, SQLITE)}"],
-                          {"table": qualified, "extra_columns": extra}))
-    moved = res.legacy_tables
-    if in_place:
-        for name in moved:
-            if name in legacy.sequences or "AUTOINCREMENT" in legacy.tables[name].sql.upper():
-                targets = [m.target for m in res.moves_from(name)]
-                steps.append(Step("keep_sequence", name, [], _restore_sequence_sql(name, targets),
-                                  {"legacy": name, "targets": targets}))
-        for obj in legacy.objects:
-            if obj.type in ("trigger", "view") and obj.sql and (obj.table in moved or obj.type == "view"):
-                if obj.type == "view" and not _view_reads(obj.sql, moved):
-                    continue
-                steps.append(Step(f"drop_legacy_{obj.type}", obj.name,
-                                  [f"DROP {obj.type.upper()} {quote_ident(obj.name)}"], [obj.sql],
-                                  {"table": obj.table}))
-    for name in moved:
-        parts = res.moves_from(name)
-        for i, move in enumerate(parts):
-            steps.append(Step("move_rows", f"{name} -> {physical_name(move.target, SQLITE)}",
-                              [move_sql(move, source)], move_back_sql(move, parts[i + 1:]) if in_place else [],
-                              {"legacy": name, "target": move.target, "columns": move.columns,
-                               "extra_columns": [c for c, _ in move.extra_columns], "where": move.where,
-                               "count_sql": f"SELECT count(*) FROM ({_select(move, source)})"}))
-            steps.append(Step("set_sequence", physical_name(move.target, SQLITE), _set_sequence_sql(move, source), [],
-                              {"legacy": name, "target": move.target}))
-    if in_place:
-        for name in moved:
-            indexes = [o for o in legacy.objects_on(name) if o.type == "index" and o.sql]
-            steps.append(Step("drop_legacy_table", name,
-                              [f"DROP INDEX {quote_ident(i.name)}" for i in indexes] + [f"DROP TABLE {quote_ident(name)}"],
-                              [legacy.tables[name].sql] + [i.sql for i in indexes],
-                              {"rows": legacy.tables[name].rows}))
-    for index in schema.indexes:
-        steps.append(Step("create_index", index.name, [create_index_sql(index, SQLITE)],
-                          [f"DROP INDEX IF EXISTS {quote_ident(index.name)}"],
-                          {"table": index.table, "unique": index.unique, "partial": index.partial}))
-    for trig in schema.triggers[SQLITE]:
-        steps.append(Step("create_trigger", trig.name, [trig.sql], [f"DROP TRIGGER IF EXISTS {quote_ident(trig.name)}"], {}))
-    return steps
+def _rename(old: str, new: str) -> list[str]:
+    # legacy_alter_table: a legacy trigger or view elsewhere that still names a dropped table must not stop it.
+    return ["PRAGMA legacy_alter_table = ON", f"ALTER TABLE {quote_ident(old)} RENAME TO {quote_ident(new)}",
+            "PRAGMA legacy_alter_table = OFF"]
 
 
 def _view_reads(sql: str, tables: list[str]) -> bool:
-    """Does a view's SQL read any of these tables? Parsed, not grepped; unparsable views count as reading them."""
-    import sqlglot
-    from sqlglot import exp
-
+    """Does a view's SQL read any of these tables? Parsed, not grepped; an unparsable view counts as reading them."""
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
     except sqlglot.errors.ParseError:
         return True
     wanted = {t.lower() for t in tables}
     return any(t.name.lower() in wanted for t in tree.find_all(exp.Table))
+
+
+def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution) -> list[Step]:
+    names = Names(schema, legacy)
+    steps: list[Step] = []
+    for qualified, table in schema.tables.items():
+        extra = list(dict.fromkeys(c for m in res.moves_into(qualified) for c in m.extra_columns))
+        ddl = create_table_sql(table, SQLITE, extra)
+        if qualified in names.staged:
+            ddl = ddl.replace(table_sql(qualified, SQLITE), names.sql(qualified), 1)
+        steps.append(Step("create_table", physical_name(qualified, SQLITE), [ddl],
+                          [f"DROP TABLE IF EXISTS {names.sql(qualified)}"],
+                          {"table": qualified, "extra_columns": extra}))
+    moved = res.legacy_tables
+    for name in moved:
+        if name in legacy.sequences or "AUTOINCREMENT" in legacy.tables[name].sql.upper():
+            targets = [m.target for m in res.moves_from(name)]
+            steps.append(Step("keep_sequence", name, [], _restore_sequence_sql(name, targets, names),
+                              {"legacy": name, "targets": targets}))
+    for obj in legacy.objects:
+        if not obj.sql or obj.type not in ("trigger", "view"):
+            continue
+        if (obj.type == "trigger" and obj.table in moved) or (obj.type == "view" and _view_reads(obj.sql, moved)):
+            steps.append(Step(f"drop_legacy_{obj.type}", obj.name, [f"DROP {obj.type.upper()} {quote_ident(obj.name)}"],
+                              [obj.sql], {"table": obj.table}))
+    for name in moved:
+        parts = res.moves_from(name)
+        for i, move in enumerate(parts):
+            steps.append(Step("move_rows", f"{name} -> {physical_name(move.target, SQLITE)}",
+                              [move_sql(move, names)], move_back_sql(move, parts[i + 1:], names),
+                              {"legacy": name, "target": move.target, "columns": move.columns,
+                               "extra_columns": [c for c, _ in move.extra_columns], "where": move.where}))
+            steps.append(Step("set_sequence", physical_name(move.target, SQLITE), _set_sequence_sql(move, names), [],
+                              {"legacy": name, "target": move.target}))
+    for name in moved:
+        indexes = [o for o in legacy.objects_on(name) if o.type == "index" and o.sql]
+        steps.append(Step("drop_legacy_table", name,
+                          [f"DROP INDEX {quote_ident(i.name)}" for i in indexes] + [f"DROP TABLE {quote_ident(name)}"],
+                          [legacy.tables[name].sql] + [i.sql for i in indexes],
+                          {"rows": legacy.tables[name].rows}))
+    for qualified in schema.tables:
+        if qualified in names.staged:
+            final = physical_name(qualified, SQLITE)
+            steps.append(Step("rename_table", final, _rename(names.working(qualified), final),
+                              _rename(final, names.working(qualified)), {"table": qualified}))
+    for index in schema.indexes:
+        steps.append(Step("create_index", index.name, [create_index_sql(index, SQLITE)],
+                          [f"DROP INDEX IF EXISTS {quote_ident(index.name)}"],
+                          {"table": index.table, "unique": index.unique, "partial": index.partial}))
+    for trig in schema.triggers[SQLITE]:
+        steps.append(Step("create_trigger", trig.name, [trig.sql], [f"DROP TRIGGER IF EXISTS {quote_ident(trig.name)}"]))
+    return steps

@@ -46,3 +46,41 @@ def legacy_db(_generated, tmp_path):
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --- PostgreSQL: a real server, throwaway databases ------------------------------------------------
+
+import os  # noqa: E402
+import uuid  # noqa: E402
+
+PG_URL = os.environ.get("DPRO_MIGRATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        conn = psycopg.connect(PG_URL, connect_timeout=5, autocommit=True)
+    except psycopg.OperationalError as exc:
+        reason = f"no PostgreSQL server at {PG_URL} (set DPRO_MIGRATE_TEST_PG): {str(exc).strip()[:200]}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI must run the PostgreSQL tests: " + reason)
+        pytest.skip(reason)
+    conn.close()
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A new empty database on the test server, dropped afterwards; yields its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"dpro_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.connect(pg_server, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -186,4 +186,4 @@ def test_sql_script_is_what_apply_runs(legacy_db):
     script = plan.sql_script()
     assert 'CREATE TABLE "iam_users"' in script and 'DROP TABLE "users"' in script
     back = plan.sql_script(reverse=True)
-    assert back.index('CREATE TABLE "users"') < back.index('INSERT INTO "users"')
+    assert back.index('CREATE TABLE users') < back.index('INSERT INTO "users"')

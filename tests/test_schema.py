@@ -4,9 +4,6 @@ import sqlite3
 from importlib import resources
 
 import pytest
-import sqlglot
-from sqlglot import exp
-
 from dpro_migrate import DOMAINS
 from dpro_migrate.mapping import load_mapping
 from dpro_migrate.schema import (SQLITE, create_index_sql, create_table_sql, load_schema, physical_name,
@@ -19,13 +16,11 @@ def schema():
 
 
 def legacy_tables():
-    text = resources.files("dpro_migrate").joinpath("data/legacy_schema.sql").read_text()
-    out = {}
-    for stmt in sqlglot.parse(text, read="sqlite"):
-        if isinstance(stmt, exp.Create) and stmt.kind == "TABLE":
-            out[stmt.this.this.name] = {c.name: c.args["kind"].sql("sqlite") if c.args.get("kind") else ""
-                                        for c in stmt.this.expressions if isinstance(c, exp.ColumnDef)}
-    return out
+    """Declared types as SQLite itself reads them from the legacy DDL."""
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(resources.files("dpro_migrate").joinpath("data/legacy_schema.sql").read_text())
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    return {n: {r[1]: r[2] for r in conn.execute(f"PRAGMA table_info({n})")} for n in names}
 
 
 def test_seven_domains_and_their_tables(schema):

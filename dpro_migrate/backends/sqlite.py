@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import ledger
-from ..backup import BackupResult, backup_connection
+from ..backup import BackupResult, backup_file
 from ..errors import BadInput, ChecksFailed
 from ..legacy import check_sqlite_file, schema_fingerprint
 from ..mapping import LEDGER_TABLE
@@ -119,7 +119,7 @@ def apply_in_place(plan: Plan, *, backup_dir: Path | None = None, progress: Prog
         with write_transaction(conn, path):
             if schema_fingerprint(conn) != plan.source_fingerprint:
                 raise BadInput(f"{path}: its schema changed since the plan was made (fingerprint differs); make a new plan")
-            backup = backup_connection(conn, path, backup_dir, backup_progress)
+            backup = backup_file(path, backup_dir, backup_progress)
             state = {"sequences": {}}
             keep = plan.steps_of("keep_sequence")
             has_seq = _has_sequence_table(conn)
@@ -188,7 +188,7 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
                 names = ", ".join(f"{t} ({n} rows)" for t, n in stranded.items())
                 raise ChecksFailed(f"rows written after the cutover have no legacy table to go back to: {names}; "
                                    "nothing was changed", details={"stranded": stranded})
-            backup = backup_connection(conn, path, backup_dir, backup_progress)
+            backup = backup_file(path, backup_dir, backup_progress)
             steps = list(reversed(plan.steps))
             restored: dict[str, int] = {}
             renumbered = 0

@@ -1,0 +1,370 @@
+"""Execute a plan into PostgreSQL: one transaction, COPY streamed from SQLite, source never written."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+from psycopg import sql as pgsql
+
+from .. import DOMAINS, ledger
+from ..errors import BadInput, ChecksFailed
+from ..legacy import check_sqlite_file, schema_fingerprint
+from ..mapping import LEDGER_TABLE
+from ..pgcopy import copy_into, copy_lines_sql, stream_lines, type_class
+from ..plan import Plan
+from ..schema import POSTGRES, table_sql
+from ..sqlnames import column_list, quote_ident
+from ..targets import Target
+from .sqlite import ApplyResult, RollbackResult, open_for_write, write_transaction
+
+LOCK_KEY = 0x6470726F  # "dpro": one dpro-migrate at a time per target database
+
+
+@dataclass
+class PgBackup:
+    path: Path
+    bytes: int
+    tables: dict[str, int] = field(default_factory=dict)
+    integrity: str = "pg_dump ok"
+
+
+def connect(target: Target) -> psycopg.Connection:
+    try:
+        return psycopg.connect(target.conninfo, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
+        raise BadInput(f"cannot connect to {target.display}: {reason}") from None
+
+
+@contextmanager
+def locked_transaction(conn: psycopg.Connection, target: Target) -> Iterator[None]:
+    with conn.transaction():
+        if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+            raise BadInput(f"{target.display}: another dpro-migrate is working on this database; nothing was changed")
+        conn.execute("SET LOCAL TIME ZONE 'UTC'")
+        conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        yield
+
+
+def open_source(path: Path) -> sqlite3.Connection:
+    check_sqlite_file(path)
+    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    conn.execute("BEGIN")  # one snapshot for the whole read
+    return conn
+
+
+def has_ledger(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table_sql(LEDGER_TABLE, POSTGRES),)).fetchone()[0]
+
+
+def existing_schemas(conn: psycopg.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) ORDER BY 1",
+                                       (list(DOMAINS),))]
+
+
+def user_table_count(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                        "AND n.nspname NOT LIKE 'pg_toast%%'").fetchone()[0]
+
+
+def pg_dump(target: Target, directory: Path) -> PgBackup:
+    """A custom-format dump of the whole target database, written under a temporary name then renamed."""
+    if not shutil.which("pg_dump"):
+        raise BadInput("the target holds data and pg_dump is not installed to back it up first")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    final = directory / f"pg-{stamp}.dump"
+    tmp = final.with_name(final.name + ".tmp")
+    done = subprocess.run(["pg_dump", "-Fc", "-f", str(tmp), "-d", target.conninfo], capture_output=True, text=True)
+    if done.returncode:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"pg_dump of {target.display} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
+    tmp.chmod(0o600)
+    tmp.replace(final)
+    return PgBackup(final, final.stat().st_size)
+
+
+def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_existing: bool = False,
+                   progress=None, rows_progress=None) -> ApplyResult:
+    started = time.monotonic()
+    source = Path(plan.source)
+    src = open_source(source)
+    conn = connect(target)
+    try:
+        if has_ledger(conn):
+            last = ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
+            return ApplyResult(True, applied_at=last.at if last else None)
+        if schema_fingerprint(src) != plan.source_fingerprint:
+            raise BadInput(f"{source}: its schema changed since the plan was made (fingerprint differs); make a new plan")
+        existing = existing_schemas(conn)
+        if existing and not replace_existing:
+            raise BadInput(f"{target.display} already holds schemas {', '.join(existing)}; nothing was changed "
+                           "(pass --replace-existing to back them up with pg_dump and replace them)")
+        backup = pg_dump(target, backup_dir) if user_table_count(conn) else None
+        conn.commit()
+        moved: dict[str, int] = {}
+        with locked_transaction(conn, target), conn.cursor() as cur:
+            for name in existing:
+                cur.execute(pgsql.SQL("DROP SCHEMA {} CASCADE").format(pgsql.Identifier(name)))
+            for i, step in enumerate(plan.steps):
+                if progress:
+                    progress(i, len(plan.steps), step)
+                if step.kind == "move_rows":
+                    blocks = stream_lines(src, step.info["source_sql"])
+                    moved[step.name] = copy_into(cur, step.sql[0], blocks,
+                                                 (lambda n, s=step: rows_progress(s, n)) if rows_progress else None)
+                else:
+                    for stmt in step.sql:
+                        cur.execute(stmt)
+            _check_counts(src, plan, moved)
+            cur.execute(ledger.create_sql(POSTGRES))
+            cur.execute(ledger.insert_sql(POSTGRES),
+                        ledger.entry_values("apply", plan, str(backup.path) if backup else None, {"target": target.display}))
+        return ApplyResult(False, backup, moved, time.monotonic() - started)
+    except psycopg.Error as exc:
+        raise ChecksFailed(f"PostgreSQL refused the load, nothing was changed: {_first_line(exc)}") from None
+    finally:
+        conn.close()
+        src.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_counts(src: sqlite3.Connection, plan: Plan, moved: dict[str, int]) -> None:
+    per_legacy: dict[str, int] = {}
+    for step in plan.steps_of("move_rows"):
+        per_legacy[step.info["legacy"]] = per_legacy.get(step.info["legacy"], 0) + moved.get(step.name, 0)
+    wrong = []
+    for name, n in per_legacy.items():
+        expected = src.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()[0]
+        if n != expected:
+            wrong.append(f"{name}: {n} of {expected}")
+    if wrong:
+        raise ChecksFailed(f"rows copied do not add up to the legacy tables ({', '.join(wrong)}); nothing was changed")
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def load_source_rows(cur, src: sqlite3.Connection, move: dict, temp: str) -> None:
+    """The source rows of one move, converted exactly as apply converts them, in a temporary table."""
+    cur.execute(f"DROP TABLE IF EXISTS {temp}")
+    cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in move["types"].items())
+    cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
+    copy_into(cur, f"COPY {temp} ({column_list(move['columns'])}) FROM STDIN", stream_lines(src, move["source_sql"]))
+    cur.execute(f"CREATE INDEX ON {temp} (\"id\")")
+    cur.execute(f"ANALYZE {temp}")
+
+
+def compare_move(cur, move: dict) -> tuple[int, int, int, list]:
+    """(source rows, missing or different, added after the cutover, sample ids) for one move."""
+    target = table_sql(move["target"], POSTGRES)
+    cols = move["columns"]
+    left = ", ".join(f"s.{quote_ident(c)}" for c in cols)
+    right = ", ".join(f"t.{quote_ident(c)}" for c in cols)
+    source_rows = cur.execute("SELECT count(*) FROM _dpro_source").fetchone()[0]
+    bad_sql = (f"SELECT s.\"id\" FROM _dpro_source s LEFT JOIN {target} t ON t.\"id\" = s.\"id\" "
+               f"WHERE t.\"id\" IS NULL OR ({left}) IS DISTINCT FROM ({right})")
+    bad = cur.execute(f"SELECT count(*) FROM ({bad_sql}) b").fetchone()[0]
+    sample = [r[0] for r in cur.execute(f"{bad_sql} ORDER BY 1 LIMIT 10")] if bad else []
+    added = cur.execute(f"SELECT count(*) FROM {target} t WHERE NOT EXISTS "
+                        f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\")").fetchone()[0]
+    return source_rows, bad, added, sample
+
+
+def catalog_objects(cur) -> set[tuple[str, str]]:
+    """(kind, name) of what exists in the seven schemas, as the plan names them."""
+    out = {("create_schema", r[0]) for r in cur.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (list(DOMAINS),))}
+    out |= {("create_table", f"{s}.{t}") for s, t in cur.execute(
+        "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY(%s)", (list(DOMAINS),))}
+    out |= {("create_index", r[0]) for r in cur.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = ANY(%s)", (list(DOMAINS),))}
+    out |= {("add_constraint", r[0]) for r in cur.execute(
+        "SELECT c.conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+        "WHERE n.nspname = ANY(%s) AND c.convalidated", (list(DOMAINS),))}
+    out |= {("create_trigger", r[0]) for r in cur.execute(
+        "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON "
+        "n.oid = c.relnamespace WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal AND t.tgenabled <> 'D'",
+        (list(DOMAINS),))}
+    out |= {("create_function", f"{s}.{f}") for s, f in cur.execute(
+        "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = ANY(%s)", (list(DOMAINS),))}
+    return out
+
+
+def read_ledger(target: Target):
+    conn = connect(target)
+    try:
+        if not has_ledger(conn):
+            return conn, None
+        return conn, ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
+    except BaseException:
+        conn.close()
+        raise
+
+
+# --- rollback -----------------------------------------------------------------------------------
+
+
+def _stranded(cur, src, plan: Plan) -> dict[str, dict]:
+    """Per move: rows in the domain table that the source does not have (written after the cutover)."""
+    out = {}
+    for step in plan.steps_of("move_rows"):
+        load_source_rows(cur, src, step.info, "_dpro_source")
+        target = table_sql(step.info["target"], POSTGRES)
+        n = cur.execute(f"SELECT count(*) FROM {target} t WHERE NOT EXISTS "
+                        f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\")").fetchone()[0]
+        if n:
+            out[step.name] = {"step": step, "rows": n}
+    fed = {s.info["target"] for s in plan.steps_of("move_rows")}
+    for step in plan.steps_of("create_table"):
+        if step.info["table"] not in fed:
+            n = cur.execute(f"SELECT count(*) FROM {table_sql(step.info['table'], POSTGRES)}").fetchone()[0]
+            if n:
+                out[step.name] = {"step": None, "rows": n}
+    return out
+
+
+def _as_sqlite_sql(column: str, pg_type: str) -> str:
+    """PostgreSQL -> the legacy SQLite representation, for write-back."""
+    c = quote_ident(column)
+    cls = type_class(pg_type)
+    if cls == "boolean":
+        return f"{c}::int"
+    if cls == "timestamptz":
+        return f"to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+    if cls == "jsonb":
+        return f"{c}::text"
+    return c
+
+
+def _write_back(cur, source: Path, plan: Plan, stranded: dict[str, dict], backup_dir: Path) -> tuple[dict, int, object]:
+    """Copy rows written after the cutover into the legacy SQLite tables, in one SQLite transaction."""
+    from ..backup import backup_file
+
+    rows_by_table: dict[str, list[tuple[list[str], list[tuple]]]] = {}
+    for name, item in stranded.items():
+        step = item["step"]
+        info = step.info
+        src_conn = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+        load_source_rows(cur, src_conn, info, "_dpro_source")
+        src_conn.close()
+        select = ", ".join(_as_sqlite_sql(c, info["types"][c]) for c in info["columns"])
+        rows = cur.execute(f"SELECT {select} FROM {table_sql(info['target'], POSTGRES)} t WHERE NOT EXISTS "
+                           f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\") ORDER BY \"id\"").fetchall()
+        rows_by_table.setdefault(info["legacy"], []).append((info["columns"], rows))
+    conn = open_for_write(source)
+    written, renumbered = {}, 0
+    try:
+        with write_transaction(conn, source):
+            backup = backup_file(source, backup_dir)
+            for legacy, parts in rows_by_table.items():
+                for columns, rows in parts:
+                    for row in rows:
+                        values = dict(zip(columns, row))
+                        same = " AND ".join(f"{quote_ident(c)} IS ?" for c in values)
+                        if conn.execute(f"SELECT 1 FROM {quote_ident(legacy)} WHERE {same}", row).fetchone():
+                            continue  # written back by an earlier, interrupted rollback
+                        taken = conn.execute(f"SELECT 1 FROM {quote_ident(legacy)} WHERE \"id\" = ?",
+                                             (values["id"],)).fetchone()
+                        if taken:  # two split parts handed out the same id after the cutover
+                            values.pop("id")
+                            renumbered += 1
+                        conn.execute(f"INSERT INTO {quote_ident(legacy)} ({column_list(values)}) "
+                                     f"VALUES ({', '.join('?' * len(values))})", list(values.values()))
+                        written[legacy] = written.get(legacy, 0) + 1
+    finally:
+        conn.close()
+    return written, renumbered, backup
+
+
+def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: Path, progress=None) -> RollbackResult:
+    started = time.monotonic()
+    conn, entry = read_ledger(target)
+    try:
+        if entry is None:
+            return RollbackResult(True)
+        plan = entry.plan
+        source = Path(plan.source)
+        written, renumbered, backup = {}, 0, None
+        with locked_transaction(conn, target), conn.cursor() as cur:
+            src = open_source(source)
+            try:
+                stranded = _stranded(cur, src, plan)
+            finally:
+                src.close()
+            homeless = [n for n, item in stranded.items() if item["step"] is None]
+            if homeless:
+                raise ChecksFailed("rows written after the cutover have no legacy table to go back to: "
+                                   + ", ".join(f"{n} ({stranded[n]['rows']} rows)" for n in homeless)
+                                   + "; nothing was changed")
+            if stranded and not write_back:
+                raise ChecksFailed("the domain tables hold rows written after the cutover that the source does not have: "
+                                   + ", ".join(f"{n} ({i['rows']} rows)" for n, i in stranded.items())
+                                   + "; nothing was changed (pass --write-back to copy them into the legacy file first)",
+                                   details={n: i["rows"] for n, i in stranded.items()})
+            if stranded:
+                written, renumbered, backup = _write_back(cur, source, plan, stranded, backup_dir)
+            cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
+            steps = list(reversed(plan.steps))
+            for i, step in enumerate(steps):
+                if progress:
+                    progress(i, len(steps), step)
+                for stmt in step.reverse:
+                    cur.execute(stmt)
+        return RollbackResult(False, backup, written, renumbered, time.monotonic() - started)
+    except psycopg.Error as exc:
+        raise ChecksFailed(f"PostgreSQL refused the rollback, nothing was changed: {_first_line(exc)}") from None
+    finally:
+        conn.close()
+
+
+def verify_postgres(target: Target):
+    from ..verify import Check, MoveCount, VerifyReport
+
+    conn, entry = read_ledger(target)
+    try:
+        if entry is None:
+            raise BadInput(f"{target.display}: is not migrated (no ledger); nothing to verify")
+        plan = entry.plan
+        checks, counts = [], []
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SET LOCAL TIME ZONE 'UTC'")
+            src = open_source(Path(plan.source))
+            try:
+                for step in plan.steps_of("move_rows"):
+                    info = step.info
+                    load_source_rows(cur, src, info, "_dpro_source")
+                    n, bad, added, sample = compare_move(cur, info)
+                    counts.append(MoveCount(info["legacy"], info["target"], n, n - bad, bad, added))
+                    checks.append(Check(f"rows {step.name}", bad == 0,
+                                        f"{n - bad} of {n} legacy rows present value for value"
+                                        + (f", {added} added after the cutover" if added else ""),
+                                        [{"legacy_id": i} for i in sample]))
+            finally:
+                src.close()
+            present = catalog_objects(cur)
+            promised = [(s.kind, s.name) for s in plan.steps
+                        if s.kind in ("create_schema", "create_table", "create_index", "add_constraint",
+                                      "create_trigger", "create_function")]
+            missing = [f"{k.replace('create_', '').replace('add_', '')} {n}" for k, n in promised if (k, n) not in present]
+            checks.append(Check("promised schemas, tables, constraints, indexes, triggers exist", not missing,
+                                f"{len(promised) - len(missing)} of {len(promised)} present (constraints validated)",
+                                missing))
+        return VerifyReport(target.display, entry.backup, checks, counts)
+    finally:
+        conn.close()

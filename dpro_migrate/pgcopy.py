@@ -1,0 +1,94 @@
+"""SQLite -> PostgreSQL COPY text, produced by SQLite itself so Python never touches a value.
+
+Each row leaves SQLite as one finished COPY line; Python only hands blocks of lines to psycopg.
+Conversions are declared here, once, per target type class, and the plan records them.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Callable, Iterator
+
+from .sqlnames import column_list, quote_ident
+
+# Declared conversions, by target type class (shown in the plan).
+CONVERSIONS = {
+    "bigint": "integer, unchanged",
+    "double": "real, every bit kept (printed with 21 significant digits)",
+    "boolean": "1/0 -> true/false",
+    "timestamptz": "text 'YYYY-MM-DD HH:MM:SS' read as UTC -> timestamptz",
+    "jsonb": "JSON text -> jsonb (keys reordered, whitespace normalised by PostgreSQL)",
+    "text": "text, unchanged",
+    "bytea": "blob -> bytea",
+}
+
+
+def type_class(pg_type: str) -> str:
+    t = pg_type.upper()
+    if t in ("BIGINT", "INT", "INTEGER", "SMALLINT"):
+        return "bigint"
+    if t.startswith("DOUBLE") or t in ("REAL", "FLOAT"):
+        return "double"
+    if t == "BOOLEAN":
+        return "boolean"
+    if t.startswith("TIMESTAMP"):
+        return "timestamptz"
+    if t in ("JSONB", "JSON"):
+        return "jsonb"
+    if t == "BYTEA":
+        return "bytea"
+    return "text"
+
+
+def varchar_length(pg_type: str) -> int | None:
+    m = re.match(r"VARCHAR\((\d+)\)", pg_type.upper())
+    return int(m.group(1)) if m else None
+
+
+def _escaped(x: str) -> str:
+    return (f"replace(replace(replace(replace(CAST({x} AS TEXT), '\\', '\\\\'), char(10), '\\n'), "
+            f"char(13), '\\r'), char(9), '\\t')")
+
+
+def field_sql(column: str, cls: str) -> str:
+    """A SQLite expression giving the COPY text field of one value (\\N for NULL)."""
+    x = quote_ident(column)
+    real = f"printf('%!.20e', {x})"
+    if cls == "boolean":
+        return f"CASE WHEN {x} IS NULL THEN '\\N' WHEN {x} THEN 't' ELSE 'f' END"
+    if cls == "bytea":
+        return f"CASE WHEN {x} IS NULL THEN '\\N' ELSE '\\\\x' || hex({x}) END"
+    if cls == "bigint":
+        return f"CASE WHEN {x} IS NULL THEN '\\N' ELSE CAST({x} AS TEXT) END"
+    return (f"CASE typeof({x}) WHEN 'null' THEN '\\N' WHEN 'real' THEN {real} "
+            f"WHEN 'integer' THEN CAST({x} AS TEXT) ELSE {_escaped(x)} END")
+
+
+def copy_lines_sql(table: str, columns: list[tuple[str, str]], where: str | None, source_schema: str = "main") -> str:
+    """SELECT producing one COPY text line per row, in primary-key order."""
+    fields = " || char(9) || ".join(field_sql(name, cls) for name, cls in columns)
+    clause = f" WHERE {where}" if where else ""
+    return f"SELECT {fields} || char(10) FROM {source_schema}.{quote_ident(table)}{clause} ORDER BY \"id\""
+
+
+def copy_statement(target_sql: str, columns: list[str]) -> str:
+    return f"COPY {target_sql} ({column_list(columns)}) FROM STDIN"
+
+
+def stream_lines(src: sqlite3.Connection, select_sql: str, batch_rows: int = 20000) -> Iterator[tuple[str, int]]:
+    """Blocks of COPY text and their row counts; memory stays at one block whatever the table size."""
+    cur = src.execute(select_sql)
+    while rows := cur.fetchmany(batch_rows):
+        yield "".join(r[0] for r in rows), len(rows)
+
+
+def copy_into(pg_cursor, copy_sql: str, blocks, progress: Callable[[int], None] | None = None) -> int:
+    total = 0
+    with pg_cursor.copy(copy_sql) as cp:
+        for block, n in blocks:
+            cp.write(block)
+            total += n
+            if progress:
+                progress(n)
+    return total

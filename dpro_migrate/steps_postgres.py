@@ -1,0 +1,80 @@
+"""Plan steps for a PostgreSQL target: schemas, tables, COPY loads, then keys, indexes, sequences, triggers.
+
+Keys, checks, foreign keys and indexes come after the load (as pgloader does): COPY into bare tables is
+fastest, and one validation pass per constraint is cheaper than a check per row.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import DOMAINS
+from .legacy import LegacyDatabase
+from .mapping import Resolution
+from .pgcopy import CONVERSIONS, copy_lines_sql, copy_statement, type_class
+from .plan import Step
+from .schema import POSTGRES, TargetSchema, add_constraint_sql, create_index_sql, create_table_sql, pg_type_for_legacy, table_sql
+from .sqlnames import quote_ident, quote_literal
+
+_TRIGGER_TABLE = re.compile(r"\bON\s+((?:\"?\w+\"?\.)?\"?\w+\"?)", re.I)
+
+
+def column_types(schema: TargetSchema, target: str, columns: list[str], extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(column, target type) for each moved column, ride-along columns included."""
+    table = schema.table(target)
+    extra_types = dict(extra)
+    return [(c, table.column(c).type if table.column(c) else pg_type_for_legacy(extra_types[c])) for c in columns]
+
+
+def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution) -> list[Step]:
+    steps: list[Step] = []
+    for domain in DOMAINS:
+        steps.append(Step("create_schema", domain, [f"CREATE SCHEMA {quote_ident(domain)}"],
+                          [f"DROP SCHEMA IF EXISTS {quote_ident(domain)}"]))
+    for qualified, table in schema.tables.items():
+        extra = list(dict.fromkeys(c for m in res.moves_into(qualified) for c in m.extra_columns))
+        steps.append(Step("create_table", qualified, [create_table_sql(table, POSTGRES, extra, constraints=False)],
+                          [f"DROP TABLE IF EXISTS {table_sql(qualified, POSTGRES)}"],
+                          {"table": qualified, "extra_columns": extra}))
+    for move in res.moves:
+        typed = column_types(schema, move.target, move.columns, move.extra_columns)
+        classes = [(c, type_class(t)) for c, t in typed]
+        steps.append(Step("move_rows", f"{move.legacy} -> {move.target}",
+                          [copy_statement(table_sql(move.target, POSTGRES), move.columns)], [],
+                          {"legacy": move.legacy, "target": move.target, "columns": move.columns,
+                           "extra_columns": [c for c, _ in move.extra_columns], "where": move.where,
+                           "types": dict(typed),
+                           "conversions": {c: CONVERSIONS[k] for c, k in classes if k not in ("text", "bigint")},
+                           "source_sql": copy_lines_sql(move.legacy, classes, move.where)}))
+    for kind in ("primary_key", "unique", "check", "foreign_key"):
+        for qualified, table in schema.tables.items():
+            for con in table.constraints:
+                if con.kind == kind:
+                    steps.append(Step("add_constraint", con.name, [add_constraint_sql(table, con)],
+                                      [f"ALTER TABLE IF EXISTS {table_sql(qualified, POSTGRES)} "
+                                       f"DROP CONSTRAINT IF EXISTS {quote_ident(con.name)}"],
+                                      {"table": qualified, "kind": kind}))
+    for index in schema.indexes:
+        domain = index.table.split(".")[0]
+        steps.append(Step("create_index", index.name, [create_index_sql(index, POSTGRES)],
+                          [f"DROP INDEX IF EXISTS {quote_ident(domain)}.{quote_ident(index.name)}"],
+                          {"table": index.table, "unique": index.unique, "partial": index.partial}))
+    for qualified, table in schema.tables.items():
+        ident = next((c for c in table.columns if c.identity), None)
+        if ident is None:
+            continue
+        legacy_seq = max([legacy.sequences.get(m.legacy, 0) for m in res.moves_into(qualified)] + [0])
+        tbl = table_sql(qualified, POSTGRES)
+        steps.append(Step("set_sequence", qualified, [
+            f"SELECT setval(pg_get_serial_sequence({quote_literal(tbl)}, {quote_literal(ident.name)}), "
+            f"greatest(coalesce(max({quote_ident(ident.name)}), 0), {int(legacy_seq)}, 1), "
+            f"coalesce(max({quote_ident(ident.name)}), 0) > 0 OR {int(legacy_seq)} > 0) FROM {tbl}"], [],
+            {"table": qualified, "legacy_sequence": legacy_seq}))
+    for trig in schema.triggers[POSTGRES]:
+        if trig.kind == "function":
+            steps.append(Step("create_function", trig.name, [trig.sql], [f"DROP FUNCTION IF EXISTS {trig.name}()"]))
+        else:
+            on = _TRIGGER_TABLE.search(trig.sql.split("EXECUTE")[0]).group(1)
+            steps.append(Step("create_trigger", trig.name, [trig.sql],
+                              [f"DROP TRIGGER IF EXISTS {quote_ident(trig.name)} ON {on}"], {"table": on.replace('"', "")}))
+    return steps
