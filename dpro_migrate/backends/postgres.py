@@ -39,7 +39,8 @@ class PgBackup:
 
 def connect(target: Target) -> psycopg.Connection:
     try:
-        return psycopg.connect(target.conninfo, connect_timeout=10)
+        # autocommit: every unit of work is an explicit `with conn.transaction()`, nothing left open by accident.
+        return psycopg.connect(target.conninfo, connect_timeout=10, autocommit=True)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
         raise BadInput(f"cannot connect to {target.display}: {reason}") from None
@@ -111,7 +112,6 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             raise BadInput(f"{target.display} already holds schemas {', '.join(existing)}; nothing was changed "
                            "(pass --replace-existing to back them up with pg_dump and replace them)")
         backup = pg_dump(target, backup_dir) if user_table_count(conn) else None
-        conn.commit()
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
             for name in existing:
