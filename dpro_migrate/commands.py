@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import DOMAINS, ledger
+from . import DOMAINS, ledger, preflight
 from .backends import sqlite as sqlite_backend
 from .backup import BackupResult, backup_file, default_backup_dir
 from .compare import logical_differences
@@ -110,22 +111,41 @@ def inspect(source: Path) -> InspectReport:
 # --- plan ---------------------------------------------------------------------------------------
 
 
-def make_plan(source: Path, target: Target | None = None) -> Plan:
+ON_REJECT = ("fail", "quarantine")
+
+
+def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "fail") -> Plan:
     target = target or parse_target(None)
+    if on_reject not in ON_REJECT:
+        raise BadInput(f"--on-reject {on_reject!r}: choose fail or quarantine")
+    if target.dialect == SQLITE and not target.in_place:
+        raise BadInput("a separate SQLite target file is not supported yet; omit --target to migrate in place")
     db = _read(source)
     _require_legacy(db)
     if _state(db) == "migrated":
         raise BadInput(f"{source}: is already migrated; see `dpro-migrate status`")
     schema, mapping = load_schema(), load_mapping()
     res = resolve(db, schema, mapping)
+    types = None
+    if target.dialect == POSTGRES:
+        from .steps_postgres import column_types
+
+        types = {f"{m.legacy} -> {m.target}": dict(column_types(schema, m.target, m.columns, m.extra_columns))
+                 for m in res.moves}
+    rules = preflight.build_rules(schema, res, target.dialect, types)
+    conn = connect_readonly(source)
+    try:
+        found = preflight.run(conn, rules)
+    finally:
+        conn.close()
+    quarantine = (rules, sorted(found.refused_rows)) if on_reject == "quarantine" and not found.clean else None
     if target.dialect == POSTGRES:
         from .steps_postgres import build_steps as build_pg_steps
 
-        steps = build_pg_steps(db, schema, res)
-    elif target.in_place:
-        steps = build_steps(db, schema, res)
+        steps = build_pg_steps(db, schema, res, quarantine)
     else:
-        raise BadInput("a separate SQLite target file is not supported yet; omit --target to migrate in place")
+        steps = build_steps(db, schema, res, quarantine)
+    once, repeat = preflight.refusal_sql(rules)
     return Plan(
         source=str(source.resolve()),
         source_fingerprint=db.fingerprint,
@@ -137,6 +157,9 @@ def make_plan(source: Path, target: Target | None = None) -> Plan:
         unknown_tables=res.unknown_tables,
         missing_legacy_tables=res.missing_legacy,
         extra_columns={t: [list(c) for c in cols] for t, cols in res.extra_columns.items()},
+        on_reject=on_reject,
+        preflight={"findings": [dataclasses.asdict(f) for f in found.findings], "refused_rows": found.refused_rows,
+                   "sql_once": once, "sql_repeat": repeat},
     )
 
 
@@ -144,7 +167,7 @@ def make_plan(source: Path, target: Target | None = None) -> Plan:
 
 
 def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Path | None = None,
-          replace_existing: bool = False, progress=None, rows_progress=None
+          on_reject: str = "fail", replace_existing: bool = False, progress=None, rows_progress=None
           ) -> tuple[Plan | None, sqlite_backend.ApplyResult]:
     target = target or parse_target(None)
     if looks_like_plan(source_or_plan):
@@ -154,7 +177,7 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
     elif target.in_place and _state(_read(source_or_plan)) == "migrated":
         return None, sqlite_backend.apply_in_place(_placeholder(source_or_plan))
     else:
-        plan = make_plan(source_or_plan, target)
+        plan = make_plan(source_or_plan, target, on_reject=on_reject)
     source = Path(plan.source)
     backup_dir = backup_dir or default_backup_dir(source)
     if target.dialect == POSTGRES:

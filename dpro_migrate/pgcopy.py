@@ -46,7 +46,8 @@ def varchar_length(pg_type: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _escaped(x: str) -> str:
+def escaped_sql(x: str) -> str:
+    """A SQLite expression: the text of x escaped for COPY's text format."""
     return (f"replace(replace(replace(replace(CAST({x} AS TEXT), '\\', '\\\\'), char(10), '\\n'), "
             f"char(13), '\\r'), char(9), '\\t')")
 
@@ -62,7 +63,7 @@ def field_sql(column: str, cls: str) -> str:
     if cls == "bigint":
         return f"CASE WHEN {x} IS NULL THEN '\\N' ELSE CAST({x} AS TEXT) END"
     return (f"CASE typeof({x}) WHEN 'null' THEN '\\N' WHEN 'real' THEN {real} "
-            f"WHEN 'integer' THEN CAST({x} AS TEXT) ELSE {_escaped(x)} END")
+            f"WHEN 'integer' THEN CAST({x} AS TEXT) ELSE {escaped_sql(x)} END")
 
 
 def copy_lines_sql(table: str, columns: list[tuple[str, str]], where: str | None, source_schema: str = "main") -> str:

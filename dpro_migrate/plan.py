@@ -35,6 +35,8 @@ class Plan:
     unknown_tables: dict[str, str | None]
     missing_legacy_tables: list[str]
     extra_columns: dict[str, list[list[str]]]
+    on_reject: str = "fail"  # fail | quarantine
+    preflight: dict = field(default_factory=dict)  # findings per rule, with every offending id
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tool_version: str = __version__
     format: int = PLAN_FORMAT

@@ -10,9 +10,11 @@ import re
 
 from . import DOMAINS
 from .legacy import LegacyDatabase
-from .mapping import Resolution
-from .pgcopy import CONVERSIONS, copy_lines_sql, copy_statement, type_class
+from .mapping import QUARANTINE_TABLE, Resolution
+from .pgcopy import CONVERSIONS, copy_lines_sql, copy_statement, escaped_sql, type_class
 from .plan import Step
+from .preflight import REFUSED, Rule, refusal_sql
+from .steps_sqlite import without_quarantined
 from .schema import POSTGRES, TargetSchema, add_constraint_sql, create_index_sql, create_table_sql, pg_type_for_legacy, table_sql
 from .sqlnames import quote_ident, quote_literal
 
@@ -26,7 +28,37 @@ def column_types(schema: TargetSchema, target: str, columns: list[str], extra: l
     return [(c, table.column(c).type if table.column(c) else pg_type_for_legacy(extra_types[c])) for c in columns]
 
 
-def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution) -> list[Step]:
+def _json_value(column: str) -> str:
+    """A legacy value inside json_object(): blobs as hex, reals with every bit (json_object's own rounds)."""
+    c = f"l.{quote_ident(column)}"
+    return (f"CASE typeof({c}) WHEN 'blob' THEN 'blob:' || hex({c}) WHEN 'real' THEN "
+            f"CASE WHEN abs({c}) <= 1.7976931348623157e308 THEN json(printf('%!.20e', {c})) ELSE printf('%!.20e', {c}) END "
+            f"ELSE {c} END")
+
+
+def _quarantine_steps(legacy: LegacyDatabase, rules: list[Rule], tables: list[str]) -> list[Step]:
+    """Refused rows stay in the source file (never written); PostgreSQL gets a copy in system.quarantine
+    with the table, id, rule and the whole row as JSON text, for the DBA to see."""
+    qt = table_sql(QUARANTINE_TABLE, POSTGRES)
+    create = (f"CREATE TABLE {qt} (\"id\" BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, source_table TEXT NOT NULL, "
+              "source_pk BIGINT NOT NULL, rule TEXT NOT NULL, row_json TEXT, quarantined_at TIMESTAMPTZ DEFAULT now())")
+    once, repeat = refusal_sql(rules)
+    sources = {}
+    for name in tables:
+        cols = legacy.tables[name].column_names
+        row = "json_object(" + ", ".join(f"{quote_literal(c)}, {_json_value(c)}" for c in cols) + ")"
+        sources[name] = (f"SELECT r.source_table || char(9) || r.source_pk || char(9) || {escaped_sql('r.rule')} "
+                         f"|| char(9) || {escaped_sql(row)} || char(10) FROM {REFUSED} AS r JOIN {quote_ident(name)} "
+                         f"AS l ON l.\"id\" = r.source_pk WHERE r.source_table = {quote_literal(name)} ORDER BY 1")
+    copy = f"COPY {qt} (source_table, source_pk, rule, row_json) FROM STDIN"
+    return [Step("create_quarantine", QUARANTINE_TABLE, [create], [f"DROP TABLE IF EXISTS {qt}"]),
+            Step("quarantine_rows", ", ".join(tables), [copy], [],
+                 {"tables": tables, "refusal_once": once, "refusal_repeat": repeat, "source_sql": sources})]
+
+
+def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
+                quarantine: tuple[list[Rule], list[str]] | None = None) -> list[Step]:
+    """`quarantine` = (rules, legacy tables with refused rows): their rows stay out of the domain tables."""
     steps: list[Step] = []
     for domain in DOMAINS:
         steps.append(Step("create_schema", domain, [f"CREATE SCHEMA {quote_ident(domain)}"],
@@ -36,7 +68,11 @@ def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution) -
         steps.append(Step("create_table", qualified, [create_table_sql(table, POSTGRES, extra, constraints=False)],
                           [f"DROP TABLE IF EXISTS {table_sql(qualified, POSTGRES)}"],
                           {"table": qualified, "extra_columns": extra}))
-    for move in res.moves:
+    moves = res.moves
+    if quarantine:
+        steps += _quarantine_steps(legacy, *quarantine)
+        moves = [without_quarantined(m, REFUSED) for m in moves]
+    for move in moves:
         typed = column_types(schema, move.target, move.columns, move.extra_columns)
         classes = [(c, type_class(t)) for c, t in typed]
         steps.append(Step("move_rows", f"{move.legacy} -> {move.target}",

@@ -10,13 +10,17 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
+from dataclasses import replace
+
 from .legacy import LegacyDatabase
-from .mapping import LEDGER_TABLE, Move, Resolution
+from .mapping import LEDGER_TABLE, QUARANTINE_TABLE, Move, Resolution
 from .plan import Step
+from .preflight import REFUSED, Rule, refusal_sql
 from .schema import SQLITE, TargetSchema, create_index_sql, create_table_sql, physical_name, table_sql
 from .sqlnames import column_list, quote_ident, quote_literal
 
 LEDGER_SQL = table_sql(LEDGER_TABLE, SQLITE)
+QUARANTINE_SQL = table_sql(QUARANTINE_TABLE, SQLITE)
 STAGING_SUFFIX = "__dpro_new"
 
 
@@ -102,7 +106,39 @@ def _view_reads(sql: str, tables: list[str]) -> bool:
     return any(t.name.lower() in wanted for t in tree.find_all(exp.Table))
 
 
-def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution) -> list[Step]:
+def quarantine_table(legacy: str) -> str:
+    return f"{physical_name(QUARANTINE_TABLE, SQLITE)}__{legacy}"
+
+
+def _quarantine_steps(rules: list[Rule], tables: list[str]) -> list[Step]:
+    """Refused rows leave their legacy table whole: each into system_quarantine__<table> (same columns,
+    same affinities, so every value keeps its storage class), indexed by system_quarantine (table, id, rule)."""
+    once, repeat = refusal_sql(rules)
+    index = [f"INSERT INTO {QUARANTINE_SQL} (source_table, source_pk, rule) "
+             f"SELECT source_table, source_pk, rule FROM {REFUSED} ORDER BY 1, 2, 3"]
+    copies, back = [], []
+    for name in tables:
+        q = quote_ident(quarantine_table(name))
+        copies.append(f"CREATE TABLE {q} AS SELECT * FROM {quote_ident(name)} WHERE \"id\" IN "
+                      f"(SELECT source_pk FROM {QUARANTINE_SQL} WHERE source_table = {quote_literal(name)})")
+        back += [f"INSERT INTO {quote_ident(name)} SELECT * FROM {q} ORDER BY \"id\"", f"DROP TABLE {q}"]
+    create = (f"CREATE TABLE {QUARANTINE_SQL} (\"id\" INTEGER PRIMARY KEY, source_table TEXT NOT NULL, "
+              "source_pk INTEGER NOT NULL, rule TEXT NOT NULL, quarantined_at TEXT DEFAULT CURRENT_TIMESTAMP)")
+    return [
+        Step("create_quarantine", physical_name(QUARANTINE_TABLE, SQLITE), [create], [f"DROP TABLE {QUARANTINE_SQL}"]),
+        Step("quarantine_rows", ", ".join(tables) or "(none)", once + repeat + index + copies, back,
+             {"repeat": [len(once), len(once) + len(repeat)], "tables": tables}),
+    ]
+
+
+def without_quarantined(move: Move, refused: str) -> Move:
+    keep = f"\"id\" NOT IN (SELECT source_pk FROM {refused} WHERE source_table = {quote_literal(move.legacy)})"
+    return replace(move, where=f"({move.where}) AND {keep}" if move.where else keep)
+
+
+def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
+                quarantine: tuple[list[Rule], list[str]] | None = None) -> list[Step]:
+    """`quarantine` = (rules, legacy tables with refused rows): refused rows go to quarantine, not the target."""
     names = Names(schema, legacy)
     steps: list[Step] = []
     for qualified, table in schema.tables.items():
@@ -125,8 +161,12 @@ def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution) -
         if (obj.type == "trigger" and obj.table in moved) or (obj.type == "view" and _view_reads(obj.sql, moved)):
             steps.append(Step(f"drop_legacy_{obj.type}", obj.name, [f"DROP {obj.type.upper()} {quote_ident(obj.name)}"],
                               [obj.sql], {"table": obj.table}))
+    if quarantine:
+        steps += _quarantine_steps(*quarantine)
     for name in moved:
         parts = res.moves_from(name)
+        if quarantine:
+            parts = [without_quarantined(m, QUARANTINE_SQL) for m in parts]
         for i, move in enumerate(parts):
             steps.append(Step("move_rows", f"{name} -> {physical_name(move.target, SQLITE)}",
                               [move_sql(move, names)], move_back_sql(move, parts[i + 1:], names),

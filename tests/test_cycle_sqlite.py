@@ -175,8 +175,10 @@ def test_failed_apply_leaves_file_unchanged(legacy_db, tmp_path):
     conn.close()
     digest = file_digest(db)
     from dpro_migrate.errors import ChecksFailed
-    with pytest.raises(ChecksFailed, match="foreign key"):
+    with pytest.raises(ChecksFailed, match="break rules") as refused:
         commands.apply(db, backup_dir=tmp_path)
+    assert refused.value.details["findings"] == [
+        {"table": "messages", "rule": "foreign key fk_messages_conversation", "rows": 1}]
     assert file_digest(db) == digest
 
 

@@ -14,7 +14,7 @@ values = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
     st.floats(allow_nan=False),
     st.text(st.characters(blacklist_categories=("Cs",))),
-    st.text(min_size=10_000, max_size=20_000).map(lambda s: s * 20),  # large text
+    st.text(min_size=1, max_size=8).map(lambda s: s * (1_000_000 // len(s.encode()) + 1)),  # ~1 MB text
     st.binary(max_size=64),
 )
 message = st.tuples(values.filter(lambda v: v is not None), values, values, values, values)

@@ -111,6 +111,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         if existing and not replace_existing:
             raise BadInput(f"{target.display} already holds schemas {', '.join(existing)}; nothing was changed "
                            "(pass --replace-existing to back them up with pg_dump and replace them)")
+        refused = _refuse(src, plan)
         backup = pg_dump(target, backup_dir) if user_table_count(conn) else None
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
@@ -119,14 +120,17 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             for i, step in enumerate(plan.steps):
                 if progress:
                     progress(i, len(plan.steps), step)
-                if step.kind == "move_rows":
+                if step.kind == "quarantine_rows":
+                    for source_sql in step.info["source_sql"].values():
+                        copy_into(cur, step.sql[0], stream_lines(src, source_sql))
+                elif step.kind == "move_rows":
                     blocks = stream_lines(src, step.info["source_sql"])
                     moved[step.name] = copy_into(cur, step.sql[0], blocks,
                                                  (lambda n, s=step: rows_progress(s, n)) if rows_progress else None)
                 else:
                     for stmt in step.sql:
                         cur.execute(stmt)
-            _check_counts(src, plan, moved)
+            _check_counts(src, plan, moved, refused)
             cur.execute(ledger.create_sql(POSTGRES))
             cur.execute(ledger.insert_sql(POSTGRES),
                         ledger.entry_values("apply", plan, str(backup.path) if backup else None, {"target": target.display}))
@@ -143,8 +147,27 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _check_counts(src: sqlite3.Connection, plan: Plan, moved: dict[str, int]) -> None:
-    per_legacy: dict[str, int] = {}
+def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
+    """The preflight on the source snapshot, into the source connection's temp table the loads read.
+    Policy fail: any finding stops here, before the target is touched."""
+    from ..preflight import REFUSED, run_refusal
+
+    run_refusal(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
+    refused = dict(src.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
+    if refused and plan.on_reject == "fail":
+        found = src.execute(f"SELECT source_table, rule, count(*) FROM {REFUSED} GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+        raise ChecksFailed(f"{sum(refused.values())} legacy rows break rules of the target ({len(found)} rules); "
+                           "nothing was changed (see `dpro-migrate plan`, or use --on-reject quarantine)",
+                           details={"findings": [{"table": t, "rule": r, "rows": n} for t, r, n in found]})
+    planned = set(plan.steps_of("quarantine_rows")[0].info["tables"]) if plan.steps_of("quarantine_rows") else set()
+    if set(refused) - planned:
+        raise ChecksFailed(f"rows of {', '.join(sorted(set(refused) - planned))} break rules now but did not when "
+                           "the plan was made; nothing was changed: make a new plan")
+    return refused
+
+
+def _check_counts(src: sqlite3.Connection, plan: Plan, moved: dict[str, int], refused: dict[str, int]) -> None:
+    per_legacy: dict[str, int] = dict(refused)
     for step in plan.steps_of("move_rows"):
         per_legacy[step.info["legacy"]] = per_legacy.get(step.info["legacy"], 0) + moved.get(step.name, 0)
     wrong = []
@@ -185,6 +208,21 @@ def compare_move(cur, move: dict) -> tuple[int, int, int, list]:
     return source_rows, bad, added, sample
 
 
+def open_source_as_applied(cur, plan: Plan) -> sqlite3.Connection:
+    """The source, with the rows apply quarantined marked again (read back from system.quarantine),
+    so the plan's source queries select exactly the rows apply moved."""
+    from ..mapping import QUARANTINE_TABLE
+    from ..preflight import REFUSED, SETUP_SQL
+
+    src = open_source(Path(plan.source))
+    for stmt in SETUP_SQL:
+        src.execute(stmt)
+    if plan.steps_of("quarantine_rows"):
+        rows = cur.execute(f"SELECT source_table, source_pk, rule FROM {table_sql(QUARANTINE_TABLE, POSTGRES)}").fetchall()
+        src.executemany(f"INSERT INTO {REFUSED} VALUES (?, ?, ?)", rows)
+    return src
+
+
 def catalog_objects(cur) -> set[tuple[str, str]]:
     """(kind, name) of what exists in the seven schemas, as the plan names them."""
     out = {("create_schema", r[0]) for r in cur.execute(
@@ -204,6 +242,22 @@ def catalog_objects(cur) -> set[tuple[str, str]]:
         "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
         "WHERE n.nspname = ANY(%s)", (list(DOMAINS),))}
     return out
+
+
+def _accounted(src: sqlite3.Connection, counts, quarantined: dict[str, int]):
+    """Every legacy row is in a domain table or in quarantine: source rows = target rows + quarantined rows."""
+    from ..verify import Check
+
+    per_legacy: dict[str, int] = dict(quarantined)
+    for c in counts:
+        per_legacy[c.legacy] = per_legacy.get(c.legacy, 0) + c.matched
+    wrong = []
+    for name, n in per_legacy.items():
+        total = src.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()[0]
+        if n != total:
+            wrong.append(f"{name}: {n} of {total}")
+    detail = f"{sum(quarantined.values())} rows in quarantine" if quarantined else "no quarantine"
+    return Check("source rows = target rows + quarantined rows", not wrong, detail if not wrong else "; ".join(wrong), wrong)
 
 
 def read_ledger(target: Target):
@@ -260,7 +314,7 @@ def _write_back(cur, source: Path, plan: Plan, stranded: dict[str, dict], backup
     for name, item in stranded.items():
         step = item["step"]
         info = step.info
-        src_conn = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+        src_conn = open_source_as_applied(cur, plan)
         load_source_rows(cur, src_conn, info, "_dpro_source")
         src_conn.close()
         select = ", ".join(_as_sqlite_sql(c, info["types"][c]) for c in info["columns"])
@@ -302,7 +356,7 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         source = Path(plan.source)
         written, renumbered, backup = {}, 0, None
         with locked_transaction(conn, target), conn.cursor() as cur:
-            src = open_source(source)
+            src = open_source_as_applied(cur, plan)
             try:
                 stranded = _stranded(cur, src, plan)
             finally:
@@ -344,8 +398,12 @@ def verify_postgres(target: Target):
         checks, counts = [], []
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
-            src = open_source(Path(plan.source))
+            src = open_source_as_applied(cur, plan)
             try:
+                from ..preflight import REFUSED
+
+                quarantined = dict(src.execute(
+                    f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
                 for step in plan.steps_of("move_rows"):
                     info = step.info
                     load_source_rows(cur, src, info, "_dpro_source")
@@ -355,6 +413,7 @@ def verify_postgres(target: Target):
                                         f"{n - bad} of {n} legacy rows present value for value"
                                         + (f", {added} added after the cutover" if added else ""),
                                         [{"legacy_id": i} for i in sample]))
+                checks.append(_accounted(src, counts, quarantined))
             finally:
                 src.close()
             present = catalog_objects(cur)

@@ -127,13 +127,19 @@ def apply_in_place(plan: Plan, *, backup_dir: Path | None = None, progress: Prog
                 state["sequences"][step.info["legacy"]] = {
                     "legacy": _sequences(conn, [step.info["legacy"]]) if has_seq else None}
             moved: dict[str, int] = {}
+            if plan.on_reject == "fail":
+                refuse_if_findings(conn, plan)
+            quarantined: dict[str, int] = {}
             for i, step in enumerate(plan.steps):
                 if progress:
                     progress(i, len(plan.steps), step)
+                if step.kind == "quarantine_rows":
+                    quarantined = _quarantine(conn, step)
+                    continue
                 rows = _run(conn, step.sql)
                 if step.kind == "move_rows":
                     moved[step.name] = rows
-            _check_counts(plan, moved, backup.tables)
+            _check_counts(plan, moved, backup.tables, quarantined)
             for step in keep:
                 names = [physical_name(t, SQLITE) for t in step.info["targets"]]
                 state["sequences"][step.info["legacy"]]["cutover"] = _sequences(conn, names)
@@ -148,9 +154,38 @@ def apply_in_place(plan: Plan, *, backup_dir: Path | None = None, progress: Prog
         conn.close()
 
 
-def _check_counts(plan: Plan, moved: dict[str, int], source_rows: dict[str, int]) -> None:
-    """Every legacy row went somewhere: the parts of a split add up to the table."""
-    per_legacy: dict[str, int] = {}
+def refuse_if_findings(conn: sqlite3.Connection, plan: Plan) -> None:
+    """Policy `fail`: the preflight, run again on the data as it is now (under the write lock)."""
+    from ..preflight import REFUSED, run_refusal
+
+    run_refusal(conn, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
+    found = conn.execute(f"SELECT source_table, rule, count(*) FROM {REFUSED} GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    if found:
+        rows = conn.execute(f"SELECT count(*) FROM (SELECT DISTINCT source_table, source_pk FROM {REFUSED})").fetchone()[0]
+        raise ChecksFailed(f"{rows} legacy rows break rules of the target ({len(found)} rules); nothing was changed "
+                           "(see `dpro-migrate plan`, or use --on-reject quarantine)",
+                           details={"findings": [{"table": t, "rule": r, "rows": n} for t, r, n in found]})
+
+
+def _quarantine(conn: sqlite3.Connection, step) -> dict[str, int]:
+    """Run the refusal (foreign keys repeated until no cascade is left), then copy the refused rows out."""
+    from ..preflight import REFUSED, run_refusal
+
+    start, end = step.info["repeat"]
+    run_refusal(conn, step.sql[:start], step.sql[start:end])
+    refused = dict(conn.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
+    unplanned = sorted(set(refused) - set(step.info["tables"]))
+    if unplanned:
+        raise ChecksFailed(f"rows of {', '.join(unplanned)} break rules now but did not when the plan was made; "
+                           "nothing was changed: make a new plan")
+    _run(conn, step.sql[end:])
+    return refused
+
+
+def _check_counts(plan: Plan, moved: dict[str, int], source_rows: dict[str, int],
+                  quarantined: dict[str, int] | None = None) -> None:
+    """Every legacy row went somewhere: the parts of a split, and the quarantine, add up to the table."""
+    per_legacy: dict[str, int] = dict(quarantined or {})
     for step in plan.steps_of("move_rows"):
         per_legacy[step.info["legacy"]] = per_legacy.get(step.info["legacy"], 0) + moved.get(step.name, 0)
     wrong = {t: (n, source_rows.get(t)) for t, n in per_legacy.items() if n != source_rows.get(t)}

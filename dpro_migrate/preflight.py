@@ -1,0 +1,176 @@
+"""Find, before anything changes, every legacy row the target would refuse: set-based SQL on the source.
+
+One rule per NOT NULL column, CHECK, UNIQUE, foreign key and (for PostgreSQL) type conversion.
+Each rule is a SELECT of the offending ids, run by SQLite over the whole table at once. Foreign keys
+cascade: a row whose parent is refused is refused too (its reference would dangle), computed to a
+fixpoint, so what is left always satisfies every rule.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+from .mapping import Move, Resolution
+from .pgcopy import type_class, varchar_length
+from .schema import POSTGRES, SQLITE, TargetSchema, expression_sql
+from .sqlnames import column_list, quote_ident, quote_literal
+
+REFUSED = "temp.dpro_refused"  # (source_table, source_pk, rule): the ids found so far, during one run
+
+
+@dataclass
+class Rule:
+    kind: str  # not_null | check | unique | foreign_key | type
+    name: str  # e.g. "check chk_users_email_format"
+    legacy: str
+    target: str
+    ids_sql: str  # SELECT "id" ... of the offending rows (foreign keys read REFUSED for cascades)
+
+
+@dataclass
+class Finding:
+    rule: str
+    kind: str
+    legacy: str
+    target: str
+    count: int
+    ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PreflightReport:
+    findings: list[Finding]
+    refused_rows: dict[str, int]  # legacy table -> distinct rows refused
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+
+def _rows(move: Move) -> str:
+    """The rows of the legacy table that this move takes."""
+    where = f" WHERE {move.where}" if move.where else ""
+    return f"(SELECT * FROM {quote_ident(move.legacy)}{where})"
+
+
+def _type_ok(column: str, pg_type: str) -> str:
+    """A SQLite predicate: the value converts to the PostgreSQL type without changing."""
+    c = quote_ident(column)
+    cls = type_class(pg_type)
+    if cls == "bigint":
+        return f"typeof({c}) IN ('integer', 'null')"
+    if cls == "double":
+        return f"typeof({c}) IN ('integer', 'real', 'null')"
+    if cls == "boolean":
+        return f"({c} IS NULL OR (typeof({c}) = 'integer' AND {c} IN (0, 1)))"
+    if cls == "timestamptz":  # only the canonical form round-trips; datetime() also rejects 2024-02-30
+        return f"({c} IS NULL OR (typeof({c}) = 'text' AND datetime({c}) IS {c}))"
+    if cls == "bytea":
+        return f"typeof({c}) IN ('blob', 'null')"
+    text = f"typeof({c}) IN ('text', 'integer', 'real') AND instr(CAST({c} AS BLOB), x'00') = 0"
+    if cls == "jsonb":  # PostgreSQL's jsonb refuses the \u0000 escape as well
+        return f"({c} IS NULL OR ({text} AND json_valid({c}) AND instr({c}, '\\u0000') = 0))"
+    n = varchar_length(pg_type)
+    return f"({c} IS NULL OR ({text}{f' AND length({c}) <= {n}' if n else ''}))"
+
+
+def build_rules(schema: TargetSchema, res: Resolution, dialect: str, types: dict[str, dict[str, str]] | None = None
+                ) -> list[Rule]:
+    """Every rule of the target, as SQL on the source. `types` (move name -> column -> PostgreSQL type)
+    adds the type-conversion rules of a PostgreSQL target."""
+    rules: list[Rule] = []
+    fks: list[Rule] = []
+    for move in res.moves:
+        table = schema.table(move.target)
+        rows = _rows(move)
+        for col in table.columns:
+            if not col.nullable and col.name in move.columns and not col.identity:
+                rules.append(Rule("not_null", f"not null {move.target}.{col.name}", move.legacy, move.target,
+                                  f"SELECT \"id\" FROM {rows} WHERE {quote_ident(col.name)} IS NULL"))
+        if dialect == POSTGRES and types:
+            for col, pg_type in types[f"{move.legacy} -> {move.target}"].items():
+                rules.append(Rule("type", f"type {move.target}.{col} {pg_type.lower()}", move.legacy, move.target,
+                                  f"SELECT \"id\" FROM {rows} WHERE NOT ({_type_ok(col, pg_type)})"))
+        for con in table.constraints:
+            if not set(con.columns) <= set(move.columns):
+                continue  # a column the legacy table lacks gets its default, which the rule accepts
+            if con.kind == "check":
+                expr = expression_sql(con.node.expressions[0].this, SQLITE)
+                rules.append(Rule("check", f"check {con.name}", move.legacy, move.target,
+                                  f"SELECT \"id\" FROM {rows} WHERE NOT coalesce(({expr}), 1)"))
+            elif con.kind == "unique":
+                cols = column_list(con.columns)
+                not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in con.columns)
+                # The first row (lowest id) keeps the value; later duplicates are refused.
+                rules.append(Rule("unique", f"unique {con.name}", move.legacy, move.target,
+                                  f"SELECT \"id\" FROM (SELECT \"id\", row_number() OVER (PARTITION BY {cols} "
+                                  f"ORDER BY \"id\") AS n FROM {rows} WHERE {not_null}) WHERE n > 1"))
+            elif con.kind == "foreign_key":
+                fks.append(_fk_rule(con, move, res))
+    return rules + fks
+
+
+def _fk_rule(con, move: Move, res: Resolution) -> Rule:
+    col = quote_ident(con.columns[0])
+    parents = []
+    for parent in res.moves_into(con.references):
+        where = f" AND ({parent.where})" if parent.where else ""
+        parents.append(f"SELECT \"id\" FROM {quote_ident(parent.legacy)} WHERE \"id\" NOT IN "
+                       f"(SELECT source_pk FROM {REFUSED} WHERE source_table = {quote_literal(parent.legacy)}){where}")
+    kept = " UNION ALL ".join(parents) or "SELECT NULL WHERE 0"
+    return Rule("foreign_key", f"foreign key {con.name}", move.legacy, move.target,
+                f"SELECT \"id\" FROM {_rows(move)} WHERE {col} IS NOT NULL AND {col} NOT IN ({kept})")
+
+
+SETUP_SQL = [
+    "CREATE TEMP TABLE IF NOT EXISTS dpro_refused (source_table TEXT, source_pk INTEGER, rule TEXT)",
+    "CREATE INDEX IF NOT EXISTS temp.dpro_refused_pk ON dpro_refused (source_table, source_pk)",
+    f"DELETE FROM {REFUSED}",
+]
+
+
+def insert_sql(rule: Rule) -> str:
+    """Add the rows breaking one rule to REFUSED (once per rule and row)."""
+    legacy = quote_literal(rule.legacy)
+    return (f"INSERT INTO {REFUSED} (source_table, source_pk, rule) SELECT {legacy}, \"id\", "
+            f"{quote_literal(rule.name)} FROM ({rule.ids_sql}) WHERE \"id\" NOT IN (SELECT source_pk FROM {REFUSED} "
+            f"WHERE source_table = {legacy} AND rule = {quote_literal(rule.name)})")
+
+
+def refusal_sql(rules: list[Rule]) -> tuple[list[str], list[str]]:
+    """(run once, then repeat until no row is added): foreign keys repeat, to follow cascades."""
+    once = SETUP_SQL + [insert_sql(r) for r in rules if r.kind != "foreign_key"]
+    return once, [insert_sql(r) for r in rules if r.kind == "foreign_key"]
+
+
+def run_refusal(conn: sqlite3.Connection, once: list[str], repeat: list[str]) -> None:
+    for stmt in once:
+        conn.execute(stmt)
+    while repeat and sum(max(conn.execute(stmt).rowcount, 0) for stmt in repeat):
+        pass
+
+
+def refuse(conn: sqlite3.Connection, rules: list[Rule]) -> None:
+    """Fill REFUSED on this connection: every rule once, then foreign keys until nothing new cascades."""
+    run_refusal(conn, *refusal_sql(rules))
+
+
+def report(conn: sqlite3.Connection, rules: list[Rule], sample: int | None = None) -> PreflightReport:
+    """Read REFUSED back as findings (all ids, or `sample` of them per rule)."""
+    by_name = {(r.legacy, r.name): r for r in rules}
+    findings = []
+    for legacy, rule_name, count in conn.execute(
+            f"SELECT source_table, rule, count(*) FROM {REFUSED} GROUP BY 1, 2 ORDER BY 1, 2"):
+        rule = by_name[(legacy, rule_name)]
+        limit = f" LIMIT {int(sample)}" if sample else ""
+        ids = [r[0] for r in conn.execute(
+            f"SELECT source_pk FROM {REFUSED} WHERE source_table = ? AND rule = ? ORDER BY 1{limit}", (legacy, rule_name))]
+        findings.append(Finding(rule_name, rule.kind, legacy, rule.target, count, ids))
+    refused = dict(conn.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
+    return PreflightReport(findings, refused)
+
+
+def run(conn: sqlite3.Connection, rules: list[Rule], sample: int | None = None) -> PreflightReport:
+    refuse(conn, rules)
+    return report(conn, rules, sample)
