@@ -136,6 +136,29 @@ def without_quarantined(move: Move, refused: str) -> Move:
     return replace(move, where=f"({move.where}) AND {keep}" if move.where else keep)
 
 
+def rewrite_view(sql: str, res: Resolution) -> str | None:
+    """The legacy view over the domain tables: each legacy table it reads replaced by its domain table
+    (aliased with the legacy name, so column references still resolve). None when a table it reads is
+    split or filtered: such a view cannot be carried over faithfully."""
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.ParseError:
+        return None
+    moves = {m.legacy.lower(): res.moves_from(m.legacy) for m in res.moves}
+    read = [t for t in tree.find_all(exp.Table) if t.name.lower() in moves]
+    if any(len(moves[t.name.lower()]) != 1 or moves[t.name.lower()][0].where for t in read):
+        return None
+
+    def swap(node):
+        if isinstance(node, exp.Table) and node.name.lower() in moves:
+            target = physical_name(moves[node.name.lower()][0].target, SQLITE)
+            return exp.Table(this=exp.to_identifier(target, quoted=True),
+                             alias=node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name, quoted=True)))
+        return node
+
+    return tree.transform(swap).sql("sqlite", identify=True)
+
+
 def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
                 quarantine: tuple[list[Rule], list[str]] | None = None) -> list[Step]:
     """`quarantine` = (rules, legacy tables with refused rows): refused rows go to quarantine, not the target."""
@@ -185,6 +208,12 @@ def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
             final = physical_name(qualified, SQLITE)
             steps.append(Step("rename_table", final, _rename(names.working(qualified), final),
                               _rename(final, names.working(qualified)), {"table": qualified}))
+    for obj in legacy.objects:
+        if obj.type == "view" and obj.sql and _view_reads(obj.sql, moved):
+            carried = rewrite_view(obj.sql, res)
+            if carried:  # else the view is dropped, listed in the plan, and restored by rollback
+                steps.append(Step("recreate_view", obj.name, [carried], [f"DROP VIEW IF EXISTS {quote_ident(obj.name)}"],
+                                  {"legacy_sql": obj.sql}))
     for index in schema.indexes:
         steps.append(Step("create_index", index.name, [create_index_sql(index, SQLITE)],
                           [f"DROP INDEX IF EXISTS {quote_ident(index.name)}"],

@@ -107,6 +107,7 @@ def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
                                 f"{count.matched} of {count.source_rows} legacy rows present value for value"
                                 + (f", {count.added_after_cutover} added after the cutover" if count.added_after_cutover else ""),
                                 [{"legacy_id": i} for i in sample]))
+        checks += _quarantine_checks(conn, plan, counts)
         checks.append(_unknown_tables_untouched(conn, plan))
         present = _objects(conn)
         missing = [f"{t} {n}" for t, n in promised_objects(plan) if (t, n) not in present]
@@ -123,6 +124,36 @@ def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
         return VerifyReport(str(path), str(backup), checks, counts)
     finally:
         conn.close()
+
+
+def _quarantine_checks(conn: sqlite3.Connection, plan: Plan, counts: list[MoveCount]) -> list[Check]:
+    """Quarantined rows are whole and unchanged, and source rows = target rows + quarantined rows."""
+    from .steps_sqlite import quarantine_table
+
+    step = next(iter(plan.steps_of("quarantine_rows")), None)
+    tables = step.info["tables"] if step else []
+    changed, quarantined = [], {}
+    for name in tables:
+        q = quote_ident(quarantine_table(name))
+        cols = [r[1] for r in conn.execute(f"PRAGMA bak.table_info({quote_ident(name)})")]
+        typed = ", ".join(f"{quote_ident(c)}, typeof({quote_ident(c)})" for c in cols)
+        quarantined[name] = conn.execute(f"SELECT count(*) FROM main.{q}").fetchone()[0]
+        diff = conn.execute(
+            f"SELECT count(*) FROM (SELECT {typed} FROM main.{q} EXCEPT SELECT {typed} FROM bak.{quote_ident(name)} "
+            f"WHERE \"id\" IN (SELECT \"id\" FROM main.{q}))").fetchone()[0]
+        if diff:
+            changed.append(name)
+    per_legacy = dict(quarantined)
+    for c in counts:
+        per_legacy[c.legacy] = per_legacy.get(c.legacy, 0) + c.matched
+    wrong = []
+    for name, n in per_legacy.items():
+        total = conn.execute(f"SELECT count(*) FROM bak.{quote_ident(name)}").fetchone()[0]
+        if n != total:
+            wrong.append(f"{name}: {n} of {total}")
+    detail = f"{sum(quarantined.values())} rows in quarantine" if quarantined else "no quarantine"
+    return [Check("source rows = target rows + quarantined rows", not wrong, "; ".join(wrong) or detail, wrong),
+            Check("quarantined rows whole and unchanged", not changed, ", ".join(changed) or "ok", changed)]
 
 
 def _unknown_tables_untouched(conn: sqlite3.Connection, plan: Plan) -> Check:

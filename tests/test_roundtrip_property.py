@@ -19,12 +19,21 @@ values = st.one_of(
 )
 message = st.tuples(values.filter(lambda v: v is not None), values, values, values, values)
 unknown_row = st.tuples(values, values)
+identifier = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=20)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
-@given(messages=st.lists(message, max_size=8), unknown=st.lists(unknown_row, max_size=4))
-def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages, unknown):
+@given(messages=st.lists(message, max_size=8), unknown=st.lists(unknown_row, max_size=4),
+       table=identifier, column=identifier, extra=values)
+def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages, unknown, table, column, extra):
+    from hypothesis import assume
+
+    from dpro_migrate.sqlnames import quote_ident
+
+    assume(table.lower() not in {"users", "messages"} and not table.lower().startswith("sqlite_"))
+    assume(column.lower() not in {"id", "content", "metadata", "message_type", "tokens_used", "response_time_ms",
+                                  "conversation_id", "agent_id", "sender_type", "user_id", "created_at", "updated_at"})
     work = tmp_path_factory.mktemp("prop")
     db = work / "dpro_agent.db"
     shutil.copyfile(_generated(messages=50), db)
@@ -34,8 +43,10 @@ def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages,
         "INSERT INTO messages (conversation_id, agent_id, sender_type, content, metadata, message_type, "
         "tokens_used, response_time_ms) VALUES (?, ?, 'user', ?, ?, ?, ?, ?)",
         [(conv, agent) + m for m in messages])
-    conn.execute('CREATE TABLE "odd ""table"" name" (id INTEGER PRIMARY KEY, "select" BLOB, "a b" TEXT)')
-    conn.executemany('INSERT INTO "odd ""table"" name" ("select", "a b") VALUES (?, ?)', unknown)
+    conn.execute(f'CREATE TABLE {quote_ident(table)} (id INTEGER PRIMARY KEY, "select" BLOB, "a b" TEXT)')
+    conn.executemany(f'INSERT INTO {quote_ident(table)} ("select", "a b") VALUES (?, ?)', unknown)
+    conn.execute(f"ALTER TABLE messages ADD COLUMN {quote_ident(column)} TEXT")
+    conn.execute(f"UPDATE messages SET {quote_ident(column)} = ? WHERE id = 1", (extra,))
     conn.commit()
     conn.close()
     original = work / "original.db"

@@ -1,0 +1,106 @@
+"""Dirty data and hostile names: every row the target would refuse is found, kept, and given back."""
+
+import json
+import shutil
+import sqlite3
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from dpro_migrate import commands
+from dpro_migrate.cli import app
+from dpro_migrate.compare import logical_differences
+from dpro_migrate.dirty import HOSTILE_COLUMN, HOSTILE_TABLE, add_dirty_data
+from dpro_migrate.errors import ChecksFailed
+from dpro_migrate.example import generate_legacy_db
+from dpro_migrate.sqlnames import quote_ident
+from dpro_migrate.targets import parse_target
+
+from .conftest import file_digest
+
+SQLITE_RULES = {"check chk_agents_temperature_range", "foreign key fk_messages_conversation",
+                "check chk_tasks_priority_values", "unique uq_user_sessions_session_token",
+                "check chk_users_email_format", "check chk_users_username_length", "unique uq_users_username"}
+
+
+@pytest.fixture(scope="module")
+def dirty_template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dirty") / "template.db"
+    generate_legacy_db(path, messages=400, extras=True)
+    add_dirty_data(path)
+    return path
+
+
+@pytest.fixture
+def dirty(dirty_template, tmp_path):
+    path = tmp_path / "dpro_agent.db"
+    shutil.copyfile(dirty_template, path)
+    original = tmp_path / "original.db"
+    shutil.copyfile(dirty_template, original)
+    return path, original
+
+
+def test_plan_lists_every_violation_of_sqlite_rules(dirty):
+    db, _ = dirty
+    plan = commands.make_plan(db)
+    assert {f["rule"] for f in plan.preflight["findings"]} == SQLITE_RULES
+    assert all(f["ids"] for f in plan.preflight["findings"])
+
+
+def test_default_policy_refuses_and_changes_nothing(dirty, tmp_path):
+    db, _ = dirty
+    digest = file_digest(db)
+    result = CliRunner().invoke(app, ["apply", str(db), "--yes", "--json", "--backup-dir", str(tmp_path / "bk")])
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert {f["rule"] for f in out["details"]["findings"]} == SQLITE_RULES
+    assert file_digest(db) == digest
+
+
+def test_quarantine_then_verify_then_rollback_is_identity(dirty, tmp_path):
+    db, original = dirty
+    plan, result = commands.apply(db, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(DISTINCT source_pk) FROM system_quarantine WHERE source_table = 'users'").fetchone()[0] >= 3
+    # quarantined rows are whole: the NUL byte and storage classes stay as they were
+    assert conn.execute("SELECT temperature, typeof(temperature) FROM system_quarantine__agents WHERE id = 9000002").fetchone() == ("warm", "text")
+    # what moved keeps its dirty-but-legal values exactly (SQLite accepts them)
+    assert conn.execute("SELECT tokens_used, typeof(tokens_used) FROM communication_messages WHERE id = 9000002").fetchone() == ("12abc", "text")
+    assert conn.execute("SELECT hex(content) FROM communication_messages WHERE id = 9000006").fetchone()[0] == "6E756C0062797465"
+    assert conn.execute(f"SELECT {quote_ident(HOSTILE_COLUMN)} FROM tasks_tasks WHERE id = 1").fetchone()[0] == "tomorrow's \"quote\""
+    assert conn.execute(f"SELECT count(*) FROM {quote_ident(HOSTILE_TABLE)}").fetchone()[0] == 2
+    assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'active_users'").fetchone()[0].count("iam_users") == 1
+    assert conn.execute("SELECT count(*) FROM active_users").fetchone()[0] > 0
+    conn.close()
+    report = commands.verify(db)
+    assert report.ok, report.failures
+    commands.rollback(db, backup_dir=tmp_path / "bk")
+    assert logical_differences(original, db) == []
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_then_quarantines(dirty, tmp_path, pg_url):
+    db, _ = dirty
+    digest = file_digest(db)
+    target = parse_target(pg_url)
+    with pytest.raises(ChecksFailed) as refused:
+        commands.apply(db, target, backup_dir=tmp_path)
+    rules = {f["rule"] for f in refused.value.details["findings"]}
+    assert {"type communication.messages.content text", "type communication.messages.created_at timestamptz",
+            "type communication.messages.metadata jsonb", "type communication.messages.tokens_used bigint",
+            "type workflow.boards.is_public boolean", "type tasks.tasks.title varchar(200)"} <= rules
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'").fetchone()[0] == 0
+    commands.apply(db, target, backup_dir=tmp_path, on_reject="quarantine")
+    report = commands.verify(db, target)
+    assert report.ok, report.failures
+    with psycopg.connect(pg_url) as conn:
+        rows = dict(conn.execute("SELECT source_pk, row_json FROM system.quarantine WHERE source_table = 'messages'").fetchall())
+        assert json.loads(rows[9000006])["content"] == "nul\x00byte"
+        assert conn.execute("SELECT tokens_used, response_time_ms FROM communication.messages WHERE id = 9000008").fetchone() \
+            == (2**63 - 1, -(2**63))
+        assert conn.execute("SELECT content FROM communication.messages WHERE id = 9000009").fetchone()[0] == "שלום ‏🙂‎ done"
+        assert conn.execute(f"SELECT {quote_ident(HOSTILE_COLUMN)} FROM tasks.tasks WHERE id = 1").fetchone()[0] == "tomorrow's \"quote\""
+    commands.rollback(db, target, backup_dir=tmp_path)
+    assert file_digest(db) == digest
