@@ -23,6 +23,8 @@ JSON = typer.Option(False, "--json", help="Print one JSON document on stdout, no
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 TARGET = typer.Option(None, "--target", "-t", envvar="DPRO_MIGRATE_TARGET",
                       help="postgresql://user:pass@host/db (default: migrate the SQLite file in place).")
+ON_REJECT = typer.Option("fail", "--on-reject", help="Rows the target would refuse: fail (change nothing, list them) "
+                         "or quarantine (keep them whole in system_quarantine; verify counts them; rollback restores them).")
 BACKUP_DIR = typer.Option(None, "--backup-dir", help="Where backups go (default: dpro-migrate-backups/ beside the file).")
 
 
@@ -38,7 +40,7 @@ def handled(fn):
                 render.print_json({"error": str(exc), "exit_code": exc.exit_code, "details": exc.details})
             render.err.print(f"[red]error:[/] {escape(str(exc))}")
             if exc.details and not kwargs.get("as_json"):
-                render.err.print(str(exc.details)[:2000], markup=False)
+                render.error_details(exc.details)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             render.err.print("[red]interrupted:[/] any open transaction was rolled back; the database is as before")
@@ -69,9 +71,10 @@ def inspect_cmd(source: Path = SOURCE, as_json: bool = JSON):
 @handled
 def plan_cmd(source: Path = SOURCE, out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the plan (JSON) here."),
              sql: bool = typer.Option(False, "--sql", help="Print the exact SQL apply would run."),
-             target: Optional[str] = TARGET, as_json: bool = JSON):
-    """Make a reviewable plan: every step with its SQL and its reverse, and the source's schema fingerprint."""
-    plan = commands.make_plan(source, parse_target(target))
+             target: Optional[str] = TARGET, on_reject: str = ON_REJECT, as_json: bool = JSON):
+    """Make a reviewable plan: every step with its SQL and its reverse, every row the target would refuse,
+    and the source's schema fingerprint."""
+    plan = commands.make_plan(source, parse_target(target), on_reject=on_reject)
     if out:
         save_plan(plan, out)
     if sql:
@@ -96,20 +99,21 @@ def backup_cmd(source: Path = SOURCE, to: Optional[Path] = typer.Option(None, "-
 def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a plan written by `plan --out`."),
               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
               sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
-              target: Optional[str] = TARGET,
+              target: Optional[str] = TARGET, on_reject: str = ON_REJECT,
               replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) and replace domain schemas that already exist."),
               backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
     """Back up, then migrate in one transaction: domain tables, rows, indexes, constraints, triggers,
     ledger written; in place, the legacy tables are replaced. All of it or none of it."""
     dest = parse_target(target)
     if sql:
-        plan = commands.load_plan(source) if commands.looks_like_plan(source) else commands.make_plan(source, dest)
+        plan = commands.load_plan(source) if commands.looks_like_plan(source) \
+            else commands.make_plan(source, dest, on_reject=on_reject)
         print(plan.sql_script(), end="")
         return
     confirm(f"Migrate {source} into {dest.display}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "apply") as progress:
-        plan, result = commands.apply(source, dest, backup_dir=backup_dir, replace_existing=replace_existing,
-                                      progress=progress)
+        plan, result = commands.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject,
+                                      replace_existing=replace_existing, progress=progress)
     render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result)}) if as_json \
         else render.apply_result(plan, result)
 
@@ -175,9 +179,10 @@ def example_cmd(path: Path = typer.Argument(..., help="Where to create the legac
                 shape: str = typer.Option("18", help="Legacy release: 13, 14 or 18 tables."),
                 seed: int = typer.Option(0, help="Random seed."),
                 extras: bool = typer.Option(False, help="Add a hand-made column, an unknown table, a view and a trigger."),
+                dirty: bool = typer.Option(False, help="Add every kind of dirty row and hostile name (implies --extras)."),
                 as_json: bool = JSON):
     """Generate a realistic legacy DPRO database of any size."""
-    counts = commands.example(path, messages=messages, shape=shape, seed=seed, extras=extras)
+    counts = commands.example(path, messages=messages, shape=shape, seed=seed, extras=extras, dirty=dirty)
     render.print_json(counts) if as_json else render.out.print(f"created {path}: {sum(counts.values()):,} rows in {len(counts)} tables")
 
 

@@ -85,6 +85,7 @@ class InspectReport:
     unknown_tables: dict[str, str | None]
     missing_legacy_tables: list[str]
     plan_summary: dict[str, int] = field(default_factory=dict)
+    findings: list[dict] = field(default_factory=list)  # rows the target would refuse, every id
 
 
 def inspect(source: Path) -> InspectReport:
@@ -92,10 +93,13 @@ def inspect(source: Path) -> InspectReport:
     state = _state(db)
     res: Resolution | None = None
     summary: dict[str, int] = {}
+    findings: list[dict] = []
     if state == "legacy":
+        plan = make_plan(source)
         res = resolve(db, load_schema(), load_mapping())
-        for step in build_steps(db, load_schema(), res):
+        for step in plan.steps:
             summary[step.kind] = summary.get(step.kind, 0) + 1
+        findings = plan.preflight["findings"]
     tables = []
     for name, t in sorted(db.tables.items()):
         moves = res.moves_from(name) if res else []
@@ -105,7 +109,7 @@ def inspect(source: Path) -> InspectReport:
     objs = lambda kind: [{"name": o.name, "table": o.table} for o in db.objects if o.type == kind]  # noqa: E731
     return InspectReport(str(source), state, db.fingerprint, source.stat().st_size, tables, objs("index"),
                          objs("trigger"), objs("view"), res.unknown_tables if res else {},
-                         res.missing_legacy if res else [], summary)
+                         res.missing_legacy if res else [], summary, findings)
 
 
 # --- plan ---------------------------------------------------------------------------------------
@@ -325,11 +329,19 @@ def recorded_plan(source: Path, target: Target | None = None) -> Plan:
         conn.close()
 
 
-def example(path: Path, *, messages: int, shape: str, seed: int = 0, extras: bool = False) -> dict[str, int]:
+def example(path: Path, *, messages: int, shape: str, seed: int = 0, extras: bool = False,
+            dirty: bool = False) -> dict[str, int]:
+    from .dirty import add_dirty_data
     from .example import SHAPES, generate_legacy_db
 
     if shape not in SHAPES:
         raise BadInput(f"unknown shape {shape!r}: choose one of {', '.join(SHAPES)}")
+    if dirty and shape != "18":
+        raise BadInput("--dirty needs the 18-table shape")
     if Path(path).exists():
         raise BadInput(f"{path}: already exists")
-    return generate_legacy_db(path, messages=messages, shape=shape, seed=seed, extras=extras)
+    counts = generate_legacy_db(path, messages=messages, shape=shape, seed=seed, extras=extras or dirty)
+    if dirty:
+        add_dirty_data(path)
+        counts = {n: t.rows for n, t in _read(Path(path)).tables.items()}
+    return counts

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -58,14 +59,38 @@ def inspect_report(r) -> None:
     for kind in ("indexes", "triggers", "views"):
         items = getattr(r, kind)
         if items:
-            out.print(f"{kind}: " + ", ".join(f"{i['name']} (on {i['table']})" for i in items))
+            out.print(escape(f"{kind}: " + ", ".join(i["name"] + (f" (on {i['table']})" if i["table"] != i["name"] else "")
+                                                     for i in items)))
     for name, domain in r.unknown_tables.items():
         hint = f"; it looks like the {domain} domain (map it to move it)" if domain else ""
-        out.print(f"[yellow]unknown table {name}: left untouched{hint}[/]")
+        out.print(f"[yellow]unknown table {escape(name)}: left untouched{hint}[/]")
     if r.missing_legacy_tables:
         out.print(f"legacy tables absent in this file (their domain tables start empty): {', '.join(r.missing_legacy_tables)}")
     if r.plan_summary:
         out.print("the plan would run: " + ", ".join(f"{n} {k}" for k, n in r.plan_summary.items()))
+    findings_table(r.findings)
+
+
+def error_details(details) -> None:
+    """What stands behind an error (rules broken, rows stranded), as a table on stderr."""
+    rows = details.get("findings") or details.get("foreign_key_violations") if isinstance(details, dict) else None
+    if rows:
+        t = Table(*rows[0].keys())
+        for r in rows[:50]:
+            t.add_row(*(str(v) for v in r.values()))
+        err.print(t)
+    else:
+        err.print(escape(json.dumps(_plain(details), default=str)[:2000]))
+
+
+def findings_table(findings: list[dict]) -> None:
+    """Rows the target would refuse: a sample of ids here, every id in --json and in the plan file."""
+    if not findings:
+        return
+    t = Table("legacy table", "rule broken", "rows", "ids (sample)", title="rows the target would refuse")
+    for f in findings:
+        t.add_row(f["legacy"], f["rule"], f"{f['count']:,}", ", ".join(map(str, f["ids"][:5])) + (" ..." if f["count"] > 5 else ""))
+    out.print(t)
 
 
 def plan_summary(plan, path: Path | None) -> None:
@@ -83,7 +108,11 @@ def plan_summary(plan, path: Path | None) -> None:
                   info["where"] or "", ", ".join(info["extra_columns"]))
     out.print(m)
     for name, domain in plan.unknown_tables.items():
-        out.print(f"[yellow]unknown table {name}: left untouched[/]" + (f" (looks like {domain})" if domain else ""))
+        out.print(f"[yellow]unknown table {escape(name)}: left untouched[/]" + (f" (looks like {domain})" if domain else ""))
+    findings_table(plan.preflight.get("findings", []))
+    if plan.preflight.get("findings"):
+        out.print(f"on reject: [bold]{plan.on_reject}[/]" + (" (apply will refuse; --on-reject quarantine keeps them aside)"
+                                                            if plan.on_reject == "fail" else ""))
     if path:
         out.print(f"plan written to [bold]{path}[/]; review it, then `dpro-migrate apply {path}`")
 

@@ -9,6 +9,9 @@ def quote_ident(name: str) -> str:
 
 
 def quote_literal(value: str) -> str:
+    """For names used as values (table names in sqlite_sequence, rules); data always goes as parameters."""
+    if "\x00" in value:
+        raise ValueError("literal holds a NUL byte")
     return "'" + value.replace("'", "''") + "'"
 
 

@@ -119,6 +119,8 @@ def apply_in_place(plan: Plan, *, backup_dir: Path | None = None, progress: Prog
         with write_transaction(conn, path):
             if schema_fingerprint(conn) != plan.source_fingerprint:
                 raise BadInput(f"{path}: its schema changed since the plan was made (fingerprint differs); make a new plan")
+            if plan.on_reject == "fail":
+                refuse_if_findings(conn, plan)
             backup = backup_file(path, backup_dir, backup_progress)
             state = {"sequences": {}}
             keep = plan.steps_of("keep_sequence")
@@ -127,8 +129,6 @@ def apply_in_place(plan: Plan, *, backup_dir: Path | None = None, progress: Prog
                 state["sequences"][step.info["legacy"]] = {
                     "legacy": _sequences(conn, [step.info["legacy"]]) if has_seq else None}
             moved: dict[str, int] = {}
-            if plan.on_reject == "fail":
-                refuse_if_findings(conn, plan)
             quarantined: dict[str, int] = {}
             for i, step in enumerate(plan.steps):
                 if progress:
