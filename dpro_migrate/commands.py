@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
@@ -122,8 +123,6 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
     target = target or parse_target(None)
     if on_reject not in ON_REJECT:
         raise BadInput(f"--on-reject {on_reject!r}: choose fail or quarantine")
-    if target.dialect == SQLITE and not target.in_place:
-        raise BadInput("a separate SQLite target file is not supported yet; omit --target to migrate in place")
     db = _read(source)
     _require_legacy(db)
     if _state(db) == "migrated":
@@ -184,12 +183,34 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
         plan = make_plan(source_or_plan, target, on_reject=on_reject)
     source = Path(plan.source)
     backup_dir = backup_dir or default_backup_dir(source)
+    if target.path:
+        return plan, _apply_to_file(plan, target.path, backup_dir, progress)
     if target.dialect == POSTGRES:
         from .backends.postgres import apply_postgres
 
         return plan, apply_postgres(plan, target, backup_dir=backup_dir, replace_existing=replace_existing,
                                     progress=progress, rows_progress=rows_progress)
     return plan, sqlite_backend.apply_in_place(plan, backup_dir=backup_dir, progress=progress)
+
+
+def _apply_to_file(plan: Plan, path: Path, backup_dir: Path, progress) -> sqlite_backend.ApplyResult:
+    """A separate SQLite target is a verified copy of the source, migrated in place; the source is only read."""
+    if path.exists():
+        if _state(_read(path)) == "migrated":
+            return sqlite_backend.apply_in_place(plan, path=path)
+        raise BadInput(f"{path}: already exists; a SQLite target must be a new file")
+    copy = backup_file(Path(plan.source), path.resolve().parent)
+    os.replace(copy.path, path)
+    try:
+        return sqlite_backend.apply_in_place(plan, path=path, backup_dir=backup_dir, progress=progress)
+    except BaseException:
+        path.unlink(missing_ok=True)  # the copy was ours: nothing half-done stays behind
+        raise
+
+
+def _migrated_file(source: Path, target: Target) -> Path:
+    """The file verify, rollback and status look at: the source, or the separate SQLite target."""
+    return target.path if target.path else source
 
 
 def _placeholder(source: Path) -> Plan:
@@ -203,7 +224,7 @@ def verify(source: Path, target: Target | None = None, *, backup: Path | None = 
         from .backends.postgres import verify_postgres
 
         return verify_postgres(target)
-    return verify_sqlite(source, backup=backup)
+    return verify_sqlite(_migrated_file(source, target), backup=backup)
 
 
 def rollback(source: Path, target: Target | None = None, *, write_back: bool = False,
@@ -214,7 +235,7 @@ def rollback(source: Path, target: Target | None = None, *, write_back: bool = F
         from .backends.postgres import rollback_postgres
 
         return rollback_postgres(target, write_back=write_back, backup_dir=backup_dir, progress=progress)
-    return sqlite_backend.rollback_in_place(source, backup_dir=backup_dir, progress=progress)
+    return sqlite_backend.rollback_in_place(_migrated_file(source, target), backup_dir=backup_dir, progress=progress)
 
 
 def backup(source: Path, to: Path | None = None, progress=None) -> BackupResult:
@@ -234,6 +255,7 @@ def status(source: Path, target: Target | None = None) -> StatusReport:
     target = target or parse_target(None)
     if target.dialect == POSTGRES:
         return _status_postgres(source, target)
+    source = _migrated_file(source, target)
     db = _read(source)
     history = []
     if physical_name(LEDGER_TABLE, SQLITE) in db.tables:
@@ -317,7 +339,7 @@ def recorded_plan(source: Path, target: Target | None = None) -> Plan:
         if entry is None:
             raise BadInput(f"{target.display}: is not migrated; nothing to roll back")
         return entry.plan
-    conn = connect_readonly(source)
+    conn = connect_readonly(_migrated_file(source, target))
     try:
         if not ledger.sqlite_has_ledger(conn):
             raise BadInput(f"{source}: is not migrated; nothing to roll back")

@@ -189,3 +189,20 @@ def test_sql_script_is_what_apply_runs(legacy_db):
     assert 'CREATE TABLE "iam_users"' in script and 'DROP TABLE "users"' in script
     back = plan.sql_script(reverse=True)
     assert back.index('CREATE TABLE users') < back.index('INSERT INTO "users"')
+
+
+def test_separate_sqlite_target_file(legacy_db, tmp_path):
+    from dpro_migrate.targets import parse_target
+
+    db = legacy_db(extras=True)
+    digest = file_digest(db)
+    target = parse_target(f"sqlite:///{tmp_path / 'new.db'}")
+    plan, result = commands.apply(db, target, backup_dir=tmp_path / "bk")
+    assert plan.target == f"sqlite:///{tmp_path / 'new.db'}"
+    assert file_digest(db) == digest, "the source is only read"
+    assert "iam_users" in tables(tmp_path / "new.db")
+    assert commands.verify(db, target).ok
+    assert commands.status(db, target).state == "migrated"
+    assert commands.status(db).state == "legacy"
+    commands.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert logical_differences(db, tmp_path / "new.db") == []

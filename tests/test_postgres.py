@@ -138,3 +138,18 @@ def test_password_never_recorded(legacy_db, tmp_path, pg_url):
 def test_unreachable_server_is_bad_input(legacy_db, tmp_path):
     with pytest.raises(BadInput, match="cannot connect"):
         commands.apply(legacy_db(), parse_target("postgresql://nobody@127.0.0.1:1/x"), backup_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_full_cycle_at_100k_messages(_generated, tmp_path, pg_url):
+    import shutil
+
+    db = tmp_path / "big.db"
+    shutil.copyfile(_generated(messages=100_000), db)
+    target = parse_target(pg_url)
+    _, result = commands.apply(db, target, backup_dir=tmp_path)
+    assert result.rows_moved["messages -> communication.messages"] == 100_000
+    assert q(pg_url, "SELECT count(*) FROM communication.messages")[0][0] == 100_000
+    assert commands.verify(db, target).ok
+    commands.rollback(db, target, backup_dir=tmp_path)
+    assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'communication'")[0][0] == 0

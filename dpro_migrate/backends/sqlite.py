@@ -107,9 +107,10 @@ def foreign_key_violations(conn: sqlite3.Connection, limit: int = 20) -> tuple[i
     return len(rows), sample
 
 
-def apply_in_place(plan: Plan, *, backup_dir: Path | None = None, progress: Progress | None = None,
-                   backup_progress=None) -> ApplyResult:
-    path = Path(plan.source)
+def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | None = None,
+                   progress: Progress | None = None, backup_progress=None) -> ApplyResult:
+    """Migrate the file in place: the plan's source, or `path`, a copy of it."""
+    path = Path(path or plan.source)
     started = time.monotonic()
     conn = open_for_write(path)
     try:
