@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Optional
@@ -42,6 +43,9 @@ def handled(fn):
             if exc.details and not kwargs.get("as_json"):
                 render.error_details(exc.details)
             raise typer.Exit(exc.exit_code) from None
+        except sqlite3.DatabaseError as exc:  # a damaged file met past the first checks
+            render.err.print(f"[red]error:[/] the database cannot be read: {escape(str(exc))}; nothing was changed")
+            raise typer.Exit(BAD_INPUT) from None
         except KeyboardInterrupt:
             render.err.print("[red]interrupted:[/] any open transaction was rolled back; the database is as before")
             raise typer.Exit(130) from None

@@ -34,6 +34,10 @@ def _bad_files(tmp_path, legacy):
     empty.write_bytes(b"")
     text = tmp_path / "notes.db"
     text.write_text("hello, this is not a database\n" * 100)
+    corrupt = tmp_path / "corrupt.db"
+    data = bytearray(legacy.read_bytes())
+    data[8192:len(data) - 4096] = bytes(range(256)) * ((len(data) - 12288) // 256) + bytes((len(data) - 12288) % 256)
+    corrupt.write_bytes(bytes(data))
     truncated = tmp_path / "truncated.db"
     truncated.write_bytes(legacy.read_bytes()[: os.path.getsize(legacy) // 2 + 100])
     other = tmp_path / "other.db"
@@ -42,7 +46,7 @@ def _bad_files(tmp_path, legacy):
     conn.commit()
     conn.close()
     return {"missing": missing, "directory": directory, "empty": empty, "not sqlite": text,
-            "truncated": truncated, "not DPRO": other}
+            "truncated": truncated, "corrupt": corrupt, "not DPRO": other}
 
 
 @pytest.mark.parametrize("verb", ["inspect", "plan", "apply", "verify", "rollback", "backup"])
@@ -66,8 +70,6 @@ def test_read_only_and_locked_files_are_refused_unchanged(legacy_db, tmp_path):
     digest = file_digest(db)
     os.chmod(db, 0o444)
     try:
-        if os.access(db, os.W_OK):  # root ignores file modes
-            pytest.skip("running as root: a read-only mode does not stop this user")
         assert "read-only" in invoke(2, ["apply", db, "--yes"]).stderr
     finally:
         os.chmod(db, 0o644)

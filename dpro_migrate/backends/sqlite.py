@@ -48,7 +48,7 @@ def lock_timeout_ms() -> int:
 def open_for_write(path: Path) -> sqlite3.Connection:
     check_sqlite_file(path)
     busy_timeout_ms = lock_timeout_ms()
-    if not os.access(path, os.W_OK):
+    if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:  # root too respects a chmod a-w
         raise BadInput(f"{path}: is read-only; dpro-migrate needs to write it")
     if not os.access(path.resolve().parent, os.W_OK):
         raise BadInput(f"{path.resolve().parent}: is read-only; SQLite needs to write its journal there")
