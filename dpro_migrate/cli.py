@@ -26,6 +26,8 @@ TARGET = typer.Option(None, "--target", "-t", envvar="DPRO_MIGRATE_TARGET",
                       help="postgresql://user:pass@host/db (default: migrate the SQLite file in place).")
 ON_REJECT = typer.Option("fail", "--on-reject", help="Rows the target would refuse: fail (change nothing, list them) "
                          "or quarantine (keep them whole in system_quarantine; verify counts them; rollback restores them).")
+COMPAT_VIEWS = typer.Option(False, "--compat-views", help="Leave read-only views with the legacy table names over "
+                            "the domain tables, for old readers during the cutover window (`finalize` drops them).")
 BACKUP_DIR = typer.Option(None, "--backup-dir", help="Where backups go (default: dpro-migrate-backups/ beside the file).")
 
 
@@ -75,10 +77,11 @@ def inspect_cmd(source: Path = SOURCE, as_json: bool = JSON):
 @handled
 def plan_cmd(source: Path = SOURCE, out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the plan (JSON) here."),
              sql: bool = typer.Option(False, "--sql", help="Print the exact SQL apply would run."),
-             target: Optional[str] = TARGET, on_reject: str = ON_REJECT, as_json: bool = JSON):
+             target: Optional[str] = TARGET, on_reject: str = ON_REJECT, compat_views: bool = COMPAT_VIEWS,
+             as_json: bool = JSON):
     """Make a reviewable plan: every step with its SQL and its reverse, every row the target would refuse,
     and the source's schema fingerprint."""
-    plan = commands.make_plan(source, parse_target(target), on_reject=on_reject)
+    plan = commands.make_plan(source, parse_target(target), on_reject=on_reject, compat_views=compat_views)
     if out:
         save_plan(plan, out)
     if sql:
@@ -103,7 +106,7 @@ def backup_cmd(source: Path = SOURCE, to: Optional[Path] = typer.Option(None, "-
 def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a plan written by `plan --out`."),
               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
               sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
-              target: Optional[str] = TARGET, on_reject: str = ON_REJECT,
+              target: Optional[str] = TARGET, on_reject: str = ON_REJECT, compat_views: bool = COMPAT_VIEWS,
               replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) and replace domain schemas that already exist."),
               backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
     """Back up, then migrate in one transaction: domain tables, rows, indexes, constraints, triggers,
@@ -111,13 +114,13 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
     dest = parse_target(target)
     if sql:
         plan = commands.load_plan(source) if commands.looks_like_plan(source) \
-            else commands.make_plan(source, dest, on_reject=on_reject)
+            else commands.make_plan(source, dest, on_reject=on_reject, compat_views=compat_views)
         print(plan.sql_script(), end="")
         return
     confirm(f"Migrate {source} into {dest.display}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "apply") as progress:
         plan, result = commands.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject,
-                                      replace_existing=replace_existing, progress=progress)
+                                      compat_views=compat_views, replace_existing=replace_existing, progress=progress)
     render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result)}) if as_json \
         else render.apply_result(plan, result)
 
@@ -152,6 +155,15 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes",
     with render.step_progress(not (quiet or as_json), "rollback") as progress:
         result = commands.rollback(source, dest, write_back=write_back, backup_dir=backup_dir, progress=progress)
     render.print_json(result) if as_json else render.rollback_result(result)
+
+
+@app.command("finalize")
+@handled
+def finalize_cmd(source: Path = SOURCE, target: Optional[str] = TARGET, as_json: bool = JSON):
+    """End the cutover window: drop the compatibility views left by `apply --compat-views`."""
+    dropped = commands.finalize(source, parse_target(target))
+    render.print_json({"dropped_views": dropped}) if as_json else \
+        render.out.print(f"dropped {len(dropped)} compatibility views" + (f": {', '.join(dropped)}" if dropped else ""))
 
 
 @app.command("status")

@@ -119,7 +119,8 @@ def inspect(source: Path) -> InspectReport:
 ON_REJECT = ("fail", "quarantine")
 
 
-def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "fail") -> Plan:
+def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "fail",
+              compat_views: bool = False) -> Plan:
     target = target or parse_target(None)
     if on_reject not in ON_REJECT:
         raise BadInput(f"--on-reject {on_reject!r}: choose fail or quarantine")
@@ -145,9 +146,9 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
     if target.dialect == POSTGRES:
         from .steps_postgres import build_steps as build_pg_steps
 
-        steps = build_pg_steps(db, schema, res, quarantine)
+        steps = build_pg_steps(db, schema, res, quarantine, compat_views)
     else:
-        steps = build_steps(db, schema, res, quarantine)
+        steps = build_steps(db, schema, res, quarantine, compat_views)
     once, repeat = preflight.refusal_sql(rules)
     return Plan(
         source=str(source.resolve()),
@@ -161,6 +162,7 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
         missing_legacy_tables=res.missing_legacy,
         extra_columns={t: [list(c) for c in cols] for t, cols in res.extra_columns.items()},
         on_reject=on_reject,
+        compat_views=compat_views,
         preflight={"findings": [dataclasses.asdict(f) for f in found.findings], "refused_rows": found.refused_rows,
                    "sql_once": once, "sql_repeat": repeat},
     )
@@ -170,7 +172,8 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
 
 
 def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Path | None = None,
-          on_reject: str = "fail", replace_existing: bool = False, progress=None, rows_progress=None
+          on_reject: str = "fail", compat_views: bool = False, replace_existing: bool = False, progress=None,
+          rows_progress=None
           ) -> tuple[Plan | None, sqlite_backend.ApplyResult]:
     target = target or parse_target(None)
     if looks_like_plan(source_or_plan):
@@ -180,7 +183,7 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
     elif target.in_place and _state(_read(source_or_plan)) == "migrated":
         return None, sqlite_backend.apply_in_place(_placeholder(source_or_plan))
     else:
-        plan = make_plan(source_or_plan, target, on_reject=on_reject)
+        plan = make_plan(source_or_plan, target, on_reject=on_reject, compat_views=compat_views)
     source = Path(plan.source)
     backup_dir = backup_dir or default_backup_dir(source)
     if target.path:
@@ -206,6 +209,16 @@ def _apply_to_file(plan: Plan, path: Path, backup_dir: Path, progress) -> sqlite
     except BaseException:
         path.unlink(missing_ok=True)  # the copy was ours: nothing half-done stays behind
         raise
+
+
+def finalize(source: Path, target: Target | None = None) -> list[str]:
+    """Drop the compatibility views once no old reader needs them; returns the views dropped."""
+    target = target or parse_target(None)
+    if target.dialect == POSTGRES:
+        from .backends.postgres import finalize_postgres
+
+        return finalize_postgres(target)
+    return sqlite_backend.finalize_in_place(_migrated_file(source, target))
 
 
 def _migrated_file(source: Path, target: Target) -> Path:

@@ -37,6 +37,7 @@ class Plan:
     extra_columns: dict[str, list[list[str]]]
     on_reject: str = "fail"  # fail | quarantine
     preflight: dict = field(default_factory=dict)  # findings per rule, with every offending id
+    compat_views: bool = False  # views with the legacy names over the domain tables, until `finalize`
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tool_version: str = __version__
     format: int = PLAN_FORMAT

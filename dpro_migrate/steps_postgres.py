@@ -14,7 +14,7 @@ from .mapping import QUARANTINE_TABLE, Resolution
 from .pgcopy import CONVERSIONS, copy_lines_sql, copy_statement, escaped_sql, type_class
 from .plan import Step
 from .preflight import REFUSED, Rule, refusal_sql
-from .steps_sqlite import without_quarantined
+from .steps_sqlite import compat_view_steps, without_quarantined
 from .schema import POSTGRES, TargetSchema, add_constraint_sql, create_index_sql, create_table_sql, pg_type_for_legacy, table_sql
 from .sqlnames import quote_ident, quote_literal
 
@@ -57,7 +57,7 @@ def _quarantine_steps(legacy: LegacyDatabase, rules: list[Rule], tables: list[st
 
 
 def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
-                quarantine: tuple[list[Rule], list[str]] | None = None) -> list[Step]:
+                quarantine: tuple[list[Rule], list[str]] | None = None, compat_views: bool = False) -> list[Step]:
     """`quarantine` = (rules, legacy tables with refused rows): their rows stay out of the domain tables."""
     steps: list[Step] = []
     for domain in DOMAINS:
@@ -113,4 +113,6 @@ def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
             on = _TRIGGER_TABLE.search(trig.sql.split("EXECUTE")[0]).group(1)
             steps.append(Step("create_trigger", trig.name, [trig.sql],
                               [f"DROP TRIGGER IF EXISTS {quote_ident(trig.name)} ON {on}"], {"table": on.replace('"', "")}))
+    if compat_views:
+        steps += compat_view_steps(res, POSTGRES, set())
     return steps

@@ -159,9 +159,26 @@ def rewrite_view(sql: str, res: Resolution) -> str | None:
     return tree.transform(swap).sql("sqlite", identify=True)
 
 
+def compat_view_steps(res: Resolution, dialect: str, taken: set[str]) -> list[Step]:
+    """Read-only views with the legacy names and columns over the domain tables, for old readers during the
+    cutover window (`finalize` drops them). A legacy name that is also a domain table's needs none."""
+    steps = []
+    for name in res.legacy_tables:
+        if name in taken:
+            continue
+        cols = column_list(res.moves_from(name)[0].columns)
+        union = " UNION ALL ".join(f"SELECT {cols} FROM {table_sql(m.target, dialect)}" for m in res.moves_from(name))
+        view = quote_ident(name) if dialect == SQLITE else f"\"public\".{quote_ident(name)}"
+        # OFFSET 0: PostgreSQL would otherwise let writes through a simple view; these are for reading.
+        body = union if dialect == SQLITE else f"{union} OFFSET 0"
+        steps.append(Step("create_compat_view", name, [f"CREATE VIEW {view} AS {body}"], [f"DROP VIEW IF EXISTS {view}"]))
+    return steps
+
+
 def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
-                quarantine: tuple[list[Rule], list[str]] | None = None) -> list[Step]:
-    """`quarantine` = (rules, legacy tables with refused rows): refused rows go to quarantine, not the target."""
+                quarantine: tuple[list[Rule], list[str]] | None = None, compat_views: bool = False) -> list[Step]:
+    """`quarantine` = (rules, legacy tables with refused rows): refused rows go to quarantine, not the target.
+    `compat_views`: views with the legacy names over the domain tables."""
     names = Names(schema, legacy)
     steps: list[Step] = []
     for qualified, table in schema.tables.items():
@@ -208,6 +225,9 @@ def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
             final = physical_name(qualified, SQLITE)
             steps.append(Step("rename_table", final, _rename(names.working(qualified), final),
                               _rename(final, names.working(qualified)), {"table": qualified}))
+    if compat_views:
+        taken = {physical_name(q, SQLITE) for q in schema.tables} | {o.name for o in legacy.objects if o.type == "view"}
+        steps += compat_view_steps(res, SQLITE, taken)
     for obj in legacy.objects:
         if obj.type == "view" and obj.sql and _view_reads(obj.sql, moved):
             carried = rewrite_view(obj.sql, res)

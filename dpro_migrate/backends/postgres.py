@@ -244,6 +244,25 @@ def catalog_objects(cur) -> set[tuple[str, str]]:
     return out
 
 
+def finalize_postgres(target: Target) -> list[str]:
+    """End of the cutover window: drop the compatibility views."""
+    conn, entry = read_ledger(target)
+    try:
+        if entry is None:
+            raise BadInput(f"{target.display}: is not migrated; nothing to finalize")
+        plan = entry.plan
+        with locked_transaction(conn, target), conn.cursor() as cur:
+            dropped = [s.name for s in plan.steps_of("create_compat_view")
+                       if cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'public."{s.name}"',)).fetchone()[0]]
+            for step in plan.steps_of("create_compat_view"):
+                for stmt in step.reverse:
+                    cur.execute(stmt)
+            cur.execute(ledger.insert_sql(POSTGRES), ledger.entry_values("finalize", plan, None, {"dropped": dropped}))
+        return dropped
+    finally:
+        conn.close()
+
+
 def _accounted(src: sqlite3.Connection, counts, quarantined: dict[str, int]):
     """Every legacy row is in a domain table or in quarantine: source rows = target rows + quarantined rows."""
     from ..verify import Check

@@ -242,3 +242,21 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
         return RollbackResult(False, backup, restored, renumbered, time.monotonic() - started)
     finally:
         conn.close()
+
+
+def finalize_in_place(path: Path) -> list[str]:
+    """End of the cutover window: drop the compatibility views (rollback would drop them too)."""
+    conn = open_for_write(path)
+    try:
+        if not ledger.sqlite_has_ledger(conn):
+            raise BadInput(f"{path}: is not migrated; nothing to finalize")
+        plan = ledger.latest_apply(ledger.read_entries(conn)).plan
+        views = [s for s in plan.steps_of("create_compat_view")
+                 if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?", (s.name,)).fetchone()]
+        with write_transaction(conn, path):
+            for step in views:
+                _run(conn, step.reverse)
+            conn.execute(ledger.insert_sql(SQLITE), ledger.entry_values("finalize", plan, None, {"dropped": [s.name for s in views]}))
+        return [s.name for s in views]
+    finally:
+        conn.close()
