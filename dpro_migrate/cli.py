@@ -118,9 +118,9 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
         print(plan.sql_script(), end="")
         return
     confirm(f"Migrate {source} into {dest.display}?", yes or as_json)
-    with render.step_progress(not (quiet or as_json), "apply") as progress:
-        plan, result = commands.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject,
-                                      compat_views=compat_views, replace_existing=replace_existing, progress=progress)
+    with render.step_progress(not (quiet or as_json), "apply") as (progress, rows):
+        plan, result = commands.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject, compat_views=compat_views,
+                                      replace_existing=replace_existing, progress=progress, rows_progress=rows)
     render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result)}) if as_json \
         else render.apply_result(plan, result)
 
@@ -152,8 +152,9 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes",
         print(commands.recorded_plan(source, dest).sql_script(reverse=True), end="")
         return
     confirm(f"Roll back {dest.display if not dest.in_place else source}?", yes or as_json)
-    with render.step_progress(not (quiet or as_json), "rollback") as progress:
-        result = commands.rollback(source, dest, write_back=write_back, backup_dir=backup_dir, progress=progress)
+    with render.step_progress(not (quiet or as_json), "rollback") as (progress, rows):
+        result = commands.rollback(source, dest, write_back=write_back, backup_dir=backup_dir, progress=progress,
+                                   rows_progress=rows)
     render.print_json(result) if as_json else render.rollback_result(result)
 
 
@@ -181,7 +182,7 @@ def demo_cmd(workdir: Optional[Path] = typer.Argument(None, help="An empty direc
              as_json: bool = JSON, quiet: bool = QUIET):
     """Generate a realistic legacy database and run the whole cycle on it: inspect, plan, apply, verify,
     rollback, and a check that the file is logically identical to the original."""
-    with render.step_progress(not (quiet or as_json), "demo") as progress:
+    with render.step_progress(not (quiet or as_json), "demo") as (progress, _):
         result = commands.demo(workdir, messages=messages, progress=progress)
     render.print_json(result) if as_json else render.demo_result(result)
     if not result.verify.ok or result.differences_after_rollback:
@@ -200,6 +201,67 @@ def example_cmd(path: Path = typer.Argument(..., help="Where to create the legac
     """Generate a realistic legacy DPRO database of any size."""
     counts = commands.example(path, messages=messages, shape=shape, seed=seed, extras=extras, dirty=dirty)
     render.print_json(counts) if as_json else render.out.print(f"created {path}: {sum(counts.values()):,} rows in {len(counts)} tables")
+
+
+@app.command("restore")
+@handled
+def restore_cmd(backup: Path = typer.Argument(..., help="A backup written by dpro-migrate (backup, apply, rollback).", show_default=False),
+                to: Optional[Path] = typer.Option(None, "--to", help="The database to replace (default: the one the backup was "
+                                                  "taken of, when it sits in dpro-migrate-backups/ beside it)."),
+                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+                backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON):
+    """Bring a database back from a backup. The backup is checked first (a SQLite file, integrity_check)
+    and only read; the database as it is now is backed up, then replaced in one transaction."""
+    from .restore import default_destination, restore
+
+    dest = to or default_destination(backup)
+    confirm(f"Replace {dest} with {backup}?", yes or as_json)
+    result = restore(backup, dest, backup_dir=backup_dir)
+    if as_json:
+        render.print_json(result)
+        return
+    if result.previous:
+        render.out.print(f"the database as it was is kept in [bold]{escape(str(result.previous.path))}[/]")
+    if result.previous_damaged_copy:
+        render.out.print(f"the unreadable file it replaced is kept in [bold]{escape(str(result.previous_damaged_copy))}[/]")
+    render.out.print(f"restored {escape(str(result.destination))} from {escape(str(result.backup))} in {result.seconds:.2f}s: "
+                     f"integrity {result.integrity}, {sum(result.tables.values()):,} rows in {len(result.tables)} tables")
+
+
+@app.command("check")
+@handled
+def check_cmd(source: Path = SOURCE,
+              target: Optional[str] = typer.Option(None, "--target", "-t", help="postgresql://user:pass@host/db: run the "
+                                                   "cycle in a throwaway database created through this one (default: a SQLite copy)."),
+              junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here (one testcase per stage)."),
+              as_json: bool = JSON):
+    """For CI: plan, apply, verify and rollback on a scratch copy (and a throwaway PostgreSQL database with
+    --target), then check the copy is back to the source. The source is only read. Exit 0 all good,
+    1 a stage failed, 2 unusable input."""
+    from rich.table import Table
+
+    from . import check as checking
+
+    report = checking.run_check(source, parse_target(target))
+    if junit:
+        checking.write_junit(report, junit)
+    if as_json:
+        render.print_json({"ok": report.ok, **render._plain(report)})
+    else:
+        t = Table("stage", "result", "seconds", "detail")
+        colors = {"ok": "green", "failed": "red", "skipped": "yellow"}
+        for s in report.stages:
+            t.add_row(s.name, f"[{colors[s.status]}]{s.status}[/]", f"{s.seconds:.2f}", escape(s.detail))
+        render.out.print(t)
+        for s in report.failed:
+            if s.findings:
+                render.out.print(f"[red]{s.name}[/]: " + escape("; ".join(map(str, s.findings[:10]))))
+        render.out.print(f"{escape(report.cleanup)}")
+        render.out.print(f"[green]check passed[/] in {report.seconds:.1f}s: {escape(report.source)} migrates, verifies "
+                         "and rolls back cleanly" if report.ok else f"[red]check failed[/]: "
+                         + ", ".join(s.name for s in report.failed))
+    if not report.ok:
+        raise typer.Exit(CHECKS_FAILED)
 
 
 def main() -> None:

@@ -187,16 +187,17 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
     source = Path(plan.source)
     backup_dir = backup_dir or default_backup_dir(source)
     if target.path:
-        return plan, _apply_to_file(plan, target.path, backup_dir, progress)
+        return plan, _apply_to_file(plan, target.path, backup_dir, progress, rows_progress)
     if target.dialect == POSTGRES:
         from .backends.postgres import apply_postgres
 
         return plan, apply_postgres(plan, target, backup_dir=backup_dir, replace_existing=replace_existing,
                                     progress=progress, rows_progress=rows_progress)
-    return plan, sqlite_backend.apply_in_place(plan, backup_dir=backup_dir, progress=progress)
+    return plan, sqlite_backend.apply_in_place(plan, backup_dir=backup_dir, progress=progress,
+                                               rows_progress=rows_progress)
 
 
-def _apply_to_file(plan: Plan, path: Path, backup_dir: Path, progress) -> sqlite_backend.ApplyResult:
+def _apply_to_file(plan: Plan, path: Path, backup_dir: Path, progress, rows_progress) -> sqlite_backend.ApplyResult:
     """A separate SQLite target is a verified copy of the source, migrated in place; the source is only read."""
     if path.exists():
         if _state(_read(path)) == "migrated":
@@ -205,7 +206,8 @@ def _apply_to_file(plan: Plan, path: Path, backup_dir: Path, progress) -> sqlite
     copy = backup_file(Path(plan.source), path.resolve().parent)
     os.replace(copy.path, path)
     try:
-        return sqlite_backend.apply_in_place(plan, path=path, backup_dir=backup_dir, progress=progress)
+        return sqlite_backend.apply_in_place(plan, path=path, backup_dir=backup_dir, progress=progress,
+                                             rows_progress=rows_progress)
     except BaseException:
         path.unlink(missing_ok=True)  # the copy was ours: nothing half-done stays behind
         raise
@@ -241,14 +243,15 @@ def verify(source: Path, target: Target | None = None, *, backup: Path | None = 
 
 
 def rollback(source: Path, target: Target | None = None, *, write_back: bool = False,
-             backup_dir: Path | None = None, progress=None) -> sqlite_backend.RollbackResult:
+             backup_dir: Path | None = None, progress=None, rows_progress=None) -> sqlite_backend.RollbackResult:
     target = target or parse_target(None)
     backup_dir = backup_dir or default_backup_dir(source)
     if target.dialect == POSTGRES:
         from .backends.postgres import rollback_postgres
 
         return rollback_postgres(target, write_back=write_back, backup_dir=backup_dir, progress=progress)
-    return sqlite_backend.rollback_in_place(_migrated_file(source, target), backup_dir=backup_dir, progress=progress)
+    return sqlite_backend.rollback_in_place(_migrated_file(source, target), backup_dir=backup_dir, progress=progress,
+                                            rows_progress=rows_progress)
 
 
 def backup(source: Path, to: Path | None = None, progress=None) -> BackupResult:

@@ -33,20 +33,37 @@ def print_json(value) -> None:
     print(json.dumps(_plain(value), indent=2, ensure_ascii=False, default=str))
 
 
+class _Reporter:
+    """Rich bars on stderr: one over the plan's steps, one per table as its rows move (rows, rows/s)."""
+
+    def __init__(self, bar: Progress, label: str):
+        self.bar = bar
+        self.steps = bar.add_task(label, total=None, info="")
+        self.tables: dict[str, object] = {}
+
+    def step(self, i, total, step) -> None:
+        self.bar.update(self.steps, completed=i, total=total, info=f"{step.kind} {step.name}")
+
+    def rows(self, step, n) -> None:
+        task = self.tables.get(step.name)
+        if task is None:
+            task = self.tables[step.name] = self.bar.add_task(f"  {step.name}", total=None, info="")
+        self.bar.advance(task, n)
+        t = self.bar.tasks[task]
+        if t.elapsed:
+            self.bar.update(task, info=f"{t.completed / t.elapsed:,.0f} rows/s")
+
+
 @contextmanager
 def step_progress(enabled: bool, label: str):
-    """A progress bar over plan steps on stderr; yields a callback for the library, or None."""
+    """Yields (progress, rows_progress) callbacks for the library, or (None, None) when not on a terminal."""
     if not enabled or not err.is_terminal:
-        yield None
+        yield None, None
         return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None, step="")
-
-        def update(i, total, step):
-            bar.update(task, completed=i, total=total, step=f"{step.kind} {step.name}")
-
-        yield update
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+        reporter = _Reporter(bar, label)
+        yield reporter.step, reporter.rows
 
 
 def inspect_report(r) -> None:

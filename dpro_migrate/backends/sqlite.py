@@ -18,7 +18,8 @@ from ..mapping import LEDGER_TABLE
 from ..plan import Plan, Step
 from ..schema import SQLITE, physical_name, table_sql
 
-# Called as progress(step_index, total_steps, step) before each step runs.
+# Called as progress(step_index, total_steps, step) before each step runs;
+# rows_progress(step, rows) as rows move.
 Progress = Callable[[int, int, Step], None]
 
 
@@ -108,7 +109,7 @@ def foreign_key_violations(conn: sqlite3.Connection, limit: int = 20) -> tuple[i
 
 
 def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | None = None,
-                   progress: Progress | None = None, backup_progress=None) -> ApplyResult:
+                   progress: Progress | None = None, rows_progress=None, backup_progress=None) -> ApplyResult:
     """Migrate the file in place: the plan's source, or `path`, a copy of it."""
     path = Path(path or plan.source)
     started = time.monotonic()
@@ -140,6 +141,8 @@ def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | N
                 rows = _run(conn, step.sql)
                 if step.kind == "move_rows":
                     moved[step.name] = rows
+                    if rows_progress:
+                        rows_progress(step, rows)
             _check_counts(plan, moved, backup.tables, quarantined)
             for step in keep:
                 names = [physical_name(t, SQLITE) for t in step.info["targets"]]
@@ -208,7 +211,7 @@ def rows_without_legacy_home(conn: sqlite3.Connection, plan: Plan) -> dict[str, 
 
 
 def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: Progress | None = None,
-                      backup_progress=None) -> RollbackResult:
+                      rows_progress=None, backup_progress=None) -> RollbackResult:
     started = time.monotonic()
     conn = open_for_write(path)
     try:
@@ -236,6 +239,8 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
                         n = max(conn.execute(stmt).rowcount, 0)
                         restored[step.info["legacy"]] = restored.get(step.info["legacy"], 0) + n
                         renumbered += n if j == 1 else 0
+                        if rows_progress:
+                            rows_progress(step, n)
                 else:
                     _run(conn, step.reverse)
             conn.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, SQLITE)}")
