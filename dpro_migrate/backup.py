@@ -102,12 +102,27 @@ def backup_connection(
     return BackupResult(final, expected, integrity, final.stat().st_size)
 
 
+def _check_without_opening(source: Path) -> None:
+    """The stat-only part of legacy.check_sqlite_file; SQLite itself refuses a file that is not a database.
+
+    backup_file must not open the database file from Python: apply and rollback call it while their
+    connection holds SQLite's write lock, and closing any descriptor of that file releases every POSIX
+    lock this process holds on it, so another process could start writing in the middle of the migration.
+    """
+    if not source.exists():
+        raise BadInput(f"{source}: no such file")
+    if source.is_dir():
+        raise BadInput(f"{source}: is a directory, not a SQLite database file")
+    if not os.access(source, os.R_OK):
+        raise BadInput(f"{source}: cannot be read (permission denied)")
+    if source.stat().st_size == 0:
+        raise BadInput(f"{source}: is empty, not a SQLite database")
+
+
 def backup_file(source: Path, directory: Path | None = None, progress=None, *, busy_timeout_ms: int = 5000) -> BackupResult:
     """Backup of a live file. A read transaction keeps writers from committing meanwhile; a caller that
     holds the write lock itself (apply, rollback) can call this too: readers still get in."""
-    from .legacy import check_sqlite_file
-
-    check_sqlite_file(source)
+    _check_without_opening(source)
     conn = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
