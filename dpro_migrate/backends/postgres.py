@@ -24,6 +24,7 @@ from ..plan import Plan
 from ..schema import POSTGRES, table_sql
 from ..sqlnames import column_list, quote_ident
 from ..targets import Target
+from ..verify import Check, MoveCount, VerifyReport, accounting_check, per_legacy, unaccounted
 from .sqlite import ApplyResult, RollbackResult, open_for_write, write_transaction
 
 LOCK_KEY = 0x6470726F  # "dpro": one dpro-migrate at a time per target database
@@ -166,15 +167,13 @@ def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
     return refused
 
 
+def _count(src: sqlite3.Connection, table: str) -> int:
+    return src.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
+
+
 def _check_counts(src: sqlite3.Connection, plan: Plan, moved: dict[str, int], refused: dict[str, int]) -> None:
-    per_legacy: dict[str, int] = dict(refused)
-    for step in plan.steps_of("move_rows"):
-        per_legacy[step.info["legacy"]] = per_legacy.get(step.info["legacy"], 0) + moved.get(step.name, 0)
-    wrong = []
-    for name, n in per_legacy.items():
-        expected = src.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()[0]
-        if n != expected:
-            wrong.append(f"{name}: {n} of {expected}")
+    wrong = unaccounted(per_legacy((s.info["legacy"], moved.get(s.name, 0)) for s in plan.steps_of("move_rows")),
+                        refused, lambda name: _count(src, name))
     if wrong:
         raise ChecksFailed(f"rows copied do not add up to the legacy tables ({', '.join(wrong)}); nothing was changed")
 
@@ -261,22 +260,6 @@ def finalize_postgres(target: Target) -> list[str]:
         return dropped
     finally:
         conn.close()
-
-
-def _accounted(src: sqlite3.Connection, counts, quarantined: dict[str, int]):
-    """Every legacy row is in a domain table or in quarantine: source rows = target rows + quarantined rows."""
-    from ..verify import Check
-
-    per_legacy: dict[str, int] = dict(quarantined)
-    for c in counts:
-        per_legacy[c.legacy] = per_legacy.get(c.legacy, 0) + c.matched
-    wrong = []
-    for name, n in per_legacy.items():
-        total = src.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()[0]
-        if n != total:
-            wrong.append(f"{name}: {n} of {total}")
-    detail = f"{sum(quarantined.values())} rows in quarantine" if quarantined else "no quarantine"
-    return Check("source rows = target rows + quarantined rows", not wrong, detail if not wrong else "; ".join(wrong), wrong)
 
 
 def read_ledger(target: Target):
@@ -407,7 +390,6 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
 
 
 def verify_postgres(target: Target):
-    from ..verify import Check, MoveCount, VerifyReport
 
     conn, entry = read_ledger(target)
     try:
@@ -432,7 +414,7 @@ def verify_postgres(target: Target):
                                         f"{n - bad} of {n} legacy rows present value for value"
                                         + (f", {added} added after the cutover" if added else ""),
                                         [{"legacy_id": i} for i in sample]))
-                checks.append(_accounted(src, counts, quarantined))
+                checks.append(accounting_check(counts, quarantined, lambda name: _count(src, name)))
             finally:
                 src.close()
             present = catalog_objects(cur)

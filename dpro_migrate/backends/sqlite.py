@@ -17,6 +17,7 @@ from ..legacy import check_sqlite_file, schema_fingerprint
 from ..mapping import LEDGER_TABLE
 from ..plan import Plan, Step
 from ..schema import SQLITE, physical_name, table_sql
+from ..verify import per_legacy, unaccounted
 
 # Called as progress(step_index, total_steps, step) before each step runs;
 # rows_progress(step, rows) as rows move.
@@ -187,15 +188,12 @@ def _quarantine(conn: sqlite3.Connection, step) -> dict[str, int]:
 
 
 def _check_counts(plan: Plan, moved: dict[str, int], source_rows: dict[str, int],
-                  quarantined: dict[str, int] | None = None) -> None:
+                  quarantined: dict[str, int]) -> None:
     """Every legacy row went somewhere: the parts of a split, and the quarantine, add up to the table."""
-    per_legacy: dict[str, int] = dict(quarantined or {})
-    for step in plan.steps_of("move_rows"):
-        per_legacy[step.info["legacy"]] = per_legacy.get(step.info["legacy"], 0) + moved.get(step.name, 0)
-    wrong = {t: (n, source_rows.get(t)) for t, n in per_legacy.items() if n != source_rows.get(t)}
+    wrong = unaccounted(per_legacy((s.info["legacy"], moved.get(s.name, 0)) for s in plan.steps_of("move_rows")),
+                        quarantined, lambda name: source_rows.get(name, 0))
     if wrong:
-        detail = ", ".join(f"{t}: {n} of {s}" for t, (n, s) in wrong.items())
-        raise ChecksFailed(f"rows moved do not add up to the legacy tables ({detail}); nothing was changed")
+        raise ChecksFailed(f"rows moved do not add up to the legacy tables ({', '.join(wrong)}); nothing was changed")
 
 
 def rows_without_legacy_home(conn: sqlite3.Connection, plan: Plan) -> dict[str, int]:
