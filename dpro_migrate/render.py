@@ -135,6 +135,8 @@ def plan_summary(plan, path: Path | None) -> None:
 
 
 def backup_result(b) -> None:
+    if b is None:  # a PostgreSQL apply/rollback with nothing to back up
+        return
     out.print(f"backup [bold]{b.path}[/] ({b.bytes:,} bytes): integrity {b.integrity}, "
               f"{sum(b.tables.values()):,} rows in {len(b.tables)} tables match the source")
 
