@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,8 +20,9 @@ from sqlalchemy.sql.elements import conv
 from sqlglot import exp
 
 from . import DOMAINS
+from .drift import Difference, from_alembic, index_differences, trigger_differences
 from .errors import BadInput
-from .mapping import LEDGER_TABLE
+from .mapping import LEDGER_TABLE, QUARANTINE_TABLE
 from .schema import (
     POSTGRES,
     SQLITE,
@@ -34,16 +34,22 @@ from .schema import (
     load_schema,
     pg_type_for_legacy,
     physical_name,
+    table_sql,
 )
 
-# Alembic's version table. PostgreSQL: in the system schema, beside dpro-migrate's own ledger (see VERSION_TABLE_SCHEMA).
+# Alembic's version table. PostgreSQL: system.alembic_version; SQLite (no schemas): a plain alembic_version.
+# Why system and not public on PostgreSQL: the seven domain schemas are the whole application and system
+# already holds tool bookkeeping (migration_ledger) and the trigger functions; public may be absent or not
+# writable by the application role (PostgreSQL 15 revokes CREATE on public from PUBLIC); and the stamp then
+# lives and dies with the migrated schema instead of surviving a rollback as a stale claim in public. The
+# price: rollback drops the system schema without CASCADE, so it must drop the version table first
+# (release_baseline), and refuses when Alembic has moved the database beyond the baseline.
 VERSION_TABLE = "alembic_version"
-# Why system and not public: the seven domain schemas are the whole application; system already holds
-# tool metadata (migration_ledger) and the trigger functions; public may be absent, or not writable by the
-# application role (PostgreSQL 15 revokes CREATE on public from PUBLIC), and a rollback that drops the seven
-# schemas then also drops the Alembic stamp, so a rolled-back database never claims an Alembic revision.
 VERSION_TABLE_SCHEMA = {POSTGRES: "system", SQLITE: None}
-BASELINE_REVISION = "dpro0001baseline"
+# Baseline revision ids are "dpro" + Alembic's 12 hex digits: recognisable without the Alembic directory
+# (release_baseline), and within alembic_version's VARCHAR(32).
+BASELINE_PREFIX = "dpro"
+_BASELINE_ID = re.compile(r"^dpro[0-9a-f]{12}$")
 BASELINE_SLUG = "dpro_baseline"
 URL_ENV = "DPRO_MIGRATE_DATABASE_URL"
 
@@ -109,11 +115,18 @@ def sa_type(node: exp.DataType) -> sa.types.TypeEngine:
 def _legacy_type(decl_type: str, dialect: str) -> sa.types.TypeEngine:
     """The type of a ride-along legacy column, as apply declared it (see schema._declared)."""
     if dialect == SQLITE:
-        # Declared verbatim by apply; resolve it the way SQLAlchemy's SQLite reflection does.
+        # Declared verbatim by apply (any text, or none); resolved by the very function SQLAlchemy's SQLite
+        # reflection uses, so both sides agree. No type at all is NullType, which Alembic does not compare.
         from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
-        return SQLiteDialect()._resolve_type_affinity(decl_type)
+        resolve = getattr(SQLiteDialect(), "_resolve_type_affinity", None)
+        return resolve(decl_type) if resolve else sa.types.NullType()
     return sa_type(exp.DataType.build(pg_type_for_legacy(decl_type), dialect="postgres"))
+
+
+def _sql_text(sql: str) -> sa.TextClause:
+    """Rendered ddl/ SQL as sa.text, its colons escaped so that none is read as a bind parameter (':x')."""
+    return sa.text(re.sub(r"(?<!:):(?!:)", r"\\:", sql))
 
 
 def _sa_table(meta: sa.MetaData, table: Table, dialect: str, extra: list[tuple[str, str]]) -> sa.Table:
@@ -124,7 +137,7 @@ def _sa_table(meta: sa.MetaData, table: Table, dialect: str, extra: list[tuple[s
         kw: dict[str, Any] = {"nullable": col.nullable}
         if col.default is not None:
             default = col.node.find(exp.DefaultColumnConstraint).this
-            kw["server_default"] = sa.text(expression_sql(default, dialect))
+            kw["server_default"] = _sql_text(expression_sql(default, dialect))
         if col.name in pk.columns:
             kw["primary_key"] = True
             kw["autoincrement"] = col is ident
@@ -152,7 +165,7 @@ def _sa_constraint(con: Constraint, dialect: str) -> sa.Constraint:
         return sa.UniqueConstraint(*con.columns, name=conv(con.name))
     body = con.node.expressions[0]
     if con.kind == "check":
-        return sa.CheckConstraint(sa.text(expression_sql(body.this, dialect)), name=conv(con.name))
+        return sa.CheckConstraint(_sql_text(expression_sql(body.this, dialect)), name=conv(con.name))
     ref = body.args["reference"]
     ref_table = ref.find(exp.Table)
     ref_cols = [i.name for i in ref.this.expressions]
@@ -176,7 +189,7 @@ def _sa_index(index: Index, tables: dict[str, sa.Table], dialect: str) -> sa.Ind
     kw: dict[str, Any] = {}
     where = params.args.get("where")
     if where is not None:
-        kw[f"{dialect}_where"] = sa.text(expression_sql(where.this, dialect))
+        kw[f"{dialect}_where"] = _sql_text(expression_sql(where.this, dialect))
     return sa.Index(conv(index.name), *exprs, unique=index.unique, **kw)
 
 
@@ -196,3 +209,517 @@ def metadata_for(dialect: str, extra_columns: dict[str, list[tuple[str, str]]] |
     for index in schema.indexes:
         _sa_index(index, tables, dialect)
     return meta
+
+
+# --- connections and the ledger -----------------------------------------------------------------
+
+
+def sqlalchemy_url(url: str | Path) -> str:
+    """A URL SQLAlchemy can open with what dpro-migrate installs: postgresql:// -> postgresql+psycopg://
+    (SQLAlchemy's default PostgreSQL driver is psycopg2); a bare file path -> sqlite:///path."""
+    text = str(url)
+    if "://" not in text:
+        return sa.engine.URL.create("sqlite", database=str(Path(text).resolve())).render_as_string()
+    try:
+        parsed = sa.engine.make_url(text)
+    except sa.exc.ArgumentError:
+        raise BadInput("not a database URL (postgresql://... or sqlite:///path)") from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _dialect_of(bind: sa.engine.Connection) -> str:
+    name = bind.dialect.name
+    if name not in (SQLITE, POSTGRES):
+        raise BadInput(f"unsupported database {name}: only PostgreSQL and SQLite")
+    return name
+
+
+class _Bind:
+    """A Connection from a Connection (caller's), an Engine, a URL or a SQLite path (ours: disposed on exit)."""
+
+    def __init__(self, connection_or_url: Any, *, read_only: bool):
+        self.given = connection_or_url
+        self.read_only = read_only
+        self.engine: sa.engine.Engine | None = None
+        self.conn: sa.engine.Connection | None = None
+
+    def __enter__(self) -> sa.engine.Connection:
+        given = self.given
+        if isinstance(given, sa.engine.Connection):
+            return given
+        if isinstance(given, sa.engine.Engine):
+            self.conn = given.connect()
+            return self.conn
+        url = sa.engine.make_url(sqlalchemy_url(given))
+        if url.get_backend_name() == SQLITE:
+            path = Path(url.database or "")
+            if not url.database or not path.is_file():
+                raise BadInput(f"{url.database or 'sqlite://'}: no such SQLite file")
+            # Opened by sqlite3 itself (no URL round trip for odd file names); read-only when only looking,
+            # so the file is never created or written.
+            target = f"{path.resolve().as_uri()}?mode=ro" if self.read_only else str(path)
+            self.engine = sa.create_engine("sqlite://", poolclass=sa.pool.NullPool,
+                                           creator=lambda: sqlite3.connect(target, uri=self.read_only))
+        else:
+            self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            self.conn = self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[-1] if str(exc.orig).strip() else "connection failed"
+            raise BadInput(f"cannot connect to {url.render_as_string(hide_password=True)}: {reason}") from None
+        return self.conn
+
+    def __exit__(self, *exc_info) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def _has_table(conn: sa.engine.Connection, dialect: str, qualified: str) -> bool:
+    schema_name, name = qualified.split(".", 1)
+    if dialect == SQLITE:
+        return sa.inspect(conn).has_table(f"{schema_name}_{name}")
+    return sa.inspect(conn).has_table(name, schema=schema_name)
+
+
+def ride_along_columns(conn: sa.engine.Connection, dialect: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Legacy columns the last apply carried into domain tables (not in ddl/), from the ledger in the database:
+    {qualified table: [(column, legacy declared type)]}. Empty when there is no ledger."""
+    from .plan import Plan
+
+    dialect = dialect or _dialect_of(conn)
+    if not _has_table(conn, dialect, LEDGER_TABLE):
+        return {}
+    row = conn.exec_driver_sql(
+        f"SELECT \"plan\" FROM {table_sql(LEDGER_TABLE, dialect)} WHERE \"action\" = 'apply' ORDER BY \"id\" DESC LIMIT 1"
+    ).fetchone()
+    if row is None or not row[0]:
+        return {}
+    plan = Plan.from_json(row[0])
+    return {s.info["table"]: [tuple(c) for c in s.info.get("extra_columns") or []]
+            for s in plan.steps_of("create_table") if s.info.get("extra_columns")}
+
+
+# --- Alembic options shared by schema_drift and the written env.py --------------------------------
+
+
+def include_name_filter(dialect: str) -> Callable[[str | None, str, dict], bool]:
+    """Alembic include_name: what of the live database is compared with ddl/.
+
+    PostgreSQL: the seven domain schemas (not public, where compat views live, nor any other), every table in
+    them but dpro-migrate's bookkeeping (system.migration_ledger, system.quarantine) and Alembic's
+    system.alembic_version: a table someone adds to a domain schema is drift. SQLite: the domain tables by
+    name, nothing else: the file also holds legacy tables a migration leaves behind (unknown ones such as
+    legacy_feedback, under any name), the ledger, the quarantine tables and alembic_version.
+    """
+    _check_dialect(dialect)
+    schema = load_schema()
+    tables = {physical_name(q, dialect) for q in schema.tables}
+    bookkeeping = {physical_name(LEDGER_TABLE, POSTGRES), physical_name(QUARANTINE_TABLE, POSTGRES),
+                   f"{VERSION_TABLE_SCHEMA[POSTGRES]}.{VERSION_TABLE}"}
+
+    def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+        if type_ == "schema":
+            return name in DOMAINS if dialect == POSTGRES else name is None
+        if type_ == "table":
+            if dialect == SQLITE:
+                return name in tables
+            full = f"{parent_names.get('schema_name')}.{name}"
+            return parent_names.get("schema_name") in DOMAINS and full not in bookkeeping
+        return True
+
+    return include_name
+
+
+AUTOGENERATE_PLUGINS = [
+    "alembic.autogenerate.*",
+    # Compares named CHECK constraints by name (added, removed; not their expressions). Opt-in since Alembic
+    # 1.19.2 ("recommended only for schemas that name all constraints", which ddl/ and NAMING_CONVENTION do).
+    # Without it a renamed or dropped CHECK is invisible to autogenerate.
+    "alembic.ext.checkconstraint_byname",
+]
+
+
+def _autogenerate_plugins() -> list[str] | None:
+    try:
+        import alembic.ext.checkconstraint_byname  # noqa: F401  (Alembic >= 1.19.2)
+    except ImportError:
+        return None  # older Alembic: its defaults (and no CHECK comparison)
+    return list(AUTOGENERATE_PLUGINS)
+
+
+def context_options(dialect: str) -> dict[str, Any]:
+    """Keyword arguments for MigrationContext.configure(opts=...) / EnvironmentContext.configure(**...)."""
+    _check_dialect(dialect)
+    opts: dict[str, Any] = {
+        "include_schemas": True,
+        "include_name": include_name_filter(dialect),
+        "compare_type": True,
+        "compare_server_default": True,
+        "version_table": VERSION_TABLE,
+    }
+    if (plugins := _autogenerate_plugins()) is not None:
+        opts["autogenerate_plugins"] = plugins
+    if VERSION_TABLE_SCHEMA[dialect]:
+        opts["version_table_schema"] = VERSION_TABLE_SCHEMA[dialect]
+    if dialect == SQLITE:
+        # SQLite has no ALTER for most changes: Alembic's batch mode (copy-and-move). Caution: a batch
+        # recreate loses the triggers and the DESC of indexes (schema_drift reports both).
+        opts["render_as_batch"] = True
+    return opts
+
+
+# --- drift --------------------------------------------------------------------------------------
+
+
+def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
+                 extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> list[Difference]:
+    """How the live database differs from ddl/: empty on a database dpro-migrate apply has just migrated.
+
+    connection_or_url: a SQLAlchemy Connection or Engine, a URL (postgresql://..., sqlite:///path) or a SQLite
+    file path; the database is only read. dialect: checked against the connection (None: taken from it).
+    extra_columns: the legacy columns apply carried along; None reads them from the ledger in the database.
+    """
+    with _Bind(connection_or_url, read_only=True) as conn:
+        live = _dialect_of(conn)
+        if dialect is not None and dialect != live:
+            raise BadInput(f"the database is {live}, not {dialect}")
+        schema = load_schema()
+        if extra_columns is None:
+            extra_columns = ride_along_columns(conn, live)
+        metadata = metadata_for(live, extra_columns, schema)
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        opts = {k: v for k, v in context_options(live).items() if k != "render_as_batch"}
+        context = MigrationContext.configure(conn, opts=opts)
+        differences = from_alembic(compare_metadata(context, metadata))
+        reported = {d.object.split(" on ")[0] for d in differences if d.kind.endswith("_index")}
+        differences += index_differences(conn, live, schema, reported)
+        differences += trigger_differences(conn, live, schema)
+        if conn.in_transaction() and not isinstance(connection_or_url, sa.engine.Connection):
+            conn.rollback()
+        return differences
+
+
+# --- an Alembic environment ---------------------------------------------------------------------
+
+_INI = """\
+# Alembic environment written by dpro-migrate {version} (alembic-init) on {date}.
+# The database schema was created by `dpro-migrate apply` from dpro-migrate's ddl/; revision {rev}
+# (versions/{rev}_{slug}.py) is that schema, and `dpro-migrate apply` / stamp_baseline() records it.
+#
+# No password is written here: env.py reads the whole URL from the environment variable {env}
+# when it is set, and falls back to sqlalchemy.url below.
+
+[alembic]
+script_location = %(here)s
+prepend_sys_path = .
+path_separator = os
+sqlalchemy.url = {url}
+
+[post_write_hooks]
+
+[loggers]
+keys = root,sqlalchemy,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+qualname =
+
+[logger_sqlalchemy]
+level = WARNING
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+datefmt = %H:%M:%S
+"""
+
+_ENV = '''\
+"""Alembic environment for a database migrated by dpro-migrate ({dialect}); written by dpro-migrate {version}.
+
+target_metadata is dpro-migrate's own description of the schema (built from its ddl/), so on a freshly
+migrated database `alembic revision --autogenerate` finds nothing to do. Alembic sees only {scope};
+triggers are invisible to it: `dpro-migrate verify --schema-only` checks them too.
+"""
+
+import os
+from logging.config import fileConfig
+
+import sqlalchemy as sa
+from alembic import context
+
+from dpro_migrate.handoff import context_options, metadata_for, sqlalchemy_url
+
+DIALECT = {dialect!r}
+
+# Legacy columns that `dpro-migrate apply` carried into domain tables (they are not in ddl/ but they are in
+# the database): {{qualified table: [(column, legacy declared type)]}}.
+EXTRA_COLUMNS = {extra!r}
+
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = metadata_for(DIALECT, EXTRA_COLUMNS)
+
+
+def database_url() -> str:
+    # {env} holds the full URL, password included, so that alembic.ini never has to.
+    url = os.environ.get({env!r}) or config.get_main_option("sqlalchemy.url")
+    return sqlalchemy_url(url)
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True,
+                      dialect_opts={{"paramstyle": "named"}}, **context_options(DIALECT))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = sa.create_engine(database_url(), poolclass=sa.pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata, **context_options(DIALECT))
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
+'''
+
+_MAKO = '''\
+"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+${imports if imports else ""}
+
+# revision identifiers, used by Alembic.
+revision: str = ${repr(up_revision)}
+down_revision: Union[str, Sequence[str], None] = ${repr(down_revision)}
+branch_labels: Union[str, Sequence[str], None] = ${repr(branch_labels)}
+depends_on: Union[str, Sequence[str], None] = ${repr(depends_on)}
+
+
+def upgrade() -> None:
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade() -> None:
+    ${downgrades if downgrades else "pass"}
+'''
+
+_BASELINE = '''\
+"""dpro baseline: the schema `dpro-migrate apply` created
+
+Revision ID: {rev}
+Revises:
+Create Date: {date}
+
+The seven domain schemas ({domains}) with their tables, keys, checks, indexes and triggers, exactly as
+dpro-migrate {version} defines them in its ddl/. This revision does not create them: `dpro-migrate apply`
+did, and stamped this revision. On a database dpro-migrate has not migrated, run `dpro-migrate apply`
+first; `alembic upgrade` on an empty database would record this revision over nothing.
+"""
+from typing import Sequence, Union
+
+# revision identifiers, used by Alembic.
+revision: str = {rev!r}
+down_revision: Union[str, Sequence[str], None] = None
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+# Marks the revision dpro-migrate stamps (dpro_migrate.handoff.stamp_baseline).
+DPRO_BASELINE = True
+
+
+def upgrade() -> None:
+    # Nothing to do: the schema was created by `dpro-migrate apply` (from dpro-migrate's ddl/), which also
+    # moved the legacy data and recorded the move in system.migration_ledger.
+    pass
+
+
+def downgrade() -> None:
+    raise RuntimeError(
+        "the dpro baseline cannot be downgraded by Alembic: the schema and its data were created by "
+        "dpro-migrate apply; use `dpro-migrate rollback` to return to the legacy database"
+    )
+'''
+
+
+def _ini_url(url: str) -> str:
+    """The URL for alembic.ini: no password, and % doubled for ConfigParser interpolation."""
+    parsed = sa.engine.make_url(sqlalchemy_url(url))
+    # URL.set(password=None) leaves the password as it is: build the URL again without one.
+    bare = sa.engine.URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port,
+                                parsed.database, parsed.query)
+    return bare.render_as_string(hide_password=False).replace("%", "%%")
+
+
+def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | None = None, *,
+                 extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> Path:
+    """Write an Alembic environment for a migrated database into directory (new or empty); return its alembic.ini.
+
+    Written: alembic.ini (sqlalchemy.url without a password), env.py (target_metadata = metadata_for(dialect),
+    the include_name filter and options of schema_drift), script.py.mako, and versions/<rev>_dpro_baseline.py,
+    the baseline revision (an empty upgrade; a downgrade that refuses). extra_columns: the legacy columns apply
+    carried along; None reads them from the database's ledger (connecting to target_url; no ledger: none).
+    """
+    from alembic.util import rev_id
+
+    from . import __version__
+
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise BadInput(f"{directory}: exists and is not an empty directory; nothing was written")
+    url = sqlalchemy_url(target_url)
+    live = sa.engine.make_url(url).get_backend_name()
+    if live not in (SQLITE, POSTGRES):
+        raise BadInput(f"unsupported database {live}: only PostgreSQL and SQLite")
+    dialect = dialect or live
+    if dialect != live:
+        raise BadInput(f"the target URL is {live}, not {dialect}")
+    if extra_columns is None:
+        with _Bind(url, read_only=True) as conn:
+            extra_columns = ride_along_columns(conn, dialect)
+    extra = {t: [list(c) for c in cols] for t, cols in sorted(extra_columns.items())}
+    rev = BASELINE_PREFIX + rev_id()
+    from datetime import datetime, timezone
+
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    scope = ("the seven domain schemas" if dialect == POSTGRES
+             else "the domain tables (legacy leftovers, the ledger and alembic_version are left out)")
+    (directory / "versions").mkdir(parents=True, exist_ok=True)
+    (directory / "alembic.ini").write_text(_INI.format(version=__version__, date=date, rev=rev, slug=BASELINE_SLUG,
+                                                       env=URL_ENV, url=_ini_url(url)))
+    (directory / "env.py").write_text(_ENV.format(dialect=dialect, version=__version__, extra=extra, env=URL_ENV,
+                                                  scope=scope))
+    (directory / "script.py.mako").write_text(_MAKO)
+    (directory / "versions" / f"{rev}_{BASELINE_SLUG}.py").write_text(
+        _BASELINE.format(rev=rev, date=date, version=__version__, domains=", ".join(DOMAINS)))
+    return directory / "alembic.ini"
+
+
+def baseline_revision(directory: str | Path) -> str:
+    """The dpro baseline revision of an Alembic environment written by alembic_init()."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        script = ScriptDirectory(str(directory))
+        bases = script.get_bases()
+    except CommandError as exc:
+        raise BadInput(f"{directory}: not an Alembic environment ({exc})") from None
+    found = [b for b in bases if getattr(script.get_revision(b).module, "DPRO_BASELINE", False)]
+    if len(found) != 1:
+        raise BadInput(f"{directory}: has no dpro baseline revision (write one with alembic-init)")
+    return found[0]
+
+
+def stamp_baseline(connection_or_url: Any, directory: str | Path, *, check: bool = True) -> str:
+    """Record the dpro baseline revision of directory in the database's alembic_version table; return it.
+
+    PostgreSQL: system.alembic_version; SQLite: alembic_version. The database must have been migrated by apply
+    (a ledger holds an apply) and, with check, show no schema drift: the stamp says "this is the baseline".
+    Already stamped with the baseline: nothing changes. Stamped with another revision: refused (a database
+    Alembic has moved on is never stamped back). A Connection passed in is left for the caller to commit.
+    """
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from .errors import ChecksFailed
+
+    rev = baseline_revision(directory)
+    owned = not isinstance(connection_or_url, sa.engine.Connection)
+    with _Bind(connection_or_url, read_only=False) as conn:
+        dialect = _dialect_of(conn)
+        if not _has_table(conn, dialect, LEDGER_TABLE):
+            raise BadInput("the database was not migrated by dpro-migrate apply (no ledger); nothing was stamped")
+        if check:
+            drift = schema_drift(conn, dialect)
+            if drift:
+                raise ChecksFailed(f"the schema differs from the baseline in {len(drift)} places "
+                                   f"(first: {drift[0]}); nothing was stamped", details=[str(d) for d in drift])
+        opts = {"version_table": VERSION_TABLE}
+        if VERSION_TABLE_SCHEMA[dialect]:
+            opts["version_table_schema"] = VERSION_TABLE_SCHEMA[dialect]
+        context = MigrationContext.configure(conn, opts=opts)
+        current = context.get_current_heads()
+        if current and current != (rev,):
+            raise BadInput(f"the database is already at Alembic revision {', '.join(current)}; nothing was stamped")
+        if not current:
+            context.stamp(ScriptDirectory(str(directory)), rev)
+        if owned:
+            conn.commit()
+    return rev
+
+
+def _version_table_sql(dialect: str) -> str:
+    schema_name = VERSION_TABLE_SCHEMA[dialect]
+    return f'"{schema_name}"."{VERSION_TABLE}"' if schema_name else f'"{VERSION_TABLE}"'
+
+
+def release_baseline(connection: Any, dialect: str) -> bool:
+    """For rollback, inside its transaction: drop Alembic's version table if it records only the dpro baseline.
+
+    connection: a SQLAlchemy Connection, or a DB-API connection/cursor with execute() (sqlite3, psycopg).
+    Returns True when a table was dropped, False when there was none. Raises ChecksFailed when Alembic has
+    moved the database beyond the baseline: a rollback would silently undo those migrations. Needed on
+    PostgreSQL because the version table lives in the system schema, which rollback drops (without CASCADE).
+    """
+    from .errors import ChecksFailed
+
+    _check_dialect(dialect)
+
+    def run(sql: str, fetch: bool = True) -> list:
+        execute = connection.exec_driver_sql if isinstance(connection, sa.engine.Connection) else connection.execute
+        result = execute(sql)
+        return list(result.fetchall()) if fetch else []
+
+    if dialect == SQLITE:
+        exists = run(f"SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = '{VERSION_TABLE}'")
+    else:
+        exists = run(f"SELECT 1 WHERE to_regclass('{VERSION_TABLE_SCHEMA[POSTGRES]}.{VERSION_TABLE}') IS NOT NULL")
+    if not exists:
+        return False
+    revisions = [r[0] for r in run(f'SELECT "version_num" FROM {_version_table_sql(dialect)}')]
+    beyond = [r for r in revisions if not _BASELINE_ID.match(r or "")]
+    if beyond:
+        raise ChecksFailed(f"Alembic has migrated this database beyond the dpro baseline (revision "
+                           f"{', '.join(beyond)}); a rollback would undo those migrations: nothing was changed")
+    run(f"DROP TABLE {_version_table_sql(dialect)}", fetch=False)
+    return True
