@@ -120,7 +120,9 @@ ON_REJECT = ("fail", "quarantine")
 
 
 def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "fail",
-              compat_views: bool = False) -> Plan:
+              compat_views: bool = False, find_now: bool = True) -> Plan:
+    """`find_now=False` leaves the preflight to apply (which always runs it again under its lock):
+    for apply straight from the source with --on-reject fail, once is enough."""
     target = target or parse_target(None)
     if on_reject not in ON_REJECT:
         raise BadInput(f"--on-reject {on_reject!r}: choose fail or quarantine")
@@ -137,11 +139,13 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
         types = {f"{m.legacy} -> {m.target}": dict(column_types(schema, m.target, m.columns, m.extra_columns))
                  for m in res.moves}
     rules = preflight.build_rules(schema, res, target.dialect, types)
-    conn = connect_readonly(source)
-    try:
-        found = preflight.run(conn, rules)
-    finally:
-        conn.close()
+    found = preflight.PreflightReport([], {})
+    if find_now or on_reject != "fail":
+        conn = connect_readonly(source)
+        try:
+            found = preflight.run(conn, rules)
+        finally:
+            conn.close()
     quarantine = (rules, sorted(found.refused_rows)) if on_reject == "quarantine" and not found.clean else None
     if target.dialect == POSTGRES:
         from .steps_postgres import build_steps as build_pg_steps
@@ -183,7 +187,7 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
     elif target.in_place and _state(_read(source_or_plan)) == "migrated":
         return None, sqlite_backend.apply_in_place(_placeholder(source_or_plan))
     else:
-        plan = make_plan(source_or_plan, target, on_reject=on_reject, compat_views=compat_views)
+        plan = make_plan(source_or_plan, target, on_reject=on_reject, compat_views=compat_views, find_now=False)
     source = Path(plan.source)
     backup_dir = backup_dir or default_backup_dir(source)
     if target.path:

@@ -1,6 +1,7 @@
-"""SQLite -> PostgreSQL COPY text, produced by SQLite itself so Python never touches a value.
+"""SQLite -> PostgreSQL COPY (CSV), produced by SQLite itself so Python never touches a value.
 
-Each row leaves SQLite as one finished COPY line; Python only hands blocks of lines to psycopg.
+Each row leaves SQLite as one finished CSV line, batches are joined by SQLite too; Python only hands
+blocks to psycopg.
 Conversions are declared here, once, per target type class, and the plan records them.
 """
 
@@ -53,32 +54,48 @@ def escaped_sql(x: str) -> str:
 
 
 def field_sql(column: str, cls: str) -> str:
-    """A SQLite expression giving the COPY text field of one value (\\N for NULL)."""
+    """A SQLite expression giving one value as a CSV field for COPY: unquoted empty for NULL, text always
+    quoted (so '' stays an empty string), numbers bare. CSV needs one replace() where the text format needs four."""
     x = quote_ident(column)
-    real = f"printf('%!.20e', {x})"
     if cls == "boolean":
-        return f"CASE WHEN {x} IS NULL THEN '\\N' WHEN {x} THEN 't' ELSE 'f' END"
+        return f"CASE WHEN {x} IS NULL THEN '' WHEN {x} THEN 't' ELSE 'f' END"
     if cls == "bytea":
-        return f"CASE WHEN {x} IS NULL THEN '\\N' ELSE '\\\\x' || hex({x}) END"
+        return f"CASE WHEN {x} IS NULL THEN '' ELSE '\\x' || hex({x}) END"
     if cls == "bigint":
-        return f"CASE WHEN {x} IS NULL THEN '\\N' ELSE CAST({x} AS TEXT) END"
-    return (f"CASE typeof({x}) WHEN 'null' THEN '\\N' WHEN 'real' THEN {real} "
-            f"WHEN 'integer' THEN CAST({x} AS TEXT) ELSE {escaped_sql(x)} END")
+        return f"coalesce({x}, '')"
+    return (f"CASE typeof({x}) WHEN 'null' THEN '' WHEN 'real' THEN printf('%!.20e', {x}) "
+            f"WHEN 'integer' THEN {x} ELSE '\"' || replace({x}, '\"', '\"\"') || '\"' END")
 
 
-def copy_lines_sql(table: str, columns: list[tuple[str, str]], where: str | None, source_schema: str = "main") -> str:
-    """SELECT producing one COPY text line per row, in primary-key order."""
-    fields = " || char(9) || ".join(field_sql(name, cls) for name, cls in columns)
+def copy_lines_sql(table: str, columns: list[tuple[str, str]], where: str | None) -> str:
+    """SELECT of (id, one CSV line per row) from the legacy table."""
+    fields = " || ',' || ".join(field_sql(name, cls) for name, cls in columns)
     clause = f" WHERE {where}" if where else ""
-    return f"SELECT {fields} || char(10) FROM {source_schema}.{quote_ident(table)}{clause} ORDER BY \"id\""
+    return f"SELECT \"id\", {fields} || char(10) AS line FROM {quote_ident(table)}{clause}"
 
 
 def copy_statement(target_sql: str, columns: list[str]) -> str:
-    return f"COPY {target_sql} ({column_list(columns)}) FROM STDIN"
+    return f"COPY {target_sql} ({column_list(columns)}) FROM STDIN (FORMAT csv)"
 
 
-def stream_lines(src: sqlite3.Connection, select_sql: str, batch_rows: int = 20000) -> Iterator[tuple[str, int]]:
-    """Blocks of COPY text and their row counts; memory stays at one block whatever the table size."""
+def stream_lines(src: sqlite3.Connection, lines_sql: str, batch_rows: int = 20000) -> Iterator[tuple[str, int]]:
+    """Blocks of COPY lines and their row counts, in primary-key batches that SQLite joins itself:
+    Python handles one string per block, and memory stays at one block whatever the table size."""
+    batch = (f"SELECT max(\"id\"), count(*), group_concat(line, '') FROM "
+             f"(SELECT \"id\", line FROM ({lines_sql}) WHERE \"id\" > ? ORDER BY \"id\" LIMIT {int(batch_rows)})")
+    last = -(2**63)
+    while True:
+        top, n, block = src.execute(batch, (last,)).fetchone()
+        if not n:
+            return
+        yield block, n
+        if top == 2**63 - 1:
+            return
+        last = top
+
+
+def stream_rows(src: sqlite3.Connection, select_sql: str, batch_rows: int = 20000) -> Iterator[tuple[str, int]]:
+    """Blocks of ready COPY lines from any SELECT of one text column (small row sets: the quarantine)."""
     cur = src.execute(select_sql)
     while rows := cur.fetchmany(batch_rows):
         yield "".join(r[0] for r in rows), len(rows)

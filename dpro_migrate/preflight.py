@@ -75,6 +75,15 @@ def _type_ok(column: str, pg_type: str) -> str:
     return f"({c} IS NULL OR ({text}{f' AND length({c}) <= {n}' if n else ''}))"
 
 
+def _type_rule(move: Move, types: dict[str, str]) -> Rule:
+    """All type conversions of one move in one scan; a row is reported under the first column that fails."""
+    checks = [(f"type {move.target}.{col} {pg_type.lower()}", _type_ok(col, pg_type)) for col, pg_type in types.items()]
+    which = " ".join(f"WHEN NOT {ok} THEN {quote_literal(name)}" for name, ok in checks)
+    every = " AND ".join(ok for _, ok in checks)
+    return Rule("type", f"types {move.target}", move.legacy, move.target,
+                f"SELECT \"id\", CASE {which} END AS rule FROM {_rows(move)} WHERE NOT ({every})")
+
+
 def build_rules(schema: TargetSchema, res: Resolution, dialect: str, types: dict[str, dict[str, str]] | None = None
                 ) -> list[Rule]:
     """Every rule of the target, as SQL on the source. `types` (move name -> column -> PostgreSQL type)
@@ -89,9 +98,7 @@ def build_rules(schema: TargetSchema, res: Resolution, dialect: str, types: dict
                 rules.append(Rule("not_null", f"not null {move.target}.{col.name}", move.legacy, move.target,
                                   f"SELECT \"id\" FROM {rows} WHERE {quote_ident(col.name)} IS NULL"))
         if dialect == POSTGRES and types:
-            for col, pg_type in types[f"{move.legacy} -> {move.target}"].items():
-                rules.append(Rule("type", f"type {move.target}.{col} {pg_type.lower()}", move.legacy, move.target,
-                                  f"SELECT \"id\" FROM {rows} WHERE NOT ({_type_ok(col, pg_type)})"))
+            rules.append(_type_rule(move, types[f"{move.legacy} -> {move.target}"]))
         for con in table.constraints:
             if not set(con.columns) <= set(move.columns):
                 continue  # a column the legacy table lacks gets its default, which the rule accepts
@@ -131,11 +138,13 @@ SETUP_SQL = [
 
 
 def insert_sql(rule: Rule) -> str:
-    """Add the rows breaking one rule to REFUSED (once per rule and row)."""
+    """Add the rows breaking one rule to REFUSED (once per rule and row). Type rules name the failing
+    column themselves (their query yields a `rule` column)."""
     legacy = quote_literal(rule.legacy)
-    return (f"INSERT INTO {REFUSED} (source_table, source_pk, rule) SELECT {legacy}, \"id\", "
-            f"{quote_literal(rule.name)} FROM ({rule.ids_sql}) WHERE \"id\" NOT IN (SELECT source_pk FROM {REFUSED} "
-            f"WHERE source_table = {legacy} AND rule = {quote_literal(rule.name)})")
+    name = "x.rule" if rule.kind == "type" else quote_literal(rule.name)
+    return (f"INSERT INTO {REFUSED} (source_table, source_pk, rule) SELECT {legacy}, x.\"id\", {name} "
+            f"FROM ({rule.ids_sql}) AS x WHERE NOT EXISTS (SELECT 1 FROM {REFUSED} AS r "
+            f"WHERE r.source_table = {legacy} AND r.source_pk = x.\"id\" AND r.rule = {name})")
 
 
 def refusal_sql(rules: list[Rule]) -> tuple[list[str], list[str]]:
@@ -159,10 +168,11 @@ def refuse(conn: sqlite3.Connection, rules: list[Rule]) -> None:
 def report(conn: sqlite3.Connection, rules: list[Rule], sample: int | None = None) -> PreflightReport:
     """Read REFUSED back as findings (all ids, or `sample` of them per rule)."""
     by_name = {(r.legacy, r.name): r for r in rules}
+    by_target = {(r.legacy, r.target): r for r in rules if r.kind == "type"}
     findings = []
     for legacy, rule_name, count in conn.execute(
             f"SELECT source_table, rule, count(*) FROM {REFUSED} GROUP BY 1, 2 ORDER BY 1, 2"):
-        rule = by_name[(legacy, rule_name)]
+        rule = by_name.get((legacy, rule_name)) or by_target[(legacy, rule_name.split()[1].rsplit(".", 1)[0])]
         limit = f" LIMIT {int(sample)}" if sample else ""
         ids = [r[0] for r in conn.execute(
             f"SELECT source_pk FROM {REFUSED} WHERE source_table = ? AND rule = ? ORDER BY 1{limit}", (legacy, rule_name))]

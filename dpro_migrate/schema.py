@@ -303,14 +303,14 @@ def create_table_sql(
     schema.set("expressions", columns + [_declared(n, t, dialect) for n, t in extra_columns] + rest)
     if dialect == SQLITE:
         node = node.transform(_to_sqlite)
-    return node.sql(_SQLGLOT[dialect], identify=True)
+    return node.sql(_SQLGLOT[dialect], identify=True, comments=False)
 
 
 def create_index_sql(index: Index, dialect: str) -> str:
     node = index.node.copy()
     if dialect == SQLITE:
         node = node.transform(_to_sqlite)
-    return node.sql(_SQLGLOT[dialect], identify=True)
+    return node.sql(_SQLGLOT[dialect], identify=True, comments=False)
 
 
 def add_constraint_sql(table: Table, constraint: Constraint) -> str:
@@ -329,4 +329,4 @@ def expression_sql(node: exp.Expression, dialect: str) -> str:
     node = node.copy()
     if dialect == SQLITE:
         node = node.transform(_to_sqlite)
-    return node.sql(_SQLGLOT[dialect], identify=True)
+    return node.sql(_SQLGLOT[dialect], identify=True, comments=False)

@@ -57,6 +57,9 @@ def open_for_write(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        # Room for the sorts of index builds and the copies: bounded, so memory stays flat with size.
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
