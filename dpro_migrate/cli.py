@@ -107,6 +107,8 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
               sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
               target: Optional[str] = TARGET, on_reject: str = ON_REJECT, compat_views: bool = COMPAT_VIEWS,
+              alembic: Optional[Path] = typer.Option(None, "--alembic", help="After apply, write an Alembic environment "
+                                                     "here (if none) and stamp its baseline revision."),
               replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) and replace domain schemas that already exist."),
               backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
     """Back up, then migrate in one transaction: domain tables, rows, indexes, constraints, triggers,
@@ -121,16 +123,31 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
     with render.step_progress(not (quiet or as_json), "apply") as (progress, rows):
         plan, result = commands.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject, compat_views=compat_views,
                                       replace_existing=replace_existing, progress=progress, rows_progress=rows)
-    render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result)}) if as_json \
-        else render.apply_result(plan, result)
+    handoff = commands.alembic_handoff(alembic, source if plan is None else Path(plan.source), dest) if alembic else None
+    if as_json:
+        render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result),
+                           "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None})
+    else:
+        render.apply_result(plan, result)
+        if handoff:
+            render.out.print(f"Alembic environment {handoff[0]}, database stamped at baseline {handoff[1]}")
 
 
 @app.command("verify")
 @handled
 def verify_cmd(source: Path = SOURCE, backup: Optional[Path] = typer.Option(None, "--backup", help="Compare with this backup instead of the one apply recorded."),
-               target: Optional[str] = TARGET, as_json: bool = JSON):
+               target: Optional[str] = TARGET,
+               schema_only: bool = typer.Option(False, "--schema-only", help="Only compare the live schema with ddl/ "
+                                                "(drift: tables, columns, indexes, keys, checks, triggers)."),
+               as_json: bool = JSON):
     """Prove every legacy row is in its domain table value for value (against the backup), counts match,
     foreign_key_check and integrity_check are clean, and every promised object exists. Exit 1 otherwise."""
+    if schema_only:
+        drift = commands.schema_drift(source, parse_target(target))
+        render.print_json({"ok": not drift, "differences": drift}) if as_json else render.drift_report(drift)
+        if drift:
+            raise typer.Exit(CHECKS_FAILED)
+        return
     report = commands.verify(source, parse_target(target), backup=backup)
     render.print_json({"ok": report.ok, **render._plain(report)}) if as_json else render.verify_report(report)
     if not report.ok:
@@ -156,6 +173,20 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes",
         result = commands.rollback(source, dest, write_back=write_back, backup_dir=backup_dir, progress=progress,
                                    rows_progress=rows)
     render.print_json(result) if as_json else render.rollback_result(result)
+
+
+@app.command("alembic-init")
+@handled
+def alembic_init_cmd(directory: Path = typer.Argument(..., help="A new or empty directory for the Alembic environment."),
+                     source: Path = SOURCE, target: Optional[str] = TARGET,
+                     stamp: bool = typer.Option(True, "--stamp/--no-stamp", help="Stamp the database with the baseline."),
+                     as_json: bool = JSON):
+    """Hand the migrated schema to the application team: an Alembic environment whose baseline revision is the
+    seven-domain schema (metadata built from ddl/), so `alembic revision --autogenerate` starts from an empty diff.
+    The URL in alembic.ini carries no password: export DPRO_MIGRATE_DATABASE_URL for that."""
+    ini, revision = commands.alembic_handoff(directory, source, parse_target(target), stamp=stamp)
+    render.print_json({"ini": ini, "revision": revision}) if as_json else \
+        render.out.print(f"wrote {ini}" + (f"; database stamped at baseline {revision}" if revision else ""))
 
 
 @app.command("finalize")

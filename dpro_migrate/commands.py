@@ -227,6 +227,31 @@ def finalize(source: Path, target: Target | None = None) -> list[str]:
     return sqlite_backend.finalize_in_place(_migrated_file(source, target))
 
 
+def database_url(source: Path, target: Target) -> str:
+    """What Alembic connects to: the PostgreSQL target, or the migrated SQLite file."""
+    return target.conninfo if target.dialect == POSTGRES else str(_migrated_file(source, target).resolve())
+
+
+def schema_drift(source: Path, target: Target | None = None) -> list:
+    """Every difference between the live schema and ddl/ (tables, columns, indexes, keys, checks, triggers)."""
+    from .handoff import schema_drift as drift
+
+    target = target or parse_target(None)
+    return drift(database_url(source, target))
+
+
+def alembic_handoff(directory: Path, source: Path, target: Target | None = None, *, stamp: bool = True) -> tuple[Path, str | None]:
+    """Write the Alembic environment whose baseline is the migrated schema, and stamp the database with it."""
+    from .handoff import alembic_init, stamp_baseline
+
+    target = target or parse_target(None)
+    url = database_url(source, target)
+    ini = Path(directory) / "alembic.ini"
+    if not ini.exists():
+        ini = alembic_init(directory, url)
+    return ini, stamp_baseline(url, directory) if stamp else None
+
+
 def _migrated_file(source: Path, target: Target) -> Path:
     """The file verify, rollback and status look at: the source, or the separate SQLite target."""
     return target.path if target.path else source

@@ -103,7 +103,7 @@ def resolve(legacy: LegacyDatabase, schema: TargetSchema, mapping: Mapping) -> R
     known = set(mapping.legacy_tables)
     present = [t for t in mapping.legacy_tables if t in legacy.tables]
     own = {t.replace(".", "_") for t in schema.tables} | {LEDGER_TABLE.replace(".", "_")}
-    own |= {t for t in legacy.tables if t.startswith(QUARANTINE_TABLE.replace(".", "_"))}
+    own |= {t for t in legacy.tables if t.startswith(QUARANTINE_TABLE.replace(".", "_"))} | {"alembic_version"}
     unknown = {
         name: mapping.proposed_domain(name)
         for name in legacy.tables

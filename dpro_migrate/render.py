@@ -161,6 +161,16 @@ def verify_report(r) -> None:
     out.print("[green]verified: every legacy row is in place[/]" if r.ok else "[red]verification failed[/]")
 
 
+def drift_report(differences) -> None:
+    if not differences:
+        out.print("[green]no drift: the schema is exactly what ddl/ describes[/]")
+        return
+    t = Table("kind", "object", "detail", title=f"{len(differences)} differences from ddl/")
+    for d in differences:
+        t.add_row(d.kind, escape(d.object), escape(d.detail or ""))
+    out.print(t)
+
+
 def rollback_result(r) -> None:
     if r.nothing_to_do:
         out.print("not migrated: nothing to roll back")

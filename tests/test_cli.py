@@ -127,3 +127,20 @@ def test_verify_fails_with_exit_1_when_a_row_differs(legacy_db, tmp_path):
 def test_demo_runs(tmp_path):
     result = invoke(0, ["demo", tmp_path / "demo", "--messages", "200", "--quiet"])
     assert "logically identical" in result.stdout
+
+
+def test_alembic_handoff_and_drift_through_the_cli(legacy_db, tmp_path):
+    db = legacy_db()
+    out = json.loads(invoke(0, ["apply", db, "--yes", "--json", "--backup-dir", tmp_path / "bk",
+                                "--alembic", tmp_path / "alembic"]).stdout)
+    assert out["alembic"]["revision"].startswith("dpro")
+    assert (tmp_path / "alembic" / "alembic.ini").exists()
+    assert json.loads(invoke(0, ["verify", db, "--schema-only", "--json"]).stdout)["differences"] == []
+    conn = sqlite3.connect(db)
+    conn.execute("DROP INDEX idx_msg_user_time")
+    conn.commit()
+    conn.close()
+    drift = json.loads(invoke(1, ["verify", db, "--schema-only", "--json"]).stdout)["differences"]
+    assert any("idx_msg_user_time" in d["object"] for d in drift)
+    invoke(0, ["rollback", db, "--yes", "--backup-dir", tmp_path / "bk"])
+    assert "alembic_version" not in {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}

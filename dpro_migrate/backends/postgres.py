@@ -24,6 +24,7 @@ from ..plan import Plan
 from ..schema import POSTGRES, table_sql
 from ..sqlnames import column_list, quote_ident
 from ..targets import Target
+from ..handoff import release_baseline
 from ..verify import Check, MoveCount, VerifyReport, accounting_check, per_legacy, unaccounted
 from .sqlite import ApplyResult, RollbackResult, open_for_write, write_transaction
 
@@ -375,6 +376,7 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                    details={n: i["rows"] for n, i in stranded.items()})
             if stranded:
                 written, renumbered, backup = _write_back(cur, source, plan, stranded, backup_dir)
+            release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             steps = list(reversed(plan.steps))
             for i, step in enumerate(steps):

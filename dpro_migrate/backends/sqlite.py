@@ -17,6 +17,7 @@ from ..legacy import check_sqlite_file, schema_fingerprint
 from ..mapping import LEDGER_TABLE
 from ..plan import Plan, Step
 from ..schema import SQLITE, physical_name, table_sql
+from ..handoff import release_baseline
 from ..verify import per_legacy, unaccounted
 
 # Called as progress(step_index, total_steps, step) before each step runs;
@@ -244,6 +245,7 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
                             rows_progress(step, n)
                 else:
                     _run(conn, step.reverse)
+            release_baseline(conn, SQLITE)  # Alembic's stamp goes with the schema it described
             conn.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, SQLITE)}")
         return RollbackResult(False, backup, restored, renumbered, time.monotonic() - started)
     finally:
