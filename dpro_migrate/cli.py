@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +29,8 @@ ON_REJECT = typer.Option("fail", "--on-reject", help="Rows the target would refu
                          "or quarantine (keep them whole in system_quarantine; verify counts them; rollback restores them).")
 COMPAT_VIEWS = typer.Option(False, "--compat-views", help="Leave read-only views with the legacy table names over "
                             "the domain tables, for old readers during the cutover window (`finalize` drops them).")
+WITH = typer.Option([], "--with", help="What the seeds plan beyond the move, repeatable: new-tables (the seeds' missing "
+                    "tables, empty), archive-tables, row-level-security and partition-by-month (PostgreSQL).")
 BACKUP_DIR = typer.Option(None, "--backup-dir", help="Where backups go (default: dpro-migrate-backups/ beside the file).")
 
 
@@ -78,10 +81,11 @@ def inspect_cmd(source: Path = SOURCE, as_json: bool = JSON):
 def plan_cmd(source: Path = SOURCE, out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the plan (JSON) here."),
              sql: bool = typer.Option(False, "--sql", help="Print the exact SQL apply would run."),
              target: Optional[str] = TARGET, on_reject: str = ON_REJECT, compat_views: bool = COMPAT_VIEWS,
-             as_json: bool = JSON):
+             extras: list[str] = WITH, as_json: bool = JSON):
     """Make a reviewable plan: every step with its SQL and its reverse, every row the target would refuse,
     and the source's schema fingerprint."""
-    plan = commands.make_plan(source, parse_target(target), on_reject=on_reject, compat_views=compat_views)
+    plan = commands.make_plan(source, parse_target(target), on_reject=on_reject, compat_views=compat_views,
+                              extras=tuple(extras))
     if out:
         save_plan(plan, out)
     if sql:
@@ -107,7 +111,7 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
               sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
               target: Optional[str] = TARGET, on_reject: str = ON_REJECT, compat_views: bool = COMPAT_VIEWS,
-              alembic: Optional[Path] = typer.Option(None, "--alembic", help="After apply, write an Alembic environment "
+              extras: list[str] = WITH, alembic: Optional[Path] = typer.Option(None, "--alembic", help="After apply, write an Alembic environment "
                                                      "here (if none) and stamp its baseline revision."),
               replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) and replace domain schemas that already exist."),
               backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
@@ -116,13 +120,14 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
     dest = parse_target(target)
     if sql:
         plan = commands.load_plan(source) if commands.looks_like_plan(source) \
-            else commands.make_plan(source, dest, on_reject=on_reject, compat_views=compat_views)
+            else commands.make_plan(source, dest, on_reject=on_reject, compat_views=compat_views, extras=tuple(extras))
         print(plan.sql_script(), end="")
         return
     confirm(f"Migrate {source} into {dest.display}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "apply") as (progress, rows):
         plan, result = commands.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject, compat_views=compat_views,
-                                      replace_existing=replace_existing, progress=progress, rows_progress=rows)
+                                      extras=tuple(extras), replace_existing=replace_existing, progress=progress,
+                                      rows_progress=rows)
     handoff = commands.alembic_handoff(alembic, source if plan is None else Path(plan.source), dest) if alembic else None
     if as_json:
         render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result),
@@ -187,6 +192,21 @@ def alembic_init_cmd(directory: Path = typer.Argument(..., help="A new or empty 
     ini, revision = commands.alembic_handoff(directory, source, parse_target(target), stamp=stamp)
     render.print_json({"ini": ini, "revision": revision}) if as_json else \
         render.out.print(f"wrote {ini}" + (f"; database stamped at baseline {revision}" if revision else ""))
+
+
+@app.command("archive")
+@handled
+def archive_cmd(source: Path = SOURCE, table: str = typer.Option(..., "--table", help="messages or audit_logs"),
+                older_than: Optional[datetime] = typer.Option(None, "--older-than", help="Move rows created before this "
+                                                              "(UTC unless a zone is given)."),
+                back: bool = typer.Option(False, "--back", help="Move every archived row back instead."),
+                target: Optional[str] = TARGET, as_json: bool = JSON):
+    """Move old rows into the archive table (apply --with archive-tables), in one transaction that never loses a row."""
+    if (older_than is None) != back:
+        raise DproMigrateError("give --older-than DATE, or --back")
+    result = commands.archive(source, parse_target(target), table=table, older_than=older_than)
+    render.print_json(result) if as_json else render.out.print(
+        f"moved {result.moved:,} rows {'from ' + result.table + ' to ' + result.archive if not back else 'back to ' + result.table}")
 
 
 @app.command("finalize")

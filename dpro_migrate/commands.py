@@ -117,15 +117,23 @@ def inspect(source: Path) -> InspectReport:
 
 
 ON_REJECT = ("fail", "quarantine")
+# What the seeds plan beyond the move, each asked for by name (`--with`), each undone by rollback.
+EXTRAS = ("new-tables", "archive-tables", "row-level-security", "partition-by-month")
+POSTGRES_ONLY = ("row-level-security", "partition-by-month")
 
 
 def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "fail",
-              compat_views: bool = False, find_now: bool = True) -> Plan:
+              compat_views: bool = False, extras: tuple[str, ...] = (), find_now: bool = True) -> Plan:
     """`find_now=False` leaves the preflight to apply (which always runs it again under its lock):
     for apply straight from the source with --on-reject fail, once is enough."""
     target = target or parse_target(None)
     if on_reject not in ON_REJECT:
         raise BadInput(f"--on-reject {on_reject!r}: choose fail or quarantine")
+    unknown = [e for e in extras if e not in EXTRAS]
+    if unknown:
+        raise BadInput(f"--with {unknown[0]!r}: choose among {', '.join(EXTRAS)}")
+    if target.dialect == SQLITE and set(extras) & set(POSTGRES_ONLY):
+        raise BadInput(f"--with {', '.join(set(extras) & set(POSTGRES_ONLY))}: PostgreSQL only (SQLite has no such feature)")
     db = _read(source)
     _require_legacy(db)
     if _state(db) == "migrated":
@@ -150,9 +158,13 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
     if target.dialect == POSTGRES:
         from .steps_postgres import build_steps as build_pg_steps
 
-        steps = build_pg_steps(db, schema, res, quarantine, compat_views)
+        steps = build_pg_steps(db, schema, res, quarantine, compat_views, tuple(extras))
+        if "partition-by-month" in extras:
+            from .extras import partition_plan
+
+            steps = partition_plan(steps, source)
     else:
-        steps = build_steps(db, schema, res, quarantine, compat_views)
+        steps = build_steps(db, schema, res, quarantine, compat_views, tuple(extras))
     once, repeat = preflight.refusal_sql(rules)
     return Plan(
         source=str(source.resolve()),
@@ -167,6 +179,7 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
         extra_columns={t: [list(c) for c in cols] for t, cols in res.extra_columns.items()},
         on_reject=on_reject,
         compat_views=compat_views,
+        extras=list(extras),
         preflight={"findings": [dataclasses.asdict(f) for f in found.findings], "refused_rows": found.refused_rows,
                    "sql_once": once, "sql_repeat": repeat},
     )
@@ -176,8 +189,8 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
 
 
 def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Path | None = None,
-          on_reject: str = "fail", compat_views: bool = False, replace_existing: bool = False, progress=None,
-          rows_progress=None
+          on_reject: str = "fail", compat_views: bool = False, extras: tuple[str, ...] = (),
+          replace_existing: bool = False, progress=None, rows_progress=None
           ) -> tuple[Plan | None, sqlite_backend.ApplyResult]:
     target = target or parse_target(None)
     if looks_like_plan(source_or_plan):
@@ -187,7 +200,8 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
     elif target.in_place and _state(_read(source_or_plan)) == "migrated":
         return None, sqlite_backend.apply_in_place(_placeholder(source_or_plan))
     else:
-        plan = make_plan(source_or_plan, target, on_reject=on_reject, compat_views=compat_views, find_now=False)
+        plan = make_plan(source_or_plan, target, on_reject=on_reject, compat_views=compat_views, extras=extras,
+                         find_now=False)
     source = Path(plan.source)
     backup_dir = backup_dir or default_backup_dir(source)
     if target.path:
@@ -250,6 +264,17 @@ def alembic_handoff(directory: Path, source: Path, target: Target | None = None,
     if not ini.exists():
         ini = alembic_init(directory, url)
     return ini, stamp_baseline(url, directory) if stamp else None
+
+
+def archive(source: Path, target: Target | None = None, *, table: str, older_than=None):
+    """Move rows older than the cutoff into the table's archive (None: every archived row back), one transaction."""
+    from .archive import archive_rows, unarchive_rows
+
+    target = target or parse_target(None)
+    where = target.conninfo if target.dialect == POSTGRES else _migrated_file(source, target)
+    if older_than is None:
+        return unarchive_rows(where, target.dialect, table)
+    return archive_rows(where, target.dialect, table, older_than)
 
 
 def _migrated_file(source: Path, target: Target) -> Path:

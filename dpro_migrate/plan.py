@@ -38,6 +38,7 @@ class Plan:
     on_reject: str = "fail"  # fail | quarantine
     preflight: dict = field(default_factory=dict)  # findings per rule, with every offending id
     compat_views: bool = False  # views with the legacy names over the domain tables, until `finalize`
+    extras: list[str] = field(default_factory=list)  # options of the seeds asked for: see commands.EXTRAS
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tool_version: str = __version__
     format: int = PLAN_FORMAT

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from . import DOMAINS
+from . import DOMAINS, archive
+from . import extras as seed_extras
 from .legacy import LegacyDatabase
 from .mapping import QUARANTINE_TABLE, Resolution
 from .pgcopy import CONVERSIONS, copy_lines_sql, copy_statement, escaped_sql, type_class
@@ -57,7 +58,8 @@ def _quarantine_steps(legacy: LegacyDatabase, rules: list[Rule], tables: list[st
 
 
 def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
-                quarantine: tuple[list[Rule], list[str]] | None = None, compat_views: bool = False) -> list[Step]:
+                quarantine: tuple[list[Rule], list[str]] | None = None, compat_views: bool = False,
+                extras: tuple[str, ...] = ()) -> list[Step]:
     """`quarantine` = (rules, legacy tables with refused rows): their rows stay out of the domain tables."""
     steps: list[Step] = []
     for domain in DOMAINS:
@@ -115,4 +117,10 @@ def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
                               [f"DROP TRIGGER IF EXISTS {quote_ident(trig.name)} ON {on}"], {"table": on.replace('"', "")}))
     if compat_views:
         steps += compat_view_steps(res, POSTGRES, set())
+    if "new-tables" in extras:
+        steps += seed_extras.new_table_steps(POSTGRES)
+    if "archive-tables" in extras:
+        steps += archive.archive_steps(POSTGRES)
+    if "row-level-security" in extras:
+        steps += seed_extras.rls_steps(schema, seed_extras.new_tables() if "new-tables" in extras else ())
     return steps

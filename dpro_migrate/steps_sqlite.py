@@ -12,6 +12,8 @@ from sqlglot import exp
 
 from dataclasses import replace
 
+from . import archive
+from .extras import new_table_steps
 from .legacy import LegacyDatabase
 from .mapping import LEDGER_TABLE, QUARANTINE_TABLE, Move, Resolution
 from .plan import Step
@@ -176,7 +178,8 @@ def compat_view_steps(res: Resolution, dialect: str, taken: set[str]) -> list[St
 
 
 def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
-                quarantine: tuple[list[Rule], list[str]] | None = None, compat_views: bool = False) -> list[Step]:
+                quarantine: tuple[list[Rule], list[str]] | None = None, compat_views: bool = False,
+                extras: tuple[str, ...] = ()) -> list[Step]:
     """`quarantine` = (rules, legacy tables with refused rows): refused rows go to quarantine, not the target.
     `compat_views`: views with the legacy names over the domain tables."""
     names = Names(schema, legacy)
@@ -238,6 +241,11 @@ def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
         steps.append(Step("create_index", index.name, [create_index_sql(index, SQLITE)],
                           [f"DROP INDEX IF EXISTS {quote_ident(index.name)}"],
                           {"table": index.table, "unique": index.unique, "partial": index.partial}))
+    if "archive-tables" in extras:
+        steps += archive.archive_steps(SQLITE, {s.info["table"]: s.info["extra_columns"]
+                                                for s in steps if s.kind == "create_table"})
     for trig in schema.triggers[SQLITE]:
         steps.append(Step("create_trigger", trig.name, [trig.sql], [f"DROP TRIGGER IF EXISTS {quote_ident(trig.name)}"]))
+    if "new-tables" in extras:
+        steps += new_table_steps(SQLITE)
     return steps

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import ledger
 from .errors import BadInput
 from .legacy import check_sqlite_file
+from .archive import rows_with_archive_sql
 from .plan import Plan
 from .schema import SQLITE, physical_name, table_sql
 from .sqlnames import quote_ident
@@ -88,10 +89,18 @@ def _same_value(columns: list[str]) -> str:
     return " AND ".join(parts) or "1"
 
 
-def compare_move(conn: sqlite3.Connection, move: dict, source_schema: str) -> tuple[MoveCount, list]:
+def archived_tables(plan: Plan) -> set[str]:
+    """Domain tables with an archive (apply --with archive-tables): their rows are the table's and the archive's."""
+    return {s.info["archive_of"] for s in plan.steps if s.info.get("archive_of")}
+
+
+def compare_move(conn: sqlite3.Connection, move: dict, source_schema: str, archived: set[str] = frozenset()
+                 ) -> tuple[MoveCount, list]:
     where = f" WHERE {move['where']}" if move["where"] else ""
     legacy = f"(SELECT * FROM {source_schema}.{quote_ident(move['legacy'])}{where})"
     target = f"main.{table_sql(move['target'], SQLITE)}"
+    if move["target"] in archived:
+        target = rows_with_archive_sql(move["target"], move["columns"], SQLITE, target)
     cols = move["columns"]
     source_rows = conn.execute(f"SELECT count(*) FROM {legacy}").fetchone()[0]
     bad_sql = (f"SELECT s.\"id\" FROM {legacy} AS s LEFT JOIN {target} AS t ON t.\"id\" = s.\"id\" "
@@ -109,7 +118,7 @@ def _objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
 
 
 def promised_objects(plan: Plan) -> list[tuple[str, str]]:
-    kinds = {"create_table": "table", "create_index": "index", "create_trigger": "trigger"}
+    kinds = {"create_table": "table", "create_index": "index", "create_trigger": "trigger", "create_archive": "table"}
     return [(kinds[s.kind], s.name) for s in plan.steps if s.kind in kinds]
 
 
@@ -128,7 +137,7 @@ def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
         conn.execute("ATTACH DATABASE ? AS bak", (backup.resolve().as_uri() + "?mode=ro",))
         counts = []
         for move in plan.moves:
-            count, sample = compare_move(conn, move, "bak")
+            count, sample = compare_move(conn, move, "bak", archived_tables(plan))
             counts.append(count)
             checks.append(Check(f"rows {move['legacy']} -> {physical_name(move['target'], SQLITE)}",
                                 count.missing_or_different == 0,

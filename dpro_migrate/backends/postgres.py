@@ -25,6 +25,8 @@ from ..schema import POSTGRES, table_sql
 from ..sqlnames import column_list, quote_ident
 from ..targets import Target
 from ..handoff import release_baseline
+from ..archive import rows_with_archive_sql
+from ..verify import archived_tables
 from ..verify import Check, MoveCount, VerifyReport, accounting_check, per_legacy, unaccounted
 from .sqlite import ApplyResult, RollbackResult, open_for_write, write_transaction
 
@@ -192,9 +194,16 @@ def load_source_rows(cur, src: sqlite3.Connection, move: dict, temp: str) -> Non
     cur.execute(f"ANALYZE {temp}")
 
 
-def compare_move(cur, move: dict) -> tuple[int, int, int, list]:
+def _rows_of(move: dict, archived: set[str]) -> str:
+    """The domain table of a move, with its archive's rows when it has one."""
+    if move["target"] in archived:
+        return rows_with_archive_sql(move["target"], move["columns"], POSTGRES)
+    return table_sql(move["target"], POSTGRES)
+
+
+def compare_move(cur, move: dict, archived: set[str] = frozenset()) -> tuple[int, int, int, list]:
     """(source rows, missing or different, added after the cutover, sample ids) for one move."""
-    target = table_sql(move["target"], POSTGRES)
+    target = _rows_of(move, archived)
     cols = move["columns"]
     left = ", ".join(f"s.{quote_ident(c)}" for c in cols)
     right = ", ".join(f"t.{quote_ident(c)}" for c in cols)
@@ -280,16 +289,17 @@ def read_ledger(target: Target):
 def _stranded(cur, src, plan: Plan) -> dict[str, dict]:
     """Per move: rows in the domain table that the source does not have (written after the cutover)."""
     out = {}
+    archived = archived_tables(plan)
     for step in plan.steps_of("move_rows"):
         load_source_rows(cur, src, step.info, "_dpro_source")
-        target = table_sql(step.info["target"], POSTGRES)
+        target = _rows_of(step.info, archived)
         n = cur.execute(f"SELECT count(*) FROM {target} t WHERE NOT EXISTS "
                         f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\")").fetchone()[0]
         if n:
             out[step.name] = {"step": step, "rows": n}
     fed = {s.info["target"] for s in plan.steps_of("move_rows")}
     for step in plan.steps_of("create_table"):
-        if step.info["table"] not in fed:
+        if step.info["table"] not in fed and not step.info.get("archive_of"):
             n = cur.execute(f"SELECT count(*) FROM {table_sql(step.info['table'], POSTGRES)}").fetchone()[0]
             if n:
                 out[step.name] = {"step": None, "rows": n}
@@ -321,7 +331,7 @@ def _write_back(cur, source: Path, plan: Plan, stranded: dict[str, dict], backup
         load_source_rows(cur, src_conn, info, "_dpro_source")
         src_conn.close()
         select = ", ".join(_as_sqlite_sql(c, info["types"][c]) for c in info["columns"])
-        rows = cur.execute(f"SELECT {select} FROM {table_sql(info['target'], POSTGRES)} t WHERE NOT EXISTS "
+        rows = cur.execute(f"SELECT {select} FROM {_rows_of(info, archived_tables(plan))} t WHERE NOT EXISTS "
                            f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\") ORDER BY \"id\"").fetchall()
         rows_by_table.setdefault(info["legacy"], []).append((info["columns"], rows))
     conn = open_for_write(source)
@@ -410,7 +420,7 @@ def verify_postgres(target: Target):
                 for step in plan.steps_of("move_rows"):
                     info = step.info
                     load_source_rows(cur, src, info, "_dpro_source")
-                    n, bad, added, sample = compare_move(cur, info)
+                    n, bad, added, sample = compare_move(cur, info, archived_tables(plan))
                     counts.append(MoveCount(info["legacy"], info["target"], n, n - bad, bad, added))
                     checks.append(Check(f"rows {step.name}", bad == 0,
                                         f"{n - bad} of {n} legacy rows present value for value"

@@ -205,7 +205,7 @@ def rows_without_legacy_home(conn: sqlite3.Connection, plan: Plan) -> dict[str, 
     fed = {s.info["target"] for s in plan.steps_of("move_rows")}
     out = {}
     for step in plan.steps_of("create_table"):
-        if step.info["table"] not in fed:
+        if step.info["table"] not in fed and not step.info.get("archive_of"):
             n = conn.execute(f"SELECT count(*) FROM {table_sql(step.info['table'], SQLITE)}").fetchone()[0]
             if n:
                 out[step.name] = n
