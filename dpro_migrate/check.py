@@ -24,7 +24,7 @@ from typing import Callable
 from . import commands
 from .compare import logical_differences
 from .errors import BadInput, DproMigrateError
-from .legacy import check_sqlite_file
+from .legacy import check_sqlite_file, connect_readonly
 from .plan import save_plan
 from .schema import POSTGRES
 from .targets import Target, parse_target
@@ -87,7 +87,7 @@ def _copy_source(source: Path, dest: Path) -> dict[str, int]:
     """A consistent copy through a read-only connection: the source is never written."""
     from .backup import table_counts
 
-    src = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    src = connect_readonly(source)
     try:
         src.execute("PRAGMA busy_timeout = 5000")
         src.execute("BEGIN")

@@ -52,10 +52,25 @@ def handled(fn):
             render.err.print(f"[red]error:[/] the database cannot be read: {escape(str(exc))}; nothing was changed")
             raise typer.Exit(BAD_INPUT) from None
         except KeyboardInterrupt:
-            render.err.print("[red]interrupted:[/] any open transaction was rolled back; the database is as before")
+            render.err.print(f"[red]interrupted:[/] {_state_after_interrupt(fn.__name__, kwargs)}")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _state_after_interrupt(command: str, kwargs) -> str:
+    """Say what state the database is in: an unfinished transaction was rolled back, a committed one stays."""
+    source, target = kwargs.get("source"), kwargs.get("target")
+    try:
+        state = commands.status(source, parse_target(target)).state if source else None
+    except (DproMigrateError, sqlite3.Error, OSError):
+        state = None
+    before = {"apply_cmd": "legacy", "rollback_cmd": "migrated"}.get(command)
+    if state and state == before:
+        return f"nothing was changed; the database is as before ({state})"
+    if state in ("legacy", "migrated"):
+        return f"the change had committed; the database is {state}"
+    return "an unfinished transaction is rolled back and changes nothing; `dpro-migrate status` tells the state"
 
 
 def confirm(question: str, yes: bool) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from .legacy import connect_readonly
 from .sqlnames import quote_ident
 
 
 def logical_differences(a: Path, b: Path, limit: int = 20) -> list[str]:
-    conn = sqlite3.connect(Path(a).resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    conn = connect_readonly(Path(a))
     try:
         conn.execute("ATTACH DATABASE ? AS other", (Path(b).resolve().as_uri() + "?mode=ro",))
         out: list[str] = []

@@ -99,14 +99,37 @@ def check_sqlite_file(path: Path) -> None:
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection. A file a crashed writer left with a hot journal is first recovered the way
+    SQLite recovers it (its unfinished transaction rolled back), which a read-only connection cannot do."""
     check_sqlite_file(path)
     uri = path.resolve().as_uri() + "?mode=ro"
+    for attempt in (1, 2):
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            if attempt == 1 and "readonly" in str(exc) and _recover_hot_journal(path):
+                continue
+            raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
+    raise AssertionError("unreachable")
+
+
+def _recover_hot_journal(path: Path) -> bool:
+    """Open once with write access so SQLite rolls back an interrupted transaction. Never called while this
+    process holds a lock on the file (closing any connection would release it: POSIX locks are per process)."""
+    journal = path.with_name(path.name + "-journal")
+    if not journal.exists() or not os.access(path, os.W_OK):
+        return False
+    conn = sqlite3.connect(path, isolation_level=None)
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
-    return conn
+    finally:
+        conn.close()
+    return True
 
 
 def read_database(conn: sqlite3.Connection, path: Path) -> LegacyDatabase:

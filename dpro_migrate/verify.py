@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import ledger
 from .errors import BadInput
-from .legacy import check_sqlite_file
+from .legacy import connect_readonly
 from .archive import rows_with_archive_sql
 from .plan import Plan
 from .schema import SQLITE, physical_name, table_sql
@@ -123,8 +123,7 @@ def promised_objects(plan: Plan) -> list[tuple[str, str]]:
 
 
 def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
-    check_sqlite_file(path)
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    conn = connect_readonly(path)
     try:
         if not ledger.sqlite_has_ledger(conn):
             raise BadInput(f"{path}: is not migrated (no ledger); nothing to verify")

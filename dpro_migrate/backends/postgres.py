@@ -17,7 +17,7 @@ from psycopg import sql as pgsql
 
 from .. import DOMAINS, ledger
 from ..errors import BadInput, ChecksFailed
-from ..legacy import check_sqlite_file, schema_fingerprint
+from ..legacy import connect_readonly, schema_fingerprint
 from ..mapping import LEDGER_TABLE
 from ..pgcopy import copy_into, copy_statement, stream_lines, stream_rows, type_class
 from ..plan import Plan
@@ -61,8 +61,7 @@ def locked_transaction(conn: psycopg.Connection, target: Target) -> Iterator[Non
 
 
 def open_source(path: Path) -> sqlite3.Connection:
-    check_sqlite_file(path)
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    conn = connect_readonly(path)
     conn.execute("BEGIN")  # one snapshot for the whole read
     return conn
 

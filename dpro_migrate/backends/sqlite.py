@@ -124,6 +124,9 @@ def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | N
             last = ledger.latest_apply(ledger.read_entries(conn))
             return ApplyResult(True, applied_at=last.at if last else None)
         with write_transaction(conn, path):
+            if ledger.sqlite_has_ledger(conn):  # another apply finished while this one waited for the lock
+                last = ledger.latest_apply(ledger.read_entries(conn))
+                return ApplyResult(True, applied_at=last.at if last else None)
             if schema_fingerprint(conn) != plan.source_fingerprint:
                 raise BadInput(f"{path}: its schema changed since the plan was made (fingerprint differs); make a new plan")
             if plan.on_reject == "fail":
