@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
+from .errors import ChecksFailed
 from .mapping import Move, Resolution
 from .pgcopy import type_class, varchar_length
 from .schema import POSTGRES, SQLITE, TargetSchema, expression_sql
@@ -82,6 +83,19 @@ def _type_rule(move: Move, types: dict[str, str]) -> Rule:
     every = " AND ".join(ok for _, ok in checks)
     return Rule("type", f"types {move.target}", move.legacy, move.target,
                 f"SELECT \"id\", CASE {which} END AS rule FROM {_rows(move)} WHERE NOT ({every})")
+
+
+def silent_rules(res: Resolution, types: dict[str, dict[str, str]]) -> list[Rule]:
+    """The conversions PostgreSQL would make without complaint, changing the value (a boolean 'yes' read as
+    true, '2024/01/05' read as a date): they must be caught before the load. Every other rule the target
+    database enforces itself, atomically, so an apply that refuses no row can skip them."""
+    out = []
+    for move in res.moves if types else []:
+        kept = {c: t for c, t in types[f"{move.legacy} -> {move.target}"].items()
+                if type_class(t) in ("boolean", "timestamptz")}
+        if kept:
+            out.append(_type_rule(move, kept))
+    return out
 
 
 def build_rules(schema: TargetSchema, res: Resolution, dialect: str, types: dict[str, dict[str, str]] | None = None
@@ -179,6 +193,17 @@ def report(conn: sqlite3.Connection, rules: list[Rule], sample: int | None = Non
         findings.append(Finding(rule_name, rule.kind, legacy, rule.target, count, ids))
     refused = dict(conn.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
     return PreflightReport(findings, refused)
+
+
+def refuse_if_found(conn: sqlite3.Connection, once: list[str], repeat: list[str]) -> None:
+    """Run the refusal SQL on this connection; any row found stops the apply here (policy `fail`)."""
+    run_refusal(conn, once, repeat)
+    found = conn.execute(f"SELECT source_table, rule, count(*) FROM {REFUSED} GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    if found:
+        rows = conn.execute(f"SELECT count(*) FROM (SELECT DISTINCT source_table, source_pk FROM {REFUSED})").fetchone()[0]
+        raise ChecksFailed(f"{rows} legacy rows break rules of the target ({len(found)} rules); nothing was changed "
+                           "(see `dpro-migrate plan`, or use --on-reject quarantine)",
+                           details={"findings": [{"table": t, "rule": r, "rows": n} for t, r, n in found]})
 
 
 def run(conn: sqlite3.Connection, rules: list[Rule], sample: int | None = None) -> PreflightReport:

@@ -139,6 +139,10 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                         ledger.entry_values("apply", plan, str(backup.path) if backup else None, {"target": target.display}))
         return ApplyResult(False, backup, moved, time.monotonic() - started)
     except psycopg.Error as exc:
+        if plan.on_reject == "fail":  # say which rows, under which rules
+            from ..preflight import refuse_if_found
+
+            refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
         raise ChecksFailed(f"PostgreSQL refused the load, nothing was changed: {_first_line(exc)}") from None
     finally:
         conn.close()
@@ -152,16 +156,17 @@ def _first_line(exc: Exception) -> str:
 
 def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
     """The preflight on the source snapshot, into the source connection's temp table the loads read.
-    Policy fail: any finding stops here, before the target is touched."""
-    from ..preflight import REFUSED, run_refusal
+    Policy fail: only the conversions PostgreSQL would make silently are checked here, before the target
+    is touched; every other rule the server enforces itself, atomically (and a refusal is explained then)."""
+    from ..preflight import REFUSED, refuse_if_found, run_refusal
 
+    if plan.on_reject == "fail":
+        run_refusal(src, plan.preflight.get("sql_silent", []), [])
+        if src.execute(f"SELECT count(*) FROM {REFUSED}").fetchone()[0]:  # then list every finding, not just these
+            refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
+        return {}
     run_refusal(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
     refused = dict(src.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
-    if refused and plan.on_reject == "fail":
-        found = src.execute(f"SELECT source_table, rule, count(*) FROM {REFUSED} GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
-        raise ChecksFailed(f"{sum(refused.values())} legacy rows break rules of the target ({len(found)} rules); "
-                           "nothing was changed (see `dpro-migrate plan`, or use --on-reject quarantine)",
-                           details={"findings": [{"table": t, "rule": r, "rows": n} for t, r, n in found]})
     planned = set(plan.steps_of("quarantine_rows")[0].info["tables"]) if plan.steps_of("quarantine_rows") else set()
     if set(refused) - planned:
         raise ChecksFailed(f"rows of {', '.join(sorted(set(refused) - planned))} break rules now but did not when "

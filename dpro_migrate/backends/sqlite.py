@@ -60,7 +60,6 @@ def open_for_write(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         # Room for the sorts of index builds and the copies: bounded, so memory stays flat with size.
         conn.execute("PRAGMA cache_size = -65536")
-        conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
@@ -115,68 +114,76 @@ def foreign_key_violations(conn: sqlite3.Connection, limit: int = 20) -> tuple[i
 
 def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | None = None,
                    progress: Progress | None = None, rows_progress=None, backup_progress=None) -> ApplyResult:
-    """Migrate the file in place: the plan's source, or `path`, a copy of it."""
+    """Migrate the file in place (the plan's source, or `path`, a copy of it), in one transaction."""
     path = Path(path or plan.source)
     started = time.monotonic()
     conn = open_for_write(path)
     try:
-        if ledger.sqlite_has_ledger(conn):
-            last = ledger.latest_apply(ledger.read_entries(conn))
-            return ApplyResult(True, applied_at=last.at if last else None)
-        with write_transaction(conn, path):
-            if ledger.sqlite_has_ledger(conn):  # another apply finished while this one waited for the lock
-                last = ledger.latest_apply(ledger.read_entries(conn))
-                return ApplyResult(True, applied_at=last.at if last else None)
-            if schema_fingerprint(conn) != plan.source_fingerprint:
-                raise BadInput(f"{path}: its schema changed since the plan was made (fingerprint differs); make a new plan")
-            if plan.on_reject == "fail":
-                refuse_if_findings(conn, plan)
-            backup = backup_file(path, backup_dir, backup_progress)
-            state = {"sequences": {}}
-            keep = plan.steps_of("keep_sequence")
-            has_seq = _has_sequence_table(conn)
-            for step in keep:
-                state["sequences"][step.info["legacy"]] = {
-                    "legacy": _sequences(conn, [step.info["legacy"]]) if has_seq else None}
-            moved: dict[str, int] = {}
-            quarantined: dict[str, int] = {}
-            for i, step in enumerate(plan.steps):
-                if progress:
-                    progress(i, len(plan.steps), step)
-                if step.kind == "quarantine_rows":
-                    quarantined = _quarantine(conn, step)
-                    continue
-                rows = _run(conn, step.sql)
-                if step.kind == "move_rows":
-                    moved[step.name] = rows
-                    if rows_progress:
-                        rows_progress(step, rows)
-            _check_counts(plan, moved, backup.tables, quarantined)
-            for step in keep:
-                names = [physical_name(t, SQLITE) for t in step.info["targets"]]
-                state["sequences"][step.info["legacy"]]["cutover"] = _sequences(conn, names)
-            count, sample = foreign_key_violations(conn)
-            if count:
-                raise ChecksFailed(f"{count} rows would break a foreign key of the target; nothing was changed",
-                                   details={"foreign_key_violations": sample})
-            conn.execute(ledger.create_sql(SQLITE))
-            conn.execute(ledger.insert_sql(SQLITE), ledger.entry_values("apply", plan, str(backup.path), state))
+        try:
+            with write_transaction(conn, path):
+                # Checked under the lock: another apply may have finished while this one waited for it.
+                if ledger.sqlite_has_ledger(conn):
+                    last = ledger.latest_apply(ledger.read_entries(conn))
+                    return ApplyResult(True, applied_at=last.at if last else None)
+                if schema_fingerprint(conn) != plan.source_fingerprint:
+                    raise BadInput(f"{path}: its schema changed since the plan was made (fingerprint differs); "
+                                   "make a new plan")
+                backup = backup_file(path, backup_dir, backup_progress)
+                moved = _run_plan(conn, plan, backup, progress, rows_progress)
+        except (sqlite3.IntegrityError, _Refused) as refused:
+            raise explain_refusal(conn, plan, refused) from None
         return ApplyResult(False, backup, moved, time.monotonic() - started)
     finally:
         conn.close()
 
 
-def refuse_if_findings(conn: sqlite3.Connection, plan: Plan) -> None:
-    """Policy `fail`: the preflight, run again on the data as it is now (under the write lock)."""
-    from ..preflight import REFUSED, run_refusal
+def _run_plan(conn: sqlite3.Connection, plan: Plan, backup: BackupResult, progress, rows_progress) -> dict[str, int]:
+    """The steps, the checks (rows add up, foreign keys hold) and the ledger, inside apply's transaction."""
+    keep = plan.steps_of("keep_sequence")
+    has_seq = _has_sequence_table(conn)
+    state = {"sequences": {s.info["legacy"]: {"legacy": _sequences(conn, [s.info["legacy"]]) if has_seq else None}
+                           for s in keep}}
+    moved: dict[str, int] = {}
+    quarantined: dict[str, int] = {}
+    for i, step in enumerate(plan.steps):
+        if progress:
+            progress(i, len(plan.steps), step)
+        if step.kind == "quarantine_rows":
+            quarantined = _quarantine(conn, step)
+            continue
+        rows = _run(conn, step.sql)
+        if step.kind == "move_rows":
+            moved[step.name] = rows
+            if rows_progress:
+                rows_progress(step, rows)
+    _check_counts(plan, moved, backup.tables, quarantined)
+    for step in keep:
+        names = [physical_name(t, SQLITE) for t in step.info["targets"]]
+        state["sequences"][step.info["legacy"]]["cutover"] = _sequences(conn, names)
+    count, sample = foreign_key_violations(conn)
+    if count:
+        raise _Refused(f"{count} rows would break a foreign key of the target", sample)
+    conn.execute(ledger.create_sql(SQLITE))
+    conn.execute(ledger.insert_sql(SQLITE), ledger.entry_values("apply", plan, str(backup.path), state))
+    return moved
 
-    run_refusal(conn, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
-    found = conn.execute(f"SELECT source_table, rule, count(*) FROM {REFUSED} GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
-    if found:
-        rows = conn.execute(f"SELECT count(*) FROM (SELECT DISTINCT source_table, source_pk FROM {REFUSED})").fetchone()[0]
-        raise ChecksFailed(f"{rows} legacy rows break rules of the target ({len(found)} rules); nothing was changed "
-                           "(see `dpro-migrate plan`, or use --on-reject quarantine)",
-                           details={"findings": [{"table": t, "rule": r, "rows": n} for t, r, n in found]})
+
+class _Refused(Exception):
+    """The target refused rows (a constraint, or foreign_key_check): the transaction is rolled back."""
+
+    def __init__(self, message: str, sample=None):
+        super().__init__(message)
+        self.sample = sample
+
+
+def explain_refusal(conn: sqlite3.Connection, plan: Plan, error: Exception) -> ChecksFailed:
+    """After the rollback: which rows, under which rules. Under policy fail apply does not run the preflight
+    first (SQLite enforces every rule itself, atomically); it runs it only to explain a refusal."""
+    from ..preflight import refuse_if_found
+
+    refuse_if_found(conn, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
+    return ChecksFailed(f"the target refused rows ({error}); nothing was changed",
+                        details={"foreign_key_violations": getattr(error, "sample", None)})
 
 
 def _quarantine(conn: sqlite3.Connection, step) -> dict[str, int]:
