@@ -41,8 +41,9 @@ def table_counts(conn: sqlite3.Connection, schema: str = "main") -> dict[str, in
     return {n: conn.execute(f"SELECT count(*) FROM {schema}.{quote_ident(n)}").fetchone()[0] for n in names}
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory (so a rename in it is durable)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -95,7 +96,7 @@ def backup_connection(
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, final)
-        _fsync_dir(directory)
+        fsync_path(directory)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -324,7 +324,7 @@ def check_cmd(source: Path = SOURCE,
                 render.out.print(f"[red]{s.name}[/]: " + escape("; ".join(map(str, s.findings[:10]))))
         render.out.print(f"{escape(report.cleanup)}")
         render.out.print(f"[green]check passed[/] in {report.seconds:.1f}s: {escape(report.source)} migrates, verifies "
-                         "and rolls back cleanly" if report.ok else f"[red]check failed[/]: "
+                         "and rolls back cleanly" if report.ok else "[red]check failed[/]: "
                          + ", ".join(s.name for s in report.failed))
     if not report.ok:
         raise typer.Exit(CHECKS_FAILED)

@@ -29,12 +29,11 @@ from . import DOMAINS
 from .errors import BadInput
 from .plan import Step
 from .schema import (POSTGRES, SQLITE, Index, Table, TargetSchema, _column, _constraints, _parse_file,
-                     add_constraint_sql, create_index_sql, create_table_sql, ddl_dir, load_schema, physical_name,
+                     create_table_sql, ddl_dir, load_schema, physical_name,
                      table_sql)
 from .sqlnames import quote_ident, quote_literal
 
 NEW_DIR = "new"  # under ddl/
-CONSTRAINT_ORDER = ("primary_key", "unique", "check", "foreign_key")
 
 
 # --- ddl/new/ -----------------------------------------------------------------------------------
@@ -117,22 +116,11 @@ def new_table_steps(dialect: str) -> list[Step]:
         else:
             steps.append(Step("create_table", qualified, [create_table_sql(table, POSTGRES, constraints=False)],
                               [f"DROP TABLE IF EXISTS {table_sql(qualified, POSTGRES)}"], info))
+    from .steps_postgres import constraint_steps, index_step  # steps_postgres imports this module
+
     if dialect == POSTGRES:
-        for kind in CONSTRAINT_ORDER:
-            for qualified, table in new.tables.items():
-                for con in table.constraints:
-                    if con.kind == kind:
-                        steps.append(Step("add_constraint", con.name, [add_constraint_sql(table, con)],
-                                          [f"ALTER TABLE IF EXISTS {table_sql(qualified, POSTGRES)} "
-                                           f"DROP CONSTRAINT IF EXISTS {quote_ident(con.name)}"],
-                                          {"table": qualified, "kind": kind, "new": True}))
-    for index in new.indexes:
-        if dialect == SQLITE:
-            reverse = f"DROP INDEX IF EXISTS {quote_ident(index.name)}"
-        else:
-            reverse = f"DROP INDEX IF EXISTS {quote_ident(index.table.split('.')[0])}.{quote_ident(index.name)}"
-        steps.append(Step("create_index", index.name, [create_index_sql(index, dialect)], [reverse],
-                          {"table": index.table, "unique": index.unique, "partial": index.partial, "new": True}))
+        steps += constraint_steps(new.tables, {"new": True})
+    steps += [index_step(index, dialect, {"new": True}) for index in new.indexes]
     return steps
 
 

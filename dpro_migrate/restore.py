@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .backup import BackupResult, backup_file, default_backup_dir, table_counts
+from .backup import BackupResult, backup_file, default_backup_dir, fsync_path, table_counts
 from .errors import BadInput, ChecksFailed, DproMigrateError
 from .legacy import check_sqlite_file
 
@@ -70,14 +70,6 @@ def _busy_timeout_ms() -> int:
     from .backends.sqlite import lock_timeout_ms
 
     return lock_timeout_ms()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _readable_sqlite(path: Path) -> bool:
@@ -160,9 +152,9 @@ def _copy_to_new_file(backup: Path, destination: Path) -> None:
         finally:
             dst.close()
             src.close()
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, destination)
-        _fsync(destination.parent)
+        fsync_path(destination.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

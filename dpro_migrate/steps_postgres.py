@@ -57,6 +57,30 @@ def _quarantine_steps(legacy: LegacyDatabase, rules: list[Rule], tables: list[st
                  {"tables": tables, "refusal_once": once, "refusal_repeat": repeat, "source_sql": sources})]
 
 
+CONSTRAINT_ORDER = ("primary_key", "unique", "check", "foreign_key")  # keys first: foreign keys need them
+
+
+def constraint_steps(tables: dict, info: dict | None = None) -> list[Step]:
+    """PostgreSQL: every key and check, added after the load, in CONSTRAINT_ORDER."""
+    steps = []
+    for kind in CONSTRAINT_ORDER:
+        for qualified, table in tables.items():
+            for con in table.constraints:
+                if con.kind == kind:
+                    steps.append(Step("add_constraint", con.name, [add_constraint_sql(table, con)],
+                                      [f"ALTER TABLE IF EXISTS {table_sql(qualified, POSTGRES)} "
+                                       f"DROP CONSTRAINT IF EXISTS {quote_ident(con.name)}"],
+                                      {"table": qualified, "kind": kind, **(info or {})}))
+    return steps
+
+
+def index_step(index, dialect: str, info: dict | None = None) -> Step:
+    name = quote_ident(index.name)
+    dropped = name if dialect != POSTGRES else f"{quote_ident(index.table.split('.')[0])}.{name}"
+    return Step("create_index", index.name, [create_index_sql(index, dialect)], [f"DROP INDEX IF EXISTS {dropped}"],
+                {"table": index.table, "unique": index.unique, "partial": index.partial, **(info or {})})
+
+
 def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
                 quarantine: tuple[list[Rule], list[str]] | None = None, compat_views: bool = False,
                 extras: tuple[str, ...] = ()) -> list[Step]:
@@ -84,19 +108,8 @@ def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
                            "types": dict(typed),
                            "conversions": {c: CONVERSIONS[k] for c, k in classes if k not in ("text", "bigint")},
                            "source_sql": copy_lines_sql(move.legacy, classes, move.where)}))
-    for kind in ("primary_key", "unique", "check", "foreign_key"):
-        for qualified, table in schema.tables.items():
-            for con in table.constraints:
-                if con.kind == kind:
-                    steps.append(Step("add_constraint", con.name, [add_constraint_sql(table, con)],
-                                      [f"ALTER TABLE IF EXISTS {table_sql(qualified, POSTGRES)} "
-                                       f"DROP CONSTRAINT IF EXISTS {quote_ident(con.name)}"],
-                                      {"table": qualified, "kind": kind}))
-    for index in schema.indexes:
-        domain = index.table.split(".")[0]
-        steps.append(Step("create_index", index.name, [create_index_sql(index, POSTGRES)],
-                          [f"DROP INDEX IF EXISTS {quote_ident(domain)}.{quote_ident(index.name)}"],
-                          {"table": index.table, "unique": index.unique, "partial": index.partial}))
+    steps += constraint_steps(schema.tables)
+    steps += [index_step(index, POSTGRES) for index in schema.indexes]
     for qualified, table in schema.tables.items():
         ident = next((c for c in table.columns if c.identity), None)
         if ident is None:

@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 from sqlglot import exp
 
-from dpro_migrate import commands, extras
+from dpro_migrate import commands, extras, steps_postgres
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.plan import save_plan
@@ -98,7 +98,7 @@ def test_new_tables_render_for_both_dialects():
     pg = extras.new_table_steps(POSTGRES)
     assert all(s.reverse for s in pg) and all(s.reverse for s in extras.new_table_steps(SQLITE))
     con_kinds = [s.info["kind"] for s in pg if s.kind == "add_constraint"]
-    assert con_kinds == sorted(con_kinds, key=list(extras.CONSTRAINT_ORDER).index)
+    assert con_kinds == sorted(con_kinds, key=list(steps_postgres.CONSTRAINT_ORDER).index)
     assert create_index_sql(extras.new_indexes()[0], SQLITE)
 
 
