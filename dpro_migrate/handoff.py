@@ -285,28 +285,56 @@ def _has_table(conn: sa.engine.Connection, dialect: str, qualified: str) -> bool
     return sa.inspect(conn).has_table(name, schema=schema_name)
 
 
-def ride_along_columns(conn: sa.engine.Connection, dialect: str | None = None) -> dict[str, list[tuple[str, str]]]:
-    """Legacy columns the last apply carried into domain tables (not in ddl/), from the ledger in the database:
-    {qualified table: [(column, legacy declared type)]}. Empty when there is no ledger."""
+def applied_plan(conn: sa.engine.Connection, dialect: str | None = None):
+    """The plan of the last apply, from the ledger in the database; None when there is none."""
     from .plan import Plan
 
     dialect = dialect or _dialect_of(conn)
     if not _has_table(conn, dialect, LEDGER_TABLE):
-        return {}
+        return None
     row = conn.exec_driver_sql(
         f"SELECT \"plan\" FROM {table_sql(LEDGER_TABLE, dialect)} WHERE \"action\" = 'apply' ORDER BY \"id\" DESC LIMIT 1"
     ).fetchone()
-    if row is None or not row[0]:
+    return Plan.from_json(row[0]) if row and row[0] else None
+
+
+def ride_along_columns(conn: sa.engine.Connection, dialect: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Legacy columns the last apply carried into domain tables (not in ddl/), from the ledger in the database:
+    {qualified table: [(column, legacy declared type)]}. Empty when there is no ledger."""
+    plan = applied_plan(conn, dialect)
+    if plan is None:
         return {}
-    plan = Plan.from_json(row[0])
     return {s.info["table"]: [tuple(c) for c in s.info.get("extra_columns") or []]
             for s in plan.steps_of("create_table") if s.info.get("extra_columns")}
+
+
+def _expected_schema(plan, schema: TargetSchema) -> tuple[TargetSchema, set[str]]:
+    """What apply promised beyond ddl/*.sql: the new tables (ddl/new/) join the expected schema; archive
+    tables and monthly partitions are the plan's own, compared by verify, not here (names returned)."""
+    if plan is None:
+        return schema, set()
+    if "new-tables" in plan.extras:
+        from .extras import load_new
+
+        new = load_new()
+        schema = TargetSchema({**schema.tables, **new.tables}, schema.indexes + list(new.indexes), schema.triggers)
+    own = {s.name for s in plan.steps if s.info.get("archive_of") or s.kind == "create_partition"}
+    own |= {name.split(".")[-1] for name in own}
+    # Partitioning makes the partition key NOT NULL (it is in the primary key).
+    own |= {f"{s.name}.created_at" for s in plan.steps if s.kind == "create_table" and "PARTITION BY" in s.sql[0]}
+    return schema, own
+
+
+def _planned_object(difference, planned: set[str]) -> bool:
+    """A difference about an archive table or a partition the plan created (or their indexes and keys)."""
+    words = f"{difference.object} {difference.detail}".replace(",", " ").split()
+    return any(w in planned or w.split(".")[-1] in planned or w.endswith("_archive_created_at") for w in words)
 
 
 # --- Alembic options shared by schema_drift and the written env.py --------------------------------
 
 
-def include_name_filter(dialect: str) -> Callable[[str | None, str, dict], bool]:
+def include_name_filter(dialect: str, schema: TargetSchema | None = None) -> Callable[[str | None, str, dict], bool]:
     """Alembic include_name: what of the live database is compared with ddl/.
 
     PostgreSQL: the seven domain schemas (not public, where compat views live, nor any other), every table in
@@ -316,7 +344,7 @@ def include_name_filter(dialect: str) -> Callable[[str | None, str, dict], bool]
     legacy_feedback, under any name), the ledger, the quarantine tables and alembic_version.
     """
     _check_dialect(dialect)
-    schema = load_schema()
+    schema = schema or load_schema()
     tables = {physical_name(q, dialect) for q in schema.tables}
     bookkeeping = {physical_name(LEDGER_TABLE, POSTGRES), physical_name(QUARANTINE_TABLE, POSTGRES),
                    f"{VERSION_TABLE_SCHEMA[POSTGRES]}.{VERSION_TABLE}"}
@@ -351,12 +379,12 @@ def _autogenerate_plugins() -> list[str] | None:
     return list(AUTOGENERATE_PLUGINS)
 
 
-def context_options(dialect: str) -> dict[str, Any]:
+def context_options(dialect: str, schema: TargetSchema | None = None) -> dict[str, Any]:
     """Keyword arguments for MigrationContext.configure(opts=...) / EnvironmentContext.configure(**...)."""
     _check_dialect(dialect)
     opts: dict[str, Any] = {
         "include_schemas": True,
-        "include_name": include_name_filter(dialect),
+        "include_name": include_name_filter(dialect, schema),
         "compare_type": True,
         "compare_server_default": True,
         "version_table": VERSION_TABLE,
@@ -387,19 +415,20 @@ def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
         live = _dialect_of(conn)
         if dialect is not None and dialect != live:
             raise BadInput(f"the database is {live}, not {dialect}")
-        schema = load_schema()
+        schema, planned = _expected_schema(applied_plan(conn, live), load_schema())
         if extra_columns is None:
             extra_columns = ride_along_columns(conn, live)
         metadata = metadata_for(live, extra_columns, schema)
         from alembic.autogenerate import compare_metadata
         from alembic.migration import MigrationContext
 
-        opts = {k: v for k, v in context_options(live).items() if k != "render_as_batch"}
+        opts = {k: v for k, v in context_options(live, schema).items() if k != "render_as_batch"}
         context = MigrationContext.configure(conn, opts=opts)
         differences = from_alembic(compare_metadata(context, metadata))
         reported = {d.object.split(" on ")[0] for d in differences if d.kind.endswith("_index")}
         differences += index_differences(conn, live, schema, reported)
         differences += trigger_differences(conn, live, schema)
+        differences = [d for d in differences if not _planned_object(d, planned)]
         if conn.in_transaction() and not isinstance(connection_or_url, sa.engine.Connection):
             conn.rollback()
         return differences

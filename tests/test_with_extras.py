@@ -19,6 +19,7 @@ def test_sqlite_new_and_archive_tables_round_trip(legacy_db, tmp_path):
     commands.apply(db, backup_dir=tmp_path, extras=("new-tables", "archive-tables"))
     names = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"iam_api_keys", "system_feature_flags", "communication_messages_archive"} <= names
+    assert commands.schema_drift(db) == []
     moved = commands.archive(db, table="messages", older_than=datetime(2024, 6, 1)).moved
     assert moved > 0
     assert commands.verify(db).ok
@@ -41,6 +42,7 @@ def test_postgres_with_every_extra(legacy_db, tmp_path, pg_url):
         assert conn.execute("SELECT relkind FROM pg_class WHERE oid = 'communication.messages'::regclass").fetchone()[0] == "p"
         assert conn.execute("SELECT count(*) FROM pg_policies WHERE policyname = 'user_isolation'").fetchone()[0] >= 5
         assert conn.execute("SELECT to_regclass('marketplace.items')").fetchone()[0] is not None
+    assert commands.schema_drift(db, target) == []
     assert commands.archive(db, target, table="audit_logs", older_than=datetime(2024, 6, 1)).moved > 0
     report = commands.verify(db, target)
     assert report.ok, report.failures
