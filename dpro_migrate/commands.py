@@ -19,7 +19,7 @@ from .mapping import LEDGER_TABLE, Resolution, is_dpro_database, load_mapping, r
 from .plan import Plan, load_plan, looks_like_plan  # noqa: F401 (re-exported for the CLI)
 from .schema import POSTGRES, SQLITE, load_schema, physical_name
 from .steps_sqlite import build_steps
-from .targets import IN_PLACE, Target, parse_target
+from .targets import Target, parse_target
 from .verify import VerifyReport, verify_sqlite
 
 
@@ -199,7 +199,9 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
         if plan.target != target.display:
             raise BadInput(f"the plan was made for {plan.target}, not {target.display}: pass the plan's --target")
     elif target.in_place and _state(_read(source_or_plan)) == "migrated":
-        return None, sqlite_backend.apply_in_place(_placeholder(source_or_plan))
+        history = status(source_or_plan).history
+        return None, sqlite_backend.ApplyResult(True, applied_at=next(
+            (h["at"] for h in reversed(history) if h["action"] == "apply"), None))
     else:
         plan = make_plan(source_or_plan, target, on_reject=on_reject, compat_views=compat_views, extras=extras,
                          find_now=False)
@@ -281,11 +283,6 @@ def archive(source: Path, target: Target | None = None, *, table: str, older_tha
 def _migrated_file(source: Path, target: Target) -> Path:
     """The file verify, rollback and status look at: the source, or the separate SQLite target."""
     return target.path if target.path else source
-
-
-def _placeholder(source: Path) -> Plan:
-    """apply on a migrated file only needs to find the ledger and say so."""
-    return Plan(str(source.resolve()), "", IN_PLACE, SQLITE, [], {}, [], {}, [], {})
 
 
 def verify(source: Path, target: Target | None = None, *, backup: Path | None = None) -> VerifyReport:
