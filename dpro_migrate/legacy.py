@@ -98,14 +98,14 @@ def check_sqlite_file(path: Path) -> None:
         raise BadInput(f"{path}: is truncated or corrupt (size is not a multiple of the page size)")
 
 
-def connect_readonly(path: Path) -> sqlite3.Connection:
+def connect_readonly(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
     """A read-only connection. A file a crashed writer left with a hot journal is first recovered the way
     SQLite recovers it (its unfinished transaction rolled back), which a read-only connection cannot do."""
     check_sqlite_file(path)
     uri = path.resolve().as_uri() + "?mode=ro"
     for attempt in (1, 2):
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=not any_thread)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return conn
         except sqlite3.OperationalError as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
+from queue import Full, Queue
 from typing import Callable, Iterator
 
 from .sqlnames import column_list, quote_ident
@@ -92,6 +94,40 @@ def stream_lines(src: sqlite3.Connection, lines_sql: str, batch_rows: int = 2000
         if top == 2**63 - 1:
             return
         last = top
+
+
+def prefetched(blocks: Iterator, depth: int = 3) -> Iterator:
+    """Run a block generator in a thread, `depth` blocks ahead: SQLite builds the next block while
+    PostgreSQL takes this one (sqlite3 and psycopg release the GIL while they work). Memory: depth blocks."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                while not stop.is_set():
+                    try:
+                        queue.put(block, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put(exc)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def stream_rows(src: sqlite3.Connection, select_sql: str, batch_rows: int = 20000) -> Iterator[tuple[str, int]]:

@@ -19,7 +19,7 @@ from .. import DOMAINS, ledger
 from ..errors import BadInput, ChecksFailed
 from ..legacy import connect_readonly, schema_fingerprint
 from ..mapping import LEDGER_TABLE
-from ..pgcopy import copy_into, copy_statement, stream_lines, stream_rows, type_class
+from ..pgcopy import copy_into, copy_statement, prefetched, stream_lines, stream_rows, type_class
 from ..plan import Plan
 from ..schema import POSTGRES, table_sql
 from ..sqlnames import column_list, quote_ident
@@ -61,7 +61,7 @@ def locked_transaction(conn: psycopg.Connection, target: Target) -> Iterator[Non
 
 
 def open_source(path: Path) -> sqlite3.Connection:
-    conn = connect_readonly(path)
+    conn = connect_readonly(path, any_thread=True)  # read by prefetched() in a thread, one user at a time
     conn.execute("BEGIN")  # one snapshot for the whole read
     return conn
 
@@ -127,7 +127,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                     for source_sql in step.info["source_sql"].values():
                         copy_into(cur, step.sql[0], stream_rows(src, source_sql))
                 elif step.kind == "move_rows":
-                    blocks = stream_lines(src, step.info["source_sql"])
+                    blocks = prefetched(stream_lines(src, step.info["source_sql"]))
                     moved[step.name] = copy_into(cur, step.sql[0], blocks,
                                                  (lambda n, s=step: rows_progress(s, n)) if rows_progress else None)
                 else:
@@ -193,7 +193,7 @@ def load_source_rows(cur, src: sqlite3.Connection, move: dict, temp: str) -> Non
     cur.execute(f"DROP TABLE IF EXISTS {temp}")
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in move["types"].items())
     cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
-    copy_into(cur, copy_statement(temp, move["columns"]), stream_lines(src, move["source_sql"]))
+    copy_into(cur, copy_statement(temp, move["columns"]), prefetched(stream_lines(src, move["source_sql"])))
     cur.execute(f"CREATE INDEX ON {temp} (\"id\")")
     cur.execute(f"ANALYZE {temp}")
 
