@@ -1,6 +1,8 @@
 """Property: for arbitrary legacy values, apply then rollback gives back a logically identical file."""
 
 import shutil
+
+import pytest
 import sqlite3
 
 from hypothesis import HealthCheck, given, settings
@@ -57,3 +59,45 @@ def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages,
     assert report.ok, report.failures
     commands.rollback(db, backup_dir=work / "bk")
     assert logical_differences(original, db) == []
+
+
+@pytest.mark.postgres
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(messages=st.lists(message, min_size=1, max_size=6), column=identifier, extra=values)
+def test_postgres_loses_nothing_whatever_the_values(_generated, tmp_path_factory, pg_url, messages, column, extra):
+    """Any value either arrives exactly (verify proves it) or is quarantined; source = target + quarantine."""
+    import psycopg
+    from hypothesis import assume
+
+    from dpro_migrate.sqlnames import quote_ident
+    from dpro_migrate.targets import parse_target
+
+    assume(column.lower() not in {"id", "content", "metadata", "message_type", "tokens_used", "response_time_ms",
+                                  "conversation_id", "agent_id", "sender_type", "user_id", "created_at", "updated_at"})
+    work = tmp_path_factory.mktemp("pgprop")
+    db = work / "dpro_agent.db"
+    shutil.copyfile(_generated(messages=50), db)
+    conn = sqlite3.connect(db)
+    conv, agent = conn.execute("SELECT id, agent_id FROM conversations WHERE agent_id IS NOT NULL LIMIT 1").fetchone()
+    conn.executemany(
+        "INSERT INTO messages (conversation_id, agent_id, sender_type, content, metadata, message_type, "
+        "tokens_used, response_time_ms) VALUES (?, ?, 'user', ?, ?, ?, ?, ?)",
+        [(conv, agent) + m for m in messages])
+    conn.execute(f"ALTER TABLE messages ADD COLUMN {quote_ident(column)} TEXT")
+    conn.execute(f"UPDATE messages SET {quote_ident(column)} = ? WHERE id = 1", (extra,))
+    conn.commit()
+    total = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    conn.close()
+    with psycopg.connect(pg_url, autocommit=True) as pg:
+        pg.execute("DROP SCHEMA IF EXISTS iam, ai_agents, communication, workflow, tasks, system, marketplace CASCADE")
+    target = parse_target(pg_url)
+    commands.apply(db, target, backup_dir=work / "bk", on_reject="quarantine")
+    assert commands.verify(db, target).ok
+    with psycopg.connect(pg_url) as pg:
+        moved = pg.execute("SELECT count(*) FROM communication.messages").fetchone()[0]
+        kept = pg.execute("SELECT count(DISTINCT source_pk) FROM system.quarantine "
+                          "WHERE source_table = 'messages'").fetchone()[0] if pg.execute(
+            "SELECT to_regclass('system.quarantine')").fetchone()[0] else 0
+    assert moved + kept == total
+    commands.rollback(db, target, backup_dir=work / "bk")
