@@ -392,10 +392,6 @@ def demo(workdir: Path | None = None, *, messages: int = 2000, shape: str = "18"
     return DemoResult(str(workdir), str(db), generated, report, plan, applied, verified, rolled, diffs)
 
 
-def sqlite_version() -> str:
-    return sqlite3.sqlite_version
-
-
 def recorded_plan(source: Path, target: Target | None = None) -> Plan:
     """The plan apply recorded in the ledger (what rollback inverts)."""
     target = target or parse_target(None)
