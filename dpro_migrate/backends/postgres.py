@@ -24,7 +24,6 @@ from ..plan import Plan
 from ..schema import POSTGRES, table_sql
 from ..sqlnames import column_list, quote_ident
 from ..targets import Target
-from ..handoff import release_baseline
 from ..archive import rows_with_archive_sql
 from ..verify import archived_tables
 from ..verify import Check, MoveCount, VerifyReport, accounting_check, per_legacy, unaccounted
@@ -390,6 +389,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                    details={n: i["rows"] for n, i in stranded.items()})
             if stranded:
                 written, renumbered, backup = _write_back(cur, source, plan, stranded, backup_dir)
+            from ..handoff import release_baseline  # Alembic only when rolling back
+
             release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             steps = list(reversed(plan.steps))

@@ -17,7 +17,6 @@ from ..legacy import check_sqlite_file, schema_fingerprint
 from ..mapping import LEDGER_TABLE
 from ..plan import Plan, Step
 from ..schema import SQLITE, physical_name, table_sql
-from ..handoff import release_baseline
 from ..verify import per_legacy, unaccounted
 
 # Called as progress(step_index, total_steps, step) before each step runs;
@@ -59,7 +58,7 @@ def open_for_write(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         # Room for the sorts of index builds and the copies: bounded, so memory stays flat with size.
-        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA cache_size = -40000")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
@@ -255,6 +254,8 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
                             rows_progress(step, n)
                 else:
                     _run(conn, step.reverse)
+            from ..handoff import release_baseline  # Alembic only when rolling back
+
             release_baseline(conn, SQLITE)  # Alembic's stamp goes with the schema it described
             conn.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, SQLITE)}")
         return RollbackResult(False, backup, restored, renumbered, time.monotonic() - started)
