@@ -5,11 +5,12 @@ import shutil
 import pytest
 import sqlite3
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dpro_migrate import commands
 from dpro_migrate.compare import logical_differences
+from dpro_migrate.sqlnames import quote_ident
 
 values = st.one_of(
     st.none(),
@@ -24,31 +25,37 @@ unknown_row = st.tuples(values, values)
 identifier = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=20)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                    HealthCheck.too_slow])
-@given(messages=st.lists(message, max_size=8), unknown=st.lists(unknown_row, max_size=4),
-       table=identifier, column=identifier, extra=values)
-def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages, unknown, table, column, extra):
-    from hypothesis import assume
+MESSAGE_COLUMNS = {"id", "content", "metadata", "message_type", "tokens_used", "response_time_ms",
+                   "conversation_id", "agent_id", "sender_type", "user_id", "created_at", "updated_at"}
 
-    from dpro_migrate.sqlnames import quote_ident
 
-    assume(table.lower() not in {"users", "messages"} and not table.lower().startswith("sqlite_"))
-    assume(column.lower() not in {"id", "content", "metadata", "message_type", "tokens_used", "response_time_ms",
-                                  "conversation_id", "agent_id", "sender_type", "user_id", "created_at", "updated_at"})
-    work = tmp_path_factory.mktemp("prop")
+def legacy_with(base, work, messages, column, extra) -> tuple:
+    """A copy of a generated legacy file with arbitrary messages and a hand-added messages column."""
     db = work / "dpro_agent.db"
-    shutil.copyfile(_generated(messages=50), db)
+    shutil.copyfile(base, db)
     conn = sqlite3.connect(db)
     conv, agent = conn.execute("SELECT id, agent_id FROM conversations WHERE agent_id IS NOT NULL LIMIT 1").fetchone()
     conn.executemany(
         "INSERT INTO messages (conversation_id, agent_id, sender_type, content, metadata, message_type, "
         "tokens_used, response_time_ms) VALUES (?, ?, 'user', ?, ?, ?, ?, ?)",
         [(conv, agent) + m for m in messages])
-    conn.execute(f'CREATE TABLE {quote_ident(table)} (id INTEGER PRIMARY KEY, "select" BLOB, "a b" TEXT)')
-    conn.executemany(f'INSERT INTO {quote_ident(table)} ("select", "a b") VALUES (?, ?)', unknown)
     conn.execute(f"ALTER TABLE messages ADD COLUMN {quote_ident(column)} TEXT")
     conn.execute(f"UPDATE messages SET {quote_ident(column)} = ? WHERE id = 1", (extra,))
+    conn.commit()
+    return db, conn
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(messages=st.lists(message, max_size=8), unknown=st.lists(unknown_row, max_size=4),
+       table=identifier, column=identifier, extra=values)
+def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages, unknown, table, column, extra):
+    assume(table.lower() not in {"users", "messages"} and not table.lower().startswith("sqlite_"))
+    assume(column.lower() not in MESSAGE_COLUMNS)
+    work = tmp_path_factory.mktemp("prop")
+    db, conn = legacy_with(_generated(messages=50), work, messages, column, extra)
+    conn.execute(f'CREATE TABLE {quote_ident(table)} (id INTEGER PRIMARY KEY, "select" BLOB, "a b" TEXT)')
+    conn.executemany(f'INSERT INTO {quote_ident(table)} ("select", "a b") VALUES (?, ?)', unknown)
     conn.commit()
     conn.close()
     original = work / "original.db"
@@ -68,25 +75,12 @@ def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages,
 def test_postgres_loses_nothing_whatever_the_values(_generated, tmp_path_factory, pg_url, messages, column, extra):
     """Any value either arrives exactly (verify proves it) or is quarantined; source = target + quarantine."""
     import psycopg
-    from hypothesis import assume
 
-    from dpro_migrate.sqlnames import quote_ident
     from dpro_migrate.targets import parse_target
 
-    assume(column.lower() not in {"id", "content", "metadata", "message_type", "tokens_used", "response_time_ms",
-                                  "conversation_id", "agent_id", "sender_type", "user_id", "created_at", "updated_at"})
+    assume(column.lower() not in MESSAGE_COLUMNS)
     work = tmp_path_factory.mktemp("pgprop")
-    db = work / "dpro_agent.db"
-    shutil.copyfile(_generated(messages=50), db)
-    conn = sqlite3.connect(db)
-    conv, agent = conn.execute("SELECT id, agent_id FROM conversations WHERE agent_id IS NOT NULL LIMIT 1").fetchone()
-    conn.executemany(
-        "INSERT INTO messages (conversation_id, agent_id, sender_type, content, metadata, message_type, "
-        "tokens_used, response_time_ms) VALUES (?, ?, 'user', ?, ?, ?, ?, ?)",
-        [(conv, agent) + m for m in messages])
-    conn.execute(f"ALTER TABLE messages ADD COLUMN {quote_ident(column)} TEXT")
-    conn.execute(f"UPDATE messages SET {quote_ident(column)} = ? WHERE id = 1", (extra,))
-    conn.commit()
+    db, conn = legacy_with(_generated(messages=50), work, messages, column, extra)
     total = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
     conn.close()
     with psycopg.connect(pg_url, autocommit=True) as pg:
