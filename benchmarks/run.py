@@ -507,8 +507,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="rounds of every contender (median wall, max RSS)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory and the databases")
     ap.add_argument("--workdir", type=Path, default=None, help="where the temporary directory goes (default $TMPDIR)")
+    ap.add_argument("--from-json", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="run nothing: print these results again and put them in --md")
     ap.add_argument("--_phases", dest="phases", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+
+    if args.from_json:
+        for f in args.from_json:
+            doc = json.loads(f.read_text())
+            print_report(doc)
+            if not args.no_md:
+                update_md(args.md, doc)
+        return 0
 
     if args.phases:
         phases_child(json.loads(args.phases))
@@ -567,9 +577,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         head_end = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                   text=True).stdout.strip()
-        if head_end != machine.get("git_head"):
+        lib_changed = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", str(machine.get("git_head")), "--",
+                                      "dpro_migrate", "ddl"]).returncode
+        if lib_changed:
             notes.append(f"the library changed during the run: HEAD {machine.get('git_head')} at the start, "
-                         f"{head_end} at the end")
+                         f"{head_end} at the end (dpro_migrate/ or ddl/ differ)")
         result["git_head_end"] = head_end
         result["ratios"] = ratios(result)
         result["breakdown"] = breakdown(result)
