@@ -727,11 +727,11 @@ ORDER = ["sqlite_backup", "sqlite_apply", "sqlite_apply_inprocess", "sqlite_veri
 LABELS = {
     "sqlite_backup": "dpro-migrate backup (SQLite)",
     "sqlite_apply": "dpro-migrate apply, SQLite in place",
-    "sqlite_apply_inprocess": "  same, in-process with step timing",
+    "sqlite_apply_inprocess": "  same in place, in-process (step timing)",
     "sqlite_verify": "dpro-migrate verify, SQLite",
     "sqlite_rollback": "dpro-migrate rollback, SQLite",
     "pg_apply": "dpro-migrate apply, PostgreSQL",
-    "pg_apply_inprocess": "  same, in-process with step timing",
+    "pg_apply_inprocess": "  same to PostgreSQL, in-process (step timing)",
     "pg_verify": "dpro-migrate verify, PostgreSQL",
     "pgloader": "pgloader sqlite:// -> postgresql://",
     "raw_pipe": "raw: sqlite3 -csv | psql \\copy (messages)",
@@ -830,6 +830,7 @@ def update_md(path: Path, result: dict) -> None:
     """One section per --messages size, replaced on each run; machine description and memory-vs-size at the top."""
     text = path.read_text() if path.exists() else ""
     sections = dict(re.findall(r"<!-- run:(\d+) -->\n(.*?)\n<!-- /run -->", text, re.S))
+    kept = re.search(r"<!-- notes -->\n.*?<!-- /notes -->", text, re.S)  # hand-written, kept as it is
     sections[str(result["messages"])] = section_md(result)
     m = result["machine"]
     head = [
@@ -846,7 +847,7 @@ def update_md(path: Path, result: dict) -> None:
         "",
         memory_by_size_md(),
         "",
-    ]
+    ] + ([kept.group(0), ""] if kept else [])
     body = [f"<!-- run:{k} -->\n{sections[k]}\n<!-- /run -->" for k in sorted(sections, key=int)]
     path.write_text("\n".join(head) + "\n" + "\n\n".join(body) + "\n")
 
