@@ -44,6 +44,16 @@ def legacy_db(_generated, tmp_path):
     return make
 
 
+def add_orphan_message(db: Path) -> None:
+    """A message whose conversation was deleted: a row every target refuses (foreign key)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO messages (conversation_id, sender_type, content) VALUES (987654321, 'user', 'orphan')")
+    conn.commit()
+    conn.close()
+
+
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

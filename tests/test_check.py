@@ -14,7 +14,7 @@ from dpro_migrate import commands
 from dpro_migrate.cli import app
 from dpro_migrate.verify import Check, VerifyReport
 
-from .conftest import file_digest
+from .conftest import add_orphan_message, file_digest
 
 runner = CliRunner()
 STAGES = ["copy", "plan", "apply", "verify", "rollback", "compare"]
@@ -84,10 +84,7 @@ def test_a_failed_verification_is_exit_1_and_rollback_still_runs(legacy_db, tmp_
 
 def test_rows_the_target_refuses_fail_the_check_with_exit_1(legacy_db, tmp_path):
     db = legacy_db()
-    conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO messages (conversation_id, sender_type, content) VALUES (987654321, 'user', 'orphan')")
-    conn.commit()
-    conn.close()
+    add_orphan_message(db)
     digest = file_digest(db)
     result = invoke(1, ["check", db, "--json", "--junit", tmp_path / "r.xml"])
     out = json.loads(result.stdout)

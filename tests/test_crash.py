@@ -152,6 +152,21 @@ def same_as_original(original: Path, original_digest: str, db: Path, *also_ident
     return "logically identical"
 
 
+def kill_once(*, verb: str, source: Path, i: int, delay: float, seconds: float, tmp_path: Path, notes: Counter):
+    """Run `verb` on a fresh copy of source, SIGKILL it after `delay`, recover and check the file.
+    Returns (db, backup dir, whether it was killed, integrity facts, a label for assertions)."""
+    db, bk = tmp_path / f"{verb}-{i}.db", tmp_path / f"bk-{i}"
+    shutil.copyfile(source, db)
+    killed, rc = run_and_kill(cli(verb, db, "--yes", "--quiet", "--backup-dir", bk), delay, tmp_path / "err")
+    where = f"kill point {i} at {delay:.3f}s of {seconds:.2f}s"
+    assert killed or rc == 0, (where, (tmp_path / "err").read_text())
+    facts = recover_and_check_integrity(db)
+    notes[f"journal left: {facts['journal']}"] += 1
+    notes["status refused before recovery"] += facts["status_before_recovery"] != "ok"
+    notes["stale .tmp backup left"] += len(list(bk.glob("*.tmp"))) if bk.exists() else 0
+    return db, bk, killed, facts, where
+
+
 def summary(label: str, seconds: float, outcomes: Counter, notes: Counter) -> None:
     print(f"\nkill summary {label}: {sum(outcomes.values())} kill points over {seconds:.2f}s x {BEYOND}, "
           f"outcomes {dict(outcomes)}, {dict(notes)}")
@@ -163,15 +178,8 @@ def summary(label: str, seconds: float, outcomes: Counter, notes: Counter) -> No
 def test_sigkill_during_apply_leaves_before_or_after(big, tmp_path):
     outcomes, notes = Counter(), Counter()
     for i, delay in enumerate(kill_delays(KILL_POINTS, big.apply_seconds, SEED)):
-        db, bk = tmp_path / f"apply-{i}.db", tmp_path / f"bk-{i}"
-        shutil.copyfile(big.legacy, db)
-        killed, rc = run_and_kill(cli("apply", db, "--yes", "--quiet", "--backup-dir", bk), delay, tmp_path / "err")
-        where = f"kill point {i} at {delay:.3f}s of {big.apply_seconds:.2f}s"
-        assert killed or rc == 0, (where, (tmp_path / "err").read_text())
-        facts = recover_and_check_integrity(db)
-        notes[f"journal left: {facts['journal']}"] += 1
-        notes["status refused before recovery"] += facts["status_before_recovery"] != "ok"
-        notes["stale .tmp backup left"] += len(list(bk.glob("*.tmp"))) if bk.exists() else 0
+        db, bk, killed, facts, where = kill_once(verb="apply", source=big.legacy, i=i, delay=delay, seconds=big.apply_seconds,
+                                                 tmp_path=tmp_path, notes=notes)
         state = commands.status(db).state
         if state == "legacy":
             outcome = "before (" + same_as_original(big.legacy, big.legacy_digest, db) + ")"
@@ -193,15 +201,8 @@ def test_sigkill_during_apply_leaves_before_or_after(big, tmp_path):
 def test_sigkill_during_rollback_leaves_before_or_after(big, tmp_path):
     outcomes, notes = Counter(), Counter()
     for i, delay in enumerate(kill_delays(KILL_POINTS, big.rollback_seconds, SEED + 1)):
-        db, bk = tmp_path / f"rollback-{i}.db", tmp_path / f"bk-{i}"
-        shutil.copyfile(big.migrated, db)
-        killed, rc = run_and_kill(cli("rollback", db, "--yes", "--quiet", "--backup-dir", bk), delay, tmp_path / "err")
-        where = f"kill point {i} at {delay:.3f}s of {big.rollback_seconds:.2f}s"
-        assert killed or rc == 0, (where, (tmp_path / "err").read_text())
-        facts = recover_and_check_integrity(db)
-        notes[f"journal left: {facts['journal']}"] += 1
-        notes["status refused before recovery"] += facts["status_before_recovery"] != "ok"
-        notes["stale .tmp backup left"] += len(list(bk.glob("*.tmp"))) if bk.exists() else 0
+        db, bk, killed, facts, where = kill_once(verb="rollback", source=big.migrated, i=i, delay=delay, seconds=big.rollback_seconds,
+                                                 tmp_path=tmp_path, notes=notes)
         state = commands.status(db).state
         if state == "migrated":  # the rollback run next and the comparison after it prove the rows survived
             outcome = "before (still migrated)"

@@ -9,7 +9,7 @@ from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput
 from dpro_migrate.plan import save_plan
 
-from .conftest import file_digest
+from .conftest import add_orphan_message, file_digest
 
 
 def tables(path):
@@ -169,10 +169,7 @@ def test_rows_written_after_cutover_survive_rollback(legacy_db, tmp_path):
 
 def test_failed_apply_leaves_file_unchanged(legacy_db, tmp_path):
     db = legacy_db()
-    conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO messages (conversation_id, sender_type, content) VALUES (987654321, 'user', 'orphan')")
-    conn.commit()
-    conn.close()
+    add_orphan_message(db)
     digest = file_digest(db)
     from dpro_migrate.errors import ChecksFailed
     with pytest.raises(ChecksFailed, match="break rules") as refused:
