@@ -165,7 +165,6 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
     else:
         steps = build_steps(db, schema, res, quarantine, compat_views, tuple(extras))
     once, repeat = preflight.refusal_sql(rules)
-    silent = preflight.refusal_sql(preflight.silent_rules(res, types or {}))
     return Plan(
         source=str(source.resolve()),
         source_fingerprint=db.fingerprint,
@@ -181,7 +180,7 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
         compat_views=compat_views,
         extras=list(extras),
         preflight={"findings": [dataclasses.asdict(f) for f in found.findings], "refused_rows": found.refused_rows,
-                   "sql_once": once, "sql_repeat": repeat, "sql_silent": silent[0] + silent[1]},
+                   "sql_once": once, "sql_repeat": repeat},
     )
 
 

@@ -55,45 +55,72 @@ def escaped_sql(x: str) -> str:
             f"char(13), '\\r'), char(9), '\\t')")
 
 
+# The one timestamp form that round-trips: PostgreSQL reads others too, but as something else.
+TIMESTAMP_GLOB = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]'"
+
+# A field no column accepts: the extra delimiter makes the line one column too long, which COPY always
+# rejects ("extra data after last expected column"), whatever the column's type or the database's encoding.
+REFUSED_FIELD = "'refused,by dpro-migrate'"
+
+
 def field_sql(column: str, cls: str) -> str:
-    """A SQLite expression giving one value as a CSV field for COPY: unquoted empty for NULL, text always
-    quoted (so '' stays an empty string), numbers bare. CSV needs one replace() where the text format needs four."""
+    """A SQLite expression giving one value as a CSV field for COPY: NULL for NULL (printed as the unquoted
+    empty field COPY reads as NULL), text always quoted (so '' stays an empty string), numbers bare.
+
+    Each class passes exactly the storage classes that convert without change and turns anything else into
+    REFUSED_FIELD, so the server refuses the load rather than convert silently (a boolean 2 or 'yes', a
+    timestamp in another form, a text ' 12' read as a number, a blob read as text). What passes here and still
+    breaks a rule (a length, invalid JSON, 2024-02-30) the server refuses by itself.
+    Text with a NUL is refused too: PostgreSQL cannot store it, and printf() would cut it short."""
     x = quote_ident(column)
-    if cls == "boolean":
-        return f"CASE WHEN {x} IS NULL THEN '' WHEN {x} THEN 't' ELSE 'f' END"
-    if cls == "bytea":
-        return f"CASE WHEN {x} IS NULL THEN '' ELSE '\\x' || hex({x}) END"
     if cls == "bigint":
-        return f"coalesce({x}, '')"
-    return (f"CASE typeof({x}) WHEN 'null' THEN '' WHEN 'real' THEN printf('%!.20e', {x}) "
-            f"WHEN 'integer' THEN {x} ELSE '\"' || replace({x}, '\"', '\"\"') || '\"' END")
+        return f"CASE typeof({x}) WHEN 'integer' THEN {x} WHEN 'null' THEN NULL ELSE {REFUSED_FIELD} END"
+    if cls == "double":
+        return (f"CASE typeof({x}) WHEN 'real' THEN printf('%!.20e', {x}) WHEN 'integer' THEN {x} "
+                f"WHEN 'null' THEN NULL ELSE {REFUSED_FIELD} END")
+    if cls == "boolean":
+        return (f"CASE WHEN typeof({x}) = 'integer' AND {x} IN (0, 1) THEN iif({x}, 't', 'f') "
+                f"WHEN {x} IS NULL THEN NULL ELSE {REFUSED_FIELD} END")
+    if cls == "timestamptz":  # the canonical form only: PostgreSQL would read other forms, differently
+        return (f"CASE WHEN typeof({x}) = 'text' AND {x} GLOB {TIMESTAMP_GLOB} THEN {x} "
+                f"WHEN {x} IS NULL THEN NULL ELSE {REFUSED_FIELD} END")
+    if cls == "bytea":
+        return f"CASE typeof({x}) WHEN 'blob' THEN '\\x' || hex({x}) WHEN 'null' THEN NULL ELSE {REFUSED_FIELD} END"
+    return (f"CASE WHEN typeof({x}) = 'text' AND instr({x}, char(0)) = 0 THEN '\"' || replace({x}, '\"', '\"\"') || '\"' "
+            f"WHEN {x} IS NULL THEN NULL WHEN typeof({x}) = 'integer' THEN {x} "
+            f"WHEN typeof({x}) = 'real' THEN printf('%!.20e', {x}) ELSE {REFUSED_FIELD} END")
 
 
 def copy_lines_sql(table: str, columns: list[tuple[str, str]], where: str | None) -> str:
-    """SELECT of (id, one CSV line per row) from the legacy table."""
-    fields = " || ',' || ".join(field_sql(name, cls) for name, cls in columns)
+    """SELECT of (id, one CSV line per row) from the legacy table: one printf() per row, which builds the line
+    once where a chain of || copies it once per field."""
+    template = ",".join(["%s"] * len(columns))
+    fields = ", ".join(field_sql(name, cls) for name, cls in columns)
     clause = f" WHERE {where}" if where else ""
-    return f"SELECT \"id\", {fields} || char(10) AS line FROM {quote_ident(table)}{clause}"
+    return f"SELECT \"id\", printf('{template}' || char(10), {fields}) AS line FROM {quote_ident(table)}{clause}"
 
 
 def copy_statement(target_sql: str, columns: list[str]) -> str:
     return f"COPY {target_sql} ({column_list(columns)}) FROM STDIN (FORMAT csv)"
 
 
-def stream_lines(src: sqlite3.Connection, lines_sql: str, batch_rows: int = 20000) -> Iterator[tuple[str, int]]:
-    """Blocks of COPY lines and their row counts, in primary-key batches that SQLite joins itself:
-    Python handles one string per block, and memory stays at one block whatever the table size."""
-    batch = (f"SELECT max(\"id\"), count(*), group_concat(line, '') FROM "
-             f"(SELECT \"id\", line FROM ({lines_sql}) WHERE \"id\" > ? ORDER BY \"id\" LIMIT {int(batch_rows)})")
-    last = -(2**63)
+def stream_lines(src: sqlite3.Connection, lines_sql: str, block_bytes: int = 4 << 20,
+                 max_rows: int = 20000) -> Iterator[tuple[bytes, int]]:
+    """Blocks of COPY lines (bytes, no decoding) and their row counts, in primary-key batches that SQLite joins
+    itself: Python handles one object per block. Each batch is sized from the previous one's mean line length
+    to about `block_bytes`, so memory stays at a few blocks whatever the table's size or width."""
+    batch = (f"SELECT max(\"id\"), count(*), CAST(group_concat(line, '') AS BLOB) FROM "
+             f"(SELECT \"id\", line FROM ({lines_sql}) WHERE \"id\" > ? ORDER BY \"id\" LIMIT ?)")
+    last, rows = -(2**63), 100
     while True:
-        top, n, block = src.execute(batch, (last,)).fetchone()
+        top, n, block = src.execute(batch, (last, rows)).fetchone()
         if not n:
             return
         yield block, n
         if top == 2**63 - 1:
             return
         last = top
+        rows = max(1, min(max_rows, block_bytes * n // max(1, len(block))))
 
 
 def prefetched(blocks: Iterator, depth: int = 3) -> Iterator:

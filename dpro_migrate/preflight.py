@@ -55,16 +55,11 @@ def _rows(move: Move) -> str:
     return f"(SELECT * FROM {quote_ident(move.legacy)}{where})"
 
 
-TIMESTAMP_GLOB = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]'"
-
-
-def _type_ok(column: str, pg_type: str, *, exact: bool = True) -> str:
-    """A SQLite predicate: the value converts to the PostgreSQL type without changing. `exact=False` only
-    rules out what PostgreSQL would accept and change (a timestamp in another form); it refuses the rest."""
+def _type_ok(column: str, pg_type: str) -> str:
+    """A SQLite predicate: the value converts to the PostgreSQL type without changing. The load's encoder
+    (pgcopy.field_sql) refuses a subset of what this refuses, so a refused load is always explained here."""
     c = quote_ident(column)
     cls = type_class(pg_type)
-    if cls == "timestamptz" and not exact:
-        return f"({c} IS NULL OR (typeof({c}) = 'text' AND {c} GLOB {TIMESTAMP_GLOB}))"
     if cls == "bigint":
         return f"typeof({c}) IN ('integer', 'null')"
     if cls == "double":
@@ -82,27 +77,14 @@ def _type_ok(column: str, pg_type: str, *, exact: bool = True) -> str:
     return f"({c} IS NULL OR ({text}{f' AND length({c}) <= {n}' if n else ''}))"
 
 
-def _type_rule(move: Move, types: dict[str, str], *, exact: bool = True) -> Rule:
+def _type_rule(move: Move, types: dict[str, str]) -> Rule:
     """All type conversions of one move in one scan; a row is reported under the first column that fails."""
-    checks = [(f"type {move.target}.{col} {pg_type.lower()}", _type_ok(col, pg_type, exact=exact))
+    checks = [(f"type {move.target}.{col} {pg_type.lower()}", _type_ok(col, pg_type))
               for col, pg_type in types.items()]
     which = " ".join(f"WHEN NOT {ok} THEN {quote_literal(name)}" for name, ok in checks)
     every = " AND ".join(ok for _, ok in checks)
     return Rule("type", f"types {move.target}", move.legacy, move.target,
                 f"SELECT \"id\", CASE {which} END AS rule FROM {_rows(move)} WHERE NOT ({every})")
-
-
-def silent_rules(res: Resolution, types: dict[str, dict[str, str]]) -> list[Rule]:
-    """The conversions PostgreSQL would make without complaint, changing the value (a boolean 'yes' read as
-    true, '2024/01/05' read as a date): they must be caught before the load. Every other rule the target
-    database enforces itself, atomically, so an apply that refuses no row can skip them."""
-    out = []
-    for move in res.moves if types else []:
-        kept = {c: t for c, t in types[f"{move.legacy} -> {move.target}"].items()
-                if type_class(t) in ("boolean", "timestamptz")}
-        if kept:
-            out.append(_type_rule(move, kept, exact=False))
-    return out
 
 
 def build_rules(schema: TargetSchema, res: Resolution, dialect: str, types: dict[str, dict[str, str]] | None = None

@@ -101,15 +101,13 @@ def compare_move(conn: sqlite3.Connection, move: dict, source_schema: str, archi
     target = f"main.{table_sql(move['target'], SQLITE)}"
     if move["target"] in archived:
         target = rows_with_archive_sql(move["target"], move["columns"], SQLITE, target)
-    cols = move["columns"]
-    source_rows = conn.execute(f"SELECT count(*) FROM {legacy}").fetchone()[0]
-    bad_sql = (f"SELECT s.\"id\" FROM {legacy} AS s LEFT JOIN {target} AS t ON t.\"id\" = s.\"id\" "
-               f"WHERE t.\"id\" IS NULL OR NOT ({_same_value(cols)})")
-    bad = conn.execute(f"SELECT count(*) FROM ({bad_sql})").fetchone()[0]
-    sample = [r[0] for r in conn.execute(f"{bad_sql} LIMIT {SAMPLE}")] if bad else []
-    added = conn.execute(
-        f"SELECT count(*) FROM {target} AS t WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {legacy} AS s WHERE s.\"id\" = t.\"id\")").fetchone()[0]
+    # One join gives the source count, the ids found and the rows that differ; ids are primary keys on
+    # both sides, so what the target holds beyond the ids found was added after the cutover.
+    joined = f"FROM {legacy} AS s LEFT JOIN {target} AS t ON t.\"id\" = s.\"id\""
+    differs = f"t.\"id\" IS NULL OR NOT ({_same_value(move['columns'])})"
+    source_rows, found, bad = conn.execute(f"SELECT count(*), count(t.\"id\"), coalesce(sum({differs}), 0) {joined}").fetchone()
+    sample = [r[0] for r in conn.execute(f"SELECT s.\"id\" {joined} WHERE {differs} LIMIT {SAMPLE}")] if bad else []
+    added = conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0] - found
     return MoveCount(move["legacy"], move["target"], source_rows, source_rows - bad, bad, added), sample
 
 

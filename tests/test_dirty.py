@@ -104,3 +104,34 @@ def test_postgres_refuses_then_quarantines(dirty, tmp_path, pg_url):
         assert conn.execute(f"SELECT {quote_ident(HOSTILE_COLUMN)} FROM tasks.tasks WHERE id = 1").fetchone()[0] == "tomorrow's \"quote\""
     commands.rollback(db, target, backup_dir=tmp_path)
     assert file_digest(db) == digest
+
+
+# Values PostgreSQL would accept and change without a word; each alone must stop the load, name its row, and
+# leave the target as it was (policy fail runs no preflight before the load: the load's encoder refuses them).
+SILENT_CASES = [  # (statement, legacy table, rule the refusal names)
+    ("UPDATE boards SET is_public = 'yes' WHERE id = 1", "boards", "type workflow.boards.is_public boolean"),
+    ("UPDATE boards SET is_public = 2 WHERE id = 1", "boards", "type workflow.boards.is_public boolean"),
+    ("UPDATE messages SET created_at = '2024-01-05T10:00:00Z' WHERE id = 1", "messages",
+     "type communication.messages.created_at timestamptz"),
+    ("UPDATE messages SET created_at = '2024-01-05' WHERE id = 1", "messages",
+     "type communication.messages.created_at timestamptz"),
+    ("UPDATE messages SET content = x'68656c6c6f' WHERE id = 1", "messages", "type communication.messages.content text"),
+    ("UPDATE messages SET content = 'cut' || char(0) || 'short' WHERE id = 1", "messages",
+     "type communication.messages.content text"),
+    ("UPDATE agents SET temperature = 'NaN' WHERE id = 1", "agents", "type ai_agents.agents.temperature double precision"),
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("stmt, table, rule", SILENT_CASES, ids=[c[0][:48] for c in SILENT_CASES])
+def test_postgres_refuses_what_it_would_convert_silently(legacy_db, tmp_path, pg_url, stmt, table, rule):
+    db = legacy_db()
+    with sqlite3.connect(db) as conn:
+        conn.execute(stmt)
+    conn.close()
+    with pytest.raises(ChecksFailed) as refused:
+        commands.apply(db, parse_target(pg_url), backup_dir=tmp_path)
+    assert {"table": table, "rule": rule, "rows": 1} in refused.value.details["findings"]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ANY(%s)",
+                            (["iam", "communication", "workflow"],)).fetchone()[0] == 0

@@ -154,15 +154,12 @@ def _first_line(exc: Exception) -> str:
 
 
 def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
-    """The preflight on the source snapshot, into the source connection's temp table the loads read.
-    Policy fail: only the conversions PostgreSQL would make silently are checked here, before the target
-    is touched; every other rule the server enforces itself, atomically (and a refusal is explained then)."""
-    from ..preflight import REFUSED, refuse_if_found, run_refusal
+    """Policy quarantine: the preflight on the source snapshot, into the source connection's temp table the
+    loads read. Policy fail runs nothing here: the server enforces every rule atomically and the load's
+    encoder refuses what the server would convert silently; a refusal is explained afterwards."""
+    from ..preflight import REFUSED, run_refusal
 
     if plan.on_reject == "fail":
-        run_refusal(src, plan.preflight.get("sql_silent", []), [])
-        if src.execute(f"SELECT count(*) FROM {REFUSED}").fetchone()[0]:  # then list every finding, not just these
-            refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
         return {}
     run_refusal(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
     refused = dict(src.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
@@ -210,13 +207,13 @@ def compare_move(cur, move: dict, archived: set[str] = frozenset()) -> tuple[int
     cols = move["columns"]
     left = ", ".join(f"s.{quote_ident(c)}" for c in cols)
     right = ", ".join(f"t.{quote_ident(c)}" for c in cols)
-    source_rows = cur.execute("SELECT count(*) FROM _dpro_source").fetchone()[0]
-    bad_sql = (f"SELECT s.\"id\" FROM _dpro_source s LEFT JOIN {target} t ON t.\"id\" = s.\"id\" "
-               f"WHERE t.\"id\" IS NULL OR ({left}) IS DISTINCT FROM ({right})")
-    bad = cur.execute(f"SELECT count(*) FROM ({bad_sql}) b").fetchone()[0]
-    sample = [r[0] for r in cur.execute(f"{bad_sql} ORDER BY 1 LIMIT 10")] if bad else []
-    added = cur.execute(f"SELECT count(*) FROM {target} t WHERE NOT EXISTS "
-                        f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\")").fetchone()[0]
+    # ids are primary keys on both sides: what the target holds beyond the ids found was added after the cutover
+    joined = f"FROM _dpro_source s LEFT JOIN {target} t ON t.\"id\" = s.\"id\""
+    differs = f"t.\"id\" IS NULL OR ({left}) IS DISTINCT FROM ({right})"
+    source_rows, found, bad = cur.execute(f"SELECT count(*), count(t.\"id\"), count(*) FILTER (WHERE {differs}) "
+                                          f"{joined}").fetchone()
+    sample = [r[0] for r in cur.execute(f"SELECT s.\"id\" {joined} WHERE {differs} ORDER BY 1 LIMIT 10")] if bad else []
+    added = cur.execute(f"SELECT count(*) FROM {target}").fetchone()[0] - found
     return source_rows, bad, added, sample
 
 
