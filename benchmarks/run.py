@@ -229,7 +229,7 @@ TIMED = [
     ("dpro_migrate.preflight", "run_refusal"),
     ("dpro_migrate.preflight", "refuse_if_found"),
     ("dpro_migrate.backends.sqlite", "refuse_if_findings"),
-    ("dpro_migrate.backends.sqlite", "backup_file"),
+    ("dpro_migrate.backends.sqlite", "copy_file"),  # the copy; its check runs on another thread, beside the steps
     ("dpro_migrate.backends.sqlite", "_check_counts"),
     ("dpro_migrate.backends.sqlite", "foreign_key_violations"),
     ("dpro_migrate.backends.postgres", "_refuse"),
@@ -735,9 +735,9 @@ def breakdown(result: dict) -> dict:
     if b and a:
         out["backup share of sqlite_apply (CLI backup / CLI apply, both with start-up)"] = b / a
     ph = (runs.get("sqlite_apply_inprocess") or {}).get("phases") or {}
-    inner = (ph.get("functions_s") or {}).get("backends.sqlite.backup_file")
+    inner = (ph.get("functions_s") or {}).get("backends.sqlite.copy_file")
     if inner and ph.get("wall_s"):
-        out["backup share of sqlite_apply (in-process: backup_file / apply)"] = inner / ph["wall_s"]
+        out["backup share of sqlite_apply (in-process: the backup copy / apply; its check overlaps the steps)"] = inner / ph["wall_s"]
     for name in ("sqlite_apply_inprocess", "pg_apply_inprocess"):
         ph = (runs.get(name) or {}).get("phases")
         if ph:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .errors import BadInput, ChecksFailed
 from .sqlnames import quote_ident
@@ -50,18 +52,55 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def backup_connection(
-    conn: sqlite3.Connection,
-    source: Path,
-    directory: Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> BackupResult:
+@dataclass
+class CopiedBackup:
+    """A backup whose pages are copied into `tmp` (mode 0600) but not yet checked: `seal()` checks it
+    (integrity_check, row counts equal to `tables`, the source's), fsyncs it and renames it to `final`."""
+    source: Path
+    tmp: Path
+    final: Path
+    tables: dict[str, int]
+
+    def seal(self) -> BackupResult:
+        try:
+            try:
+                check = sqlite3.connect(self.tmp, isolation_level=None)
+                try:
+                    integrity = check.execute("PRAGMA integrity_check").fetchone()[0]
+                    copied = table_counts(check)
+                finally:
+                    check.close()
+            except sqlite3.DatabaseError as exc:  # the copy holds the source's pages: the source is damaged
+                raise BadInput(f"{self.source}: cannot be backed up, it is damaged ({exc})") from None
+            if integrity != "ok":
+                raise ChecksFailed(f"backup {self.final} failed its integrity check: {integrity}")
+            if copied != self.tables:
+                diff = sorted(k for k in self.tables.keys() | copied.keys() if self.tables.get(k) != copied.get(k))
+                raise ChecksFailed(f"backup {self.final} does not hold the same rows as the source (tables: {', '.join(diff)})")
+            with open(self.tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(self.tmp, self.final)
+            fsync_path(self.final.parent)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+        return BackupResult(self.final, self.tables, integrity, self.final.stat().st_size)
+
+
+@contextmanager
+def sealing(copied: CopiedBackup) -> Iterator[Callable[[], BackupResult]]:
+    """Seal the backup on another thread while the caller goes on (SQLite releases the GIL while it checks);
+    yields a function that waits for the sealed backup. A caller that holds the write lock must call it
+    before it commits: nothing is committed unless its backup is good."""
+    with ThreadPoolExecutor(1, thread_name_prefix="dpro-migrate-backup") as pool:
+        yield pool.submit(copied.seal).result
+
+
+def copy_connection(conn: sqlite3.Connection, source: Path, directory: Path | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> CopiedBackup:
     """Copy what `conn` sees to a new file. `conn` must be a reader in an open read transaction, so the
     copy and the counts agree (a writer holding the write lock uses a second, reading connection).
-
-    Written as <name>.tmp with mode 0600, checked (integrity_check, row counts), fsynced, then renamed:
-    a backup file that exists is complete.
-    """
+    The copy is <name>.tmp until sealed: a backup file that exists under its final name is complete."""
     directory = Path(directory) if directory else default_backup_dir(source)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -81,26 +120,10 @@ def backup_connection(
             dest.execute("PRAGMA journal_mode=DELETE")
         finally:
             dest.close()
-        expected = table_counts(conn)
-        check = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            integrity = check.execute("PRAGMA integrity_check").fetchone()[0]
-            copied = table_counts(check)
-        finally:
-            check.close()
-        if integrity != "ok":
-            raise ChecksFailed(f"backup {final} failed its integrity check: {integrity}")
-        if copied != expected:
-            diff = sorted(k for k in expected.keys() | copied.keys() if expected.get(k) != copied.get(k))
-            raise ChecksFailed(f"backup {final} does not hold the same rows as the source (tables: {', '.join(diff)})")
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        fsync_path(directory)
+        return CopiedBackup(source, tmp, final, table_counts(conn))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return BackupResult(final, expected, integrity, final.stat().st_size)
 
 
 def _check_without_opening(source: Path) -> None:
@@ -120,19 +143,24 @@ def _check_without_opening(source: Path) -> None:
         raise BadInput(f"{source}: is empty, not a SQLite database")
 
 
-def backup_file(source: Path, directory: Path | None = None, progress=None, *, busy_timeout_ms: int = 5000) -> BackupResult:
-    """Backup of a live file. A read transaction keeps writers from committing meanwhile; a caller that
-    holds the write lock itself (apply, rollback) can call this too: readers still get in."""
+def copy_file(source: Path, directory: Path | None = None, progress=None, *, busy_timeout_ms: int = 5000) -> CopiedBackup:
+    """Backup of a live file, copied but not yet sealed. A read transaction keeps writers from committing
+    meanwhile; a caller that holds the write lock itself (apply, rollback) can call this too: readers still get in."""
     _check_without_opening(source)
     conn = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("BEGIN")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return backup_connection(conn, source, directory, progress)
+        return copy_connection(conn, source, directory, progress)
     except sqlite3.OperationalError as exc:
         raise BadInput(f"{source}: cannot be backed up ({exc})") from None
     except sqlite3.DatabaseError as exc:
         raise BadInput(f"{source}: cannot be backed up, it is damaged ({exc})") from None
     finally:
         conn.close()
+
+
+def backup_file(source: Path, directory: Path | None = None, progress=None, *, busy_timeout_ms: int = 5000) -> BackupResult:
+    """A verified backup of a live file: copied, checked, fsynced, renamed."""
+    return copy_file(source, directory, progress, busy_timeout_ms=busy_timeout_ms).seal()

@@ -6,6 +6,7 @@ Every difference is collected; nothing stops at the first one.
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,11 +83,17 @@ def accounting_check(counts: list["MoveCount"], quarantined: dict[str, int], tot
     return Check("source rows = target rows + quarantined rows", not wrong, "; ".join(wrong) or detail, wrong)
 
 
-def _same_value(columns: list[str]) -> str:
+def _same_value(count: int) -> str:
     # IS compares NULLs as equal; typeof() tells 1 from '1' and from 1.0: storage classes must survive too.
-    parts = [f"s.{quote_ident(c)} IS t.{quote_ident(c)} AND typeof(s.{quote_ident(c)}) = typeof(t.{quote_ident(c)})"
-             for c in columns]
+    parts = [f"s.c{i} IS t.c{i} AND typeof(s.c{i}) = typeof(t.c{i})" for i in range(count)]
     return " AND ".join(parts) or "1"
+
+
+def _numbered(columns: list[str], rows: str) -> str:
+    """The id and the columns of `rows` as c0, c1, ...: SQLite 3.40 cannot resolve a qualified column named
+    true or false (s."false") through a subquery, and a legacy table may have one."""
+    cols = "".join(f", {quote_ident(c)} AS c{i}" for i, c in enumerate(columns))
+    return f"(SELECT \"id\"{cols} FROM {rows})"
 
 
 def archived_tables(plan: Plan) -> set[str]:
@@ -97,17 +104,19 @@ def archived_tables(plan: Plan) -> set[str]:
 def compare_move(conn: sqlite3.Connection, move: dict, source_schema: str, archived: set[str] = frozenset()
                  ) -> tuple[MoveCount, list]:
     where = f" WHERE {move['where']}" if move["where"] else ""
-    legacy = f"(SELECT * FROM {source_schema}.{quote_ident(move['legacy'])}{where})"
+    source = f"{source_schema}.{quote_ident(move['legacy'])}{where}"
     target = f"main.{table_sql(move['target'], SQLITE)}"
     if move["target"] in archived:
         target = rows_with_archive_sql(move["target"], move["columns"], SQLITE, target)
+    cols = move["columns"]
     # One join gives the source count, the ids found and the rows that differ; ids are primary keys on
     # both sides, so what the target holds beyond the ids found was added after the cutover.
-    joined = f"FROM {legacy} AS s LEFT JOIN {target} AS t ON t.\"id\" = s.\"id\""
-    differs = f"t.\"id\" IS NULL OR NOT ({_same_value(move['columns'])})"
+    joined = (f"FROM {_numbered(cols, source)} AS s "
+              f"LEFT JOIN {_numbered(cols, target)} AS t ON t.\"id\" = s.\"id\"")
+    differs = f"t.\"id\" IS NULL OR NOT ({_same_value(len(cols))})"
     source_rows, found, bad = conn.execute(f"SELECT count(*), count(t.\"id\"), coalesce(sum({differs}), 0) {joined}").fetchone()
     sample = [r[0] for r in conn.execute(f"SELECT s.\"id\" {joined} WHERE {differs} LIMIT {SAMPLE}")] if bad else []
-    added = conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0] - found
+    added = conn.execute(f"SELECT count(*) FROM {target} AS t").fetchone()[0] - found
     return MoveCount(move["legacy"], move["target"], source_rows, source_rows - bad, bad, added), sample
 
 
@@ -120,8 +129,20 @@ def promised_objects(plan: Plan) -> list[tuple[str, str]]:
     return [(kinds[s.kind], s.name) for s in plan.steps if s.kind in kinds]
 
 
+def _structure_checks(path: Path) -> tuple[list, list[str]]:
+    """foreign_key_check and integrity_check, on a connection of their own: they run on another thread
+    while the rows are compared (SQLite releases the GIL while it works)."""
+    conn = connect_readonly(path, any_thread=True)
+    try:
+        return (conn.execute("PRAGMA main.foreign_key_check").fetchall(),
+                [r[0] for r in conn.execute("PRAGMA main.integrity_check")])
+    finally:
+        conn.close()
+
+
 def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
     conn = connect_readonly(path)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="dpro-migrate-verify")
     try:
         if not ledger.sqlite_has_ledger(conn):
             raise BadInput(f"{path}: is not migrated (no ledger); nothing to verify")
@@ -132,6 +153,7 @@ def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
         if not backup.exists():
             raise BadInput(f"the backup apply recorded is gone: {backup}; pass --backup to name another copy")
         conn.execute("ATTACH DATABASE ? AS bak", (backup.resolve().as_uri() + "?mode=ro",))
+        structure = pool.submit(_structure_checks, path)
         counts = []
         for move in plan.moves:
             count, sample = compare_move(conn, move, "bak", archived_tables(plan))
@@ -150,13 +172,13 @@ def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
         domain_names = {s.name for s in plan.steps_of("create_table")}
         left = [n for n in plan.legacy_tables if ("table", n) in present and n not in domain_names]
         checks.append(Check("legacy tables replaced", not left, "none left" if not left else "still present", left))
-        fk = conn.execute("PRAGMA main.foreign_key_check").fetchall()
+        fk, integrity = structure.result()
         checks.append(Check("foreign_key_check", not fk, f"{len(fk)} violations" if fk else "clean",
                             [{"table": t, "rowid": r, "parent": p} for t, r, p, _ in fk[:SAMPLE]]))
-        integrity = [r[0] for r in conn.execute("PRAGMA main.integrity_check")]
         checks.append(Check("integrity_check", integrity == ["ok"], "; ".join(integrity[:3])))
         return VerifyReport(str(path), str(backup), checks, counts)
     finally:
+        pool.shutdown()
         conn.close()
 
 

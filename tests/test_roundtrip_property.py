@@ -5,7 +5,7 @@ import shutil
 import pytest
 import sqlite3
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from dpro_migrate import commands
@@ -49,6 +49,9 @@ def legacy_with(base, work, messages, column, extra) -> tuple:
                                                                     HealthCheck.too_slow])
 @given(messages=st.lists(message, max_size=8), unknown=st.lists(unknown_row, max_size=4),
        table=identifier, column=identifier, extra=values)
+# found by this property: SQLite 3.40 cannot resolve s."false" through a subquery (verify numbers the columns)
+@example(messages=[], unknown=[], table="0", column="false", extra=None)
+@example(messages=[], unknown=[], table="0", column="TRUE", extra="x")
 def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages, unknown, table, column, extra):
     assume(table.lower() not in {"users", "messages"} and not table.lower().startswith("sqlite_"))
     assume(column.lower() not in MESSAGE_COLUMNS)

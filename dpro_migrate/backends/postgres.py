@@ -213,7 +213,7 @@ def compare_move(cur, move: dict, archived: set[str] = frozenset()) -> tuple[int
     source_rows, found, bad = cur.execute(f"SELECT count(*), count(t.\"id\"), count(*) FILTER (WHERE {differs}) "
                                           f"{joined}").fetchone()
     sample = [r[0] for r in cur.execute(f"SELECT s.\"id\" {joined} WHERE {differs} ORDER BY 1 LIMIT 10")] if bad else []
-    added = cur.execute(f"SELECT count(*) FROM {target}").fetchone()[0] - found
+    added = cur.execute(f"SELECT count(*) FROM {target} t").fetchone()[0] - found
     return source_rows, bad, added, sample
 
 
