@@ -135,3 +135,16 @@ def test_postgres_refuses_what_it_would_convert_silently(legacy_db, tmp_path, pg
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ANY(%s)",
                             (["iam", "communication", "workflow"],)).fetchone()[0] == 0
+
+
+@pytest.mark.postgres
+def test_postgres_verify_says_when_the_source_changed_into_what_apply_refuses(legacy_db, tmp_path, pg_url):
+    db = legacy_db()
+    target = parse_target(pg_url)
+    commands.apply(db, target, backup_dir=tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE boards SET is_public = 'yes' WHERE id = 1")
+    conn.close()
+    result = CliRunner().invoke(app, ["verify", str(db), "--target", pg_url])
+    assert result.exit_code == 1, result.output
+    assert "boards" in result.output and "no longer convert" in result.output

@@ -189,7 +189,11 @@ def load_source_rows(cur, src: sqlite3.Connection, move: dict, temp: str) -> Non
     cur.execute(f"DROP TABLE IF EXISTS {temp}")
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in move["types"].items())
     cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
-    copy_into(cur, copy_statement(temp, move["columns"]), prefetched(stream_lines(src, move["source_sql"])))
+    try:
+        copy_into(cur, copy_statement(temp, move["columns"]), prefetched(stream_lines(src, move["source_sql"])))
+    except psycopg.Error as exc:  # the source changed since apply, into values apply would have refused
+        raise ChecksFailed(f"rows of {move['legacy']} in the source no longer convert as apply converted them "
+                           f"(the file changed after apply?): {_first_line(exc)}") from None
     cur.execute(f"CREATE INDEX ON {temp} (\"id\")")
     cur.execute(f"ANALYZE {temp}")
 
