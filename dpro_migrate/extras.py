@@ -31,6 +31,7 @@ from .plan import Step
 from .schema import (POSTGRES, SQLITE, Index, Table, TargetSchema, _column, _constraints, _parse_file,
                      create_table_sql, ddl_dir, load_schema, physical_name,
                      table_sql)
+from .pgcopy import copy_statement
 from .sqlnames import quote_ident, quote_literal
 
 NEW_DIR = "new"  # under ddl/
@@ -320,6 +321,9 @@ def partition_plan(steps: list[Step], source: Path, tables: Iterable[str] = PART
             out.extend(new_steps)
         elif step.kind == "add_constraint" and table in replaced and step.info.get("kind") == "primary_key":
             out.append(replace(step, sql=[replaced[table][1]], info={**step.info, "columns": ["id", PARTITION_KEY]}))
+        elif step.kind == "move_rows" and step.info["target"] in replaced:
+            out.append(replace(step, sql=[copy_statement(table_sql(step.info["target"], POSTGRES), step.info["columns"],
+                                                         freeze=False)]))
         else:
             out.append(step)
     return out
