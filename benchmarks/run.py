@@ -410,7 +410,7 @@ def plan_indexes_on_copies(legacy: Path) -> list[str]:
     """The plan's CREATE INDEX statements, each on the raw copy of its legacy table (UNIQUE dropped: a split
     table's copy holds both halves): the index work a fair in-file baseline must do as well."""
     from dpro_migrate import commands
-    from dpro_migrate.schema import physical_name
+    from dpro_migrate.model.schema import physical_name
 
     plan = commands.make_plan(legacy, find_now=False)
     legacy_of = {physical_name(m["target"], "sqlite"): m["legacy"] for m in plan.moves}

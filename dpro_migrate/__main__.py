@@ -1,3 +1,3 @@
-from .cli import main
+from dpro_migrate.cli import main
 
 main()

@@ -21,13 +21,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from . import commands
-from .compare import logical_differences
-from .errors import BadInput, DproMigrateError
-from .legacy import check_sqlite_file, connect_readonly
-from .plan import save_plan
-from .schema import POSTGRES
-from .targets import Target, parse_target
+import dpro_migrate.verbs as verbs
+from dpro_migrate.compare import logical_differences
+from dpro_migrate.errors import BadInput, DproMigrateError
+from dpro_migrate.model.legacy import check_sqlite_file, connect_readonly
+from dpro_migrate.plan.document import save_plan
+from dpro_migrate.model.schema import POSTGRES
+from dpro_migrate.targets import Target, parse_target
 
 STAGES = ("copy", "plan", "apply", "verify", "rollback", "compare")
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -85,7 +85,7 @@ def _findings_of(details) -> list:
 
 def _copy_source(source: Path, dest: Path) -> dict[str, int]:
     """A consistent copy through a read-only connection: the source is never written."""
-    from .backup import table_counts
+    from dpro_migrate.safety.backup import table_counts
 
     src = connect_readonly(source)
     try:
@@ -172,7 +172,7 @@ def _first_line(exc: Exception) -> str:
 
 
 def _schemas_left(target: Target) -> list[str]:
-    from .backends.postgres import connect, existing_schemas
+    from dpro_migrate.backends.postgres import connect, existing_schemas
 
     conn = connect(target)
     try:
@@ -238,7 +238,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
 
         def plan() -> str:
             try:
-                made = commands.make_plan(scratch, apply_to)
+                made = verbs.make_plan(scratch, apply_to)
             except BadInput as exc:  # the source itself is unusable: not DPRO, already or partly migrated
                 raise _SourceUnusable(_scrub(str(exc), scratch, source), details=exc.details) from None
             state["plan_path"] = save_plan(made, scratch_dir / "plan.json")
@@ -254,13 +254,13 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
             return detail
 
         def apply() -> str:
-            plan_, result = commands.apply(state["plan_path"], apply_to, backup_dir=scratch_dir / "backups")
+            plan_, result = verbs.apply(state["plan_path"], apply_to, backup_dir=scratch_dir / "backups")
             if result.already_migrated:
                 raise _StageFailed("the scratch copy was already migrated")
             return f"{sum(result.rows_moved.values()):,} rows moved in {len(plan_.steps)} steps"
 
         def verify() -> str:
-            report = commands.verify(scratch, apply_to)
+            report = verbs.verify(scratch, apply_to)
             if not report.ok:
                 raise _StageFailed(f"{len(report.failures)} of {len(report.checks)} checks failed: "
                                    + "; ".join(f"{c.name}: {c.detail}" for c in report.failures),
@@ -268,7 +268,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
             return f"{len(report.checks)} checks passed, {sum(c.source_rows for c in report.counts):,} rows value for value"
 
         def rollback() -> str:
-            result = commands.rollback(scratch, apply_to, backup_dir=scratch_dir / "backups")
+            result = verbs.rollback(scratch, apply_to, backup_dir=scratch_dir / "backups")
             if result.nothing_to_do:
                 raise _StageFailed("rollback found nothing to undo")
             return (f"{sum(result.rows_restored.values()):,} rows back in {len(result.rows_restored)} legacy tables"

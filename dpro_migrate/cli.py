@@ -1,4 +1,4 @@
-"""The dpro-migrate command line: parse flags, call dpro_migrate.commands, render the result."""
+"""The dpro-migrate command line: parse flags, call dpro_migrate.verbs, render the result."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from . import commands, render
-from .targets import parse_target
-from .errors import BAD_INPUT, CHECKS_FAILED, DproMigrateError
-from .plan import save_plan
+import dpro_migrate.verbs as verbs
+from dpro_migrate import render
+from dpro_migrate.targets import parse_target
+from dpro_migrate.errors import BAD_INPUT, CHECKS_FAILED, DproMigrateError
+from dpro_migrate.plan.document import save_plan
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Move the DPRO AI Agent's legacy SQLite database into seven domain schemas, prove it, undo it.")
@@ -62,7 +63,7 @@ def _state_after_interrupt(command: str, kwargs) -> str:
     """Say what state the database is in: an unfinished transaction was rolled back, a committed one stays."""
     source, target = kwargs.get("source"), kwargs.get("target")
     try:
-        state = commands.status(source, parse_target(target)).state if source else None
+        state = verbs.status(source, parse_target(target)).state if source else None
     except (DproMigrateError, sqlite3.Error, OSError):
         state = None
     before = {"apply_cmd": "legacy", "rollback_cmd": "migrated"}.get(command)
@@ -87,7 +88,7 @@ def confirm(question: str, yes: bool) -> None:
 def inspect_cmd(source: Path = SOURCE, as_json: bool = JSON):
     """Show tables, columns, row counts, indexes, triggers and views, where each legacy table goes,
     what nothing maps, and what the plan would do. Never shows row values."""
-    report = commands.inspect(source)
+    report = verbs.inspect(source)
     render.print_json(report) if as_json else render.inspect_report(report)
 
 
@@ -99,7 +100,7 @@ def plan_cmd(source: Path = SOURCE, out: Optional[Path] = typer.Option(None, "--
              extras: list[str] = WITH, as_json: bool = JSON):
     """Make a reviewable plan: every step with its SQL and its reverse, every row the target would refuse,
     and the source's schema fingerprint."""
-    plan = commands.make_plan(source, parse_target(target), on_reject=on_reject, compat_views=compat_views,
+    plan = verbs.make_plan(source, parse_target(target), on_reject=on_reject, compat_views=compat_views,
                               extras=tuple(extras))
     if out:
         save_plan(plan, out)
@@ -116,7 +117,7 @@ def plan_cmd(source: Path = SOURCE, out: Optional[Path] = typer.Option(None, "--
 def backup_cmd(source: Path = SOURCE, to: Optional[Path] = typer.Option(None, "--to", help="Directory for the backup."),
                as_json: bool = JSON):
     """A consistent online backup, checked with integrity_check and row counts before it is reported good."""
-    result = commands.backup(source, to)
+    result = verbs.backup(source, to)
     render.print_json(result) if as_json else render.backup_result(result)
 
 
@@ -134,16 +135,16 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
     ledger written; in place, the legacy tables are replaced. All of it or none of it."""
     dest = parse_target(target)
     if sql:
-        plan = commands.load_plan(source) if commands.looks_like_plan(source) \
-            else commands.make_plan(source, dest, on_reject=on_reject, compat_views=compat_views, extras=tuple(extras))
+        plan = verbs.load_plan(source) if verbs.looks_like_plan(source) \
+            else verbs.make_plan(source, dest, on_reject=on_reject, compat_views=compat_views, extras=tuple(extras))
         print(plan.sql_script(), end="")
         return
     confirm(f"Migrate {source} into {dest.display}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "apply") as (progress, rows):
-        plan, result = commands.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject, compat_views=compat_views,
+        plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject, compat_views=compat_views,
                                       extras=tuple(extras), replace_existing=replace_existing, progress=progress,
                                       rows_progress=rows)
-    handoff = commands.alembic_handoff(alembic, source if plan is None else Path(plan.source), dest) if alembic else None
+    handoff = verbs.alembic_handoff(alembic, source if plan is None else Path(plan.source), dest) if alembic else None
     if as_json:
         render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result),
                            "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None})
@@ -163,12 +164,12 @@ def verify_cmd(source: Path = SOURCE, backup: Optional[Path] = typer.Option(None
     """Prove every legacy row is in its domain table value for value (against the backup), counts match,
     foreign_key_check and integrity_check are clean, and every promised object exists. Exit 1 otherwise."""
     if schema_only:
-        drift = commands.schema_drift(source, parse_target(target))
+        drift = verbs.schema_drift(source, parse_target(target))
         render.print_json({"ok": not drift, "differences": drift}) if as_json else render.drift_report(drift)
         if drift:
             raise typer.Exit(CHECKS_FAILED)
         return
-    report = commands.verify(source, parse_target(target), backup=backup)
+    report = verbs.verify(source, parse_target(target), backup=backup)
     render.print_json({"ok": report.ok, **render._plain(report)}) if as_json else render.verify_report(report)
     if not report.ok:
         raise typer.Exit(CHECKS_FAILED)
@@ -186,11 +187,11 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes",
     exactly what apply created; refuses while it holds rows the source lacks, unless --write-back."""
     dest = parse_target(target)
     if sql:
-        print(commands.recorded_plan(source, dest).sql_script(reverse=True), end="")
+        print(verbs.recorded_plan(source, dest).sql_script(reverse=True), end="")
         return
     confirm(f"Roll back {dest.display if not dest.in_place else source}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "rollback") as (progress, rows):
-        result = commands.rollback(source, dest, write_back=write_back, backup_dir=backup_dir, progress=progress,
+        result = verbs.rollback(source, dest, write_back=write_back, backup_dir=backup_dir, progress=progress,
                                    rows_progress=rows)
     render.print_json(result) if as_json else render.rollback_result(result)
 
@@ -204,7 +205,7 @@ def alembic_init_cmd(directory: Path = typer.Argument(..., help="A new or empty 
     """Hand the migrated schema to the application team: an Alembic environment whose baseline revision is the
     seven-domain schema (metadata built from ddl/), so `alembic revision --autogenerate` starts from an empty diff.
     The URL in alembic.ini carries no password: export DPRO_MIGRATE_DATABASE_URL for that."""
-    ini, revision = commands.alembic_handoff(directory, source, parse_target(target), stamp=stamp)
+    ini, revision = verbs.alembic_handoff(directory, source, parse_target(target), stamp=stamp)
     render.print_json({"ini": ini, "revision": revision}) if as_json else \
         render.out.print(f"wrote {ini}" + (f"; database stamped at baseline {revision}" if revision else ""))
 
@@ -219,7 +220,7 @@ def archive_cmd(source: Path = SOURCE, table: str = typer.Option(..., "--table",
     """Move old rows into the archive table (apply --with archive-tables), in one transaction that never loses a row."""
     if (older_than is None) != back:
         raise DproMigrateError("give --older-than DATE, or --back")
-    result = commands.archive(source, parse_target(target), table=table, older_than=older_than)
+    result = verbs.archive(source, parse_target(target), table=table, older_than=older_than)
     render.print_json(result) if as_json else render.out.print(
         f"moved {result.moved:,} rows {'from ' + result.table + ' to ' + result.archive if not back else 'back to ' + result.table}")
 
@@ -228,7 +229,7 @@ def archive_cmd(source: Path = SOURCE, table: str = typer.Option(..., "--table",
 @handled
 def finalize_cmd(source: Path = SOURCE, target: Optional[str] = TARGET, as_json: bool = JSON):
     """End the cutover window: drop the compatibility views left by `apply --compat-views`."""
-    dropped = commands.finalize(source, parse_target(target))
+    dropped = verbs.finalize(source, parse_target(target))
     render.print_json({"dropped_views": dropped}) if as_json else \
         render.out.print(f"dropped {len(dropped)} compatibility views" + (f": {', '.join(dropped)}" if dropped else ""))
 
@@ -237,7 +238,7 @@ def finalize_cmd(source: Path = SOURCE, target: Optional[str] = TARGET, as_json:
 @handled
 def status_cmd(source: Path = SOURCE, target: Optional[str] = TARGET, as_json: bool = JSON):
     """Legacy, migrated or partly migrated, with the ledger's history."""
-    report = commands.status(source, parse_target(target))
+    report = verbs.status(source, parse_target(target))
     render.print_json(report) if as_json else render.status_report(report)
 
 
@@ -249,7 +250,7 @@ def demo_cmd(workdir: Optional[Path] = typer.Argument(None, help="An empty direc
     """Generate a realistic legacy database and run the whole cycle on it: inspect, plan, apply, verify,
     rollback, and a check that the file is logically identical to the original."""
     with render.step_progress(not (quiet or as_json), "demo") as (progress, _):
-        result = commands.demo(workdir, messages=messages, progress=progress)
+        result = verbs.demo(workdir, messages=messages, progress=progress)
     render.print_json(result) if as_json else render.demo_result(result)
     if not result.verify.ok or result.differences_after_rollback:
         raise typer.Exit(CHECKS_FAILED)
@@ -265,7 +266,7 @@ def example_cmd(path: Path = typer.Argument(..., help="Where to create the legac
                 dirty: bool = typer.Option(False, help="Add every kind of dirty row and hostile name (implies --extras)."),
                 as_json: bool = JSON):
     """Generate a realistic legacy DPRO database of any size."""
-    counts = commands.example(path, messages=messages, shape=shape, seed=seed, extras=extras, dirty=dirty)
+    counts = verbs.example(path, messages=messages, shape=shape, seed=seed, extras=extras, dirty=dirty)
     render.print_json(counts) if as_json else render.out.print(f"created {path}: {sum(counts.values()):,} rows in {len(counts)} tables")
 
 
@@ -278,7 +279,7 @@ def restore_cmd(backup: Path = typer.Argument(..., help="A backup written by dpr
                 backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON):
     """Bring a database back from a backup. The backup is checked first (a SQLite file, integrity_check)
     and only read; the database as it is now is backed up, then replaced in one transaction."""
-    from .restore import default_destination, restore
+    from dpro_migrate.safety.restore import default_destination, restore
 
     dest = to or default_destination(backup)
     confirm(f"Replace {dest} with {backup}?", yes or as_json)
@@ -306,7 +307,7 @@ def check_cmd(source: Path = SOURCE,
     1 a stage failed, 2 unusable input."""
     from rich.table import Table
 
-    from . import check as checking
+    from dpro_migrate import check as checking
 
     report = checking.run_check(source, parse_target(target))
     if junit:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from .legacy import connect_readonly
-from .sqlnames import quote_ident
+from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.sqlnames import quote_ident
 
 
 def logical_differences(a: Path, b: Path, limit: int = 20) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from .sqlnames import quote_ident
+from dpro_migrate.sqlnames import quote_ident
 
 HOSTILE_TABLE = 'odd "table"; DROP TABLE users; --'
 HOSTILE_COLUMN = 'due "soon" at'

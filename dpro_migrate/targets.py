@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .errors import BadInput
-from .schema import POSTGRES, SQLITE
+from dpro_migrate.errors import BadInput
+from dpro_migrate.model.schema import POSTGRES, SQLITE
 
 IN_PLACE = "sqlite:in-place"
 

@@ -10,14 +10,14 @@ from datetime import datetime, timezone
 import pytest
 
 from dpro_migrate import archive, commands, extras
-from dpro_migrate.archive import ARCHIVES, archive_rows, archive_steps, rows_with_archive_sql, unarchive_rows
+from dpro_migrate.features.archive import ARCHIVES, archive_rows, archive_steps, rows_with_archive_sql, unarchive_rows
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput, ChecksFailed
-from dpro_migrate.plan import save_plan
-from dpro_migrate.schema import POSTGRES, SQLITE
+from dpro_migrate.plan.document import save_plan
+from dpro_migrate.model.schema import POSTGRES, SQLITE
 from dpro_migrate.targets import parse_target
 
-from .conftest import file_digest
+from tests.conftest import file_digest
 
 
 def with_archive(steps, dialect):

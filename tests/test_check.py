@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from dpro_migrate import check as checking
 from dpro_migrate import commands
 from dpro_migrate.cli import app
-from dpro_migrate.verify import Check, VerifyReport
+from dpro_migrate.verify.sqlite import Check, VerifyReport
 
-from .conftest import add_orphan_message, file_digest
+from tests.conftest import add_orphan_message, file_digest
 
 runner = CliRunner()
 STAGES = ["copy", "plan", "apply", "verify", "rollback", "compare"]

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from dpro_migrate.cli import app
 
-from .conftest import file_digest
+from tests.conftest import file_digest
 
 runner = CliRunner()
 

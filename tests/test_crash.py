@@ -32,7 +32,7 @@ from dpro_migrate.errors import BadInput
 from dpro_migrate.example import generate_legacy_db
 from dpro_migrate.targets import parse_target
 
-from .conftest import file_digest
+from tests.conftest import file_digest
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import pytest
 from dpro_migrate import commands
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput
-from dpro_migrate.plan import save_plan
+from dpro_migrate.plan.document import save_plan
 
-from .conftest import add_orphan_message, file_digest
+from tests.conftest import add_orphan_message, file_digest
 
 
 def tables(path):

@@ -17,7 +17,7 @@ from dpro_migrate.example import generate_legacy_db
 from dpro_migrate.sqlnames import quote_ident
 from dpro_migrate.targets import parse_target
 
-from .conftest import file_digest
+from tests.conftest import file_digest
 
 SQLITE_RULES = {"check chk_agents_temperature_range", "foreign key fk_messages_conversation",
                 "check chk_tasks_priority_values", "unique uq_user_sessions_session_token",

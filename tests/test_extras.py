@@ -14,8 +14,8 @@ from sqlglot import exp
 from dpro_migrate import commands, extras, steps_postgres
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput, ChecksFailed
-from dpro_migrate.plan import save_plan
-from dpro_migrate.schema import POSTGRES, SQLITE, create_index_sql, create_table_sql, load_schema, physical_name
+from dpro_migrate.plan.document import save_plan
+from dpro_migrate.model.schema import POSTGRES, SQLITE, create_index_sql, create_table_sql, load_schema, physical_name
 from dpro_migrate.targets import parse_target
 
 ALLOWED_TYPES = {"BIGINT", "TEXT", "BOOLEAN", "TIMESTAMPTZ", "JSONB", "DOUBLE PRECISION"}
@@ -69,7 +69,7 @@ def test_new_tables_follow_the_ddl_conventions():
 
 
 def test_new_ddl_source_mentions_seed_types_only_in_comments():
-    from dpro_migrate.schema import ddl_dir
+    from dpro_migrate.model.schema import ddl_dir
 
     for path in (ddl_dir() / "new").glob("*.sql"):
         code = "\n".join(line.split("--")[0] for line in path.read_text().splitlines())

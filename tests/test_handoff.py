@@ -19,7 +19,7 @@ from alembic.config import Config
 
 from dpro_migrate import DOMAINS, commands
 from dpro_migrate.errors import BadInput, ChecksFailed
-from dpro_migrate.handoff import (
+from dpro_migrate.handoff.environment import (
     URL_ENV,
     VERSION_TABLE,
     alembic_init,
@@ -31,7 +31,7 @@ from dpro_migrate.handoff import (
     sqlalchemy_url,
     stamp_baseline,
 )
-from dpro_migrate.schema import POSTGRES, SQLITE, load_schema
+from dpro_migrate.model.schema import POSTGRES, SQLITE, load_schema
 from dpro_migrate.targets import parse_target
 
 DIALECTS = [SQLITE, POSTGRES]

@@ -9,7 +9,7 @@ from dpro_migrate import commands
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.targets import parse_target
 
-from .conftest import file_digest
+from tests.conftest import file_digest
 
 pytestmark = pytest.mark.postgres
 

@@ -13,13 +13,13 @@ from typer.testing import CliRunner
 
 from dpro_migrate import commands
 from dpro_migrate.backends.sqlite import open_for_write, write_transaction
-from dpro_migrate.backup import backup_file
+from dpro_migrate.safety.backup import backup_file
 from dpro_migrate.cli import app
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput
-from dpro_migrate.restore import restore
+from dpro_migrate.safety.restore import restore
 
-from .conftest import file_digest
+from tests.conftest import file_digest
 
 runner = CliRunner()
 

@@ -5,8 +5,8 @@ from importlib import resources
 
 import pytest
 from dpro_migrate import DOMAINS
-from dpro_migrate.mapping import load_mapping
-from dpro_migrate.schema import (SQLITE, create_index_sql, create_table_sql, load_schema, physical_name,
+from dpro_migrate.model.mapping import load_mapping
+from dpro_migrate.model.schema import (SQLITE, create_index_sql, create_table_sql, load_schema, physical_name,
                                  sqlite_affinity)
 
 

@@ -15,19 +15,20 @@ from typing import Iterator
 import psycopg
 from psycopg import sql as pgsql
 
-from .. import DOMAINS, ledger
-from ..errors import BadInput, ChecksFailed
-from ..legacy import connect_readonly, schema_fingerprint
-from ..mapping import LEDGER_TABLE
-from ..pgcopy import copy_into, copy_statement, prefetched, stream_lines, stream_rows, type_class
-from ..plan import Plan
-from ..schema import POSTGRES, table_sql
-from ..sqlnames import column_list, quote_ident
-from ..targets import Target
-from ..archive import rows_with_archive_sql
-from ..verify import archived_tables
-from ..verify import Check, MoveCount, VerifyReport, accounting_check, per_legacy, unaccounted
-from .sqlite import ApplyResult, RollbackResult, open_for_write, write_transaction
+from dpro_migrate import DOMAINS
+import dpro_migrate.safety.ledger as ledger
+from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.model.legacy import connect_readonly, schema_fingerprint
+from dpro_migrate.model.mapping import LEDGER_TABLE
+from dpro_migrate.backends.pgcopy import copy_into, copy_statement, prefetched, stream_lines, stream_rows, type_class
+from dpro_migrate.plan.document import Plan
+from dpro_migrate.model.schema import POSTGRES, table_sql
+from dpro_migrate.sqlnames import column_list, quote_ident
+from dpro_migrate.targets import Target
+from dpro_migrate.features.archive import rows_with_archive_sql
+from dpro_migrate.verify.sqlite import archived_tables
+from dpro_migrate.verify.sqlite import Check, MoveCount, VerifyReport, accounting_check, per_legacy, unaccounted
+from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult, open_for_write, write_transaction
 
 LOCK_KEY = 0x6470726F  # "dpro": one dpro-migrate at a time per target database
 
@@ -139,7 +140,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         return ApplyResult(False, backup, moved, time.monotonic() - started)
     except psycopg.Error as exc:
         if plan.on_reject == "fail":  # say which rows, under which rules
-            from ..preflight import refuse_if_found
+            from dpro_migrate.plan.preflight import refuse_if_found
 
             refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
         raise ChecksFailed(f"PostgreSQL refused the load, nothing was changed: {_first_line(exc)}") from None
@@ -157,7 +158,7 @@ def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
     """Policy quarantine: the preflight on the source snapshot, into the source connection's temp table the
     loads read. Policy fail runs nothing here: the server enforces every rule atomically and the load's
     encoder refuses what the server would convert silently; a refusal is explained afterwards."""
-    from ..preflight import REFUSED, run_refusal
+    from dpro_migrate.plan.preflight import REFUSED, run_refusal
 
     if plan.on_reject == "fail":
         return {}
@@ -224,8 +225,8 @@ def compare_move(cur, move: dict, archived: set[str] = frozenset()) -> tuple[int
 def open_source_as_applied(cur, plan: Plan) -> sqlite3.Connection:
     """The source, with the rows apply quarantined marked again (read back from system.quarantine),
     so the plan's source queries select exactly the rows apply moved."""
-    from ..mapping import QUARANTINE_TABLE
-    from ..preflight import REFUSED, SETUP_SQL
+    from dpro_migrate.model.mapping import QUARANTINE_TABLE
+    from dpro_migrate.plan.preflight import REFUSED, SETUP_SQL
 
     src = open_source(Path(plan.source))
     for stmt in SETUP_SQL:
@@ -325,7 +326,7 @@ def _as_sqlite_sql(column: str, pg_type: str) -> str:
 
 def _write_back(cur, source: Path, plan: Plan, stranded: dict[str, dict], backup_dir: Path) -> tuple[dict, int, object]:
     """Copy rows written after the cutover into the legacy SQLite tables, in one SQLite transaction."""
-    from ..backup import backup_file
+    from dpro_migrate.safety.backup import backup_file
 
     rows_by_table: dict[str, list[tuple[list[str], list[tuple]]]] = {}
     for name, item in stranded.items():
@@ -390,7 +391,7 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                    details={n: i["rows"] for n, i in stranded.items()})
             if stranded:
                 written, renumbered, backup = _write_back(cur, source, plan, stranded, backup_dir)
-            from ..handoff import release_baseline  # Alembic only when rolling back
+            from dpro_migrate.handoff.environment import release_baseline  # Alembic only when rolling back
 
             release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
@@ -419,7 +420,7 @@ def verify_postgres(target: Target):
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
             src = open_source_as_applied(cur, plan)
             try:
-                from ..preflight import REFUSED
+                from dpro_migrate.plan.preflight import REFUSED
 
                 quarantined = dict(src.execute(
                     f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .. import ledger
-from ..backup import BackupResult, copy_file, sealing
-from ..errors import BadInput, ChecksFailed
-from ..legacy import check_sqlite_file, schema_fingerprint
-from ..mapping import LEDGER_TABLE
-from ..plan import Plan, Step
-from ..schema import SQLITE, physical_name, table_sql
-from ..verify import per_legacy, unaccounted
+import dpro_migrate.safety.ledger as ledger
+from dpro_migrate.safety.backup import BackupResult, copy_file, sealing
+from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.model.legacy import check_sqlite_file, schema_fingerprint
+from dpro_migrate.model.mapping import LEDGER_TABLE
+from dpro_migrate.plan.document import Plan, Step
+from dpro_migrate.model.schema import SQLITE, physical_name, table_sql
+from dpro_migrate.verify.sqlite import per_legacy, unaccounted
 
 # Called as progress(step_index, total_steps, step) before each step runs;
 # rows_progress(step, rows) as rows move.
@@ -186,7 +186,7 @@ class _Refused(Exception):
 def explain_refusal(conn: sqlite3.Connection, plan: Plan, error: Exception) -> ChecksFailed:
     """After the rollback: which rows, under which rules. Under policy fail apply does not run the preflight
     first (SQLite enforces every rule itself, atomically); it runs it only to explain a refusal."""
-    from ..preflight import refuse_if_found
+    from dpro_migrate.plan.preflight import refuse_if_found
 
     refuse_if_found(conn, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
     return ChecksFailed(f"the target refused rows ({error}); nothing was changed",
@@ -195,7 +195,7 @@ def explain_refusal(conn: sqlite3.Connection, plan: Plan, error: Exception) -> C
 
 def _quarantine(conn: sqlite3.Connection, step) -> dict[str, int]:
     """Run the refusal (foreign keys repeated until no cascade is left), then copy the refused rows out."""
-    from ..preflight import REFUSED, run_refusal
+    from dpro_migrate.plan.preflight import REFUSED, run_refusal
 
     start, end = step.info["repeat"]
     run_refusal(conn, step.sql[:start], step.sql[start:end])
@@ -250,7 +250,7 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
             with sealing(copied) as sealed:  # checked while the reverses run, waited for before the commit
                 restored, renumbered = _run_reverses(conn, plan, progress, rows_progress)
                 backup = sealed()
-            from ..handoff import release_baseline  # Alembic only when rolling back
+            from dpro_migrate.handoff.environment import release_baseline  # Alembic only when rolling back
 
             release_baseline(conn, SQLITE)  # Alembic's stamp goes with the schema it described
             conn.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, SQLITE)}")

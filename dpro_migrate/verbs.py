@@ -8,18 +8,20 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import DOMAINS, ledger, preflight
-from .backends import sqlite as sqlite_backend
-from .backup import BackupResult, backup_file, default_backup_dir
-from .compare import logical_differences
-from .errors import BadInput
-from .legacy import LegacyDatabase, connect_readonly, read_database
-from .mapping import LEDGER_TABLE, Resolution, is_dpro_database, load_mapping, resolve
-from .plan import Plan, load_plan, looks_like_plan  # noqa: F401 (re-exported for the CLI)
-from .schema import POSTGRES, SQLITE, load_schema, physical_name
-from .steps_sqlite import build_steps
-from .targets import Target, parse_target
-from .verify import VerifyReport, verify_sqlite
+from dpro_migrate import DOMAINS
+import dpro_migrate.safety.ledger as ledger
+import dpro_migrate.plan.preflight as preflight
+from dpro_migrate.backends import sqlite as sqlite_backend
+from dpro_migrate.safety.backup import BackupResult, backup_file, default_backup_dir
+from dpro_migrate.compare import logical_differences
+from dpro_migrate.errors import BadInput
+from dpro_migrate.model.legacy import LegacyDatabase, connect_readonly, read_database
+from dpro_migrate.model.mapping import LEDGER_TABLE, Resolution, is_dpro_database, load_mapping, resolve
+from dpro_migrate.plan.document import Plan, load_plan, looks_like_plan  # noqa: F401 (re-exported for the CLI)
+from dpro_migrate.model.schema import POSTGRES, SQLITE, load_schema, physical_name
+from dpro_migrate.plan.build_sqlite import build_steps
+from dpro_migrate.targets import Target, parse_target
+from dpro_migrate.verify.sqlite import VerifyReport, verify_sqlite
 
 
 def _read(source: Path) -> LegacyDatabase:
@@ -141,7 +143,7 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
     res = resolve(db, schema, mapping)
     types = None
     if target.dialect == POSTGRES:
-        from .steps_postgres import column_types
+        from dpro_migrate.plan.build_postgresql import column_types
 
         types = {f"{m.legacy} -> {m.target}": dict(column_types(schema, m.target, m.columns, m.extra_columns))
                  for m in res.moves}
@@ -155,11 +157,11 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
             conn.close()
     quarantine = (rules, sorted(found.refused_rows)) if on_reject == "quarantine" and not found.clean else None
     if target.dialect == POSTGRES:
-        from .steps_postgres import build_steps as build_pg_steps
+        from dpro_migrate.plan.build_postgresql import build_steps as build_pg_steps
 
         steps = build_pg_steps(db, schema, res, quarantine, compat_views, tuple(extras))
         if "partition-by-month" in extras:
-            from .extras import partition_plan
+            from dpro_migrate.features.seeds import partition_plan
 
             steps = partition_plan(steps, source)
     else:
@@ -208,7 +210,7 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
     if target.path:
         return plan, _apply_to_file(plan, target.path, backup_dir, progress, rows_progress)
     if target.dialect == POSTGRES:
-        from .backends.postgres import apply_postgres
+        from dpro_migrate.backends.postgres import apply_postgres
 
         return plan, apply_postgres(plan, target, backup_dir=backup_dir, replace_existing=replace_existing,
                                     progress=progress, rows_progress=rows_progress)
@@ -236,7 +238,7 @@ def finalize(source: Path, target: Target | None = None) -> list[str]:
     """Drop the compatibility views once no old reader needs them; returns the views dropped."""
     target = target or parse_target(None)
     if target.dialect == POSTGRES:
-        from .backends.postgres import finalize_postgres
+        from dpro_migrate.backends.postgres import finalize_postgres
 
         return finalize_postgres(target)
     return sqlite_backend.finalize_in_place(_migrated_file(source, target))
@@ -249,7 +251,7 @@ def database_url(source: Path, target: Target) -> str:
 
 def schema_drift(source: Path, target: Target | None = None) -> list:
     """Every difference between the live schema and ddl/ (tables, columns, indexes, keys, checks, triggers)."""
-    from .handoff import schema_drift as drift
+    from dpro_migrate.handoff.environment import schema_drift as drift
 
     target = target or parse_target(None)
     return drift(database_url(source, target))
@@ -257,7 +259,7 @@ def schema_drift(source: Path, target: Target | None = None) -> list:
 
 def alembic_handoff(directory: Path, source: Path, target: Target | None = None, *, stamp: bool = True) -> tuple[Path, str | None]:
     """Write the Alembic environment whose baseline is the migrated schema, and stamp the database with it."""
-    from .handoff import alembic_init, stamp_baseline
+    from dpro_migrate.handoff.environment import alembic_init, stamp_baseline
 
     target = target or parse_target(None)
     url = database_url(source, target)
@@ -269,7 +271,7 @@ def alembic_handoff(directory: Path, source: Path, target: Target | None = None,
 
 def archive(source: Path, target: Target | None = None, *, table: str, older_than=None):
     """Move rows older than the cutoff into the table's archive (None: every archived row back), one transaction."""
-    from .archive import archive_rows, unarchive_rows
+    from dpro_migrate.features.archive import archive_rows, unarchive_rows
 
     target = target or parse_target(None)
     where = target.conninfo if target.dialect == POSTGRES else _migrated_file(source, target)
@@ -286,7 +288,7 @@ def _migrated_file(source: Path, target: Target) -> Path:
 def verify(source: Path, target: Target | None = None, *, backup: Path | None = None) -> VerifyReport:
     target = target or parse_target(None)
     if target.dialect == POSTGRES:
-        from .backends.postgres import verify_postgres
+        from dpro_migrate.backends.postgres import verify_postgres
 
         return verify_postgres(target)
     return verify_sqlite(_migrated_file(source, target), backup=backup)
@@ -297,7 +299,7 @@ def rollback(source: Path, target: Target | None = None, *, write_back: bool = F
     target = target or parse_target(None)
     backup_dir = backup_dir or default_backup_dir(source)
     if target.dialect == POSTGRES:
-        from .backends.postgres import rollback_postgres
+        from dpro_migrate.backends.postgres import rollback_postgres
 
         return rollback_postgres(target, write_back=write_back, backup_dir=backup_dir, progress=progress)
     return sqlite_backend.rollback_in_place(_migrated_file(source, target), backup_dir=backup_dir, progress=progress,
@@ -338,7 +340,7 @@ def status(source: Path, target: Target | None = None) -> StatusReport:
 
 
 def _status_postgres(source: Path, target: Target) -> StatusReport:
-    from .backends.postgres import connect, existing_schemas, has_ledger
+    from dpro_migrate.backends.postgres import connect, existing_schemas, has_ledger
 
     conn = connect(target)
     try:
@@ -373,7 +375,7 @@ class DemoResult:
 
 def demo(workdir: Path | None = None, *, messages: int = 2000, shape: str = "18", progress=None) -> DemoResult:
     """Generate a legacy database, then inspect, plan, apply, verify, roll back and compare with the original."""
-    from .example import generate_legacy_db
+    from dpro_migrate.example import generate_legacy_db
 
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dpro-migrate-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -394,7 +396,7 @@ def recorded_plan(source: Path, target: Target | None = None) -> Plan:
     """The plan apply recorded in the ledger (what rollback inverts)."""
     target = target or parse_target(None)
     if target.dialect == POSTGRES:
-        from .backends.postgres import read_ledger
+        from dpro_migrate.backends.postgres import read_ledger
 
         conn, entry = read_ledger(target)
         conn.close()
@@ -415,8 +417,8 @@ def recorded_plan(source: Path, target: Target | None = None) -> Plan:
 
 def example(path: Path, *, messages: int, shape: str, seed: int = 0, extras: bool = False,
             dirty: bool = False) -> dict[str, int]:
-    from .dirty import add_dirty_data
-    from .example import SHAPES, generate_legacy_db
+    from dpro_migrate.dirty import add_dirty_data
+    from dpro_migrate.example import SHAPES, generate_legacy_db
 
     if shape not in SHAPES:
         raise BadInput(f"unknown shape {shape!r}: choose one of {', '.join(SHAPES)}")

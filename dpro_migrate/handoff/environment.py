@@ -19,11 +19,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import conv
 from sqlglot import exp
 
-from . import DOMAINS
-from .drift import Difference, from_alembic, index_differences, trigger_differences
-from .errors import BadInput
-from .mapping import LEDGER_TABLE, QUARANTINE_TABLE
-from .schema import (
+from dpro_migrate import DOMAINS
+from dpro_migrate.handoff.drift import Difference, from_alembic, index_differences, trigger_differences
+from dpro_migrate.errors import BadInput
+from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
+from dpro_migrate.model.schema import (
     POSTGRES,
     SQLITE,
     Constraint,
@@ -287,7 +287,7 @@ def _has_table(conn: sa.engine.Connection, dialect: str, qualified: str) -> bool
 
 def applied_plan(conn: sa.engine.Connection, dialect: str | None = None):
     """The plan of the last apply, from the ledger in the database; None when there is none."""
-    from .plan import Plan
+    from dpro_migrate.plan.document import Plan
 
     dialect = dialect or _dialect_of(conn)
     if not _has_table(conn, dialect, LEDGER_TABLE):
@@ -314,7 +314,7 @@ def _expected_schema(plan, schema: TargetSchema) -> tuple[TargetSchema, set[str]
     if plan is None:
         return schema, set()
     if "new-tables" in plan.extras:
-        from .extras import load_new
+        from dpro_migrate.features.seeds import load_new
 
         new = load_new()
         schema = TargetSchema({**schema.tables, **new.tables}, schema.indexes + list(new.indexes), schema.triggers)
@@ -501,7 +501,7 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from alembic import context
 
-from dpro_migrate.handoff import context_options, metadata_for, sqlalchemy_url
+from dpro_migrate.handoff.environment import context_options, metadata_for, sqlalchemy_url
 
 DIALECT = {dialect!r}
 
@@ -630,7 +630,7 @@ def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | N
     """
     from alembic.util import rev_id
 
-    from . import __version__
+    from dpro_migrate import __version__
 
     directory = Path(directory)
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
@@ -690,7 +690,7 @@ def stamp_baseline(connection_or_url: Any, directory: str | Path, *, check: bool
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from .errors import ChecksFailed
+    from dpro_migrate.errors import ChecksFailed
 
     rev = baseline_revision(directory)
     owned = not isinstance(connection_or_url, sa.engine.Connection)
@@ -730,7 +730,7 @@ def release_baseline(connection: Any, dialect: str) -> bool:
     moved the database beyond the baseline: a rollback would silently undo those migrations. Needed on
     PostgreSQL because the version table lives in the system schema, which rollback drops (without CASCADE).
     """
-    from .errors import ChecksFailed
+    from dpro_migrate.errors import ChecksFailed
 
     _check_dialect(dialect)
 

@@ -12,14 +12,14 @@ from sqlglot import exp
 
 from dataclasses import replace
 
-from . import archive
-from .extras import new_table_steps
-from .legacy import LegacyDatabase
-from .mapping import LEDGER_TABLE, QUARANTINE_TABLE, Move, Resolution
-from .plan import Step
-from .preflight import REFUSED, Rule, refusal_sql
-from .schema import SQLITE, TargetSchema, create_index_sql, create_table_sql, physical_name, table_sql
-from .sqlnames import column_list, quote_ident, quote_literal
+import dpro_migrate.features.archive as archive
+from dpro_migrate.features.seeds import new_table_steps
+from dpro_migrate.model.legacy import LegacyDatabase
+from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE, Move, Resolution
+from dpro_migrate.plan.document import Step
+from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql
+from dpro_migrate.model.schema import SQLITE, TargetSchema, create_index_sql, create_table_sql, physical_name, table_sql
+from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 
 LEDGER_SQL = table_sql(LEDGER_TABLE, SQLITE)
 QUARANTINE_SQL = table_sql(QUARANTINE_TABLE, SQLITE)

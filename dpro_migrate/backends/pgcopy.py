@@ -13,7 +13,7 @@ import threading
 from queue import Full, Queue
 from typing import Callable, Iterator
 
-from .sqlnames import column_list, quote_ident
+from dpro_migrate.sqlnames import column_list, quote_ident
 
 # Declared conversions, by target type class (shown in the plan).
 CONVERSIONS = {

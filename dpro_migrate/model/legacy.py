@@ -8,8 +8,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BadInput
-from .sqlnames import quote_ident
+from dpro_migrate.errors import BadInput
+from dpro_migrate.sqlnames import quote_ident
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
-from .errors import BadInput
+from dpro_migrate import __version__
+from dpro_migrate.errors import BadInput
 
 PLAN_FORMAT = 1
 

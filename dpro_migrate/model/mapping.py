@@ -7,9 +7,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BadInput
-from .legacy import LegacyDatabase
-from .schema import TargetSchema, ddl_dir
+from dpro_migrate.errors import BadInput
+from dpro_migrate.model.legacy import LegacyDatabase
+from dpro_migrate.model.schema import TargetSchema, ddl_dir
 
 # Objects dpro-migrate itself creates; never reported as unknown legacy tables.
 LEDGER_TABLE = "system.migration_ledger"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .backup import BackupResult, backup_file, default_backup_dir, fsync_path, table_counts
-from .errors import BadInput, ChecksFailed, DproMigrateError
-from .legacy import check_sqlite_file
+from dpro_migrate.safety.backup import BackupResult, backup_file, default_backup_dir, fsync_path, table_counts
+from dpro_migrate.errors import BadInput, ChecksFailed, DproMigrateError
+from dpro_migrate.model.legacy import check_sqlite_file
 
 # <source name>.<UTC stamp>[-n].bak, as backup._backup_path names them
 BACKUP_NAME = re.compile(r"^(?P<source>.+)\.\d{8}T\d{6}Z(?:-\d+)?\.bak$")
@@ -67,7 +67,7 @@ def check_backup(backup: Path) -> tuple[dict[str, int], str]:
 
 
 def _busy_timeout_ms() -> int:
-    from .backends.sqlite import lock_timeout_ms
+    from dpro_migrate.backends.sqlite import lock_timeout_ms
 
     return lock_timeout_ms()
 

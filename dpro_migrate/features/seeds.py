@@ -25,14 +25,14 @@ from typing import Iterable
 
 from sqlglot import exp
 
-from . import DOMAINS
-from .errors import BadInput
-from .plan import Step
-from .schema import (POSTGRES, SQLITE, Index, Table, TargetSchema, _column, _constraints, _parse_file,
+from dpro_migrate import DOMAINS
+from dpro_migrate.errors import BadInput
+from dpro_migrate.plan.document import Step
+from dpro_migrate.model.schema import (POSTGRES, SQLITE, Index, Table, TargetSchema, _column, _constraints, _parse_file,
                      create_table_sql, ddl_dir, load_schema, physical_name,
                      table_sql)
-from .pgcopy import copy_statement
-from .sqlnames import quote_ident, quote_literal
+from dpro_migrate.backends.pgcopy import copy_statement
+from dpro_migrate.sqlnames import quote_ident, quote_literal
 
 NEW_DIR = "new"  # under ddl/
 
@@ -117,7 +117,7 @@ def new_table_steps(dialect: str) -> list[Step]:
         else:
             steps.append(Step("create_table", qualified, [create_table_sql(table, POSTGRES, constraints=False)],
                               [f"DROP TABLE IF EXISTS {table_sql(qualified, POSTGRES)}"], info))
-    from .steps_postgres import constraint_steps, index_step  # steps_postgres imports this module
+    from dpro_migrate.plan.build_postgresql import constraint_steps, index_step  # steps_postgres imports this module
 
     if dialect == POSTGRES:
         steps += constraint_steps(new.tables, {"new": True})
@@ -282,8 +282,8 @@ def partition_plan(steps: list[Step], source: Path, tables: Iterable[str] = PART
     or the rows span more than max_months months. `months_ahead` adds partitions for that many months after
     the last one (rows written after the cutover would otherwise all land in the DEFAULT partition, and a
     month's partition cannot be created later while DEFAULT holds rows of that month)."""
-    from .legacy import connect_readonly
-    from .preflight import SETUP_SQL
+    from dpro_migrate.model.legacy import connect_readonly
+    from dpro_migrate.plan.preflight import SETUP_SQL
 
     tables = list(tables)
     by_name = {s.info.get("table"): s for s in steps if s.kind == "create_table"}

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
-from . import DOMAINS
-from .schema import POSTGRES, SQLITE, TargetSchema, expression_sql, physical_name
-from .sqlnames import quote_ident
+from dpro_migrate import DOMAINS
+from dpro_migrate.model.schema import POSTGRES, SQLITE, TargetSchema, expression_sql, physical_name
+from dpro_migrate.sqlnames import quote_ident
 
 _SQLGLOT = {SQLITE: "sqlite", POSTGRES: "postgres"}
 

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import BadInput, ChecksFailed
-from .sqlnames import quote_ident
+from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.sqlnames import quote_ident
 
 
 @dataclass

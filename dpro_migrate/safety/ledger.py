@@ -7,10 +7,10 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import __version__
-from .mapping import LEDGER_TABLE
-from .plan import Plan
-from .schema import SQLITE, physical_name, table_sql
+from dpro_migrate import __version__
+from dpro_migrate.model.mapping import LEDGER_TABLE
+from dpro_migrate.plan.document import Plan
+from dpro_migrate.model.schema import SQLITE, physical_name, table_sql
 
 LEDGER_COLUMNS = ("action", "at", "tool_version", "source", "source_fingerprint", "backup", "state", "plan")
 

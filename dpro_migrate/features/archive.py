@@ -27,12 +27,12 @@ from typing import Mapping, Sequence
 
 from sqlglot import exp
 
-from . import ledger
-from .errors import BadInput, ChecksFailed
-from .plan import Step
-from .schema import POSTGRES, SQLITE, Table, create_table_sql, load_schema, physical_name, table_sql
-from .sqlnames import column_list, quote_ident
-from .targets import Target, parse_target
+import dpro_migrate.safety.ledger as ledger
+from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.plan.document import Step
+from dpro_migrate.model.schema import POSTGRES, SQLITE, Table, create_table_sql, load_schema, physical_name, table_sql
+from dpro_migrate.sqlnames import column_list, quote_ident
+from dpro_migrate.targets import Target, parse_target
 
 ARCHIVES = {"messages": "communication.messages", "audit_logs": "system.audit_logs"}
 SUFFIX = "_archive"
@@ -215,7 +215,7 @@ def _sqlite_columns(conn: sqlite3.Connection, physical: str) -> list[str]:
 
 
 def _move_sqlite(path: Path, src_q: str, dst_q: str, cond: tuple[str, tuple] | None) -> ArchiveResult:
-    from .backends.sqlite import open_for_write, write_transaction
+    from dpro_migrate.backends.sqlite import open_for_write, write_transaction
 
     src, dst = physical_name(src_q, SQLITE), physical_name(dst_q, SQLITE)
     s, d = quote_ident(src), quote_ident(dst)

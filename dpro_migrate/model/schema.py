@@ -16,9 +16,9 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from . import DOMAINS
-from .errors import BadInput
-from .sqlnames import quote_ident
+from dpro_migrate import DOMAINS
+from dpro_migrate.errors import BadInput
+from dpro_migrate.sqlnames import quote_ident
 
 SQLITE = "sqlite"
 POSTGRES = "postgresql"
@@ -60,8 +60,8 @@ def sqlite_affinity(decl_type: str) -> str:
 
 
 def ddl_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "ddl", here.parent / "ddl"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "ddl", package.parent / "ddl"):  # installed wheel, then a checkout
         if (candidate / "iam.sql").exists():
             return candidate
     raise BadInput("the target schema (ddl/) is missing from this installation")

@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ledger
-from .errors import BadInput
-from .legacy import connect_readonly
-from .archive import rows_with_archive_sql
-from .plan import Plan
-from .schema import SQLITE, physical_name, table_sql
-from .sqlnames import quote_ident
+import dpro_migrate.safety.ledger as ledger
+from dpro_migrate.errors import BadInput
+from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.features.archive import rows_with_archive_sql
+from dpro_migrate.plan.document import Plan
+from dpro_migrate.model.schema import SQLITE, physical_name, table_sql
+from dpro_migrate.sqlnames import quote_ident
 
 SAMPLE = 10
 
@@ -184,7 +184,7 @@ def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
 
 def _quarantine_checks(conn: sqlite3.Connection, plan: Plan, counts: list[MoveCount]) -> list[Check]:
     """Quarantined rows are whole and unchanged, and source rows = target rows + quarantined rows."""
-    from .steps_sqlite import quarantine_table
+    from dpro_migrate.plan.build_sqlite import quarantine_table
 
     step = next(iter(plan.steps_of("quarantine_rows")), None)
     tables = step.info["tables"] if step else []

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import re
 
-from . import DOMAINS, archive
-from . import extras as seed_extras
-from .legacy import LegacyDatabase
-from .mapping import QUARANTINE_TABLE, Resolution
-from .pgcopy import CONVERSIONS, copy_lines_sql, copy_statement, escaped_sql, type_class
-from .plan import Step
-from .preflight import REFUSED, Rule, refusal_sql
-from .steps_sqlite import compat_view_steps, without_quarantined
-from .schema import POSTGRES, TargetSchema, add_constraint_sql, create_index_sql, create_table_sql, pg_type_for_legacy, table_sql
-from .sqlnames import quote_ident, quote_literal
+from dpro_migrate import DOMAINS
+import dpro_migrate.features.archive as archive
+import dpro_migrate.features.seeds as seed_extras
+from dpro_migrate.model.legacy import LegacyDatabase
+from dpro_migrate.model.mapping import QUARANTINE_TABLE, Resolution
+from dpro_migrate.backends.pgcopy import CONVERSIONS, copy_lines_sql, copy_statement, escaped_sql, type_class
+from dpro_migrate.plan.document import Step
+from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql
+from dpro_migrate.plan.build_sqlite import compat_view_steps, without_quarantined
+from dpro_migrate.model.schema import POSTGRES, TargetSchema, add_constraint_sql, create_index_sql, create_table_sql, pg_type_for_legacy, table_sql
+from dpro_migrate.sqlnames import quote_ident, quote_literal
 
 _TRIGGER_TABLE = re.compile(r"\bON\s+((?:\"?\w+\"?\.)?\"?\w+\"?)", re.I)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from .errors import ChecksFailed
-from .mapping import Move, Resolution
-from .pgcopy import type_class, varchar_length
-from .schema import POSTGRES, SQLITE, TargetSchema, expression_sql
-from .sqlnames import column_list, quote_ident, quote_literal
+from dpro_migrate.errors import ChecksFailed
+from dpro_migrate.model.mapping import Move, Resolution
+from dpro_migrate.backends.pgcopy import type_class, varchar_length
+from dpro_migrate.model.schema import POSTGRES, SQLITE, TargetSchema, expression_sql
+from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 
 REFUSED = "temp.dpro_refused"  # (source_table, source_pk, rule): the ids found so far, during one run
 
