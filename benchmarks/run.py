@@ -285,7 +285,7 @@ def _growth(rss: list[tuple[str, float]], marks: list) -> dict[str, float]:
 
 
 def phases_child(spec: dict) -> None:
-    """commands.apply with a progress callback that timestamps step boundaries; writes JSON to spec['out']."""
+    """verbs.apply with a progress callback that timestamps step boundaries; writes JSON to spec['out']."""
     from dpro_migrate import commands
     from dpro_migrate.targets import parse_target
 
@@ -301,7 +301,7 @@ def phases_child(spec: dict) -> None:
         marks.append((time.perf_counter(), step.kind, step.name, (step.info or {}).get("legacy", "")))
 
     t0 = time.perf_counter()
-    plan, result = commands.apply(Path(spec["source"]), parse_target(spec.get("target")),
+    plan, result = verbs.apply(Path(spec["source"]), parse_target(spec.get("target")),
                                   backup_dir=Path(spec["backup_dir"]), progress=progress)
     t_end = time.perf_counter()
     by_kind: dict[str, float] = {}
@@ -410,9 +410,9 @@ def plan_indexes_on_copies(legacy: Path) -> list[str]:
     """The plan's CREATE INDEX statements, each on the raw copy of its legacy table (UNIQUE dropped: a split
     table's copy holds both halves): the index work a fair in-file baseline must do as well."""
     from dpro_migrate import commands
-    from dpro_migrate.model.schema import physical_name
+    from dpro_migrate.dialects import physical_name
 
-    plan = commands.make_plan(legacy, find_now=False)
+    plan = verbs.make_plan(legacy, find_now=False)
     legacy_of = {physical_name(m["target"], "sqlite"): m["legacy"] for m in plan.moves}
     out = []
     for step in plan.steps_of("create_index"):
@@ -571,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # The column types dpro-migrate gives messages in PostgreSQL (the raw pipe's table uses them too).
         msg_types: dict[str, str] = {}
-        for st in commands.make_plan(legacy, parse_target(db_url(args.pg, "x"))).steps_of("move_rows"):
+        for st in verbs.make_plan(legacy, parse_target(db_url(args.pg, "x"))).steps_of("move_rows"):
             if st.info["legacy"] == "messages":
                 msg_types.update(st.info["types"])
         rounds = []

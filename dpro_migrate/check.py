@@ -26,7 +26,7 @@ from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput, DproMigrateError
 from dpro_migrate.model.legacy import check_sqlite_file, connect_readonly
 from dpro_migrate.plan.document import save_plan
-from dpro_migrate.model.schema import POSTGRES
+from dpro_migrate.dialects import POSTGRES
 from dpro_migrate.targets import Target, parse_target
 
 STAGES = ("copy", "plan", "apply", "verify", "rollback", "compare")
@@ -243,8 +243,8 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
                 raise _SourceUnusable(_scrub(str(exc), scratch, source), details=exc.details) from None
             state["plan_path"] = save_plan(made, scratch_dir / "plan.json")
             refused = (getattr(made, "preflight", None) or {}).get("findings") or []
-            moves = made.steps_of("move_rows")
-            detail = (f"{len(made.steps)} steps, {len(moves)} row moves, "
+            moves = made.moves
+            detail = (f"{len(made.operations)} operations, {len(moves)} row moves, "
                       f"{sum(t['rows'] for t in made.legacy_tables.values()):,} legacy rows")
             if made.unknown_tables:
                 detail += f"; unknown tables left as they are: {', '.join(made.unknown_tables)}"
@@ -257,7 +257,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
             plan_, result = verbs.apply(state["plan_path"], apply_to, backup_dir=scratch_dir / "backups")
             if result.already_migrated:
                 raise _StageFailed("the scratch copy was already migrated")
-            return f"{sum(result.rows_moved.values()):,} rows moved in {len(plan_.steps)} steps"
+            return f"{sum(result.rows_moved.values()):,} rows moved in {len(plan_.operations)} operations"
 
         def verify() -> str:
             report = verbs.verify(scratch, apply_to)

@@ -100,12 +100,12 @@ def plan_cmd(source: Path = SOURCE, out: Optional[Path] = typer.Option(None, "--
              extras: list[str] = WITH, as_json: bool = JSON):
     """Make a reviewable plan: every step with its SQL and its reverse, every row the target would refuse,
     and the source's schema fingerprint."""
-    plan = verbs.make_plan(source, parse_target(target), on_reject=on_reject, compat_views=compat_views,
-                              extras=tuple(extras))
+    dest = parse_target(target)
+    plan = verbs.make_plan(source, dest, on_reject=on_reject, compat_views=compat_views, features=tuple(extras))
     if out:
         save_plan(plan, out)
     if sql:
-        print(plan.sql_script(), end="")
+        print(verbs.site_for(source, dest).apply_script(plan), end="")
     elif as_json:
         print(plan.to_json())
     else:
@@ -135,18 +135,17 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
     ledger written; in place, the legacy tables are replaced. All of it or none of it."""
     dest = parse_target(target)
     if sql:
-        plan = verbs.load_plan(source) if verbs.looks_like_plan(source) \
-            else verbs.make_plan(source, dest, on_reject=on_reject, compat_views=compat_views, extras=tuple(extras))
-        print(plan.sql_script(), end="")
+        print(verbs.apply_script(source, dest, on_reject=on_reject, compat_views=compat_views,
+                                 features=tuple(extras)), end="")
         return
     confirm(f"Migrate {source} into {dest.display}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "apply") as (progress, rows):
         plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject, compat_views=compat_views,
-                                      extras=tuple(extras), replace_existing=replace_existing, progress=progress,
+                                      features=tuple(extras), replace_existing=replace_existing, progress=progress,
                                       rows_progress=rows)
     handoff = verbs.alembic_handoff(alembic, source if plan is None else Path(plan.source), dest) if alembic else None
     if as_json:
-        render.print_json({"plan_steps": len(plan.steps) if plan else 0, **render._plain(result),
+        render.print_json({"plan_operations": len(plan.operations) if plan else 0, **render._plain(result),
                            "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None})
     else:
         render.apply_result(plan, result)
@@ -187,7 +186,7 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes",
     exactly what apply created; refuses while it holds rows the source lacks, unless --write-back."""
     dest = parse_target(target)
     if sql:
-        print(verbs.recorded_plan(source, dest).sql_script(reverse=True), end="")
+        print(verbs.rollback_script(source, dest), end="")
         return
     confirm(f"Roll back {dest.display if not dest.in_place else source}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "rollback") as (progress, rows):

@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dpro_migrate.plan.operations import CreateTable
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -34,15 +36,15 @@ def print_json(value) -> None:
 
 
 class _Reporter:
-    """Rich bars on stderr: one over the plan's steps, one per table as its rows move (rows, rows/s)."""
+    """Rich bars on stderr: one over the plan's operations, one per table as its rows move (rows, rows/s)."""
 
     def __init__(self, bar: Progress, label: str):
         self.bar = bar
         self.steps = bar.add_task(label, total=None, info="")
         self.tables: dict[str, object] = {}
 
-    def step(self, i, total, step) -> None:
-        self.bar.update(self.steps, completed=i, total=total, info=f"{step.kind} {step.name}")
+    def step(self, i, total, op) -> None:
+        self.bar.update(self.steps, completed=i, total=total, info=op.describe())
 
     def rows(self, step, n) -> None:
         task = self.tables.get(step.name)
@@ -112,17 +114,16 @@ def findings_table(findings: list[dict]) -> None:
 
 def plan_summary(plan, path: Path | None) -> None:
     counts = {}
-    for s in plan.steps:
-        counts[s.kind] = counts.get(s.kind, 0) + 1
-    t = Table("step", "count")
+    for op in plan.operations:
+        counts[op.kind] = counts.get(op.kind, 0) + 1
+    t = Table("operation", "count")
     for k, n in counts.items():
         t.add_row(k, str(n))
     out.print(t)
     m = Table("legacy table", "rows", "domain table", "filter", "riding along")
-    for s in plan.steps_of("move_rows"):
-        info = s.info
-        m.add_row(info["legacy"], f"{plan.legacy_tables[info['legacy']]['rows']:,}", info["target"],
-                  info["where"] or "", ", ".join(info["extra_columns"]))
+    for move in plan.moves:
+        m.add_row(move.legacy, f"{plan.legacy_tables[move.legacy]['rows']:,}", move.target,
+                  move.where or "", ", ".join(move.extra_columns))
     out.print(m)
     for name, domain in plan.unknown_tables.items():
         out.print(f"[yellow]unknown table {escape(name)}: left untouched[/]" + (f" (looks like {domain})" if domain else ""))
@@ -146,8 +147,8 @@ def apply_result(plan, r) -> None:
         out.print(f"already migrated (applied {r.applied_at}); nothing changed")
         return
     backup_result(r.backup)
-    out.print(f"applied {len(plan.steps)} steps in {r.seconds:.2f}s: "
-              f"{sum(r.rows_moved.values()):,} rows moved into {len(plan.steps_of('create_table'))} domain tables")
+    out.print(f"applied {len(plan.operations)} operations in {r.seconds:.2f}s: "
+              f"{sum(r.rows_moved.values()):,} rows moved into {len(plan.of_type(CreateTable))} domain tables")
 
 
 def verify_report(r) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from dpro_migrate.errors import BadInput
-from dpro_migrate.model.schema import POSTGRES, SQLITE
+from dpro_migrate.dialects import POSTGRES, SQLITE
 
 IN_PLACE = "sqlite:in-place"
 

@@ -9,12 +9,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dpro_migrate import archive, commands, extras
+from dpro_migrate import verbs
+from dpro_migrate.features import archive, seeds as extras
 from dpro_migrate.features.archive import ARCHIVES, archive_rows, archive_steps, rows_with_archive_sql, unarchive_rows
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.plan.document import save_plan
-from dpro_migrate.model.schema import POSTGRES, SQLITE
+from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.targets import parse_target
 
 from tests.conftest import file_digest
@@ -60,9 +61,9 @@ def migrated_sqlite(legacy_db, tmp_path):
     db = legacy_db(extras=True)
     original = tmp_path / "original.db"
     original.write_bytes(db.read_bytes())
-    plan = commands.make_plan(db)
+    plan = verbs.make_plan(db)
     plan.steps = with_archive(plan.steps, SQLITE)
-    commands.apply(save_plan(plan, tmp_path / "plan.json"), backup_dir=tmp_path / "bk")
+    verbs.apply(save_plan(plan, tmp_path / "plan.json"), backup_dir=tmp_path / "bk")
     return db, original
 
 
@@ -76,7 +77,7 @@ def test_archive_tables_have_the_columns_of_their_tables(migrated_sqlite):
     assert ("sentiment", "REAL") in [(r[1], r[2]) for r in conn.execute("PRAGMA table_info(communication_messages_archive)")]
     assert not conn.execute("PRAGMA foreign_key_list(communication_messages_archive)").fetchall()
     conn.close()
-    report = commands.verify(db)
+    report = verbs.verify(db)
     assert report.ok, report.failures
 
 
@@ -98,10 +99,10 @@ def test_sqlite_archive_then_rollback_loses_nothing(migrated_sqlite, tmp_path):
     assert archive_rows(db, SQLITE, "audit_logs", a_cutoff).moved == a_older > 0
 
     # Value for value and storage class for storage class: live + archive = the legacy rows.
-    report = commands.verify(db)
+    report = verbs.verify(db)
     assert report.ok, report.failures
 
-    commands.rollback(db, backup_dir=tmp_path / "bk")
+    verbs.rollback(db, backup_dir=tmp_path / "bk")
     assert logical_differences(original, db) == []  # archived rows are back in messages and activity_logs
 
 
@@ -121,7 +122,7 @@ def test_sqlite_unarchive_puts_rows_back_without_firing_triggers(migrated_sqlite
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     conn.close()
     assert {"trg_communication_messages_agent_activity", "trg_communication_messages_updated_at"} <= names
-    report = commands.verify(db)
+    report = verbs.verify(db)
     assert report.ok, report.failures
 
 
@@ -169,10 +170,10 @@ def test_sqlite_archive_refusals_change_nothing(migrated_sqlite, legacy_db):
 
 def test_sqlite_archive_without_the_ride_along_columns_is_refused(legacy_db, tmp_path):
     db = legacy_db(extras=True)
-    plan = commands.make_plan(db)
+    plan = verbs.make_plan(db)
     at = next(i for i, s in enumerate(plan.steps) if s.kind == "create_trigger")
     plan.steps[at:at] = archive_steps(SQLITE)  # without the plan's extra columns: no "sentiment"
-    commands.apply(save_plan(plan, tmp_path / "plan.json"), backup_dir=tmp_path / "bk")
+    verbs.apply(save_plan(plan, tmp_path / "plan.json"), backup_dir=tmp_path / "bk")
     with pytest.raises(BadInput, match="sentiment"):
         archive_rows(db, SQLITE, "messages", datetime(2100, 1, 1))
 
@@ -195,16 +196,16 @@ def test_postgres_archive_cycle(legacy_db, tmp_path, pg_url, partitioned):
     db = legacy_db(extras=True)
     digest = file_digest(db)
     target = parse_target(pg_url)
-    plan = commands.make_plan(db, target)
+    plan = verbs.make_plan(db, target)
     if partitioned:
         plan.steps = extras.partition_plan(plan.steps, db)
     plan.steps = with_archive(plan.steps, POSTGRES)
-    commands.apply(save_plan(plan, tmp_path / "plan.json"), target, backup_dir=tmp_path)
+    verbs.apply(save_plan(plan, tmp_path / "plan.json"), target, backup_dir=tmp_path)
     cols = lambda t: q(pg_url, "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "  # noqa: E731
                                "WHERE table_schema || '.' || table_name = %s ORDER BY ordinal_position", (t,))
     for live in ARCHIVES.values():
         assert cols(f"{live}_archive") == [c if c[0] != "id" else (c[0], c[1], c[2], None) for c in cols(live)]
-    assert commands.verify(db, target).ok
+    assert verbs.verify(db, target).ok
 
     total = q(pg_url, "SELECT count(*) FROM communication.messages")[0][0]
     cutoff, older = median_created_at(db, "messages")
@@ -218,7 +219,7 @@ def test_postgres_archive_cycle(legacy_db, tmp_path, pg_url, partitioned):
     a_cutoff, a_older = median_created_at(db, "activity_logs", AUDIT)
     assert archive_rows(pg_url, POSTGRES, "audit_logs", a_cutoff).moved == a_older > 0
 
-    report = commands.verify(db, target)  # live + archive = the legacy rows
+    report = verbs.verify(db, target)  # live + archive = the legacy rows
     assert report.ok, report.failures
 
     # A move the server refuses halfway is undone as a whole.
@@ -234,9 +235,9 @@ def test_postgres_archive_cycle(legacy_db, tmp_path, pg_url, partitioned):
     assert q(pg_url, "SELECT id, updated_at FROM ai_agents.agents ORDER BY id") == agents  # no trigger fired
     assert q(pg_url, "SELECT tgenabled FROM pg_trigger WHERE tgname = 'trg_communication_messages_agent_activity' "
                      "AND tgparentid = 0") == [("O",)]
-    report = commands.verify(db, target)
+    report = verbs.verify(db, target)
     assert report.ok, report.failures
-    commands.rollback(db, target, backup_dir=tmp_path)
+    verbs.rollback(db, target, backup_dir=tmp_path)
     assert not q(pg_url, "SELECT 1 FROM pg_namespace WHERE nspname IN ('communication', 'system')")
     assert file_digest(db) == digest
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dpro_migrate import check as checking
-from dpro_migrate import commands
+from dpro_migrate import verbs
 from dpro_migrate.cli import app
 from dpro_migrate.verify.sqlite import Check, VerifyReport
 
@@ -69,7 +69,7 @@ def test_a_failed_verification_is_exit_1_and_rollback_still_runs(legacy_db, tmp_
         return VerifyReport(str(source), None, [Check("rows messages -> communication_messages", False,
                                                       "99 of 100 legacy rows present value for value", [{"legacy_id": 7}])], [])
 
-    monkeypatch.setattr(commands, "verify", failing_verify)
+    monkeypatch.setattr(verbs, "verify", failing_verify)
     result = invoke(1, ["check", db, "--json", "--junit", tmp_path / "report.xml"])
     out = json.loads(result.stdout)
     status = {s["name"]: s["status"] for s in out["stages"]}
@@ -98,7 +98,7 @@ def test_rows_the_target_refuses_fail_the_check_with_exit_1(legacy_db, tmp_path)
 
 
 def test_a_failing_stage_in_human_output(legacy_db, monkeypatch):
-    monkeypatch.setattr(commands, "verify", lambda *a, **k: VerifyReport("x", None, [Check("integrity_check", False, "bad")], []))
+    monkeypatch.setattr(verbs, "verify", lambda *a, **k: VerifyReport("x", None, [Check("integrity_check", False, "bad")], []))
     result = invoke(1, ["check", legacy_db()])
     assert "check failed" in result.stdout and "verify" in result.stdout
 
@@ -114,7 +114,7 @@ def _bad_sources(tmp_path, legacy):
     conn.close()
     migrated = tmp_path / "migrated.db"
     migrated.write_bytes(legacy.read_bytes())
-    commands.apply(migrated, backup_dir=tmp_path / "bk")
+    verbs.apply(migrated, backup_dir=tmp_path / "bk")
     return {"missing": missing, "not sqlite": text, "not DPRO": other, "already migrated": migrated}
 
 
@@ -185,7 +185,7 @@ def test_check_postgres_uses_a_throwaway_database_and_drops_it(legacy_db, tmp_pa
 
 @pytest.mark.postgres
 def test_check_postgres_drops_the_scratch_database_after_a_failure(legacy_db, pg_url, monkeypatch):
-    monkeypatch.setattr(commands, "verify", lambda *a, **k: VerifyReport("x", None, [Check("rows", False, "bad")], []))
+    monkeypatch.setattr(verbs, "verify", lambda *a, **k: VerifyReport("x", None, [Check("rows", False, "bad")], []))
     out = json.loads(invoke(1, ["check", legacy_db(), "--target", pg_url, "--json"]).stdout)
     assert [s["status"] for s in out["stages"]] == ["ok", "ok", "ok", "failed", "ok", "ok"]
     assert _scratch_name(out) not in _databases(pg_url)

@@ -5,7 +5,7 @@ import sqlite3
 import psycopg
 import pytest
 
-from dpro_migrate import commands
+from dpro_migrate import verbs
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.targets import parse_target
 
@@ -16,7 +16,7 @@ def test_sqlite_compat_views_read_the_domain_tables(legacy_db, tmp_path):
     original.write_bytes(db.read_bytes())
     counts = {t: sqlite3.connect(original).execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("users", "activity_logs", "messages")}
-    commands.apply(db, backup_dir=tmp_path, compat_views=True)
+    verbs.apply(db, backup_dir=tmp_path, compat_views=True)
     conn = sqlite3.connect(db)
     for table, n in counts.items():
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == n
@@ -25,31 +25,31 @@ def test_sqlite_compat_views_read_the_domain_tables(legacy_db, tmp_path):
     with pytest.raises(sqlite3.OperationalError):
         conn.execute("INSERT INTO users (username, email, password_hash) VALUES ('x', 'x@y.z', 'h')")
     conn.close()
-    assert commands.verify(db).ok
-    commands.rollback(db, backup_dir=tmp_path)
+    assert verbs.verify(db).ok
+    verbs.rollback(db, backup_dir=tmp_path)
     assert logical_differences(original, db) == []
 
 
 def test_sqlite_finalize_drops_them(legacy_db, tmp_path):
     db = legacy_db()
-    commands.apply(db, backup_dir=tmp_path, compat_views=True)
-    assert "users" in commands.finalize(db)
+    verbs.apply(db, backup_dir=tmp_path, compat_views=True)
+    assert "users" in verbs.finalize(db)
     assert sqlite3.connect(db).execute("SELECT count(*) FROM sqlite_master WHERE name = 'users'").fetchone()[0] == 0
-    assert commands.finalize(db) == []
-    assert [h["action"] for h in commands.status(db).history] == ["apply", "finalize", "finalize"]
+    assert verbs.finalize(db) == []
+    assert [h["action"] for h in verbs.status(db).history] == ["apply", "finalize", "finalize"]
 
 
 @pytest.mark.postgres
 def test_postgres_compat_views(legacy_db, tmp_path, pg_url):
     db = legacy_db()
     target = parse_target(pg_url)
-    commands.apply(db, target, backup_dir=tmp_path, compat_views=True)
+    verbs.apply(db, target, backup_dir=tmp_path, compat_views=True)
     n = sqlite3.connect(db).execute("SELECT count(*) FROM activity_logs").fetchone()[0]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM public.activity_logs").fetchone()[0] == n
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
             conn.execute("DELETE FROM public.users")
-    assert "users" in commands.finalize(db, target)
+    assert "users" in verbs.finalize(db, target)
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT to_regclass('public.users')").fetchone()[0] is None
-    commands.rollback(db, target, backup_dir=tmp_path)
+    verbs.rollback(db, target, backup_dir=tmp_path)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from dpro_migrate import DOMAINS, commands
+from dpro_migrate import DOMAINS, verbs
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput
 from dpro_migrate.example import generate_legacy_db
@@ -128,7 +128,7 @@ def recover_and_check_integrity(db: Path) -> dict:
     journal back (as the application's next connection would)."""
     facts = {"journal": journal_state(db)}
     try:
-        commands.status(db)
+        verbs.status(db)
         facts["status_before_recovery"] = "ok"
     except BadInput as exc:
         facts["status_before_recovery"] = str(exc)
@@ -180,18 +180,18 @@ def test_sigkill_during_apply_leaves_before_or_after(big, tmp_path):
     for i, delay in enumerate(kill_delays(KILL_POINTS, big.apply_seconds, SEED)):
         db, bk, killed, facts, where = kill_once(verb="apply", source=big.legacy, i=i, delay=delay, seconds=big.apply_seconds,
                                                  tmp_path=tmp_path, notes=notes)
-        state = commands.status(db).state
+        state = verbs.status(db).state
         if state == "legacy":
             outcome = "before (" + same_as_original(big.legacy, big.legacy_digest, db) + ")"
         else:
             assert state == "migrated", (where, state, facts)
-            assert commands.verify(db).ok, where
+            assert verbs.verify(db).ok, where
             outcome = "after" if killed else "finished"
         outcomes[outcome] += 1
-        _, again = commands.apply(db, backup_dir=bk)  # running apply again finishes the job
+        _, again = verbs.apply(db, backup_dir=bk)  # running apply again finishes the job
         assert again.already_migrated == (state == "migrated"), where
         if state == "legacy":
-            assert commands.verify(db).ok, where
+            assert verbs.verify(db).ok, where
         db.unlink()
         shutil.rmtree(bk, ignore_errors=True)
     summary("apply (SQLite)", big.apply_seconds, outcomes, notes)
@@ -203,7 +203,7 @@ def test_sigkill_during_rollback_leaves_before_or_after(big, tmp_path):
     for i, delay in enumerate(kill_delays(KILL_POINTS, big.rollback_seconds, SEED + 1)):
         db, bk, killed, facts, where = kill_once(verb="rollback", source=big.migrated, i=i, delay=delay, seconds=big.rollback_seconds,
                                                  tmp_path=tmp_path, notes=notes)
-        state = commands.status(db).state
+        state = verbs.status(db).state
         if state == "migrated":  # the rollback run next and the comparison after it prove the rows survived
             outcome = "before (still migrated)"
         else:
@@ -212,7 +212,7 @@ def test_sigkill_during_rollback_leaves_before_or_after(big, tmp_path):
             outcome = ("after" if killed else "finished") + " (" + same_as_original(
                 big.legacy, big.legacy_digest, db, big.rolled_back_digest) + ")"
         outcomes[outcome] += 1
-        again = commands.rollback(db, backup_dir=bk)  # running rollback again finishes the job
+        again = verbs.rollback(db, backup_dir=bk)  # running rollback again finishes the job
         assert again.nothing_to_do == (state == "legacy"), where
         if state == "migrated":
             notes["rerun rollback: " + same_as_original(big.legacy, big.legacy_digest, db, big.rolled_back_digest)] += 1
@@ -257,7 +257,7 @@ def test_apply_right_after_a_crash_recovers_by_itself(big, tmp_path):
     crash_a_writer(db)
     again = subprocess.run(cli("apply", db, "--yes", "--quiet", "--backup-dir", bk), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    assert commands.verify(db).ok
+    assert verbs.verify(db).ok
 
 
 # --- SIGKILL, PostgreSQL --------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def test_sigkill_during_apply_to_postgres_leaves_nothing_or_everything(pg_legacy
     seconds = []
     for _ in range(2):  # the shorter of two runs: a warm one
         seconds.append(timed(args))
-        assert commands.verify(pg_legacy, target).ok
+        assert verbs.verify(pg_legacy, target).ok
         _drop_domain_schemas(pg_url)
     seconds = min(seconds)
     outcomes, notes = Counter(), Counter()
@@ -311,7 +311,7 @@ def test_sigkill_during_apply_to_postgres_leaves_nothing_or_everything(pg_legacy
         where = f"kill point {i} at {delay:.3f}s of {seconds:.2f}s"
         assert killed or rc == 0, (where, (tmp_path / "err").read_text())
         notes["killed backend still on the server"] += _wait_for_killed_backends(pg_url)
-        status = commands.status(pg_legacy, target)
+        status = verbs.status(pg_legacy, target)
         if status.state == "legacy":
             assert status.domain_tables == [] and not status.history, where  # none of the seven schemas
             outcome = "before (nothing)"
@@ -320,11 +320,11 @@ def test_sigkill_during_apply_to_postgres_leaves_nothing_or_everything(pg_legacy
             assert sorted(status.domain_tables) == sorted(DOMAINS) and status.history, where
             outcome = "after" if killed else "finished"
         outcomes[outcome] += 1
-        _, again = commands.apply(pg_legacy, target, backup_dir=tmp_path / "bk")  # the rerun finishes the job
+        _, again = verbs.apply(pg_legacy, target, backup_dir=tmp_path / "bk")  # the rerun finishes the job
         assert again.already_migrated == (status.state == "migrated"), where
-        assert commands.status(pg_legacy, target).state == "migrated", where
+        assert verbs.status(pg_legacy, target).state == "migrated", where
         if i % 5 == 4:
-            assert commands.verify(pg_legacy, target).ok, where
+            assert verbs.verify(pg_legacy, target).ok, where
         assert file_digest(pg_legacy) == digest, "the source is only read"
         _drop_domain_schemas(pg_url)
     summary("apply (PostgreSQL)", seconds, outcomes, notes)
@@ -357,7 +357,7 @@ def test_ctrl_c_during_apply_says_so_and_changes_nothing(big, tmp_path, moment):
     assert proc.returncode == 130, (out, err)
     assert "interrupted" in err and "the database is as before" in err and "Traceback" not in err, err
     assert not journal(db).exists(), "the process rolled its transaction back itself"
-    assert commands.status(db).state == "legacy"
+    assert verbs.status(db).state == "legacy"
     same_as_original(big.legacy, big.legacy_digest, db)
     assert not list(bk.glob("*.tmp")), "an interrupted backup removes its temporary file"
 
@@ -387,8 +387,8 @@ def test_two_applies_at_once_one_migrates(big, tmp_path, stagger):
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     conn.close()
-    assert commands.status(db).state == "migrated"
-    assert commands.verify(db).ok
+    assert verbs.status(db).state == "migrated"
+    assert verbs.verify(db).ok
     assert len(list((tmp_path / "bk").glob("*.bak"))) == 1, "only the winner took a backup"
 
 
@@ -417,7 +417,7 @@ def test_an_apply_that_waited_for_the_lock_says_already_migrated(big, tmp_path, 
             holding.set()
             go.wait(60)
 
-    first = threading.Thread(target=lambda: commands.apply(db, backup_dir=tmp_path / "bk", progress=hold_the_lock))
+    first = threading.Thread(target=lambda: verbs.apply(db, backup_dir=tmp_path / "bk", progress=hold_the_lock))
     first.start()
     assert holding.wait(60)
     second = subprocess.Popen(cli("apply", db, "--yes", "--json", "--backup-dir", tmp_path / "bk"),
@@ -427,7 +427,7 @@ def test_an_apply_that_waited_for_the_lock_says_already_migrated(big, tmp_path, 
     time.sleep(0.3)  # the second one now waits in BEGIN IMMEDIATE
     go.set()
     first.join(60)
-    assert commands.status(db).state == "migrated"
+    assert verbs.status(db).state == "migrated"
     code, doc, err = _outcome(second)
     print(f"\nthe apply that waited for the lock: exit {code}: {doc}")
     assert code == 0 and doc["already_migrated"], (code, doc)
@@ -513,4 +513,4 @@ def test_application_writes_during_apply_are_migrated_or_refused_never_lost(big,
     conn.close()
     assert migrated == dict(committed), "every committed write is in the migrated table, with its id"
     assert total == legacy_rows + len(committed)
-    assert commands.verify(db).ok
+    assert verbs.verify(db).ok

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from dpro_migrate import commands
+from dpro_migrate import verbs
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput
 from dpro_migrate.plan.document import save_plan
@@ -26,7 +26,7 @@ def test_apply_verify_rollback_is_identity(legacy_db, tmp_path, shape):
     original = tmp_path / "original.db"
     original.write_bytes(db.read_bytes())
 
-    plan, result = commands.apply(db, backup_dir=tmp_path / "bk")
+    plan, result = verbs.apply(db, backup_dir=tmp_path / "bk")
     assert not result.already_migrated
     assert result.backup.path.exists()
     assert logical_differences(original, result.backup.path) == []
@@ -35,39 +35,39 @@ def test_apply_verify_rollback_is_identity(legacy_db, tmp_path, shape):
     assert "users" not in names and "messages" not in names
     assert "legacy_feedback" in names  # unknown tables stay
 
-    report = commands.verify(db)
+    report = verbs.verify(db)
     assert report.ok, [c for c in report.failures]
 
-    rolled = commands.rollback(db, backup_dir=tmp_path / "bk")
+    rolled = verbs.rollback(db, backup_dir=tmp_path / "bk")
     assert not rolled.nothing_to_do
     assert logical_differences(original, db) == []
 
 
 def test_second_apply_changes_nothing(legacy_db, tmp_path):
     db = legacy_db()
-    commands.apply(db, backup_dir=tmp_path)
+    verbs.apply(db, backup_dir=tmp_path)
     digest = file_digest(db)
-    _, again = commands.apply(db, backup_dir=tmp_path)
+    _, again = verbs.apply(db, backup_dir=tmp_path)
     assert again.already_migrated
     assert file_digest(db) == digest
 
 
 def test_plan_for_another_schema_is_refused(legacy_db, tmp_path):
     db = legacy_db()
-    plan_path = save_plan(commands.make_plan(db), tmp_path / "plan.json")
+    plan_path = save_plan(verbs.make_plan(db), tmp_path / "plan.json")
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE users ADD COLUMN late_addition TEXT")
     conn.commit()
     conn.close()
     digest = file_digest(db)
     with pytest.raises(BadInput, match="schema changed"):
-        commands.apply(plan_path, backup_dir=tmp_path)
+        verbs.apply(plan_path, backup_dir=tmp_path)
     assert file_digest(db) == digest
 
 
 def test_extra_columns_ride_along(legacy_db, tmp_path):
     db = legacy_db(extras=True)
-    plan, _ = commands.apply(db, backup_dir=tmp_path)
+    plan, _ = verbs.apply(db, backup_dir=tmp_path)
     assert "nickname" in plan.extra_columns.get("users", [[None]])[0]
     conn = sqlite3.connect(db)
     cols = [r[1] for r in conn.execute("PRAGMA table_info(iam_users)")]
@@ -81,7 +81,7 @@ def test_activity_logs_split_loses_nothing(legacy_db, tmp_path):
     total = conn.execute("SELECT count(*) FROM activity_logs").fetchone()[0]
     auth = conn.execute("SELECT count(*) FROM activity_logs WHERE action LIKE '%login%' OR action LIKE '%auth%'").fetchone()[0]
     conn.close()
-    commands.apply(db, backup_dir=tmp_path)
+    verbs.apply(db, backup_dir=tmp_path)
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM iam_authentication_logs").fetchone()[0] == auth
     assert conn.execute("SELECT count(*) FROM system_audit_logs").fetchone()[0] == total - auth
@@ -91,7 +91,7 @@ def test_activity_logs_split_loses_nothing(legacy_db, tmp_path):
 @pytest.fixture
 def migrated(legacy_db, tmp_path):
     db = legacy_db()
-    commands.apply(db, backup_dir=tmp_path)
+    verbs.apply(db, backup_dir=tmp_path)
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
     yield conn
@@ -147,17 +147,17 @@ def test_triggers_fire(migrated):
 
 def test_rows_written_after_cutover_survive_rollback(legacy_db, tmp_path):
     db = legacy_db()
-    commands.apply(db, backup_dir=tmp_path)
+    verbs.apply(db, backup_dir=tmp_path)
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("INSERT INTO communication_messages (conversation_id, sender_type, content) "
                  "SELECT id, 'user', 'written after the cutover' FROM communication_conversations LIMIT 1")
     conn.execute("INSERT INTO iam_authentication_logs (action) VALUES ('login')")
     conn.execute("INSERT INTO system_audit_logs (action) VALUES ('create_task')")
     conn.close()
-    report = commands.verify(db)
+    report = verbs.verify(db)
     assert report.ok
     assert any(c.added_after_cutover for c in report.counts)
-    commands.rollback(db, backup_dir=tmp_path)
+    verbs.rollback(db, backup_dir=tmp_path)
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM messages WHERE content = 'written after the cutover'").fetchone()[0] == 1
     assert conn.execute("SELECT count(*) FROM activity_logs WHERE action IN ('login', 'create_task') "
@@ -173,7 +173,7 @@ def test_failed_apply_leaves_file_unchanged(legacy_db, tmp_path):
     digest = file_digest(db)
     from dpro_migrate.errors import ChecksFailed
     with pytest.raises(ChecksFailed, match="break rules") as refused:
-        commands.apply(db, backup_dir=tmp_path)
+        verbs.apply(db, backup_dir=tmp_path)
     assert refused.value.details["findings"] == [
         {"table": "messages", "rule": "foreign key fk_messages_conversation", "rows": 1}]
     assert file_digest(db) == digest
@@ -181,7 +181,7 @@ def test_failed_apply_leaves_file_unchanged(legacy_db, tmp_path):
 
 def test_sql_script_is_what_apply_runs(legacy_db):
     db = legacy_db()
-    plan = commands.make_plan(db)
+    plan = verbs.make_plan(db)
     script = plan.sql_script()
     assert 'CREATE TABLE "iam_users"' in script and 'DROP TABLE "users"' in script
     back = plan.sql_script(reverse=True)
@@ -194,12 +194,12 @@ def test_separate_sqlite_target_file(legacy_db, tmp_path):
     db = legacy_db(extras=True)
     digest = file_digest(db)
     target = parse_target(f"sqlite:///{tmp_path / 'new.db'}")
-    plan, result = commands.apply(db, target, backup_dir=tmp_path / "bk")
+    plan, result = verbs.apply(db, target, backup_dir=tmp_path / "bk")
     assert plan.target == f"sqlite:///{tmp_path / 'new.db'}"
     assert file_digest(db) == digest, "the source is only read"
     assert "iam_users" in tables(tmp_path / "new.db")
-    assert commands.verify(db, target).ok
-    assert commands.status(db, target).state == "migrated"
-    assert commands.status(db).state == "legacy"
-    commands.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert verbs.verify(db, target).ok
+    assert verbs.status(db, target).state == "migrated"
+    assert verbs.status(db).state == "legacy"
+    verbs.rollback(db, target, backup_dir=tmp_path / "bk")
     assert logical_differences(db, tmp_path / "new.db") == []

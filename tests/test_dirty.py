@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from dpro_migrate import commands
+from dpro_migrate import verbs
 from dpro_migrate.cli import app
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.dirty import HOSTILE_COLUMN, HOSTILE_TABLE, add_dirty_data
@@ -43,7 +43,7 @@ def dirty(dirty_template, tmp_path):
 
 def test_plan_lists_every_violation_of_sqlite_rules(dirty):
     db, _ = dirty
-    plan = commands.make_plan(db)
+    plan = verbs.make_plan(db)
     assert {f["rule"] for f in plan.preflight["findings"]} == SQLITE_RULES
     assert all(f["ids"] for f in plan.preflight["findings"])
 
@@ -60,7 +60,7 @@ def test_default_policy_refuses_and_changes_nothing(dirty, tmp_path):
 
 def test_quarantine_then_verify_then_rollback_is_identity(dirty, tmp_path):
     db, original = dirty
-    plan, result = commands.apply(db, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    plan, result = verbs.apply(db, backup_dir=tmp_path / "bk", on_reject="quarantine")
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(DISTINCT source_pk) FROM system_quarantine WHERE source_table = 'users'").fetchone()[0] >= 3
     # quarantined rows are whole: the NUL byte and storage classes stay as they were
@@ -73,9 +73,9 @@ def test_quarantine_then_verify_then_rollback_is_identity(dirty, tmp_path):
     assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'active_users'").fetchone()[0].count("iam_users") == 1
     assert conn.execute("SELECT count(*) FROM active_users").fetchone()[0] > 0
     conn.close()
-    report = commands.verify(db)
+    report = verbs.verify(db)
     assert report.ok, report.failures
-    commands.rollback(db, backup_dir=tmp_path / "bk")
+    verbs.rollback(db, backup_dir=tmp_path / "bk")
     assert logical_differences(original, db) == []
 
 
@@ -85,15 +85,15 @@ def test_postgres_refuses_then_quarantines(dirty, tmp_path, pg_url):
     digest = file_digest(db)
     target = parse_target(pg_url)
     with pytest.raises(ChecksFailed) as refused:
-        commands.apply(db, target, backup_dir=tmp_path)
+        verbs.apply(db, target, backup_dir=tmp_path)
     rules = {f["rule"] for f in refused.value.details["findings"]}
     assert {"type communication.messages.content text", "type communication.messages.created_at timestamptz",
             "type communication.messages.metadata jsonb", "type communication.messages.tokens_used bigint",
             "type workflow.boards.is_public boolean", "type tasks.tasks.title varchar(200)"} <= rules
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'").fetchone()[0] == 0
-    commands.apply(db, target, backup_dir=tmp_path, on_reject="quarantine")
-    report = commands.verify(db, target)
+    verbs.apply(db, target, backup_dir=tmp_path, on_reject="quarantine")
+    report = verbs.verify(db, target)
     assert report.ok, report.failures
     with psycopg.connect(pg_url) as conn:
         rows = dict(conn.execute("SELECT source_pk, row_json FROM system.quarantine WHERE source_table = 'messages'").fetchall())
@@ -102,7 +102,7 @@ def test_postgres_refuses_then_quarantines(dirty, tmp_path, pg_url):
             == (2**63 - 1, -(2**63))
         assert conn.execute("SELECT content FROM communication.messages WHERE id = 9000009").fetchone()[0] == "שלום ‏🙂‎ done"
         assert conn.execute(f"SELECT {quote_ident(HOSTILE_COLUMN)} FROM tasks.tasks WHERE id = 1").fetchone()[0] == "tomorrow's \"quote\""
-    commands.rollback(db, target, backup_dir=tmp_path)
+    verbs.rollback(db, target, backup_dir=tmp_path)
     assert file_digest(db) == digest
 
 
@@ -130,7 +130,7 @@ def test_postgres_refuses_what_it_would_convert_silently(legacy_db, tmp_path, pg
         conn.execute(stmt)
     conn.close()
     with pytest.raises(ChecksFailed) as refused:
-        commands.apply(db, parse_target(pg_url), backup_dir=tmp_path)
+        verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path)
     assert {"table": table, "rule": rule, "rows": 1} in refused.value.details["findings"]
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ANY(%s)",
@@ -141,7 +141,7 @@ def test_postgres_refuses_what_it_would_convert_silently(legacy_db, tmp_path, pg
 def test_postgres_verify_says_when_the_source_changed_into_what_apply_refuses(legacy_db, tmp_path, pg_url):
     db = legacy_db()
     target = parse_target(pg_url)
-    commands.apply(db, target, backup_dir=tmp_path)
+    verbs.apply(db, target, backup_dir=tmp_path)
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE boards SET is_public = 'yes' WHERE id = 1")
     conn.close()

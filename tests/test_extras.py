@@ -11,11 +11,14 @@ from datetime import date
 import pytest
 from sqlglot import exp
 
-from dpro_migrate import commands, extras, steps_postgres
+from dpro_migrate import verbs
+from dpro_migrate.features import seeds as extras
+from dpro_migrate.plan import build_postgresql as steps_postgres
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.plan.document import save_plan
-from dpro_migrate.model.schema import POSTGRES, SQLITE, create_index_sql, create_table_sql, load_schema, physical_name
+from dpro_migrate.model.schema import load_schema
+from dpro_migrate.dialects import POSTGRES, SQLITE, create_index_sql, create_table_sql, physical_name
 from dpro_migrate.targets import parse_target
 
 ALLOWED_TYPES = {"BIGINT", "TEXT", "BOOLEAN", "TIMESTAMPTZ", "JSONB", "DOUBLE PRECISION"}
@@ -119,17 +122,17 @@ def test_sqlite_cycle_with_the_new_tables(legacy_db, tmp_path):
     db = legacy_db(extras=True)
     original = tmp_path / "original.db"
     original.write_bytes(db.read_bytes())
-    plan = commands.make_plan(db)
+    plan = verbs.make_plan(db)
     plan.steps += extras.new_table_steps(SQLITE)
     plan_path = save_plan(plan, tmp_path / "plan.json")
-    _, result = commands.apply(plan_path, backup_dir=tmp_path / "bk")
+    _, result = verbs.apply(plan_path, backup_dir=tmp_path / "bk")
     assert not result.already_migrated
     new_physical = {physical_name(t.qualified, SQLITE) for t in extras.new_tables()}
     assert new_physical <= sqlite_tables(db)
     conn = sqlite3.connect(db)
     assert all(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] == 0 for t in new_physical)
     conn.close()
-    report = commands.verify(db)
+    report = verbs.verify(db)
     assert report.ok, report.failures
 
     # A row in a new table has no legacy home: rollback refuses and changes nothing.
@@ -139,14 +142,14 @@ def test_sqlite_cycle_with_the_new_tables(legacy_db, tmp_path):
     conn.commit()
     conn.close()
     with pytest.raises(ChecksFailed, match="communication_notifications"):
-        commands.rollback(db, backup_dir=tmp_path / "bk")
+        verbs.rollback(db, backup_dir=tmp_path / "bk")
     assert new_physical <= sqlite_tables(db)
     conn = sqlite3.connect(db)
     conn.execute("DELETE FROM communication_notifications")
     conn.commit()
     conn.close()
 
-    commands.rollback(db, backup_dir=tmp_path / "bk")
+    verbs.rollback(db, backup_dir=tmp_path / "bk")
     assert not new_physical & sqlite_tables(db)
     assert logical_differences(original, db) == []
 
@@ -174,10 +177,10 @@ def test_postgres_cycle_with_new_tables_and_row_level_security(legacy_db, tmp_pa
 
     db = legacy_db(extras=True)
     target = parse_target(pg_url)
-    plan = commands.make_plan(db, target)
+    plan = verbs.make_plan(db, target)
     plan.steps += extras.new_table_steps(POSTGRES) + extras.rls_steps(load_schema(), extras.new_tables())
     plan_path = save_plan(plan, tmp_path / "plan.json")
-    commands.apply(plan_path, target, backup_dir=tmp_path)
+    verbs.apply(plan_path, target, backup_dir=tmp_path)
 
     new = {t.qualified for t in extras.new_tables()}
     assert new <= pg_tables(pg_url)
@@ -192,7 +195,7 @@ def test_postgres_cycle_with_new_tables_and_row_level_security(legacy_db, tmp_pa
             "tasks.tasks", "iam.api_keys", "communication.notifications"} <= secured
     assert not q(pg_url, "SELECT 1 FROM pg_class WHERE relforcerowsecurity")
 
-    report = commands.verify(db, target)  # as the owner: every row, RLS or not
+    report = verbs.verify(db, target)  # as the owner: every row, RLS or not
     assert report.ok, report.failures
 
     # Row-level security seen by a role that neither owns the tables nor bypasses RLS.
@@ -242,7 +245,7 @@ def test_postgres_cycle_with_new_tables_and_row_level_security(legacy_db, tmp_pa
             q(pg_url, f'DROP OWNED BY "{role}"')
             q(pg_url, f'DROP ROLE "{role}"')
 
-    commands.rollback(db, target, backup_dir=tmp_path)
+    verbs.rollback(db, target, backup_dir=tmp_path)
     assert not pg_tables(pg_url)
     assert not q(pg_url, "SELECT 1 FROM pg_policy")
     assert not q(pg_url, "SELECT 1 FROM pg_namespace WHERE nspname IN ('iam', 'communication', 'marketplace')")
@@ -264,7 +267,7 @@ def test_partition_plan_refuses_rows_without_created_at(legacy_db):
     conn.execute("UPDATE messages SET created_at = NULL WHERE id = (SELECT min(id) FROM messages)")
     conn.commit()
     conn.close()
-    plan = commands.make_plan(db, parse_target("postgresql://u@localhost/x"))
+    plan = verbs.make_plan(db, parse_target("postgresql://u@localhost/x"))
     with pytest.raises(BadInput, match="1 rows of messages .* no created_at"):
         extras.partition_plan(plan.steps, db)
     steps = extras.partition_plan(plan.steps, db, tables=["system.audit_logs"])
@@ -283,7 +286,7 @@ def test_postgres_cycle_with_monthly_partitions(legacy_db, tmp_path, pg_url):
 
     db = legacy_db(extras=True)
     target = parse_target(pg_url)
-    plan = commands.make_plan(db, target)
+    plan = verbs.make_plan(db, target)
     plain = [s.name for s in plan.steps]
     plan.steps = extras.partition_plan(plan.steps, db)
     assert [s for s in plan.steps if s.kind == "create_partition"]
@@ -293,7 +296,7 @@ def test_postgres_cycle_with_monthly_partitions(legacy_db, tmp_path, pg_url):
     src.close()
     months = extras.months_between(date.fromisoformat(lo[:10]), date.fromisoformat(hi[:10]))
     plan_path = save_plan(plan, tmp_path / "plan.json")
-    commands.apply(plan_path, target, backup_dir=tmp_path)
+    verbs.apply(plan_path, target, backup_dir=tmp_path)
 
     parts = {r[0] for r in q(pg_url, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                                      "WHERE i.inhparent = 'communication.messages'::regclass")}
@@ -303,7 +306,7 @@ def test_postgres_cycle_with_monthly_partitions(legacy_db, tmp_path, pg_url):
     assert q(pg_url, "SELECT count(*) FROM communication.messages_default")[0][0] == 0
     assert q(pg_url, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'messages_pkey'")[0][0] \
         == "PRIMARY KEY (id, created_at)"
-    report = commands.verify(db, target)
+    report = verbs.verify(db, target)
     assert report.ok, report.failures
     with psycopg.connect(pg_url) as conn:  # not autocommit: rolled back below, leaves no post-cutover row
         conv = conn.execute("SELECT id FROM communication.conversations LIMIT 1").fetchone()[0]
@@ -316,5 +319,5 @@ def test_postgres_cycle_with_monthly_partitions(legacy_db, tmp_path, pg_url):
                              (conv, lo)).fetchone()[0]
         assert where == f"communication.{extras.partition_name('communication.messages', months[0])}"
         conn.rollback()
-    commands.rollback(db, target, backup_dir=tmp_path)
+    verbs.rollback(db, target, backup_dir=tmp_path)
     assert not pg_tables(pg_url)

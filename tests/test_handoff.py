@@ -17,21 +17,21 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from dpro_migrate import DOMAINS, commands
+from dpro_migrate import DOMAINS, verbs
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.handoff.environment import (
     URL_ENV,
-    VERSION_TABLE,
     alembic_init,
     baseline_revision,
     context_options,
     metadata_for,
-    release_baseline,
     schema_drift,
     sqlalchemy_url,
     stamp_baseline,
 )
-from dpro_migrate.model.schema import POSTGRES, SQLITE, load_schema
+from dpro_migrate.model.schema import load_schema
+from dpro_migrate.safety.alembic_version import VERSION_TABLE, release_baseline
+from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.targets import parse_target
 
 DIALECTS = [SQLITE, POSTGRES]
@@ -90,10 +90,10 @@ class Migrated:
 def _migrate(dialect: str, legacy_db, tmp_path: Path, request, **kwargs) -> Migrated:
     source = legacy_db(**kwargs)
     if dialect == SQLITE:
-        commands.apply(source, backup_dir=tmp_path / "backups")
+        verbs.apply(source, backup_dir=tmp_path / "backups")
         return Migrated(SQLITE, f"sqlite:///{source}", source)
     url = request.getfixturevalue("pg_url")
-    commands.apply(source, parse_target(url), backup_dir=tmp_path / "backups")
+    verbs.apply(source, parse_target(url), backup_dir=tmp_path / "backups")
     return Migrated(POSTGRES, url, source)
 
 
@@ -206,11 +206,11 @@ def test_no_drift_after_apply_with_dirty_data_quarantine_and_compat_views(dialec
     source = legacy_db(extras=True)
     add_dirty_data(source)
     if dialect == SQLITE:
-        commands.apply(source, backup_dir=tmp_path / "bk", on_reject="quarantine", compat_views=True)
+        verbs.apply(source, backup_dir=tmp_path / "bk", on_reject="quarantine", compat_views=True)
         url = f"sqlite:///{source}"
     else:
         url = request.getfixturevalue("pg_url")
-        commands.apply(source, parse_target(url), backup_dir=tmp_path / "bk", on_reject="quarantine", compat_views=True)
+        verbs.apply(source, parse_target(url), backup_dir=tmp_path / "bk", on_reject="quarantine", compat_views=True)
     assert schema_drift(url) == []
     tasks = "tasks.tasks" if dialect == POSTGRES else "tasks_tasks"
     assert (("unexpected_column", f"{tasks}.{HOSTILE_COLUMN}")) in _kinds(schema_drift(url, extra_columns={}))
@@ -496,10 +496,10 @@ def test_release_baseline_lets_postgresql_rollback_run(legacy_db, tmp_path, requ
     with psycopg.connect(db.url, autocommit=True) as conn:
         conn.execute("UPDATE system.alembic_version SET version_num = 'abcdef123456'")
     with pytest.raises(ChecksFailed, match="beyond the dpro baseline"):
-        commands.rollback(db.path, parse_target(db.url), backup_dir=tmp_path / "backups")
+        verbs.rollback(db.path, parse_target(db.url), backup_dir=tmp_path / "backups")
     with psycopg.connect(db.url, autocommit=True) as conn:
         conn.execute("UPDATE system.alembic_version SET version_num = %s", (baseline_revision(tmp_path / "alembic"),))
-    commands.rollback(db.path, parse_target(db.url), backup_dir=tmp_path / "backups")
+    verbs.rollback(db.path, parse_target(db.url), backup_dir=tmp_path / "backups")
     with psycopg.connect(db.url, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('system.alembic_version')").fetchone()[0] is None
 

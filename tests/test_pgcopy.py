@@ -1,6 +1,6 @@
 import pytest
 
-from dpro_migrate.backends.pgcopy import prefetched
+from dpro_migrate.db.pgcopy import prefetched
 
 
 def test_prefetched_keeps_order_and_raises_the_producers_error():

@@ -5,7 +5,7 @@ import sqlite3
 import psycopg
 import pytest
 
-from dpro_migrate import commands
+from dpro_migrate import verbs
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.targets import parse_target
 
@@ -25,7 +25,7 @@ def test_full_cycle(legacy_db, tmp_path, pg_url, shape):
     db = legacy_db(shape=shape, extras=True)
     digest = file_digest(db)
     target = parse_target(pg_url)
-    plan, result = commands.apply(db, target, backup_dir=tmp_path)
+    plan, result = verbs.apply(db, target, backup_dir=tmp_path)
     assert not result.already_migrated
     assert file_digest(db) == digest, "a PostgreSQL apply never writes the source"
     schemas = {r[0] for r in q(pg_url, "SELECT nspname FROM pg_namespace")}
@@ -34,11 +34,11 @@ def test_full_cycle(legacy_db, tmp_path, pg_url, shape):
     assert q(pg_url, "SELECT count(*) FROM iam.users")[0][0] == src.execute("SELECT count(*) FROM users").fetchone()[0]
     assert q(pg_url, "SELECT data_type FROM information_schema.columns WHERE table_schema = 'iam' "
                      "AND table_name = 'users' AND column_name = 'is_active'")[0][0] == "boolean"
-    report = commands.verify(db, target)
+    report = verbs.verify(db, target)
     assert report.ok, report.failures
-    _, again = commands.apply(db, target, backup_dir=tmp_path)
+    _, again = verbs.apply(db, target, backup_dir=tmp_path)
     assert again.already_migrated
-    commands.rollback(db, target, backup_dir=tmp_path)
+    verbs.rollback(db, target, backup_dir=tmp_path)
     assert not {"iam", "system"} & {r[0] for r in q(pg_url, "SELECT nspname FROM pg_namespace")}
     assert file_digest(db) == digest
 
@@ -46,7 +46,7 @@ def test_full_cycle(legacy_db, tmp_path, pg_url, shape):
 @pytest.fixture
 def migrated_pg(legacy_db, tmp_path, pg_url):
     db = legacy_db()
-    commands.apply(db, parse_target(pg_url), backup_dir=tmp_path)
+    verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path)
     return db, pg_url
 
 
@@ -105,10 +105,10 @@ def test_rollback_refuses_then_writes_back_post_cutover_rows(migrated_pg, tmp_pa
     digest = file_digest(db)
     logs_before = sqlite3.connect(db).execute("SELECT count(*) FROM activity_logs").fetchone()[0]
     with pytest.raises(ChecksFailed, match="after the cutover"):
-        commands.rollback(db, target, backup_dir=tmp_path)
+        verbs.rollback(db, target, backup_dir=tmp_path)
     assert file_digest(db) == digest
     assert q(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'")[0][0] == 1
-    result = commands.rollback(db, target, write_back=True, backup_dir=tmp_path)
+    result = verbs.rollback(db, target, write_back=True, backup_dir=tmp_path)
     assert result.rows_restored == {"messages": 1, "activity_logs": 2}
     src = sqlite3.connect(db)
     row = src.execute("SELECT content, metadata, created_at, typeof(conversation_id) FROM messages "
@@ -123,21 +123,21 @@ def test_existing_schemas_are_refused_unless_replaced(legacy_db, tmp_path, pg_ur
     q(pg_url, "CREATE SCHEMA iam; CREATE TABLE iam.mine (x int); INSERT INTO iam.mine VALUES (1)")
     db = legacy_db()
     with pytest.raises(BadInput, match="already holds schemas iam"):
-        commands.apply(db, parse_target(pg_url), backup_dir=tmp_path)
+        verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path)
     assert q(pg_url, "SELECT x FROM iam.mine") == [(1,)]
-    _, result = commands.apply(db, parse_target(pg_url), backup_dir=tmp_path, replace_existing=True)
+    _, result = verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path, replace_existing=True)
     assert result.backup.path.exists() and result.backup.path.stat().st_size > 0
 
 
 def test_password_never_recorded(legacy_db, tmp_path, pg_url):
     url = pg_url.replace("postgres@", "postgres:s3cret@")
-    plan = commands.make_plan(legacy_db(), parse_target(url))
+    plan = verbs.make_plan(legacy_db(), parse_target(url))
     assert "s3cret" not in plan.to_json()
 
 
 def test_unreachable_server_is_bad_input(legacy_db, tmp_path):
     with pytest.raises(BadInput, match="cannot connect"):
-        commands.apply(legacy_db(), parse_target("postgresql://nobody@127.0.0.1:1/x"), backup_dir=tmp_path)
+        verbs.apply(legacy_db(), parse_target("postgresql://nobody@127.0.0.1:1/x"), backup_dir=tmp_path)
 
 
 @pytest.mark.slow
@@ -147,9 +147,9 @@ def test_full_cycle_at_100k_messages(_generated, tmp_path, pg_url):
     db = tmp_path / "big.db"
     shutil.copyfile(_generated(messages=100_000), db)
     target = parse_target(pg_url)
-    _, result = commands.apply(db, target, backup_dir=tmp_path)
+    _, result = verbs.apply(db, target, backup_dir=tmp_path)
     assert result.rows_moved["messages -> communication.messages"] == 100_000
     assert q(pg_url, "SELECT count(*) FROM communication.messages")[0][0] == 100_000
-    assert commands.verify(db, target).ok
-    commands.rollback(db, target, backup_dir=tmp_path)
+    assert verbs.verify(db, target).ok
+    verbs.rollback(db, target, backup_dir=tmp_path)
     assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'communication'")[0][0] == 0

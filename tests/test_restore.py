@@ -11,7 +11,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from dpro_migrate import commands
+from dpro_migrate import verbs
 from dpro_migrate.backends.sqlite import open_for_write, write_transaction
 from dpro_migrate.safety.backup import backup_file
 from dpro_migrate.cli import app
@@ -45,10 +45,10 @@ def other_process_gets_write_lock(db) -> bool:
 
 def test_backups_are_private_and_leave_no_temporary_file(legacy_db, tmp_path):
     db = legacy_db()
-    made = [commands.backup(db, tmp_path / "bk").path]
-    _, applied = commands.apply(db, backup_dir=tmp_path / "bk")
+    made = [verbs.backup(db, tmp_path / "bk").path]
+    _, applied = verbs.apply(db, backup_dir=tmp_path / "bk")
     made.append(applied.backup.path)
-    made.append(commands.rollback(db, backup_dir=tmp_path / "bk").backup.path)
+    made.append(verbs.rollback(db, backup_dir=tmp_path / "bk").backup.path)
     assert len(set(made)) == 3
     for path in made:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
@@ -97,7 +97,7 @@ def migrated(legacy_db, tmp_path):
     db = legacy_db(extras=True)
     original = tmp_path / "original.db"
     original.write_bytes(db.read_bytes())
-    _, result = commands.apply(db)  # default backup place: dpro-migrate-backups/ beside the file
+    _, result = verbs.apply(db)  # default backup place: dpro-migrate-backups/ beside the file
     return db, original, result.backup.path
 
 
@@ -107,14 +107,14 @@ def test_restore_brings_the_database_back_and_leaves_the_backup(migrated):
     out = json.loads(invoke(0, ["restore", backup, "--to", db, "--yes", "--json"]).stdout)
     assert out["method"] == "sqlite backup api" and out["integrity"] == "ok" and not out["created"]
     assert logical_differences(original, db) == []
-    assert commands.status(db).state == "legacy"
+    assert verbs.status(db).state == "legacy"
     assert file_digest(backup) == backup_digest
     # what the database held just before (migrated) is kept, and can itself be restored
     previous = out["previous"]["path"]
     assert os.path.exists(previous) and stat.S_IMODE(os.stat(previous).st_mode) == 0o600
     invoke(0, ["restore", previous, "--to", db, "--yes"])
-    assert commands.status(db).state == "migrated"
-    assert commands.verify(db).ok
+    assert verbs.status(db).state == "migrated"
+    assert verbs.verify(db).ok
 
 
 def test_restore_finds_its_database_from_the_default_backup_place(migrated):

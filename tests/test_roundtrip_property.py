@@ -8,7 +8,7 @@ import sqlite3
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from dpro_migrate import commands
+from dpro_migrate import verbs
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.sqlnames import quote_ident
 
@@ -64,10 +64,10 @@ def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages,
     original = work / "original.db"
     shutil.copyfile(db, original)
 
-    commands.apply(db, backup_dir=work / "bk")
-    report = commands.verify(db)
+    verbs.apply(db, backup_dir=work / "bk")
+    report = verbs.verify(db)
     assert report.ok, report.failures
-    commands.rollback(db, backup_dir=work / "bk")
+    verbs.rollback(db, backup_dir=work / "bk")
     assert logical_differences(original, db) == []
 
 
@@ -89,12 +89,12 @@ def test_postgres_loses_nothing_whatever_the_values(_generated, tmp_path_factory
     with psycopg.connect(pg_url, autocommit=True) as pg:
         pg.execute("DROP SCHEMA IF EXISTS iam, ai_agents, communication, workflow, tasks, system, marketplace CASCADE")
     target = parse_target(pg_url)
-    commands.apply(db, target, backup_dir=work / "bk", on_reject="quarantine")
-    assert commands.verify(db, target).ok
+    verbs.apply(db, target, backup_dir=work / "bk", on_reject="quarantine")
+    assert verbs.verify(db, target).ok
     with psycopg.connect(pg_url) as pg:
         moved = pg.execute("SELECT count(*) FROM communication.messages").fetchone()[0]
         kept = pg.execute("SELECT count(DISTINCT source_pk) FROM system.quarantine "
                           "WHERE source_table = 'messages'").fetchone()[0] if pg.execute(
             "SELECT to_regclass('system.quarantine')").fetchone()[0] else 0
     assert moved + kept == total
-    commands.rollback(db, target, backup_dir=work / "bk")
+    verbs.rollback(db, target, backup_dir=work / "bk")

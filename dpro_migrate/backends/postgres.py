@@ -6,31 +6,34 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 from psycopg import sql as pgsql
 
-from dpro_migrate import DOMAINS
 import dpro_migrate.safety.ledger as ledger
+from dpro_migrate import DOMAINS
+from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
+from dpro_migrate.db.connections import LOCK_KEY, connect, locked_transaction, open_for_write, open_source, write_transaction
+from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
+from dpro_migrate.dialects import POSTGRES, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
-from dpro_migrate.model.legacy import connect_readonly, schema_fingerprint
+from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
-from dpro_migrate.backends.pgcopy import copy_into, copy_statement, prefetched, stream_lines, stream_rows, type_class
+from dpro_migrate.plan.copy_lines import type_class
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.model.schema import POSTGRES, table_sql
+from dpro_migrate.plan.operations import CopyRows, CreateCompatView, Operation, QuarantineRows
+from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
+from dpro_migrate.plan.program import Statement
+from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
+from dpro_migrate.safety.backup import backup_file
 from dpro_migrate.sqlnames import column_list, quote_ident
 from dpro_migrate.targets import Target
-from dpro_migrate.features.archive import rows_with_archive_sql
-from dpro_migrate.verify.sqlite import archived_tables
-from dpro_migrate.verify.sqlite import Check, MoveCount, VerifyReport, accounting_check, per_legacy, unaccounted
-from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult, open_for_write, write_transaction
-
-LOCK_KEY = 0x6470726F  # "dpro": one dpro-migrate at a time per target database
+from dpro_migrate.verify.postgres import (count_rows, first_line, has_ledger, load_source_rows, open_source_as_applied,
+                                          read_ledger, rows_of)
+from dpro_migrate.verify.report import per_legacy, unaccounted
 
 
 @dataclass
@@ -39,35 +42,6 @@ class PgBackup:
     bytes: int
     tables: dict[str, int] = field(default_factory=dict)
     integrity: str = "pg_dump ok"
-
-
-def connect(target: Target) -> psycopg.Connection:
-    try:
-        # autocommit: every unit of work is an explicit `with conn.transaction()`, nothing left open by accident.
-        return psycopg.connect(target.conninfo, connect_timeout=10, autocommit=True)
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
-        raise BadInput(f"cannot connect to {target.display}: {reason}") from None
-
-
-@contextmanager
-def locked_transaction(conn: psycopg.Connection, target: Target) -> Iterator[None]:
-    with conn.transaction():
-        if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
-            raise BadInput(f"{target.display}: another dpro-migrate is working on this database; nothing was changed")
-        conn.execute("SET LOCAL TIME ZONE 'UTC'")
-        conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        yield
-
-
-def open_source(path: Path) -> sqlite3.Connection:
-    conn = connect_readonly(path, any_thread=True)  # read by prefetched() in a thread, one user at a time
-    conn.execute("BEGIN")  # one snapshot for the whole read
-    return conn
-
-
-def has_ledger(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table_sql(LEDGER_TABLE, POSTGRES),)).fetchone()[0]
 
 
 def existing_schemas(conn: psycopg.Connection) -> list[str]:
@@ -98,6 +72,58 @@ def pg_dump(target: Target, directory: Path) -> PgBackup:
     return PgBackup(final, final.stat().st_size)
 
 
+class PostgresRunner:
+    """What operations run on: a cursor inside apply's transaction, and the SQLite source to COPY from."""
+
+    def __init__(self, cur, src: sqlite3.Connection, rows_progress=None):
+        self.cur, self.src = cur, src
+        self.rows_progress = rows_progress
+        self.current: Operation | None = None
+        self.renumbered = 0
+
+    def execute(self, statements: list[str]) -> int:
+        rows = 0
+        for statement in statements:
+            self.cur.execute(statement)
+            rows += max(self.cur.rowcount, 0)
+        return rows
+
+    def copy(self, copy_sql: str, source_sql: str) -> int:
+        op = self.current
+        report = (lambda n: self.rows_progress(op, n)) if self.rows_progress and op and op.moves_rows else None
+        blocks = prefetched(stream_lines(self.src, source_sql)) if op and op.moves_rows else stream_rows(self.src, source_sql)
+        return copy_into(self.cur, copy_sql, blocks, report)
+
+    def refuse(self, once: list[str], repeat: list[str], tables: list[str]) -> dict[str, int]:
+        # Policy quarantine ran the refusal on the source before the transaction (see _refuse): its ids are
+        # what the quarantined rows' COPY reads.
+        return dict(self.src.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
+
+
+def apply_program(plan: Plan) -> list[Statement]:
+    """The framing around the operations, as the script shows it (the executor runs the same)."""
+    return [Statement("BEGIN", script_only=True),
+            Statement(f"SELECT pg_try_advisory_xact_lock({LOCK_KEY})", script_only=True,
+                      comment="one dpro-migrate at a time: apply refuses when this answers false"),
+            Statement("SET LOCAL TIME ZONE 'UTC'", script_only=True),
+            Statement("SET LOCAL maintenance_work_mem = '256MB'", script_only=True)]
+
+
+def apply_script(plan: Plan, backup_dir: Path | None = None) -> str:
+    lines = [f"-- dpro-migrate {plan.tool_version}: apply {plan.source} into {plan.target}",
+             "-- The rows of each COPY are read from the SQLite source with the query shown above it, in one "
+             "snapshot; a DBA can run those queries with the sqlite3 shell to see exactly what is sent."]
+    lines += [s.render("%s") for s in apply_program(plan)]
+    for op in plan.operations:
+        lines += op.script()
+    lines.append("-- checked before the commit: the rows copied per legacy table, plus those quarantined, equal the "
+                 "rows in the source; else nothing is committed")
+    lines += [Statement(ledger.create_sql(POSTGRES)).render("%s"),
+              ledger.insert_statement(POSTGRES, "apply", plan, None, state={"target": plan.target}).render("%s"),
+              "COMMIT;"]
+    return "\n".join(lines) + "\n"
+
+
 def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_existing: bool = False,
                    progress=None, rows_progress=None) -> ApplyResult:
     started = time.monotonic()
@@ -120,142 +146,49 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         with locked_transaction(conn, target), conn.cursor() as cur:
             for name in existing:
                 cur.execute(pgsql.SQL("DROP SCHEMA {} CASCADE").format(pgsql.Identifier(name)))
-            for i, step in enumerate(plan.steps):
+            runner = PostgresRunner(cur, src, rows_progress)
+            for i, op in enumerate(plan.operations):
                 if progress:
-                    progress(i, len(plan.steps), step)
-                if step.kind == "quarantine_rows":
-                    for source_sql in step.info["source_sql"].values():
-                        copy_into(cur, step.sql[0], stream_rows(src, source_sql))
-                elif step.kind == "move_rows":
-                    blocks = prefetched(stream_lines(src, step.info["source_sql"]))
-                    moved[step.name] = copy_into(cur, step.sql[0], blocks,
-                                                 (lambda n, s=step: rows_progress(s, n)) if rows_progress else None)
-                else:
-                    for stmt in step.sql:
-                        cur.execute(stmt)
+                    progress(i, len(plan.operations), op)
+                runner.current = op
+                rows = op.forward(runner)
+                if op.moves_rows:
+                    moved[op.name] = rows
             _check_counts(src, plan, moved, refused)
             cur.execute(ledger.create_sql(POSTGRES))
-            cur.execute(ledger.insert_sql(POSTGRES),
-                        ledger.entry_values("apply", plan, str(backup.path) if backup else None, {"target": target.display}))
+            insert = ledger.insert_statement(POSTGRES, "apply", plan, str(backup.path) if backup else None,
+                                             state={"target": target.display})
+            cur.execute(insert.sql, insert.params)
         return ApplyResult(False, backup, moved, time.monotonic() - started)
     except psycopg.Error as exc:
         if plan.on_reject == "fail":  # say which rows, under which rules
-            from dpro_migrate.plan.preflight import refuse_if_found
-
             refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
-        raise ChecksFailed(f"PostgreSQL refused the load, nothing was changed: {_first_line(exc)}") from None
+        raise ChecksFailed(f"PostgreSQL refused the load, nothing was changed: {first_line(exc)}") from None
     finally:
         conn.close()
         src.close()
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
     """Policy quarantine: the preflight on the source snapshot, into the source connection's temp table the
     loads read. Policy fail runs nothing here: the server enforces every rule atomically and the load's
     encoder refuses what the server would convert silently; a refusal is explained afterwards."""
-    from dpro_migrate.plan.preflight import REFUSED, run_refusal
-
     if plan.on_reject == "fail":
         return {}
     run_refusal(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
     refused = dict(src.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
-    planned = set(plan.steps_of("quarantine_rows")[0].info["tables"]) if plan.steps_of("quarantine_rows") else set()
+    planned = {t for op in plan.of_type(QuarantineRows) for t in op.tables}
     if set(refused) - planned:
         raise ChecksFailed(f"rows of {', '.join(sorted(set(refused) - planned))} break rules now but did not when "
                            "the plan was made; nothing was changed: make a new plan")
     return refused
 
 
-def _count(src: sqlite3.Connection, table: str) -> int:
-    return src.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
-
-
 def _check_counts(src: sqlite3.Connection, plan: Plan, moved: dict[str, int], refused: dict[str, int]) -> None:
-    wrong = unaccounted(per_legacy((s.info["legacy"], moved.get(s.name, 0)) for s in plan.steps_of("move_rows")),
-                        refused, lambda name: _count(src, name))
+    wrong = unaccounted(per_legacy((m.legacy, moved.get(m.name, 0)) for m in plan.moves),
+                        refused, lambda name: count_rows(src, name))
     if wrong:
         raise ChecksFailed(f"rows copied do not add up to the legacy tables ({', '.join(wrong)}); nothing was changed")
-
-
-# --- verify -------------------------------------------------------------------------------------
-
-
-def load_source_rows(cur, src: sqlite3.Connection, move: dict, temp: str) -> None:
-    """The source rows of one move, converted exactly as apply converts them, in a temporary table."""
-    cur.execute(f"DROP TABLE IF EXISTS {temp}")
-    cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in move["types"].items())
-    cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
-    try:
-        copy_into(cur, copy_statement(temp, move["columns"]), prefetched(stream_lines(src, move["source_sql"])))
-    except psycopg.Error as exc:  # the source changed since apply, into values apply would have refused
-        raise ChecksFailed(f"rows of {move['legacy']} in the source no longer convert as apply converted them "
-                           f"(the file changed after apply?): {_first_line(exc)}") from None
-    cur.execute(f"CREATE INDEX ON {temp} (\"id\")")
-    cur.execute(f"ANALYZE {temp}")
-
-
-def _rows_of(move: dict, archived: set[str]) -> str:
-    """The domain table of a move, with its archive's rows when it has one."""
-    if move["target"] in archived:
-        return rows_with_archive_sql(move["target"], move["columns"], POSTGRES)
-    return table_sql(move["target"], POSTGRES)
-
-
-def compare_move(cur, move: dict, archived: set[str] = frozenset()) -> tuple[int, int, int, list]:
-    """(source rows, missing or different, added after the cutover, sample ids) for one move."""
-    target = _rows_of(move, archived)
-    cols = move["columns"]
-    left = ", ".join(f"s.{quote_ident(c)}" for c in cols)
-    right = ", ".join(f"t.{quote_ident(c)}" for c in cols)
-    # ids are primary keys on both sides: what the target holds beyond the ids found was added after the cutover
-    joined = f"FROM _dpro_source s LEFT JOIN {target} t ON t.\"id\" = s.\"id\""
-    differs = f"t.\"id\" IS NULL OR ({left}) IS DISTINCT FROM ({right})"
-    source_rows, found, bad = cur.execute(f"SELECT count(*), count(t.\"id\"), count(*) FILTER (WHERE {differs}) "
-                                          f"{joined}").fetchone()
-    sample = [r[0] for r in cur.execute(f"SELECT s.\"id\" {joined} WHERE {differs} ORDER BY 1 LIMIT 10")] if bad else []
-    added = cur.execute(f"SELECT count(*) FROM {target} t").fetchone()[0] - found
-    return source_rows, bad, added, sample
-
-
-def open_source_as_applied(cur, plan: Plan) -> sqlite3.Connection:
-    """The source, with the rows apply quarantined marked again (read back from system.quarantine),
-    so the plan's source queries select exactly the rows apply moved."""
-    from dpro_migrate.model.mapping import QUARANTINE_TABLE
-    from dpro_migrate.plan.preflight import REFUSED, SETUP_SQL
-
-    src = open_source(Path(plan.source))
-    for stmt in SETUP_SQL:
-        src.execute(stmt)
-    if plan.steps_of("quarantine_rows"):
-        rows = cur.execute(f"SELECT source_table, source_pk, rule FROM {table_sql(QUARANTINE_TABLE, POSTGRES)}").fetchall()
-        src.executemany(f"INSERT INTO {REFUSED} VALUES (?, ?, ?)", rows)
-    return src
-
-
-def catalog_objects(cur) -> set[tuple[str, str]]:
-    """(kind, name) of what exists in the seven schemas, as the plan names them."""
-    out = {("create_schema", r[0]) for r in cur.execute(
-        "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (list(DOMAINS),))}
-    out |= {("create_table", f"{s}.{t}") for s, t in cur.execute(
-        "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY(%s)", (list(DOMAINS),))}
-    out |= {("create_index", r[0]) for r in cur.execute(
-        "SELECT indexname FROM pg_indexes WHERE schemaname = ANY(%s)", (list(DOMAINS),))}
-    out |= {("add_constraint", r[0]) for r in cur.execute(
-        "SELECT c.conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
-        "WHERE n.nspname = ANY(%s) AND c.convalidated", (list(DOMAINS),))}
-    out |= {("create_trigger", r[0]) for r in cur.execute(
-        "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON "
-        "n.oid = c.relnamespace WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal AND t.tgenabled <> 'D'",
-        (list(DOMAINS),))}
-    out |= {("create_function", f"{s}.{f}") for s, f in cur.execute(
-        "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        "WHERE n.nspname = ANY(%s)", (list(DOMAINS),))}
-    return out
 
 
 def finalize_postgres(target: Target) -> list[str]:
@@ -266,48 +199,37 @@ def finalize_postgres(target: Target) -> list[str]:
             raise BadInput(f"{target.display}: is not migrated; nothing to finalize")
         plan = entry.plan
         with locked_transaction(conn, target), conn.cursor() as cur:
-            dropped = [s.name for s in plan.steps_of("create_compat_view")
-                       if cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'public."{s.name}"',)).fetchone()[0]]
-            for step in plan.steps_of("create_compat_view"):
-                for stmt in step.reverse:
-                    cur.execute(stmt)
-            cur.execute(ledger.insert_sql(POSTGRES), ledger.entry_values("finalize", plan, None, {"dropped": dropped}))
+            views = plan.of_type(CreateCompatView)
+            dropped = [v.name for v in views
+                       if cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'public."{v.name}"',)).fetchone()[0]]
+            runner = PostgresRunner(cur, None)
+            for view in views:
+                view.backward(runner)
+            insert = ledger.insert_statement(POSTGRES, "finalize", plan, None, state={"dropped": dropped})
+            cur.execute(insert.sql, insert.params)
         return dropped
     finally:
         conn.close()
-
-
-def read_ledger(target: Target):
-    conn = connect(target)
-    try:
-        if not has_ledger(conn):
-            return conn, None
-        return conn, ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
-    except BaseException:
-        conn.close()
-        raise
 
 
 # --- rollback -----------------------------------------------------------------------------------
 
 
 def _stranded(cur, src, plan: Plan) -> dict[str, dict]:
-    """Per move: rows in the domain table that the source does not have (written after the cutover)."""
+    """Per move: rows in the domain table that the source does not have (written after the cutover);
+    per table no legacy table feeds: its rows (move None)."""
     out = {}
-    archived = archived_tables(plan)
-    for step in plan.steps_of("move_rows"):
-        load_source_rows(cur, src, step.info, "_dpro_source")
-        target = _rows_of(step.info, archived)
-        n = cur.execute(f"SELECT count(*) FROM {target} t WHERE NOT EXISTS "
+    archived = plan.archived_tables()
+    for move in plan.of_type(CopyRows):
+        load_source_rows(cur, src, move, "_dpro_source")
+        n = cur.execute(f"SELECT count(*) FROM {rows_of(move, archived)} t WHERE NOT EXISTS "
                         f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\")").fetchone()[0]
         if n:
-            out[step.name] = {"step": step, "rows": n}
-    fed = {s.info["target"] for s in plan.steps_of("move_rows")}
-    for step in plan.steps_of("create_table"):
-        if step.info["table"] not in fed and not step.info.get("archive_of"):
-            n = cur.execute(f"SELECT count(*) FROM {table_sql(step.info['table'], POSTGRES)}").fetchone()[0]
-            if n:
-                out[step.name] = {"step": None, "rows": n}
+            out[move.name] = {"move": move, "rows": n}
+    for table in plan.tables_without_legacy_home():
+        n = cur.execute(f"SELECT count(*) FROM {table_sql(table.table, POSTGRES)}").fetchone()[0]
+        if n:
+            out[table.name] = {"move": None, "rows": n}
     return out
 
 
@@ -326,19 +248,16 @@ def _as_sqlite_sql(column: str, pg_type: str) -> str:
 
 def _write_back(cur, source: Path, plan: Plan, stranded: dict[str, dict], backup_dir: Path) -> tuple[dict, int, object]:
     """Copy rows written after the cutover into the legacy SQLite tables, in one SQLite transaction."""
-    from dpro_migrate.safety.backup import backup_file
-
     rows_by_table: dict[str, list[tuple[list[str], list[tuple]]]] = {}
-    for name, item in stranded.items():
-        step = item["step"]
-        info = step.info
+    for item in stranded.values():
+        move = item["move"]
         src_conn = open_source_as_applied(cur, plan)
-        load_source_rows(cur, src_conn, info, "_dpro_source")
+        load_source_rows(cur, src_conn, move, "_dpro_source")
         src_conn.close()
-        select = ", ".join(_as_sqlite_sql(c, info["types"][c]) for c in info["columns"])
-        rows = cur.execute(f"SELECT {select} FROM {_rows_of(info, archived_tables(plan))} t WHERE NOT EXISTS "
+        select = ", ".join(_as_sqlite_sql(c, move.types[c]) for c in move.columns)
+        rows = cur.execute(f"SELECT {select} FROM {rows_of(move, plan.archived_tables())} t WHERE NOT EXISTS "
                            f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\") ORDER BY \"id\"").fetchall()
-        rows_by_table.setdefault(info["legacy"], []).append((info["columns"], rows))
+        rows_by_table.setdefault(move.legacy, []).append((move.columns, rows))
     conn = open_for_write(source)
     written, renumbered = {}, 0
     try:
@@ -379,7 +298,7 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                 stranded = _stranded(cur, src, plan)
             finally:
                 src.close()
-            homeless = [n for n, item in stranded.items() if item["step"] is None]
+            homeless = [n for n, item in stranded.items() if item["move"] is None]
             if homeless:
                 raise ChecksFailed("rows written after the cutover have no legacy table to go back to: "
                                    + ", ".join(f"{n} ({stranded[n]['rows']} rows)" for n in homeless)
@@ -391,59 +310,32 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                    details={n: i["rows"] for n, i in stranded.items()})
             if stranded:
                 written, renumbered, backup = _write_back(cur, source, plan, stranded, backup_dir)
-            from dpro_migrate.handoff.environment import release_baseline  # Alembic only when rolling back
-
             release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
-            steps = list(reversed(plan.steps))
-            for i, step in enumerate(steps):
+            runner = PostgresRunner(cur, None)
+            ops = list(reversed(plan.operations))
+            for i, op in enumerate(ops):
                 if progress:
-                    progress(i, len(steps), step)
-                for stmt in step.reverse:
-                    cur.execute(stmt)
+                    progress(i, len(ops), op)
+                op.backward(runner)
         return RollbackResult(False, backup, written, renumbered, time.monotonic() - started)
     except psycopg.Error as exc:
-        raise ChecksFailed(f"PostgreSQL refused the rollback, nothing was changed: {_first_line(exc)}") from None
+        raise ChecksFailed(f"PostgreSQL refused the rollback, nothing was changed: {first_line(exc)}") from None
     finally:
         conn.close()
 
 
-def verify_postgres(target: Target):
 
-    conn, entry = read_ledger(target)
-    try:
-        if entry is None:
-            raise BadInput(f"{target.display}: is not migrated (no ledger); nothing to verify")
-        plan = entry.plan
-        checks, counts = [], []
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute("SET LOCAL TIME ZONE 'UTC'")
-            src = open_source_as_applied(cur, plan)
-            try:
-                from dpro_migrate.plan.preflight import REFUSED
 
-                quarantined = dict(src.execute(
-                    f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
-                for step in plan.steps_of("move_rows"):
-                    info = step.info
-                    load_source_rows(cur, src, info, "_dpro_source")
-                    n, bad, added, sample = compare_move(cur, info, archived_tables(plan))
-                    counts.append(MoveCount(info["legacy"], info["target"], n, n - bad, bad, added))
-                    checks.append(Check(f"rows {step.name}", bad == 0,
-                                        f"{n - bad} of {n} legacy rows present value for value"
-                                        + (f", {added} added after the cutover" if added else ""),
-                                        [{"legacy_id": i} for i in sample]))
-                checks.append(accounting_check(counts, quarantined, lambda name: _count(src, name)))
-            finally:
-                src.close()
-            present = catalog_objects(cur)
-            promised = [(s.kind, s.name) for s in plan.steps
-                        if s.kind in ("create_schema", "create_table", "create_index", "add_constraint",
-                                      "create_trigger", "create_function")]
-            missing = [f"{k.replace('create_', '').replace('add_', '')} {n}" for k, n in promised if (k, n) not in present]
-            checks.append(Check("promised schemas, tables, constraints, indexes, triggers exist", not missing,
-                                f"{len(promised) - len(missing)} of {len(promised)} present (constraints validated)",
-                                missing))
-        return VerifyReport(target.display, entry.backup, checks, counts)
-    finally:
-        conn.close()
+def rollback_script(plan: Plan) -> str:
+    """What rollback runs in PostgreSQL, last operation first (the write-back of rows written after the cutover
+    happens before it, in the SQLite file, and only with --write-back)."""
+    lines = [f"-- dpro-migrate {plan.tool_version}: roll back {plan.target}",
+             *(s.render("%s") for s in apply_program(plan)),
+             "-- refused when a domain table holds rows the source lacks, unless --write-back copied them first",
+             "-- Alembic's baseline stamp goes with the schema it described (refused if Alembic moved beyond it)",
+             f"DROP TABLE IF EXISTS {version_table_sql(POSTGRES)};",
+             f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)};"]
+    for op in reversed(plan.operations):
+        lines += op.reverse_script()
+    return "\n".join(lines + ["COMMIT;"]) + "\n"

@@ -1,27 +1,38 @@
-"""Execute a plan on SQLite: apply in place in one transaction, and roll it back the same way."""
+"""Execute a plan on SQLite: apply in place in one transaction, and roll it back the same way.
+
+`apply_program` is the whole of what apply runs, framing included (transaction, the checks that rows add up
+and foreign keys hold, the ledger): apply executes it, `plan --sql` prints it, and `sqlite3 FILE < script`
+replays it to the same migrated file.
+"""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import dpro_migrate.safety.ledger as ledger
-from dpro_migrate.safety.backup import BackupResult, copy_file, sealing
+from dpro_migrate.db.connections import open_for_write, write_transaction
+from dpro_migrate.dialects import SQLITE, physical_name, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
-from dpro_migrate.model.legacy import check_sqlite_file, schema_fingerprint
+from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
-from dpro_migrate.plan.document import Plan, Step
-from dpro_migrate.model.schema import SQLITE, physical_name, table_sql
-from dpro_migrate.verify.sqlite import per_legacy, unaccounted
+from dpro_migrate.plan.document import Plan
+from dpro_migrate.plan.operations import CreateCompatView, KeepSequence, Operation, QuarantineRows, RowMove
+from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
+from dpro_migrate.plan.program import Statement
+from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
+from dpro_migrate.safety.backup import BackupResult, copy_file, sealing
+from dpro_migrate.sqlnames import quote_ident, quote_literal
 
-# Called as progress(step_index, total_steps, step) before each step runs;
-# rows_progress(step, rows) as rows move.
-Progress = Callable[[int, int, Step], None]
+# Called as progress(index, total, operation) before each operation runs; rows_progress(operation, rows) as rows move.
+Progress = Callable[[int, int, Operation], None]
+
+COUNTS = "temp.dpro_apply_counts"  # (kind, legacy, rows): source rows, moved and quarantined, per legacy table
+CHECKS = "temp.dpro_apply_checks"  # a row per check; its CHECK constraint stops the apply when one fails
+SEQUENCES = "temp.dpro_legacy_sequences"  # the legacy AUTOINCREMENT counters as they were
 
 
 @dataclass
@@ -42,77 +53,115 @@ class RollbackResult:
     seconds: float = 0.0
 
 
-def lock_timeout_ms() -> int:
-    """How long to wait for another writer (the application, another dpro-migrate) before refusing."""
-    return int(os.environ.get("DPRO_MIGRATE_BUSY_TIMEOUT_MS", "5000"))
+class SQLiteRunner:
+    """What operations run on: one connection, inside apply's (or rollback's) transaction."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.renumbered = 0
+
+    def execute(self, statements: list[str]) -> int:
+        return sum(max(self.conn.execute(s).rowcount, 0) for s in statements)
+
+    def copy(self, copy_sql: str, source_sql: str) -> int:
+        raise BadInput("this plan was made for PostgreSQL; pass its --target")
+
+    def refuse(self, once: list[str], repeat: list[str], tables: list[str]) -> dict[str, int]:
+        run_refusal(self.conn, once, repeat)
+        refused = dict(self.conn.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
+        unplanned = sorted(set(refused) - set(tables))
+        if unplanned:
+            raise ChecksFailed(f"rows of {', '.join(unplanned)} break rules now but did not when the plan was made; "
+                               "nothing was changed: make a new plan")
+        return refused
 
 
-def open_for_write(path: Path) -> sqlite3.Connection:
-    check_sqlite_file(path)
-    busy_timeout_ms = lock_timeout_ms()
-    if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:  # root too respects a chmod a-w
-        raise BadInput(f"{path}: is read-only; dpro-migrate needs to write it")
-    if not os.access(path.resolve().parent, os.W_OK):
-        raise BadInput(f"{path.resolve().parent}: is read-only; SQLite needs to write its journal there")
-    try:
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        # Room for the sorts of index builds and the copies: bounded, so memory stays flat with size.
-        conn.execute("PRAGMA cache_size = -40000")
-        # Builds that overwrite freed pages with zeros (Debian's) would write and journal every page of the
-        # dropped tables; FAST zeroes only what is written anyway. The rows of a dropped table live on in the
-        # table that replaced it, so no deleted content is left behind that the file does not still hold.
-        conn.execute("PRAGMA secure_delete = FAST")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
-    return conn
+# --- the program ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def write_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
-    """Foreign keys off (it cannot change inside a transaction, and with it on DROP TABLE cascades),
-    BEGIN IMMEDIATE for the write lock, and everything undone unless the block ends cleanly."""
-    fk_before = conn.execute("PRAGMA foreign_keys").fetchone()[0]
-    conn.execute("PRAGMA foreign_keys = OFF")
-    try:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise BadInput(f"{path}: is locked by another writer ({exc}); nothing was changed") from None
-        try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.execute(f"PRAGMA foreign_keys = {int(fk_before)}")
+@dataclass
+class Program:
+    before: list[Statement]  # transaction, bookkeeping of what the source holds
+    operations: list[Operation]
+    after_operation: Callable[[Operation], list[Statement]]
+    checks: list[Statement]
+    finish: Callable[[str | None], list[Statement]]  # given the backup's path: the ledger, the commit
 
 
-def _run(conn: sqlite3.Connection, statements: list[str]) -> int:
-    rows = 0
-    for stmt in statements:
-        cur = conn.execute(stmt)
-        rows += max(cur.rowcount, 0)
-    return rows
+def apply_program(plan: Plan, backup: str | None = None) -> Program:
+    """`backup`: where the script's VACUUM INTO writes (apply makes its own backup)."""
+    legacy = list(plan.legacy_tables)
+    keep = plan.of_type(KeepSequence)
+    before = [
+        Statement("PRAGMA foreign_keys = OFF", script_only=True,
+                  comment="with foreign keys on, DROP TABLE would cascade; it cannot change inside a transaction"),
+        Statement(f"VACUUM INTO {quote_literal(backup or 'backup.db')}", script_only=True,
+                  comment="the backup (dpro-migrate copies the file with the online backup API instead, and checks "
+                          "the copy before it commits)"),
+        Statement("BEGIN IMMEDIATE", script_only=True),
+        Statement(f"CREATE TEMP TABLE {COUNTS.split('.')[1]} (kind TEXT NOT NULL, legacy TEXT NOT NULL, rows INTEGER)"),
+        Statement(f"CREATE TEMP TABLE {CHECKS.split('.')[1]} (check_name TEXT NOT NULL, ok INTEGER NOT NULL CHECK (ok))"),
+    ]
+    if legacy:
+        counted = " UNION ALL ".join(f"SELECT 'source', {quote_literal(t)}, count(*) FROM {quote_ident(t)}"
+                                     for t in legacy)
+        before.append(Statement(f"INSERT INTO {COUNTS} {counted}", comment="rows in the source, per legacy table"))
+    if keep:
+        names = ", ".join(quote_literal(op.legacy) for op in keep)
+        before.append(Statement(f"CREATE TEMP TABLE {SEQUENCES.split('.')[1]} AS SELECT name, seq FROM "
+                                f"sqlite_sequence WHERE name IN ({names})",
+                                comment="the legacy AUTOINCREMENT counters, for rollback"))
+
+    def after_operation(op: Operation) -> list[Statement]:
+        if isinstance(op, RowMove):
+            return [Statement(f"INSERT INTO {COUNTS} VALUES ('moved', {quote_literal(op.legacy)}, changes())")]
+        if isinstance(op, QuarantineRows):
+            return [Statement(f"INSERT INTO {COUNTS} SELECT 'quarantined', source_table, count(DISTINCT source_pk) "
+                              f"FROM {REFUSED} GROUP BY 2")]
+        return []
+
+    checks = [
+        Statement(f"INSERT INTO {CHECKS} SELECT 'rows of ' || s.legacy || ' add up', s.rows = coalesce((SELECT "
+                  f"sum(m.rows) FROM {COUNTS} AS m WHERE m.legacy = s.legacy AND m.kind <> 'source'), 0) "
+                  f"FROM {COUNTS} AS s WHERE s.kind = 'source'",
+                  comment="every legacy row went somewhere: the parts of a split and the quarantine add up"),
+        Statement(f"INSERT INTO {CHECKS} SELECT 'foreign keys hold', NOT EXISTS (SELECT 1 FROM pragma_foreign_key_check)"),
+    ]
+    def finish(backup_path: str | None) -> list[Statement]:
+        return [Statement(ledger.create_sql(SQLITE)),
+                ledger.insert_statement(SQLITE, "apply", plan, backup_path, state_sql=_state_sql(keep)),
+                Statement("COMMIT", script_only=True)]
+
+    return Program(before, plan.operations, after_operation, checks, finish)
 
 
-def _sequences(conn: sqlite3.Connection, names: list[str]) -> int | None:
-    marks = ", ".join("?" * len(names))
-    row = conn.execute(f"SELECT max(seq) FROM sqlite_sequence WHERE name IN ({marks})", names).fetchone()
-    return row[0] if row else None
+def _state_sql(keep: list[KeepSequence]) -> str:
+    """{"sequences": {legacy: {"legacy": counter before, "cutover": highest domain counter now}}}."""
+    parts = []
+    for op in keep:
+        targets = ", ".join(quote_literal(physical_name(t, SQLITE)) for t in op.targets)
+        parts.append(f"{quote_literal(op.legacy)}, json_object('legacy', (SELECT seq FROM {SEQUENCES} WHERE name = "
+                     f"{quote_literal(op.legacy)}), 'cutover', (SELECT max(seq) FROM sqlite_sequence WHERE name IN "
+                     f"({targets})))")
+    return f"json_object('sequences', json_object({', '.join(parts)}))"
 
 
-def _has_sequence_table(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone() is not None
+def apply_script(plan: Plan, backup_dir: Path | None = None) -> str:
+    """What apply runs, as a script for the sqlite3 shell (`.bail on`: the first failure stops it, and the
+    transaction is rolled back)."""
+    source = Path(plan.source)
+    backup = str((backup_dir or source.parent) / f"{source.name}.before-dpro-migrate.bak")
+    program = apply_program(plan, backup)
+    lines = [f"-- dpro-migrate {plan.tool_version}: apply {plan.source} ({plan.target})", ".bail on"]
+    lines += [s.render("?") for s in program.before]
+    for op in program.operations:
+        lines += op.script()
+        lines += [s.render("?") for s in program.after_operation(op)]
+    lines += [s.render("?") for s in program.checks + program.finish(backup)]
+    return "\n".join(lines) + "\n"
 
 
-def foreign_key_violations(conn: sqlite3.Connection, limit: int = 20) -> tuple[int, list[dict]]:
-    rows = conn.execute("PRAGMA foreign_key_check").fetchall()
-    sample = [{"table": t, "rowid": r, "parent": p} for t, r, p, _ in rows[:limit]]
-    return len(rows), sample
+# --- apply ---------------------------------------------------------------------------------------
 
 
 def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | None = None,
@@ -133,50 +182,60 @@ def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | N
                                    "make a new plan")
                 copied = copy_file(path, backup_dir, backup_progress)
                 with sealing(copied) as sealed:  # checked while the plan runs, waited for before the commit
-                    moved = _run_plan(conn, plan, copied.tables, sealed, progress, rows_progress)
+                    moved = _run_program(conn, plan, sealed, progress, rows_progress)
                     backup = sealed()
-        except (sqlite3.IntegrityError, _Refused) as refused:
+        except sqlite3.IntegrityError as refused:
             raise explain_refusal(conn, plan, refused) from None
         return ApplyResult(False, backup, moved, time.monotonic() - started)
     finally:
         conn.close()
 
 
-def _run_plan(conn: sqlite3.Connection, plan: Plan, source_counts: dict[str, int], backup: Callable[[], BackupResult],
-              progress, rows_progress) -> dict[str, int]:
-    """The steps, the checks (rows add up, foreign keys hold) and the ledger, inside apply's transaction.
+def _run_program(conn: sqlite3.Connection, plan: Plan, backup: Callable[[], BackupResult],
+                 progress, rows_progress) -> dict[str, int]:
+    """The program inside the transaction write_transaction opened (its BEGIN and COMMIT are that one's).
     `backup()` waits for the sealed backup: the ledger names it, so nothing commits without it."""
-    keep = plan.steps_of("keep_sequence")
-    has_seq = _has_sequence_table(conn)
-    state = {"sequences": {s.info["legacy"]: {"legacy": _sequences(conn, [s.info["legacy"]]) if has_seq else None}
-                           for s in keep}}
+    runner = SQLiteRunner(conn)
+    program = apply_program(plan)
+    for statement in program.before:
+        if not statement.script_only:
+            conn.execute(statement.sql, statement.params)
     moved: dict[str, int] = {}
-    quarantined: dict[str, int] = {}
-    for i, step in enumerate(plan.steps):
+    for i, op in enumerate(program.operations):
         if progress:
-            progress(i, len(plan.steps), step)
-        if step.kind == "quarantine_rows":
-            quarantined = _quarantine(conn, step)
-            continue
-        rows = _run(conn, step.sql)
-        if step.kind == "move_rows":
-            moved[step.name] = rows
+            progress(i, len(program.operations), op)
+        rows = op.forward(runner)
+        for statement in program.after_operation(op):
+            conn.execute(statement.sql, statement.params)
+        if op.moves_rows:
+            moved[op.name] = rows
             if rows_progress:
-                rows_progress(step, rows)
-    _check_counts(plan, moved, source_counts, quarantined)
-    for step in keep:
-        names = [physical_name(t, SQLITE) for t in step.info["targets"]]
-        state["sequences"][step.info["legacy"]]["cutover"] = _sequences(conn, names)
-    count, sample = foreign_key_violations(conn)
-    if count:
-        raise _Refused(f"{count} rows would break a foreign key of the target", sample)
-    conn.execute(ledger.create_sql(SQLITE))
-    conn.execute(ledger.insert_sql(SQLITE), ledger.entry_values("apply", plan, str(backup().path), state))
+                rows_progress(op, rows)
+    for statement in program.checks:
+        try:
+            conn.execute(statement.sql, statement.params)
+        except sqlite3.IntegrityError:
+            raise _failed_check(conn) from None
+    for statement in program.finish(str(backup().path)):
+        if not statement.script_only:
+            conn.execute(statement.sql, statement.params)
     return moved
 
 
-class _Refused(Exception):
-    """The target refused rows (a constraint, or foreign_key_check): the transaction is rolled back."""
+def _failed_check(conn: sqlite3.Connection) -> Exception:
+    """Which check failed, read back from the bookkeeping before the transaction is rolled back."""
+    wrong = [f"{t}: {placed} of {n}" for t, n, placed in conn.execute(
+        f"SELECT s.legacy, s.rows, coalesce((SELECT sum(m.rows) FROM {COUNTS} AS m WHERE m.legacy = s.legacy "
+        f"AND m.kind <> 'source'), 0) AS placed FROM {COUNTS} AS s WHERE s.kind = 'source' AND s.rows <> placed")]
+    if wrong:
+        return ChecksFailed(f"rows moved do not add up to the legacy tables ({', '.join(wrong)}); nothing was changed")
+    rows = conn.execute("PRAGMA foreign_key_check").fetchall()
+    return _Refused(f"{len(rows)} rows would break a foreign key of the target",
+                    [{"table": t, "rowid": r, "parent": p} for t, r, p, _ in rows[:20]])
+
+
+class _Refused(sqlite3.IntegrityError):
+    """The target refused rows (foreign_key_check): the transaction is rolled back."""
 
     def __init__(self, message: str, sample=None):
         super().__init__(message)
@@ -186,47 +245,34 @@ class _Refused(Exception):
 def explain_refusal(conn: sqlite3.Connection, plan: Plan, error: Exception) -> ChecksFailed:
     """After the rollback: which rows, under which rules. Under policy fail apply does not run the preflight
     first (SQLite enforces every rule itself, atomically); it runs it only to explain a refusal."""
-    from dpro_migrate.plan.preflight import refuse_if_found
-
     refuse_if_found(conn, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
     return ChecksFailed(f"the target refused rows ({error}); nothing was changed",
                         details={"foreign_key_violations": getattr(error, "sample", None)})
 
 
-def _quarantine(conn: sqlite3.Connection, step) -> dict[str, int]:
-    """Run the refusal (foreign keys repeated until no cascade is left), then copy the refused rows out."""
-    from dpro_migrate.plan.preflight import REFUSED, run_refusal
-
-    start, end = step.info["repeat"]
-    run_refusal(conn, step.sql[:start], step.sql[start:end])
-    refused = dict(conn.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
-    unplanned = sorted(set(refused) - set(step.info["tables"]))
-    if unplanned:
-        raise ChecksFailed(f"rows of {', '.join(unplanned)} break rules now but did not when the plan was made; "
-                           "nothing was changed: make a new plan")
-    _run(conn, step.sql[end:])
-    return refused
-
-
-def _check_counts(plan: Plan, moved: dict[str, int], source_rows: dict[str, int],
-                  quarantined: dict[str, int]) -> None:
-    """Every legacy row went somewhere: the parts of a split, and the quarantine, add up to the table."""
-    wrong = unaccounted(per_legacy((s.info["legacy"], moved.get(s.name, 0)) for s in plan.steps_of("move_rows")),
-                        quarantined, lambda name: source_rows.get(name, 0))
-    if wrong:
-        raise ChecksFailed(f"rows moved do not add up to the legacy tables ({', '.join(wrong)}); nothing was changed")
-
-
 def rows_without_legacy_home(conn: sqlite3.Connection, plan: Plan) -> dict[str, int]:
     """Domain tables with rows although no legacy table of this file maps to them (written after the cutover)."""
-    fed = {s.info["target"] for s in plan.steps_of("move_rows")}
     out = {}
-    for step in plan.steps_of("create_table"):
-        if step.info["table"] not in fed and not step.info.get("archive_of"):
-            n = conn.execute(f"SELECT count(*) FROM {table_sql(step.info['table'], SQLITE)}").fetchone()[0]
-            if n:
-                out[step.name] = n
+    for op in plan.tables_without_legacy_home():
+        n = conn.execute(f"SELECT count(*) FROM {table_sql(op.table, SQLITE)}").fetchone()[0]
+        if n:
+            out[op.name] = n
     return out
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def rollback_program(plan: Plan) -> list[str]:
+    """What rollback runs, as a script: every operation's reverse, last first, then the bookkeeping goes."""
+    lines = [f"-- dpro-migrate {plan.tool_version}: roll back {plan.source}", ".bail on",
+             "PRAGMA foreign_keys = OFF;", "BEGIN IMMEDIATE;"]
+    for op in reversed(plan.operations):
+        lines += op.reverse_script()
+    lines += ["-- Alembic's baseline stamp goes with the schema it described (refused if Alembic moved beyond it)",
+              f"DROP TABLE IF EXISTS {version_table_sql(SQLITE)};",
+              f"DROP TABLE {table_sql(LEDGER_TABLE, SQLITE)};", "COMMIT;"]
+    return lines
 
 
 def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: Progress | None = None,
@@ -250,8 +296,6 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
             with sealing(copied) as sealed:  # checked while the reverses run, waited for before the commit
                 restored, renumbered = _run_reverses(conn, plan, progress, rows_progress)
                 backup = sealed()
-            from dpro_migrate.handoff.environment import release_baseline  # Alembic only when rolling back
-
             release_baseline(conn, SQLITE)  # Alembic's stamp goes with the schema it described
             conn.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, SQLITE)}")
         return RollbackResult(False, backup, restored, renumbered, time.monotonic() - started)
@@ -260,23 +304,19 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
 
 
 def _run_reverses(conn: sqlite3.Connection, plan: Plan, progress, rows_progress) -> tuple[dict[str, int], int]:
-    """Every step's reverse, last step first: (rows restored per legacy table, rows renumbered)."""
-    steps = list(reversed(plan.steps))
+    """Every operation's reverse, last first: (rows restored per legacy table, rows renumbered)."""
+    runner = SQLiteRunner(conn)
+    ops = list(reversed(plan.operations))
     restored: dict[str, int] = {}
-    renumbered = 0
-    for i, step in enumerate(steps):
+    for i, op in enumerate(ops):
         if progress:
-            progress(i, len(steps), step)
-        if step.kind == "move_rows":
-            for j, stmt in enumerate(step.reverse):
-                n = max(conn.execute(stmt).rowcount, 0)
-                restored[step.info["legacy"]] = restored.get(step.info["legacy"], 0) + n
-                renumbered += n if j == 1 else 0
-                if rows_progress:
-                    rows_progress(step, n)
-        else:
-            _run(conn, step.reverse)
-    return restored, renumbered
+            progress(i, len(ops), op)
+        rows = op.backward(runner)
+        if isinstance(op, RowMove):
+            restored[op.legacy] = restored.get(op.legacy, 0) + rows
+            if rows_progress:
+                rows_progress(op, rows)
+    return restored, runner.renumbered
 
 
 def finalize_in_place(path: Path) -> list[str]:
@@ -286,12 +326,14 @@ def finalize_in_place(path: Path) -> list[str]:
         if not ledger.sqlite_has_ledger(conn):
             raise BadInput(f"{path}: is not migrated; nothing to finalize")
         plan = ledger.latest_apply(ledger.read_entries(conn)).plan
-        views = [s for s in plan.steps_of("create_compat_view")
-                 if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?", (s.name,)).fetchone()]
+        views = [op for op in plan.of_type(CreateCompatView)
+                 if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?", (op.name,)).fetchone()]
         with write_transaction(conn, path):
-            for step in views:
-                _run(conn, step.reverse)
-            conn.execute(ledger.insert_sql(SQLITE), ledger.entry_values("finalize", plan, None, {"dropped": [s.name for s in views]}))
-        return [s.name for s in views]
+            runner = SQLiteRunner(conn)
+            for op in views:
+                op.backward(runner)
+            statement = ledger.insert_statement(SQLITE, "finalize", plan, None, state={"dropped": [v.name for v in views]})
+            conn.execute(statement.sql, statement.params)
+        return [op.name for op in views]
     finally:
         conn.close()

@@ -1,19 +1,16 @@
 """Archive tables (seed 000): communication.messages_archive and system.audit_logs_archive.
 
-`archive_steps(dialect)` creates them (plan steps with reverses); `archive_rows(...)` moves the rows
+`archive_operations(dialect)` creates them (plan operations with reverses); `archive_rows(...)` moves the rows
 older than a cutoff from the live table into its archive in one transaction; `unarchive_rows(...)`
 moves every archived row back. A row is always in exactly one of the two tables: each move inserts,
 deletes exactly the inserted ids, checks that the counts agree, and rolls everything back otherwise.
 
 Rollback and the archive:
-- SQLite: the archive step's reverse puts the archived rows back into the live domain table (then
-  drops the archive), so the ordinary move-back takes them to the legacy table. In the plan the step
-  must come after the live table's create_table step; put it before the create_trigger steps (its
-  reverse then runs once the domain triggers are gone; it drops the live table's triggers itself in
-  any case, so re-inserting an agent's message does not touch ai_agents_agents.updated_at).
-- PostgreSQL: the step is a create_table step naming the archive in info["table"], so until rollback
-  reads archives (see `rows_with_archive_sql`), a rollback refuses while an archive holds rows
-  (run `unarchive_rows` first): archived rows written after the cutover are in no source file.
+- SQLite: the archive's reverse puts the archived rows back into the live domain table (then drops the
+  archive), so the ordinary move-back takes them to the legacy table. In the plan it comes after the live
+  table's CreateTable and before the CreateTrigger operations (its reverse then runs once the domain
+  triggers are gone; it drops the live table's triggers itself in any case).
+- PostgreSQL: verify and rollback read a live table and its archive as one (plan/archived.py).
 """
 
 from __future__ import annotations
@@ -27,21 +24,20 @@ from typing import Mapping, Sequence
 
 from sqlglot import exp
 
+import psycopg
+
 import dpro_migrate.safety.ledger as ledger
+from dpro_migrate.db.connections import connect_postgres, open_for_write, write_transaction
 from dpro_migrate.errors import BadInput, ChecksFailed
-from dpro_migrate.plan.document import Step
-from dpro_migrate.model.schema import POSTGRES, SQLITE, Table, create_table_sql, load_schema, physical_name, table_sql
+from dpro_migrate.plan.archived import SUFFIX, archive_index_name, archive_of
+from dpro_migrate.plan.operations import CreateArchive, Operation
+from dpro_migrate.model.schema import Table, load_schema
+from dpro_migrate.dialects import POSTGRES, SQLITE, create_table_sql, physical_name, table_sql
 from dpro_migrate.sqlnames import column_list, quote_ident
 from dpro_migrate.targets import Target, parse_target
 
 ARCHIVES = {"messages": "communication.messages", "audit_logs": "system.audit_logs"}
-SUFFIX = "_archive"
 IDS = "_dpro_archive_ids"
-
-
-def archive_of(qualified: str) -> str:
-    """communication.messages -> communication.messages_archive."""
-    return qualified + SUFFIX
 
 
 @dataclass
@@ -95,56 +91,48 @@ def _sqlite_triggers_on(physical: str) -> list[str]:
     return out
 
 
-def archive_steps(dialect: str, extra_columns: Mapping[str, Sequence[Sequence[str]]] | None = None) -> list[Step]:
-    """One step per archive. `extra_columns`: qualified live table -> its ride-along (name, declared type)
-    pairs, as in the plan's create_table steps' info["extra_columns"] (only SQLite needs them:
-    PostgreSQL's LIKE copies whatever columns the live table has)."""
+def _sqlite_archive(live: Table, extra: list[tuple[str, str]]) -> CreateArchive:
+    """Created whole; its reverse puts the archived rows back into the live table (without its triggers,
+    so re-inserting an agent's message does not touch ai_agents_agents.updated_at), then drops it."""
+    qualified, arch_q = live.qualified, archive_of(live.qualified)
+    arch = table_sql(arch_q, SQLITE)
+    cols = column_list(live.column_names + [n for n, _ in extra])
+    drop_triggers = [f"DROP TRIGGER IF EXISTS {quote_ident(t)}" for t in _sqlite_triggers_on(physical_name(qualified, SQLITE))]
+    return CreateArchive(
+        physical_name(arch_q, SQLITE),
+        [create_table_sql(_archive_table(live), SQLITE, extra), _created_at_index(live, arch)],
+        drop_triggers + [f"INSERT INTO {table_sql(qualified, SQLITE)} ({cols}) SELECT {cols} FROM {arch} "
+                         f"ORDER BY {quote_ident('id')}", f"DROP TABLE IF EXISTS {arch}"],
+        table=arch_q, archive_of=qualified, extra_columns=[list(c) for c in extra])
+
+
+def _postgres_archive(live: Table, extra: list[tuple[str, str]]) -> CreateArchive:
+    """LIKE copies whatever columns the live table has; rollback reads the archive with the live table."""
+    arch_q = archive_of(live.qualified)
+    arch = table_sql(arch_q, POSTGRES)
+    return CreateArchive(
+        arch_q,
+        [f"CREATE TABLE {arch} (LIKE {table_sql(live.qualified, POSTGRES)} INCLUDING DEFAULTS)",
+         f"ALTER TABLE {arch} ADD CONSTRAINT {quote_ident(live.name + SUFFIX + '_pkey')} PRIMARY KEY ({quote_ident('id')})",
+         _created_at_index(live, arch)],
+        [f"DROP TABLE IF EXISTS {arch}"], table=arch_q, archive_of=live.qualified)
+
+
+def _created_at_index(live: Table, arch: str) -> str:
+    return f"CREATE INDEX {quote_ident(archive_index_name(live.qualified))} ON {arch} ({quote_ident('created_at')})"
+
+
+ARCHIVE_BUILDERS = {SQLITE: _sqlite_archive, POSTGRES: _postgres_archive}
+
+
+def archive_operations(dialect: str, extra_columns: Mapping[str, Sequence[Sequence[str]]] | None = None
+                       ) -> list[Operation]:
+    """One operation per archive. `extra_columns`: qualified live table -> its ride-along (name, declared
+    type) pairs, as the plan's CreateTable operations list them."""
     extra_columns = extra_columns or {}
     schema = load_schema()
-    steps = []
-    for qualified in ARCHIVES.values():
-        live = schema.table(qualified)
-        arch_q = archive_of(qualified)
-        arch = table_sql(arch_q, dialect)
-        index = quote_ident(f"idx_{live.name}{SUFFIX}_created_at")
-        info = {"table": arch_q, "archive_of": qualified}
-        if dialect == SQLITE:
-            extra = [tuple(c) for c in extra_columns.get(qualified, [])]
-            cols = column_list(live.column_names + [n for n, _ in extra])
-            drop_triggers = [f"DROP TRIGGER IF EXISTS {quote_ident(t)}"
-                             for t in _sqlite_triggers_on(physical_name(qualified, SQLITE))]
-            steps.append(Step(
-                "create_archive", physical_name(arch_q, SQLITE),
-                [create_table_sql(_archive_table(live), SQLITE, extra),
-                 f"CREATE INDEX {index} ON {arch} ({quote_ident('created_at')})"],
-                drop_triggers + [f"INSERT INTO {table_sql(qualified, SQLITE)} ({cols}) SELECT {cols} FROM {arch} "
-                                 f"ORDER BY {quote_ident('id')}",
-                                 f"DROP TABLE IF EXISTS {arch}"],
-                {**info, "extra_columns": [list(c) for c in extra]}))
-        elif dialect == POSTGRES:
-            steps.append(Step(
-                "create_table", arch_q,
-                [f"CREATE TABLE {arch} (LIKE {table_sql(qualified, POSTGRES)} INCLUDING DEFAULTS)",
-                 f"ALTER TABLE {arch} ADD CONSTRAINT {quote_ident(live.name + SUFFIX + '_pkey')} "
-                 f"PRIMARY KEY ({quote_ident('id')})",
-                 f"CREATE INDEX {index} ON {arch} ({quote_ident('created_at')})"],
-                [f"DROP TABLE IF EXISTS {arch}"],
-                {**info, "extra_columns": []}))
-        else:
-            raise BadInput(f"unknown dialect {dialect!r}")
-    return steps
-
-
-def rows_with_archive_sql(qualified: str, columns: Sequence[str], dialect: str, table_expr: str | None = None) -> str:
-    """A FROM-able subquery: the live table's rows and its archive's, as one table (for verify's comparison,
-    PostgreSQL's stranded-row check and write-back). `table_expr` overrides the live table's SQL name
-    (SQLite's main.<name>, a staging name)."""
-    cols = column_list(columns)
-    live = table_expr or table_sql(qualified, dialect)
-    arch = table_sql(archive_of(qualified), dialect)
-    if table_expr and table_expr.startswith("main."):
-        arch = f"main.{arch}"
-    return f"(SELECT {cols} FROM {live} UNION ALL SELECT {cols} FROM {arch})"
+    return [ARCHIVE_BUILDERS[dialect](schema.table(q), [tuple(c) for c in extra_columns.get(q, [])])
+            for q in ARCHIVES.values()]
 
 
 # --- moving rows ----------------------------------------------------------------------------------
@@ -167,14 +155,7 @@ def archive_rows(connection_info, dialect: str, table: str, older_than: datetime
     PostgreSQL: a Target, a postgresql:// URL or a libpq conninfo string."""
     live = _live(table)
     cutoff = _utc(older_than)
-    if dialect == SQLITE:
-        cond = ("typeof(\"created_at\") = 'text' AND julianday(\"created_at\") < julianday(?)",
-                (cutoff.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],))
-        result = _move_sqlite(_sqlite_path(connection_info), live, archive_of(live), cond)
-    elif dialect == POSTGRES:
-        result = _move_postgres(connection_info, live, archive_of(live), ("\"created_at\" < %s", (cutoff,)))
-    else:
-        raise BadInput(f"unknown dialect {dialect!r}")
+    result = MOVERS[dialect](connection_info, live, archive_of(live), CUTOFFS[dialect](cutoff))
     result.cutoff = cutoff.isoformat()
     return result
 
@@ -183,12 +164,7 @@ def unarchive_rows(connection_info, dialect: str, table: str) -> ArchiveResult:
     """Move every archived row of `table` back into it (same guarantees as archive_rows), e.g. before a
     rollback that does not read archives. Triggers of the live table do not fire for these rows."""
     live = _live(table)
-    if dialect == SQLITE:
-        result = _move_sqlite(_sqlite_path(connection_info), archive_of(live), live, None)
-    elif dialect == POSTGRES:
-        result = _move_postgres(connection_info, archive_of(live), live, None)
-    else:
-        raise BadInput(f"unknown dialect {dialect!r}")
+    result = MOVERS[dialect](connection_info, archive_of(live), live, None)
     result.table, result.archive = live, archive_of(live)
     return result
 
@@ -214,9 +190,8 @@ def _sqlite_columns(conn: sqlite3.Connection, physical: str) -> list[str]:
     return [r[1] for r in conn.execute(f"PRAGMA main.table_info({quote_ident(physical)})")]
 
 
-def _move_sqlite(path: Path, src_q: str, dst_q: str, cond: tuple[str, tuple] | None) -> ArchiveResult:
-    from dpro_migrate.backends.sqlite import open_for_write, write_transaction
-
+def _move_sqlite(connection_info, src_q: str, dst_q: str, cond: tuple[str, tuple] | None) -> ArchiveResult:
+    path = _sqlite_path(connection_info)
     src, dst = physical_name(src_q, SQLITE), physical_name(dst_q, SQLITE)
     s, d = quote_ident(src), quote_ident(dst)
     conn = open_for_write(path)
@@ -279,7 +254,7 @@ def _pg_target(connection_info) -> tuple[str, str]:
     text = str(connection_info)
     if "://" in text:
         target = parse_target(text)
-        if target.dialect != POSTGRES:
+        if target.conninfo is None:
             raise BadInput(f"archive: {target.display} is not a PostgreSQL target")
         return target.conninfo, target.display
     return text, "the PostgreSQL target"
@@ -292,15 +267,9 @@ def _pg_columns(cur, qualified: str) -> list[str]:
 
 
 def _move_postgres(connection_info, src_q: str, dst_q: str, cond: tuple[str, tuple] | None) -> ArchiveResult:
-    import psycopg
-
     conninfo, display = _pg_target(connection_info)
     s, d = table_sql(src_q, POSTGRES), table_sql(dst_q, POSTGRES)
-    try:
-        conn = psycopg.connect(conninfo, connect_timeout=10, autocommit=True)
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
-        raise BadInput(f"cannot connect to {display}: {reason}") from None
+    conn = connect_postgres(conninfo, display)
     try:
         with conn.transaction(), conn.cursor() as cur:
             src_cols, dst_cols = _pg_columns(cur, src_q), _pg_columns(cur, dst_q)
@@ -353,3 +322,13 @@ def _move_postgres(connection_info, src_q: str, dst_q: str, cond: tuple[str, tup
                            f"{text.splitlines()[0] if text else type(exc).__name__}") from None
     finally:
         conn.close()
+
+
+# How each dialect moves rows, and says "created before the cutoff" (SQLite: only text timestamps SQLite
+# can read are compared; NULL, numbers and unreadable text stay in the table).
+MOVERS = {SQLITE: _move_sqlite, POSTGRES: _move_postgres}
+CUTOFFS = {
+    SQLITE: lambda cutoff: ("typeof(\"created_at\") = 'text' AND julianday(\"created_at\") < julianday(?)",
+                            (cutoff.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],)),
+    POSTGRES: lambda cutoff: ("\"created_at\" < %s", (cutoff,)),
+}

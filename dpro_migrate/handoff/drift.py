@@ -17,7 +17,8 @@ import sqlglot
 from sqlglot import exp
 
 from dpro_migrate import DOMAINS
-from dpro_migrate.model.schema import POSTGRES, SQLITE, TargetSchema, expression_sql, physical_name
+from dpro_migrate.model.schema import TargetSchema
+from dpro_migrate.dialects import POSTGRES, SQLITE, expression_sql, physical_name
 from dpro_migrate.sqlnames import quote_ident
 
 _SQLGLOT = {SQLITE: "sqlite", POSTGRES: "postgres"}

@@ -23,19 +23,13 @@ from dpro_migrate import DOMAINS
 from dpro_migrate.handoff.drift import Difference, from_alembic, index_differences, trigger_differences
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
-from dpro_migrate.model.schema import (
-    POSTGRES,
-    SQLITE,
-    Constraint,
-    Index,
-    Table,
-    TargetSchema,
-    expression_sql,
-    load_schema,
-    pg_type_for_legacy,
-    physical_name,
-    table_sql,
-)
+from dpro_migrate.model.schema import Constraint, Index, Table, TargetSchema, load_schema
+from dpro_migrate.dialects import POSTGRES, SQLITE, expression_sql, pg_type_for_legacy, physical_name, table_sql
+from dpro_migrate.model.schema import load_new
+from dpro_migrate.plan.archived import archive_index_name
+from dpro_migrate.plan.document import Plan
+from dpro_migrate.plan.operations import CreateArchive, CreatePartition, CreateTable
+from dpro_migrate.safety.alembic_version import (BASELINE_PREFIX, VERSION_TABLE)
 
 # Alembic's version table. PostgreSQL: system.alembic_version; SQLite (no schemas): a plain alembic_version.
 # Why system and not public on PostgreSQL: the seven domain schemas are the whole application and system
@@ -44,12 +38,9 @@ from dpro_migrate.model.schema import (
 # lives and dies with the migrated schema instead of surviving a rollback as a stale claim in public. The
 # price: rollback drops the system schema without CASCADE, so it must drop the version table first
 # (release_baseline), and refuses when Alembic has moved the database beyond the baseline.
-VERSION_TABLE = "alembic_version"
 VERSION_TABLE_SCHEMA = {POSTGRES: "system", SQLITE: None}
 # Baseline revision ids are "dpro" + Alembic's 12 hex digits: recognisable without the Alembic directory
 # (release_baseline), and within alembic_version's VARCHAR(32).
-BASELINE_PREFIX = "dpro"
-_BASELINE_ID = re.compile(r"^dpro[0-9a-f]{12}$")
 BASELINE_SLUG = "dpro_baseline"
 URL_ENV = "DPRO_MIGRATE_DATABASE_URL"
 
@@ -287,7 +278,6 @@ def _has_table(conn: sa.engine.Connection, dialect: str, qualified: str) -> bool
 
 def applied_plan(conn: sa.engine.Connection, dialect: str | None = None):
     """The plan of the last apply, from the ledger in the database; None when there is none."""
-    from dpro_migrate.plan.document import Plan
 
     dialect = dialect or _dialect_of(conn)
     if not _has_table(conn, dialect, LEDGER_TABLE):
@@ -304,8 +294,7 @@ def ride_along_columns(conn: sa.engine.Connection, dialect: str | None = None) -
     plan = applied_plan(conn, dialect)
     if plan is None:
         return {}
-    return {s.info["table"]: [tuple(c) for c in s.info.get("extra_columns") or []]
-            for s in plan.steps_of("create_table") if s.info.get("extra_columns")}
+    return {op.table: [tuple(c) for c in op.extra_columns] for op in plan.of_type(CreateTable) if op.extra_columns}
 
 
 def _expected_schema(plan, schema: TargetSchema) -> tuple[TargetSchema, set[str]]:
@@ -313,22 +302,21 @@ def _expected_schema(plan, schema: TargetSchema) -> tuple[TargetSchema, set[str]
     tables and monthly partitions are the plan's own, compared by verify, not here (names returned)."""
     if plan is None:
         return schema, set()
-    if "new-tables" in plan.extras:
-        from dpro_migrate.features.seeds import load_new
-
+    if "new-tables" in plan.features:
         new = load_new()
         schema = TargetSchema({**schema.tables, **new.tables}, schema.indexes + list(new.indexes), schema.triggers)
-    own = {s.name for s in plan.steps if s.info.get("archive_of") or s.kind == "create_partition"}
+    own = {op.name for op in plan.operations if isinstance(op, (CreateArchive, CreatePartition))}
     own |= {name.split(".")[-1] for name in own}
+    own |= {archive_index_name(op.archive_of) for op in plan.of_type(CreateArchive)}
     # Partitioning makes the partition key NOT NULL (it is in the primary key).
-    own |= {f"{s.name}.created_at" for s in plan.steps if s.kind == "create_table" and "PARTITION BY" in s.sql[0]}
+    own |= {f"{op.name}.created_at" for op in plan.of_type(CreateTable) if op.partition_months is not None}
     return schema, own
 
 
 def _planned_object(difference, planned: set[str]) -> bool:
     """A difference about an archive table or a partition the plan created (or their indexes and keys)."""
     words = f"{difference.object} {difference.detail}".replace(",", " ").split()
-    return any(w in planned or w.split(".")[-1] in planned or w.endswith("_archive_created_at") for w in words)
+    return any(w in planned or w.split(".")[-1] in planned for w in words)
 
 
 # --- Alembic options shared by schema_drift and the written env.py --------------------------------
@@ -715,40 +703,3 @@ def stamp_baseline(connection_or_url: Any, directory: str | Path, *, check: bool
         if owned:
             conn.commit()
     return rev
-
-
-def _version_table_sql(dialect: str) -> str:
-    schema_name = VERSION_TABLE_SCHEMA[dialect]
-    return f'"{schema_name}"."{VERSION_TABLE}"' if schema_name else f'"{VERSION_TABLE}"'
-
-
-def release_baseline(connection: Any, dialect: str) -> bool:
-    """For rollback, inside its transaction: drop Alembic's version table if it records only the dpro baseline.
-
-    connection: a SQLAlchemy Connection, or a DB-API connection/cursor with execute() (sqlite3, psycopg).
-    Returns True when a table was dropped, False when there was none. Raises ChecksFailed when Alembic has
-    moved the database beyond the baseline: a rollback would silently undo those migrations. Needed on
-    PostgreSQL because the version table lives in the system schema, which rollback drops (without CASCADE).
-    """
-    from dpro_migrate.errors import ChecksFailed
-
-    _check_dialect(dialect)
-
-    def run(sql: str, fetch: bool = True) -> list:
-        execute = connection.exec_driver_sql if isinstance(connection, sa.engine.Connection) else connection.execute
-        result = execute(sql)
-        return list(result.fetchall()) if fetch else []
-
-    if dialect == SQLITE:
-        exists = run(f"SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = '{VERSION_TABLE}'")
-    else:
-        exists = run(f"SELECT 1 WHERE to_regclass('{VERSION_TABLE_SCHEMA[POSTGRES]}.{VERSION_TABLE}') IS NOT NULL")
-    if not exists:
-        return False
-    revisions = [r[0] for r in run(f'SELECT "version_num" FROM {_version_table_sql(dialect)}')]
-    beyond = [r for r in revisions if not _BASELINE_ID.match(r or "")]
-    if beyond:
-        raise ChecksFailed(f"Alembic has migrated this database beyond the dpro baseline (revision "
-                           f"{', '.join(beyond)}); a rollback would undo those migrations: nothing was changed")
-    run(f"DROP TABLE {_version_table_sql(dialect)}", fetch=False)
-    return True

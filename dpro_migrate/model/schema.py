@@ -1,15 +1,13 @@
-"""The target schema: ddl/*.sql parsed with sqlglot into a dialect-neutral model, rendered per dialect.
+"""The target schema: ddl/*.sql parsed with sqlglot into a dialect-neutral model.
 
-ddl/ is written in PostgreSQL syntax with schema-qualified names (iam.users). On SQLite the
-domain becomes a table-name prefix (iam_users) and every type is rendered so that its SQLite
-type affinity is the one the legacy column had: values keep their storage class both ways.
+ddl/ is written in PostgreSQL syntax with schema-qualified names (iam.users); dialects/ renders it for
+each target. ddl/new/ (the tables seed 003 lists as missing) is parsed the same way.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,45 +16,10 @@ from sqlglot import exp
 
 from dpro_migrate import DOMAINS
 from dpro_migrate.errors import BadInput
-from dpro_migrate.sqlnames import quote_ident
 
-SQLITE = "sqlite"
-POSTGRES = "postgresql"
-DIALECTS = (SQLITE, POSTGRES)
-_SQLGLOT = {SQLITE: "sqlite", POSTGRES: "postgres"}
-
-# Canonical (ddl/) type -> SQLite declared type, chosen for the affinity of the legacy column.
-SQLITE_TYPES = {
-    exp.DataType.Type.BIGINT: "INTEGER",
-    exp.DataType.Type.INT: "INTEGER",
-    exp.DataType.Type.TEXT: "TEXT",
-    exp.DataType.Type.VARCHAR: "VARCHAR",
-    exp.DataType.Type.BOOLEAN: "BOOLEAN",
-    exp.DataType.Type.TIMESTAMPTZ: "TIMESTAMP",
-    exp.DataType.Type.TIMESTAMP: "TIMESTAMP",
-    exp.DataType.Type.JSONB: "JSON",
-    exp.DataType.Type.JSON: "JSON",
-    exp.DataType.Type.DOUBLE: "REAL",
-    exp.DataType.Type.VARBINARY: "BLOB",
-}
-
-# A legacy declared type (for columns that ride along) -> PostgreSQL type.
-PG_TYPES_BY_NAME = {"BOOLEAN": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ", "DATETIME": "TIMESTAMPTZ", "JSON": "JSONB"}
-PG_TYPES_BY_AFFINITY = {"INTEGER": "BIGINT", "TEXT": "TEXT", "REAL": "DOUBLE PRECISION", "BLOB": "BYTEA", "NUMERIC": "TEXT"}
-
-
-def sqlite_affinity(decl_type: str) -> str:
-    """SQLite's affinity rules (datatype3.html, section 3.1), in their order."""
-    t = decl_type.upper()
-    if "INT" in t:
-        return "INTEGER"
-    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
-        return "TEXT"
-    if "BLOB" in t or not t.strip():
-        return "BLOB"
-    if "REAL" in t or "FLOA" in t or "DOUB" in t:
-        return "REAL"
-    return "NUMERIC"
+# ddl/triggers.<dialect>.sql: triggers are written per dialect (sqlglot cannot translate their bodies).
+TRIGGER_FILES = ("sqlite", "postgresql")
+NEW_DIR = "new"  # under ddl/: the tables no legacy table feeds
 
 
 def ddl_dir() -> Path:
@@ -141,19 +104,6 @@ class TargetSchema:
             raise BadInput(f"the target schema has no table {qualified}") from None
 
 
-def physical_name(qualified: str, dialect: str) -> str:
-    """iam.users is iam_users on SQLite, iam.users (schema iam) on PostgreSQL."""
-    domain, name = qualified.split(".", 1)
-    return f"{domain}_{name}" if dialect == SQLITE else qualified
-
-
-def table_sql(qualified: str, dialect: str) -> str:
-    domain, name = qualified.split(".", 1)
-    if dialect == SQLITE:
-        return quote_ident(f"{domain}_{name}")
-    return f"{quote_ident(domain)}.{quote_ident(name)}"
-
-
 # --- loading ------------------------------------------------------------------------------------
 
 
@@ -213,11 +163,9 @@ _TRIGGER_NAME = re.compile(r"CREATE\s+TRIGGER\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?(\w+
 _FUNCTION_NAME = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+([\w.\"]+)", re.I)
 
 
-def _triggers(path: Path, dialect: str) -> list[Trigger]:
+def _triggers(path: Path) -> list[Trigger]:
     out = []
     for stmt in _split_marked(path.read_text()):
-        if dialect == SQLITE and not sqlite3.complete_statement(stmt):
-            raise BadInput(f"{path.name}: statement is not complete: {stmt[:60]}")
         if m := _TRIGGER_NAME.search(stmt):
             out.append(Trigger(m.group(1), stmt, "trigger"))
         elif m := _FUNCTION_NAME.search(stmt):
@@ -242,91 +190,67 @@ def load_schema(directory: str | None = None) -> TargetSchema:
                 cols = [_column(c) for c in stmt.this.expressions if isinstance(c, exp.ColumnDef)]
                 tables[f"{domain}.{tbl.name}"] = Table(domain, tbl.name, cols, _constraints(tbl.name, stmt), stmt)
             else:
-                indexes.append(
-                    Index(stmt.this.name, f"{domain}.{tbl.name}", bool(stmt.args.get("unique")),
-                          stmt.find(exp.IndexParameters).args.get("where") is not None, stmt)
-                )
-    triggers = {d: _triggers(root / f"triggers.{d}.sql", d) for d in DIALECTS}
+                indexes.append(_index(stmt, domain, tbl.name))
+    triggers = {d: _triggers(root / f"triggers.{d}.sql") for d in TRIGGER_FILES}
     return TargetSchema(tables, indexes, triggers)
 
 
-# --- rendering ----------------------------------------------------------------------------------
+# --- ddl/new/: the tables no legacy table feeds (seed 003) --------------------------------------
 
 
-def _to_sqlite(node: exp.Expression) -> exp.Expression:
-    if isinstance(node, exp.DataType) and node.this != exp.DataType.Type.USERDEFINED:
-        name = SQLITE_TYPES.get(node.this)
-        if name is None:
-            raise BadInput(f"ddl/ uses a type with no SQLite rendering: {node.sql()}")
-        params = ", ".join(p.sql() for p in node.expressions)
-        return exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=f"{name}({params})" if params else name)
-    if isinstance(node, exp.Table) and node.args.get("db"):
-        return exp.Table(this=exp.to_identifier(f"{node.db}_{node.name}"))
-    if isinstance(node, exp.Boolean):
-        return exp.Literal.number(1 if node.this else 0)
-    if isinstance(node, exp.Ordered) and isinstance(node.parent, exp.Schema | exp.IndexParameters | exp.Tuple):
-        # SQLite indexes take no NULLS FIRST/LAST: ask for SQLite's own order so none is written.
-        node.set("nulls_first", not node.args.get("desc"))
-    return node
+@dataclass
+class NewSchema:
+    tables: dict[str, Table]  # qualified name -> Table, in file order (domains in DOMAINS order)
+    indexes: list[Index]
 
 
-def pg_type_for_legacy(decl_type: str) -> str:
-    base = re.sub(r"\(.*", "", decl_type).strip().upper()
-    return PG_TYPES_BY_NAME.get(base) or PG_TYPES_BY_AFFINITY[sqlite_affinity(decl_type)]
+def _index(stmt: exp.Create, domain: str, name: str) -> Index:
+    return Index(stmt.this.name, f"{domain}.{name}", bool(stmt.args.get("unique")),
+                 stmt.find(exp.IndexParameters).args.get("where") is not None, stmt)
 
 
-def _declared(name: str, decl_type: str, dialect: str) -> exp.ColumnDef:
-    """A column that rides along from the legacy table, under its own name."""
-    if dialect == SQLITE:
-        kind = exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=decl_type) if decl_type else None
-    else:
-        kind = exp.DataType.build(pg_type_for_legacy(decl_type), dialect="postgres")
-    return exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=kind)
+@functools.lru_cache(maxsize=None)
+def load_new(directory: str | None = None) -> NewSchema:
+    """ddl/new/<domain>.sql parsed like ddl/<domain>.sql. A domain without a file has no new table.
 
-
-def create_table_sql(
-    table: Table, dialect: str, extra_columns: list[tuple[str, str]] = (), *, constraints: bool = True
-) -> str:
-    """CREATE TABLE for a dialect. On PostgreSQL `constraints=False` leaves keys and checks for after the load."""
-    node = table.node.copy()
-    schema = node.this
-    keep = []
-    for item in schema.expressions:
-        if isinstance(item, exp.Constraint) and not constraints:
+    Refuses (BadInput) a table outside its file's domain, a table ddl/ already has, and a constraint or
+    index name ddl/ or another new file already uses (PostgreSQL needs index names unique per schema,
+    SQLite per database)."""
+    root = Path(directory) if directory else ddl_dir() / NEW_DIR
+    base = load_schema()
+    tables: dict[str, Table] = {}
+    indexes: list[Index] = []
+    for domain in DOMAINS:
+        path = root / f"{domain}.sql"
+        if not path.exists():
             continue
-        if isinstance(item, exp.ColumnDef) and not constraints:
-            item.set("constraints", [c for c in item.args.get("constraints") or []
-                                     if not isinstance(c.args["kind"], exp.PrimaryKeyColumnConstraint)])
-        keep.append(item)
-    columns = [i for i in keep if isinstance(i, exp.ColumnDef)]
-    rest = [i for i in keep if not isinstance(i, exp.ColumnDef)]
-    schema.set("expressions", columns + [_declared(n, t, dialect) for n, t in extra_columns] + rest)
-    if dialect == SQLITE:
-        node = node.transform(_to_sqlite)
-    return node.sql(_SQLGLOT[dialect], identify=True, comments=False)
+        for stmt in _parse_file(path):
+            tbl = stmt.this.find(exp.Table) if stmt.kind == "INDEX" else stmt.this.this
+            if tbl.db != domain:
+                raise BadInput(f"new/{path.name}: {tbl.sql()} is not in the {domain} domain")
+            qualified = f"{domain}.{tbl.name}"
+            if stmt.kind == "TABLE":
+                if qualified in base.tables or qualified in tables:
+                    raise BadInput(f"new/{path.name}: {qualified} is defined twice")
+                cols = [_column(c) for c in stmt.this.expressions if isinstance(c, exp.ColumnDef)]
+                tables[qualified] = Table(domain, tbl.name, cols, _constraints(tbl.name, stmt), stmt)
+            else:
+                indexes.append(_index(stmt, domain, tbl.name))
+    for index in indexes:
+        if index.table not in tables:
+            raise BadInput(f"ddl/new/: index {index.name} is on {index.table}, which is not a new table")
+    names = [c.name for t in [*base.tables.values(), *tables.values()] for c in t.constraints]
+    names += [i.name for i in [*base.indexes, *indexes]]
+    names += [q.replace(".", "_") for q in [*base.tables, *tables]]  # SQLite's table names share one namespace
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BadInput(f"ddl/new/: names used twice across ddl/ and ddl/new/: {', '.join(dupes)}")
+    return NewSchema(tables, indexes)
 
 
-def create_index_sql(index: Index, dialect: str) -> str:
-    node = index.node.copy()
-    if dialect == SQLITE:
-        node = node.transform(_to_sqlite)
-    return node.sql(_SQLGLOT[dialect], identify=True, comments=False)
+def new_tables() -> list[Table]:
+    return list(load_new().tables.values())
 
 
-def add_constraint_sql(table: Table, constraint: Constraint) -> str:
-    """PostgreSQL: keys and checks are added after the bulk load."""
-    if constraint.kind == "primary_key":
-        body = f"PRIMARY KEY ({quote_ident(constraint.columns[0])})"
-    else:
-        body = constraint.node.expressions[0].sql("postgres", identify=True)
-    return (
-        f"ALTER TABLE {table_sql(table.qualified, POSTGRES)} "
-        f"ADD CONSTRAINT {quote_ident(constraint.name)} {body}"
-    )
-
-
-def expression_sql(node: exp.Expression, dialect: str) -> str:
-    node = node.copy()
-    if dialect == SQLITE:
-        node = node.transform(_to_sqlite)
-    return node.sql(_SQLGLOT[dialect], identify=True, comments=False)
+def new_indexes() -> list[Index]:
+    return list(load_new().indexes)

@@ -10,17 +10,17 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
-from dataclasses import replace
-
-import dpro_migrate.features.archive as archive
-from dpro_migrate.features.seeds import new_table_steps
 from dpro_migrate.model.legacy import LegacyDatabase
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE, Move, Resolution
-from dpro_migrate.plan.document import Step
-from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql
-from dpro_migrate.model.schema import SQLITE, TargetSchema, create_index_sql, create_table_sql, physical_name, table_sql
+from dpro_migrate.model.schema import Index, Table, TargetSchema
+from dpro_migrate.dialects import SQLITE, create_index_sql, create_table_sql, get_dialect, physical_name, table_sql
+from dpro_migrate.plan.operations import (CreateIndex, CreateQuarantine, CreateTable, CreateTrigger, DropLegacyTable,
+                                          DropLegacyTrigger, DropLegacyView, KeepSequence, MoveRows, Operation,
+                                          QuarantineRows, RecreateView, RenameTable, SetSequence)
+from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql, without_refused
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 
+DIALECT = get_dialect(SQLITE)
 LEDGER_SQL = table_sql(LEDGER_TABLE, SQLITE)
 QUARANTINE_SQL = table_sql(QUARANTINE_TABLE, SQLITE)
 STAGING_SUFFIX = "__dpro_new"
@@ -40,6 +40,11 @@ class Names:
         return quote_ident(self.working(qualified))
 
 
+def preflight_types(schema: TargetSchema, res: Resolution) -> None:
+    """SQLite keeps every value's storage class: no conversion to check."""
+    return None
+
+
 def _select(move: Move) -> str:
     where = f" WHERE {move.where}" if move.where else ""
     return f"SELECT {column_list(move.columns)} FROM {quote_ident(move.legacy)}{where}"
@@ -49,19 +54,17 @@ def move_sql(move: Move, names: Names) -> str:
     return f"INSERT INTO {names.sql(move.target)} ({column_list(move.columns)}) {_select(move)}"
 
 
-def move_back_sql(move: Move, later_parts: list[Move], names: Names) -> list[str]:
-    """Target rows back into the legacy table. Parts of a split are moved back last part first;
-    a row whose id a later part already put back (both written after the cutover) gets a new id."""
+def move_back_sql(move: Move, later_parts: list[Move], names: Names) -> tuple[list[str], list[str]]:
+    """(move back, renumber): target rows back into the legacy table. Parts of a split are moved back last
+    part first; a row whose id a later part already put back (both written after the cutover) gets a new id."""
     legacy, target = quote_ident(move.legacy), names.sql(move.target)
     cols = column_list(move.columns)
     if not later_parts:
-        return [f"INSERT INTO {legacy} ({cols}) SELECT {cols} FROM {target} ORDER BY \"id\""]
+        return [f"INSERT INTO {legacy} ({cols}) SELECT {cols} FROM {target} ORDER BY \"id\""], []
     taken = " UNION ALL ".join(f"SELECT \"id\" FROM {names.sql(p.target)}" for p in later_parts)
     no_id = column_list([c for c in move.columns if c != "id"])
-    return [
-        f"INSERT INTO {legacy} ({cols}) SELECT {cols} FROM {target} WHERE \"id\" NOT IN ({taken}) ORDER BY \"id\"",
-        f"INSERT INTO {legacy} ({no_id}) SELECT {no_id} FROM {target} WHERE \"id\" IN ({taken}) ORDER BY \"id\"",
-    ]
+    return ([f"INSERT INTO {legacy} ({cols}) SELECT {cols} FROM {target} WHERE \"id\" NOT IN ({taken}) ORDER BY \"id\""],
+            [f"INSERT INTO {legacy} ({no_id}) SELECT {no_id} FROM {target} WHERE \"id\" IN ({taken}) ORDER BY \"id\""])
 
 
 def _restore_sequence_sql(legacy: str, targets: list[str], names: Names) -> list[str]:
@@ -112,7 +115,7 @@ def quarantine_table(legacy: str) -> str:
     return f"{physical_name(QUARANTINE_TABLE, SQLITE)}__{legacy}"
 
 
-def _quarantine_steps(rules: list[Rule], tables: list[str]) -> list[Step]:
+def _quarantine_operations(rules: list[Rule], tables: list[str]) -> list[Operation]:
     """Refused rows leave their legacy table whole: each into system_quarantine__<table> (same columns,
     same affinities, so every value keeps its storage class), indexed by system_quarantine (table, id, rule)."""
     once, repeat = refusal_sql(rules)
@@ -127,15 +130,10 @@ def _quarantine_steps(rules: list[Rule], tables: list[str]) -> list[Step]:
     create = (f"CREATE TABLE {QUARANTINE_SQL} (\"id\" INTEGER PRIMARY KEY, source_table TEXT NOT NULL, "
               "source_pk INTEGER NOT NULL, rule TEXT NOT NULL, quarantined_at TEXT DEFAULT CURRENT_TIMESTAMP)")
     return [
-        Step("create_quarantine", physical_name(QUARANTINE_TABLE, SQLITE), [create], [f"DROP TABLE {QUARANTINE_SQL}"]),
-        Step("quarantine_rows", ", ".join(tables) or "(none)", once + repeat + index + copies, back,
-             {"repeat": [len(once), len(once) + len(repeat)], "tables": tables}),
+        CreateQuarantine(physical_name(QUARANTINE_TABLE, SQLITE), [create], [f"DROP TABLE {QUARANTINE_SQL}"]),
+        QuarantineRows(", ".join(tables) or "(none)", index + copies, back, tables=tables, refusal_once=once,
+                       refusal_repeat=repeat),
     ]
-
-
-def without_quarantined(move: Move, refused: str) -> Move:
-    keep = f"\"id\" NOT IN (SELECT source_pk FROM {refused} WHERE source_table = {quote_literal(move.legacy)})"
-    return replace(move, where=f"({move.where}) AND {keep}" if move.where else keep)
 
 
 def rewrite_view(sql: str, res: Resolution) -> str | None:
@@ -161,91 +159,78 @@ def rewrite_view(sql: str, res: Resolution) -> str | None:
     return tree.transform(swap).sql("sqlite", identify=True)
 
 
-def compat_view_steps(res: Resolution, dialect: str, taken: set[str]) -> list[Step]:
-    """Read-only views with the legacy names and columns over the domain tables, for old readers during the
-    cutover window (`finalize` drops them). A legacy name that is also a domain table's needs none."""
-    steps = []
-    for name in res.legacy_tables:
-        if name in taken:
-            continue
-        cols = column_list(res.moves_from(name)[0].columns)
-        union = " UNION ALL ".join(f"SELECT {cols} FROM {table_sql(m.target, dialect)}" for m in res.moves_from(name))
-        view = quote_ident(name) if dialect == SQLITE else f"\"public\".{quote_ident(name)}"
-        # OFFSET 0: PostgreSQL would otherwise let writes through a simple view; these are for reading.
-        body = union if dialect == SQLITE else f"{union} OFFSET 0"
-        steps.append(Step("create_compat_view", name, [f"CREATE VIEW {view} AS {body}"], [f"DROP VIEW IF EXISTS {view}"]))
-    return steps
-
-
-def build_steps(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
-                quarantine: tuple[list[Rule], list[str]] | None = None, compat_views: bool = False,
-                extras: tuple[str, ...] = ()) -> list[Step]:
-    """`quarantine` = (rules, legacy tables with refused rows): refused rows go to quarantine, not the target.
-    `compat_views`: views with the legacy names over the domain tables."""
+def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resolution,
+                     quarantine: tuple[list[Rule], list[str]] | None = None) -> list[Operation]:
+    """`quarantine` = (rules, legacy tables with refused rows): refused rows go to quarantine, not the target."""
     names = Names(schema, legacy)
-    steps: list[Step] = []
+    ops: list[Operation] = []
     for qualified, table in schema.tables.items():
         extra = list(dict.fromkeys(c for m in res.moves_into(qualified) for c in m.extra_columns))
         ddl = create_table_sql(table, SQLITE, extra)
         if qualified in names.staged:
             ddl = ddl.replace(table_sql(qualified, SQLITE), names.sql(qualified), 1)
-        steps.append(Step("create_table", physical_name(qualified, SQLITE), [ddl],
-                          [f"DROP TABLE IF EXISTS {names.sql(qualified)}"],
-                          {"table": qualified, "extra_columns": extra}))
+        ops.append(CreateTable(physical_name(qualified, SQLITE), [ddl], [f"DROP TABLE IF EXISTS {names.sql(qualified)}"],
+                               table=qualified, extra_columns=[list(c) for c in extra]))
     moved = res.legacy_tables
     for name in moved:
         if name in legacy.sequences or "AUTOINCREMENT" in legacy.tables[name].sql.upper():
             targets = [m.target for m in res.moves_from(name)]
-            steps.append(Step("keep_sequence", name, [], _restore_sequence_sql(name, targets, names),
-                              {"legacy": name, "targets": targets}))
+            ops.append(KeepSequence(name, [], _restore_sequence_sql(name, targets, names), legacy=name, targets=targets))
     for obj in legacy.objects:
         if not obj.sql or obj.type not in ("trigger", "view"):
             continue
-        if (obj.type == "trigger" and obj.table in moved) or (obj.type == "view" and _view_reads(obj.sql, moved)):
-            steps.append(Step(f"drop_legacy_{obj.type}", obj.name, [f"DROP {obj.type.upper()} {quote_ident(obj.name)}"],
-                              [obj.sql], {"table": obj.table}))
+        drop = [f"DROP {obj.type.upper()} {quote_ident(obj.name)}"]
+        if obj.type == "trigger" and obj.table in moved:
+            ops.append(DropLegacyTrigger(obj.name, drop, [obj.sql], table=obj.table))
+        elif obj.type == "view" and _view_reads(obj.sql, moved):
+            ops.append(DropLegacyView(obj.name, drop, [obj.sql], table=obj.table))
     if quarantine:
-        steps += _quarantine_steps(*quarantine)
+        ops += _quarantine_operations(*quarantine)
     for name in moved:
         parts = res.moves_from(name)
         if quarantine:
-            parts = [without_quarantined(m, QUARANTINE_SQL) for m in parts]
+            parts = [without_refused(m, QUARANTINE_SQL) for m in parts]
         for i, move in enumerate(parts):
-            steps.append(Step("move_rows", f"{name} -> {physical_name(move.target, SQLITE)}",
-                              [move_sql(move, names)], move_back_sql(move, parts[i + 1:], names),
-                              {"legacy": name, "target": move.target, "columns": move.columns,
-                               "extra_columns": [c for c, _ in move.extra_columns], "where": move.where}))
-            steps.append(Step("set_sequence", physical_name(move.target, SQLITE), _set_sequence_sql(move, names), [],
-                              {"legacy": name, "target": move.target}))
+            back, renumber = move_back_sql(move, parts[i + 1:], names)
+            ops.append(MoveRows(f"{name} -> {physical_name(move.target, SQLITE)}", [move_sql(move, names)], back,
+                                legacy=name, target=move.target, columns=move.columns,
+                                extra_columns=[c for c, _ in move.extra_columns], where=move.where, renumber=renumber))
+            ops.append(SetSequence(physical_name(move.target, SQLITE), _set_sequence_sql(move, names), [],
+                                   table=move.target, legacy=name))
     for name in moved:
         indexes = [o for o in legacy.objects_on(name) if o.type == "index" and o.sql]
-        steps.append(Step("drop_legacy_table", name,
-                          [f"DROP INDEX {quote_ident(i.name)}" for i in indexes] + [f"DROP TABLE {quote_ident(name)}"],
-                          [legacy.tables[name].sql] + [i.sql for i in indexes],
-                          {"rows": legacy.tables[name].rows}))
+        ops.append(DropLegacyTable(name, [f"DROP INDEX {quote_ident(i.name)}" for i in indexes]
+                                   + [f"DROP TABLE {quote_ident(name)}"],
+                                   [legacy.tables[name].sql] + [i.sql for i in indexes], rows=legacy.tables[name].rows))
     for qualified in schema.tables:
         if qualified in names.staged:
             final = physical_name(qualified, SQLITE)
-            steps.append(Step("rename_table", final, _rename(names.working(qualified), final),
-                              _rename(final, names.working(qualified)), {"table": qualified}))
-    if compat_views:
-        taken = {physical_name(q, SQLITE) for q in schema.tables} | {o.name for o in legacy.objects if o.type == "view"}
-        steps += compat_view_steps(res, SQLITE, taken)
+            ops.append(RenameTable(final, _rename(names.working(qualified), final),
+                                   _rename(final, names.working(qualified)), table=qualified))
     for obj in legacy.objects:
         if obj.type == "view" and obj.sql and _view_reads(obj.sql, moved):
             carried = rewrite_view(obj.sql, res)
             if carried:  # else the view is dropped, listed in the plan, and restored by rollback
-                steps.append(Step("recreate_view", obj.name, [carried], [f"DROP VIEW IF EXISTS {quote_ident(obj.name)}"],
-                                  {"legacy_sql": obj.sql}))
-    for index in schema.indexes:
-        steps.append(Step("create_index", index.name, [create_index_sql(index, SQLITE)],
-                          [f"DROP INDEX IF EXISTS {quote_ident(index.name)}"],
-                          {"table": index.table, "unique": index.unique, "partial": index.partial}))
-    if "archive-tables" in extras:
-        steps += archive.archive_steps(SQLITE, {s.info["table"]: s.info["extra_columns"]
-                                                for s in steps if s.kind == "create_table"})
+                ops.append(RecreateView(obj.name, [carried], [f"DROP VIEW IF EXISTS {quote_ident(obj.name)}"],
+                                        legacy_sql=obj.sql))
+    ops += [index_operation(index) for index in schema.indexes]
     for trig in schema.triggers[SQLITE]:
-        steps.append(Step("create_trigger", trig.name, [trig.sql], [f"DROP TRIGGER IF EXISTS {quote_ident(trig.name)}"]))
-    if "new-tables" in extras:
-        steps += new_table_steps(SQLITE)
-    return steps
+        ops.append(CreateTrigger(trig.name, [DIALECT.trigger_sql(trig)], [DIALECT.drop_trigger_sql(trig, "")]))
+    return ops
+
+
+def index_operation(index, *, new: bool = False) -> CreateIndex:
+    return CreateIndex(index.name, [create_index_sql(index, SQLITE)], [f"DROP INDEX IF EXISTS {quote_ident(index.name)}"],
+                       table=index.table, unique=index.unique, partial=index.partial, new=new)
+
+
+def table_operations(tables: dict[str, Table], indexes: list[Index], *, new: bool = False,
+                     extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> tuple[list[Operation], ...]:
+    """(tables, created whole with their keys and checks, no separate constraints, their indexes)."""
+    extra_columns = extra_columns or {}
+    creates: list[Operation] = [
+        CreateTable(physical_name(q, SQLITE), [create_table_sql(t, SQLITE, extra_columns.get(q, []))],
+                    [f"DROP TABLE IF EXISTS {table_sql(q, SQLITE)}"], table=q,
+                    extra_columns=[list(c) for c in extra_columns.get(q, [])], new=new)
+        for q, t in tables.items()]
+    return creates, [], [index_operation(index, new=new) for index in indexes]

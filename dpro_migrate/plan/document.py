@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from dpro_migrate import __version__
 from dpro_migrate.errors import BadInput
+from dpro_migrate.model.promise import Promise
+from dpro_migrate.plan.operations import (CreateArchive, CreateTable, Operation, RowMove,
+                                          operation_from_dict)
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: typed operations ("operations", each with its "kind"); 1 had untyped steps
 
-
-@dataclass
-class Step:
-    kind: str  # create_table, keep_sequence, replace_view, move_rows, set_sequence, drop_legacy_table, create_index, create_trigger
-    name: str  # the object the step is about
-    sql: list[str]  # run in order by apply
-    reverse: list[str]  # run in order by rollback (steps themselves in reverse order)
-    info: dict = field(default_factory=dict)
+Op = TypeVar("Op", bound=Operation)
 
 
 @dataclass
@@ -29,7 +26,7 @@ class Plan:
     source_fingerprint: str
     target: str  # "sqlite:in-place", or a URL without its password
     dialect: str
-    steps: list[Step]
+    operations: list[Operation]
     legacy_tables: dict[str, dict]  # name -> {"rows": n, "sql": original DDL}
     legacy_objects: list[dict]  # indexes, triggers, views: {"type", "name", "table", "sql"}
     unknown_tables: dict[str, str | None]
@@ -38,43 +35,56 @@ class Plan:
     on_reject: str = "fail"  # fail | quarantine
     preflight: dict = field(default_factory=dict)  # findings per rule, with every offending id
     compat_views: bool = False  # views with the legacy names over the domain tables, until `finalize`
-    extras: list[str] = field(default_factory=list)  # options of the seeds asked for: see commands.EXTRAS
+    features: list[str] = field(default_factory=list)  # the seeds' options asked for with --with
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tool_version: str = __version__
     format: int = PLAN_FORMAT
 
-    def steps_of(self, kind: str) -> list[Step]:
-        return [s for s in self.steps if s.kind == kind]
+    def of_type(self, kind: type[Op]) -> list[Op]:
+        return [op for op in self.operations if isinstance(op, kind)]
 
     @property
-    def moves(self) -> list[dict]:
-        return [s.info for s in self.steps_of("move_rows")]
+    def moves(self) -> list[RowMove]:
+        return self.of_type(RowMove)
+
+    def promises(self) -> list[Promise]:
+        return [p for op in self.operations for p in op.promises()]
+
+    def archived_tables(self) -> set[str]:
+        """Live domain tables that have an archive (verify and rollback read both)."""
+        return {op.archive_of for op in self.of_type(CreateArchive)}
+
+    def tables_without_legacy_home(self) -> list[CreateTable]:
+        """Domain tables no legacy table of this file feeds: rows in them were written after the cutover."""
+        fed = {m.target for m in self.moves}
+        return [op for op in self.of_type(CreateTable) if op.table not in fed]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+        data = asdict(self)
+        data["operations"] = [op.to_dict() for op in self.operations]
+        return json.dumps(data, indent=2, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Plan":
+    def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
-        if data.get("format") != PLAN_FORMAT:
-            raise BadInput(f"plan format {data.get('format')!r} is not supported (expected {PLAN_FORMAT})")
-        data["steps"] = [Step(**s) for s in data["steps"]]
+        if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else None
+            raise BadInput(f"plan format {found!r} is not supported (expected {PLAN_FORMAT}); make a new plan")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise BadInput(f"unknown field {unknown[0]!r}")
+        ops = data.get("operations")
+        if not isinstance(ops, list):
+            raise BadInput("its operations are not a list")
+        data["operations"] = [operation_from_dict(op, f"operation {i + 1}") for i, op in enumerate(ops)]
         return cls(**data)
-
-    def sql_script(self, *, reverse: bool = False) -> str:
-        """The exact statements apply (or rollback) runs, in order, one per line group."""
-        steps = reversed(self.steps) if reverse else self.steps
-        lines = []
-        for step in steps:
-            statements = step.reverse if reverse else step.sql
-            if statements:
-                lines.append(f"-- {step.kind}: {step.name}")
-                lines.extend(s.rstrip().rstrip(";") + ";" for s in statements)
-        return "\n".join(lines) + "\n"
 
 
 def save_plan(plan: Plan, path: str | os.PathLike) -> Path:
     path = Path(path)
+    if not path.parent.is_dir():
+        raise BadInput(f"{path.parent}: no such folder for the plan")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(plan.to_json())
     os.replace(tmp, path)
@@ -87,7 +97,9 @@ def load_plan(path: str | os.PathLike) -> Plan:
         return Plan.from_json(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read the plan ({exc})") from None
-    except (ValueError, TypeError, KeyError) as exc:
+    except BadInput as exc:
+        raise BadInput(f"{path}: is not a usable dpro-migrate plan: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise BadInput(f"{path}: is not a dpro-migrate plan ({exc})") from None
 
 

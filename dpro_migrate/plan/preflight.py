@@ -9,12 +9,13 @@ fixpoint, so what is left always satisfies every rule.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dpro_migrate.errors import ChecksFailed
 from dpro_migrate.model.mapping import Move, Resolution
-from dpro_migrate.backends.pgcopy import type_class, varchar_length
-from dpro_migrate.model.schema import POSTGRES, SQLITE, TargetSchema, expression_sql
+from dpro_migrate.plan.copy_lines import type_class, varchar_length
+from dpro_migrate.model.schema import TargetSchema
+from dpro_migrate.dialects import SQLITE, expression_sql
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 
 REFUSED = "temp.dpro_refused"  # (source_table, source_pk, rule): the ids found so far, during one run
@@ -55,6 +56,12 @@ def _rows(move: Move) -> str:
     return f"(SELECT * FROM {quote_ident(move.legacy)}{where})"
 
 
+def without_refused(move: Move, refused: str) -> Move:
+    """The move, less the rows recorded in `refused` (the quarantine, or REFUSED while the plan runs)."""
+    keep = f"\"id\" NOT IN (SELECT source_pk FROM {refused} WHERE source_table = {quote_literal(move.legacy)})"
+    return replace(move, where=f"({move.where}) AND {keep}" if move.where else keep)
+
+
 def _type_ok(column: str, pg_type: str) -> str:
     """A SQLite predicate: the value converts to the PostgreSQL type without changing. The load's encoder
     (pgcopy.field_sql) refuses a subset of what this refuses, so a refused load is always explained here."""
@@ -87,8 +94,7 @@ def _type_rule(move: Move, types: dict[str, str]) -> Rule:
                 f"SELECT \"id\", CASE {which} END AS rule FROM {_rows(move)} WHERE NOT ({every})")
 
 
-def build_rules(schema: TargetSchema, res: Resolution, dialect: str, types: dict[str, dict[str, str]] | None = None
-                ) -> list[Rule]:
+def build_rules(schema: TargetSchema, res: Resolution, types: dict[str, dict[str, str]] | None = None) -> list[Rule]:
     """Every rule of the target, as SQL on the source. `types` (move name -> column -> PostgreSQL type)
     adds the type-conversion rules of a PostgreSQL target."""
     rules: list[Rule] = []
@@ -100,7 +106,7 @@ def build_rules(schema: TargetSchema, res: Resolution, dialect: str, types: dict
             if not col.nullable and col.name in move.columns and not col.identity:
                 rules.append(Rule("not_null", f"not null {move.target}.{col.name}", move.legacy, move.target,
                                   f"SELECT \"id\" FROM {rows} WHERE {quote_ident(col.name)} IS NULL"))
-        if dialect == POSTGRES and types:
+        if types:
             rules.append(_type_rule(move, types[f"{move.legacy} -> {move.target}"]))
         for con in table.constraints:
             if not set(con.columns) <= set(move.columns):

@@ -10,13 +10,15 @@ from datetime import datetime, timezone
 from dpro_migrate import __version__
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.model.schema import SQLITE, physical_name, table_sql
+from dpro_migrate.plan.program import Statement
+from dpro_migrate.sqlnames import quote_ident
+from dpro_migrate.dialects import SQLITE, get_dialect, physical_name, table_sql
 
 LEDGER_COLUMNS = ("action", "at", "tool_version", "source", "source_fingerprint", "backup", "state", "plan")
 
 
 def create_sql(dialect: str) -> str:
-    key = "INTEGER PRIMARY KEY" if dialect == SQLITE else "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    key = get_dialect(dialect).ledger_key
     cols = ", ".join(f'"{c}" TEXT' + (" NOT NULL" if c in ("action", "at") else "") for c in LEDGER_COLUMNS)
     return f"CREATE TABLE IF NOT EXISTS {table_sql(LEDGER_TABLE, dialect)} (\"id\" {key}, {cols})"
 
@@ -34,14 +36,20 @@ class LedgerEntry:
     plan: Plan | None
 
 
-def entry_values(action: str, plan: Plan, backup: str | None, state: dict) -> tuple:
-    return (action, datetime.now(timezone.utc).isoformat(timespec="seconds"), __version__, plan.source,
-            plan.source_fingerprint, backup, json.dumps(state), plan.to_json())
-
-
-def insert_sql(dialect: str) -> str:
-    marks = ", ".join(["?" if dialect == SQLITE else "%s"] * len(LEDGER_COLUMNS))
-    return f"INSERT INTO {table_sql(LEDGER_TABLE, dialect)} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in LEDGER_COLUMNS)}) VALUES ({marks})"
+def insert_statement(dialect: str, action: str, plan: Plan, backup: str | None, *, state: dict | None = None,
+                     state_sql: str | None = None) -> Statement:
+    """One ledger row. `state_sql`: an SQL expression that computes the state in the transaction itself."""
+    param = get_dialect(dialect).param
+    values = [param] * len(LEDGER_COLUMNS)
+    params = [action, datetime.now(timezone.utc).isoformat(timespec="seconds"), __version__, plan.source,
+              plan.source_fingerprint, backup, json.dumps(state or {}), plan.to_json()]
+    if state_sql is not None:
+        at = LEDGER_COLUMNS.index("state")
+        values[at] = state_sql
+        del params[at]
+    columns = ", ".join(quote_ident(c) for c in LEDGER_COLUMNS)
+    return Statement(f"INSERT INTO {table_sql(LEDGER_TABLE, dialect)} ({columns}) VALUES ({', '.join(values)})",
+                     tuple(params), comment="the ledger: what was done, with the plan (rollback's instructions)")
 
 
 def _entry(row) -> LedgerEntry:

@@ -67,7 +67,7 @@ def check_backup(backup: Path) -> tuple[dict[str, int], str]:
 
 
 def _busy_timeout_ms() -> int:
-    from dpro_migrate.backends.sqlite import lock_timeout_ms
+    from dpro_migrate.db.connections import lock_timeout_ms
 
     return lock_timeout_ms()
 

@@ -1,4 +1,4 @@
-"""Prove the move: every legacy row in its domain table value for value, counts, integrity, promised objects.
+"""Prove the move on SQLite: every legacy row in its domain table value for value, counts, integrity, promised objects.
 
 Every difference is collected; nothing stops at the first one.
 """
@@ -7,81 +7,21 @@ from __future__ import annotations
 
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import dpro_migrate.safety.ledger as ledger
+from dpro_migrate.dialects import SQLITE, get_dialect, physical_name, table_sql
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.legacy import connect_readonly
-from dpro_migrate.features.archive import rows_with_archive_sql
+from dpro_migrate.plan.archived import rows_with_archive_sql
+from dpro_migrate.plan.build_sqlite import quarantine_table
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.model.schema import SQLITE, physical_name, table_sql
+from dpro_migrate.model.promise import Promise
+from dpro_migrate.plan.operations import CreateTable, QuarantineRows, RowMove
 from dpro_migrate.sqlnames import quote_ident
+from dpro_migrate.verify.report import SAMPLE, Check, MoveCount, VerifyReport, accounting_check, promises_check
 
-SAMPLE = 10
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-    items: list = field(default_factory=list)
-
-
-@dataclass
-class MoveCount:
-    legacy: str
-    target: str
-    source_rows: int
-    matched: int
-    missing_or_different: int
-    added_after_cutover: int
-
-
-@dataclass
-class VerifyReport:
-    source: str
-    backup: str | None
-    checks: list[Check]
-    counts: list[MoveCount]
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
-
-
-def unaccounted(per_legacy: dict[str, int], quarantined: dict[str, int], total_rows) -> list[str]:
-    """Legacy tables whose rows do not add up: rows placed per legacy table (all its moves) plus rows in
-    quarantine must equal its rows in the source; `total_rows(table)` counts those."""
-    placed = dict(quarantined)
-    for name, n in per_legacy.items():
-        placed[name] = placed.get(name, 0) + n
-    wrong = []
-    for name, n in placed.items():
-        total = total_rows(name)
-        if n != total:
-            wrong.append(f"{name}: {n} of {total}")
-    return wrong
-
-
-def per_legacy(pairs) -> dict[str, int]:
-    """Sum (legacy table, rows) pairs per legacy table: the parts of a split add up."""
-    out: dict[str, int] = {}
-    for legacy, n in pairs:
-        out[legacy] = out.get(legacy, 0) + n
-    return out
-
-
-def accounting_check(counts: list["MoveCount"], quarantined: dict[str, int], total_rows) -> Check:
-    wrong = unaccounted(per_legacy((c.legacy, c.matched) for c in counts), quarantined, total_rows)
-    detail = f"{sum(quarantined.values())} rows in quarantine" if quarantined else "no quarantine"
-    return Check("source rows = target rows + quarantined rows", not wrong, "; ".join(wrong) or detail, wrong)
-
+DIALECT = get_dialect(SQLITE)
 
 def _same_value(count: int) -> str:
     # IS compares NULLs as equal; typeof() tells 1 from '1' and from 1.0: storage classes must survive too.
@@ -96,19 +36,14 @@ def _numbered(columns: list[str], rows: str) -> str:
     return f"(SELECT \"id\"{cols} FROM {rows})"
 
 
-def archived_tables(plan: Plan) -> set[str]:
-    """Domain tables with an archive (apply --with archive-tables): their rows are the table's and the archive's."""
-    return {s.info["archive_of"] for s in plan.steps if s.info.get("archive_of")}
-
-
-def compare_move(conn: sqlite3.Connection, move: dict, source_schema: str, archived: set[str] = frozenset()
+def compare_move(conn: sqlite3.Connection, move: RowMove, source_schema: str, archived: set[str] = frozenset()
                  ) -> tuple[MoveCount, list]:
-    where = f" WHERE {move['where']}" if move["where"] else ""
-    source = f"{source_schema}.{quote_ident(move['legacy'])}{where}"
-    target = f"main.{table_sql(move['target'], SQLITE)}"
-    if move["target"] in archived:
-        target = rows_with_archive_sql(move["target"], move["columns"], SQLITE, target)
-    cols = move["columns"]
+    where = f" WHERE {move.where}" if move.where else ""
+    source = f"{source_schema}.{quote_ident(move.legacy)}{where}"
+    target = f"main.{table_sql(move.target, SQLITE)}"
+    if move.target in archived:
+        target = rows_with_archive_sql(move.target, move.columns, SQLITE, target)
+    cols = move.columns
     # One join gives the source count, the ids found and the rows that differ; ids are primary keys on
     # both sides, so what the target holds beyond the ids found was added after the cutover.
     joined = (f"FROM {_numbered(cols, source)} AS s "
@@ -117,16 +52,7 @@ def compare_move(conn: sqlite3.Connection, move: dict, source_schema: str, archi
     source_rows, found, bad = conn.execute(f"SELECT count(*), count(t.\"id\"), coalesce(sum({differs}), 0) {joined}").fetchone()
     sample = [r[0] for r in conn.execute(f"SELECT s.\"id\" {joined} WHERE {differs} LIMIT {SAMPLE}")] if bad else []
     added = conn.execute(f"SELECT count(*) FROM {target} AS t").fetchone()[0] - found
-    return MoveCount(move["legacy"], move["target"], source_rows, source_rows - bad, bad, added), sample
-
-
-def _objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
-    return {(t, n) for t, n in conn.execute("SELECT type, name FROM main.sqlite_master")}
-
-
-def promised_objects(plan: Plan) -> list[tuple[str, str]]:
-    kinds = {"create_table": "table", "create_index": "index", "create_trigger": "trigger", "create_archive": "table"}
-    return [(kinds[s.kind], s.name) for s in plan.steps if s.kind in kinds]
+    return MoveCount(move.legacy, move.target, source_rows, source_rows - bad, bad, added), sample
 
 
 def _structure_checks(path: Path) -> tuple[list, list[str]]:
@@ -156,21 +82,19 @@ def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
         structure = pool.submit(_structure_checks, path)
         counts = []
         for move in plan.moves:
-            count, sample = compare_move(conn, move, "bak", archived_tables(plan))
+            count, sample = compare_move(conn, move, "bak", plan.archived_tables())
             counts.append(count)
-            checks.append(Check(f"rows {move['legacy']} -> {physical_name(move['target'], SQLITE)}",
+            checks.append(Check(f"rows {move.legacy} -> {physical_name(move.target, SQLITE)}",
                                 count.missing_or_different == 0,
                                 f"{count.matched} of {count.source_rows} legacy rows present value for value"
                                 + (f", {count.added_after_cutover} added after the cutover" if count.added_after_cutover else ""),
                                 [{"legacy_id": i} for i in sample]))
         checks += _quarantine_checks(conn, plan, counts)
         checks.append(_unknown_tables_untouched(conn, plan))
-        present = _objects(conn)
-        missing = [f"{t} {n}" for t, n in promised_objects(plan) if (t, n) not in present]
-        checks.append(Check("promised tables, indexes and triggers exist", not missing,
-                            f"{len(promised_objects(plan)) - len(missing)} of {len(promised_objects(plan))} present", missing))
-        domain_names = {s.name for s in plan.steps_of("create_table")}
-        left = [n for n in plan.legacy_tables if ("table", n) in present and n not in domain_names]
+        checks.append(promises_check(plan, DIALECT.catalog(conn)))
+        domain_names = {op.name for op in plan.of_type(CreateTable)}
+        present = DIALECT.catalog(conn)
+        left = [n for n in plan.legacy_tables if Promise("table", n) in present and n not in domain_names]
         checks.append(Check("legacy tables replaced", not left, "none left" if not left else "still present", left))
         fk, integrity = structure.result()
         checks.append(Check("foreign_key_check", not fk, f"{len(fk)} violations" if fk else "clean",
@@ -184,10 +108,8 @@ def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
 
 def _quarantine_checks(conn: sqlite3.Connection, plan: Plan, counts: list[MoveCount]) -> list[Check]:
     """Quarantined rows are whole and unchanged, and source rows = target rows + quarantined rows."""
-    from dpro_migrate.plan.build_sqlite import quarantine_table
-
-    step = next(iter(plan.steps_of("quarantine_rows")), None)
-    tables = step.info["tables"] if step else []
+    step = next(iter(plan.of_type(QuarantineRows)), None)
+    tables = step.tables if step else []
     changed, quarantined = [], {}
     for name in tables:
         q = quote_ident(quarantine_table(name))

@@ -1,0 +1,105 @@
+"""What every target database answers the same question differently about: one class per dialect.
+
+Like Alembic's `DefaultImpl` and sqlglot's `Dialect`: callers ask the dialect object, they never ask
+which database it is. The registry maps the name a plan records ("sqlite", "postgresql") to its class.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlglot import exp
+
+from dpro_migrate.errors import BadInput
+from dpro_migrate.model.schema import Constraint, Index, Table
+from dpro_migrate.sqlnames import quote_ident
+
+DIALECTS: dict[str, Dialect] = {}
+
+
+class Dialect:
+    name: ClassVar[str]
+    title: ClassVar[str]  # for people: "PostgreSQL"
+    sqlglot_name: ClassVar[str]
+    param: ClassVar[str]  # the driver's placeholder
+    ledger_key: ClassVar[str]  # the ledger's id column
+    has_schemas: ClassVar[bool]  # domains as schemas (iam.users) or as name prefixes (iam_users)
+    # features (`--with`) this database can do
+    features: ClassVar[tuple[str, ...]] = ("new-tables", "archive-tables")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        DIALECTS[cls.name] = cls()
+
+    # --- naming -------------------------------------------------------------------------------
+    def physical_name(self, qualified: str) -> str:
+        raise NotImplementedError
+
+    def table_sql(self, qualified: str) -> str:
+        raise NotImplementedError
+
+    def index_sql(self, qualified_table: str, index: str) -> str:
+        """An index's name as DROP INDEX wants it."""
+        raise NotImplementedError
+
+    def compat_view_sql(self, legacy: str) -> str:
+        raise NotImplementedError
+
+    # --- DDL rendering ------------------------------------------------------------------------
+    def transform(self, node: exp.Expression) -> exp.Expression:
+        """ddl/ is written for PostgreSQL: what changes, node by node, for this dialect."""
+        return node
+
+    def render(self, node: exp.Expression) -> str:
+        node = node.copy().transform(self.transform)
+        return node.sql(self.sqlglot_name, identify=True, comments=False)
+
+    def ride_along_column(self, name: str, decl_type: str) -> exp.ColumnDef:
+        """A column that rides along from the legacy table, under its own name."""
+        raise NotImplementedError
+
+    def create_table_sql(self, table: Table, extra_columns: list[tuple[str, str]] = (), *,
+                         constraints: bool = True) -> str:
+        """CREATE TABLE; `constraints=False` leaves keys and checks for after a bulk load."""
+        node = table.node.copy()
+        schema = node.this
+        keep = []
+        for item in schema.expressions:
+            if isinstance(item, exp.Constraint) and not constraints:
+                continue
+            if isinstance(item, exp.ColumnDef) and not constraints:
+                item.set("constraints", [c for c in item.args.get("constraints") or []
+                                         if not isinstance(c.args["kind"], exp.PrimaryKeyColumnConstraint)])
+            keep.append(item)
+        columns = [i for i in keep if isinstance(i, exp.ColumnDef)]
+        rest = [i for i in keep if not isinstance(i, exp.ColumnDef)]
+        schema.set("expressions", columns + [self.ride_along_column(n, t) for n, t in extra_columns] + rest)
+        return self.render(node)
+
+    def create_index_sql(self, index: Index) -> str:
+        return self.render(index.node)
+
+    def add_constraint_sql(self, table: Table, constraint: Constraint) -> str:
+        if constraint.kind == "primary_key":
+            body = f"PRIMARY KEY ({quote_ident(constraint.columns[0])})"
+        else:
+            body = constraint.node.expressions[0].sql(self.sqlglot_name, identify=True)
+        return f"ALTER TABLE {self.table_sql(table.qualified)} ADD CONSTRAINT {quote_ident(constraint.name)} {body}"
+
+    # --- the ledger ---------------------------------------------------------------------------
+    def placeholders(self, n: int) -> str:
+        return ", ".join([self.param] * n)
+
+    # --- SQLAlchemy and Alembic ---------------------------------------------------------------
+    def sa_table_options(self, table: Table, autoincrement: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    alembic_options: ClassVar[dict[str, Any]] = {}
+    version_table_schema: ClassVar[str | None] = None
+
+
+def get_dialect(name: str) -> Dialect:
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise BadInput(f"unknown dialect {name!r}: choose {' or '.join(DIALECTS)}") from None

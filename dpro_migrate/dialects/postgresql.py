@@ -1,0 +1,118 @@
+"""PostgreSQL: one schema per domain (iam.users); ddl/ is already written in its syntax."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlglot import exp
+
+from dpro_migrate.dialects.base import Dialect
+from dpro_migrate import DOMAINS
+from dpro_migrate.model.promise import Promise
+from dpro_migrate.model.schema import Table, Trigger
+from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
+
+# A legacy declared type (for columns that ride along) -> PostgreSQL type.
+PG_TYPES_BY_NAME = {"BOOLEAN": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ", "DATETIME": "TIMESTAMPTZ", "JSON": "JSONB"}
+PG_TYPES_BY_AFFINITY = {"INTEGER": "BIGINT", "TEXT": "TEXT", "REAL": "DOUBLE PRECISION", "BLOB": "BYTEA", "NUMERIC": "TEXT"}
+
+
+def sqlite_affinity(decl_type: str) -> str:
+    """SQLite's affinity rules (datatype3.html, section 3.1), in their order."""
+    t = decl_type.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if "BLOB" in t or not t.strip():
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+
+
+def pg_type_for_legacy(decl_type: str) -> str:
+    base = re.sub(r"\(.*", "", decl_type).strip().upper()
+    return PG_TYPES_BY_NAME.get(base) or PG_TYPES_BY_AFFINITY[sqlite_affinity(decl_type)]
+
+
+_TRIGGER_TABLE = re.compile(r"\bON\s+((?:\"?\w+\"?\.)?\"?\w+\"?)", re.I)
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    title = "PostgreSQL"
+    sqlglot_name = "postgres"
+    param = "%s"
+    ledger_key = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    has_schemas = True
+    trigger_body_starts = r"\bEXECUTE\b"
+    features = ("new-tables", "archive-tables", "row-level-security", "partition-by-month")
+    alembic_options = {}
+    # Alembic's version table lives in system, with dpro-migrate's own bookkeeping: see handoff/environment.py.
+    version_table_schema = "system"
+
+    def table_exists_sql(self, schema: str | None, name: str) -> str:
+        return f"SELECT 1 WHERE to_regclass({quote_literal(quote_ident(schema) + '.' + quote_ident(name))}) IS NOT NULL"
+
+    def physical_name(self, qualified: str) -> str:
+        return qualified
+
+    def table_sql(self, qualified: str) -> str:
+        domain, name = qualified.split(".", 1)
+        return f"{quote_ident(domain)}.{quote_ident(name)}"
+
+    def index_sql(self, qualified_table: str, index: str) -> str:
+        return f"{quote_ident(qualified_table.split('.')[0])}.{quote_ident(index)}"
+
+    def compat_view_sql(self, legacy: str) -> str:
+        return f"\"public\".{quote_ident(legacy)}"
+
+    def compat_view_body(self, union: str) -> str:
+        # OFFSET 0: PostgreSQL would otherwise let writes through a simple view; these are for reading.
+        return f"{union} OFFSET 0"
+
+    def ride_along_column(self, name: str, decl_type: str) -> exp.ColumnDef:
+        kind = exp.DataType.build(pg_type_for_legacy(decl_type), dialect="postgres")
+        return exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=kind)
+
+    def trigger_sql(self, trigger: Trigger) -> str:
+        return trigger.sql
+
+    def drop_trigger_sql(self, trigger: Trigger, table: str) -> str:
+        return f"DROP TRIGGER IF EXISTS {quote_ident(trigger.name)} ON {table}"
+
+    def trigger_table(self, trigger: Trigger) -> str:
+        """The table a trigger is on, as written in its CREATE TRIGGER."""
+        return _TRIGGER_TABLE.search(trigger.sql.split("EXECUTE")[0]).group(1)
+
+    def copy_statement(self, target_sql: str, columns: list[str], *, freeze: bool = True) -> str:
+        """FREEZE: the table was created in this transaction, so its rows are written frozen and its pages
+        all-visible; the index builds and key checks that follow read them cheaper, and nothing has to rewrite
+        every page after the cutover to set hint bits. A partitioned table refuses FREEZE."""
+        return f"COPY {target_sql} ({column_list(columns)}) FROM STDIN (FORMAT csv{', FREEZE' if freeze else ''})"
+
+    def catalog(self, cur) -> set[Promise]:
+        """What the seven schemas hold, as operations promise it; constraints only once validated, triggers
+        only while enabled."""
+        domains = (list(DOMAINS),)
+        out = {Promise("schema", r[0]) for r in cur.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", domains)}
+        out |= {Promise("table", f"{s}.{t}") for s, t in cur.execute(
+            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY(%s)", domains)}
+        out |= {Promise("index", r[0]) for r in cur.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = ANY(%s)", domains)}
+        out |= {Promise("constraint", r[0]) for r in cur.execute(
+            "SELECT c.conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = ANY(%s) AND c.convalidated", domains)}
+        out |= {Promise("trigger", r[0]) for r in cur.execute(
+            "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON "
+            "n.oid = c.relnamespace WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal AND t.tgenabled <> 'D'", domains)}
+        out |= {Promise("function", f"{s}.{f}") for s, f in cur.execute(
+            "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = ANY(%s)", domains)}
+        return out
+
+    def sa_table_options(self, table: Table, autoincrement: bool) -> dict[str, Any]:
+        return {"schema": table.domain}

@@ -1,0 +1,96 @@
+"""SQLite: domains are table-name prefixes (iam_users); types are rendered for the legacy column's affinity."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from sqlglot import exp
+
+from dpro_migrate.dialects.base import Dialect
+from dpro_migrate.errors import BadInput
+from dpro_migrate.model.schema import Table, Trigger
+from dpro_migrate.model.promise import Promise
+from dpro_migrate.sqlnames import quote_ident, quote_literal
+
+# Canonical (ddl/) type -> SQLite declared type, chosen for the affinity of the legacy column.
+SQLITE_TYPES = {
+    exp.DataType.Type.BIGINT: "INTEGER",
+    exp.DataType.Type.INT: "INTEGER",
+    exp.DataType.Type.TEXT: "TEXT",
+    exp.DataType.Type.VARCHAR: "VARCHAR",
+    exp.DataType.Type.BOOLEAN: "BOOLEAN",
+    exp.DataType.Type.TIMESTAMPTZ: "TIMESTAMP",
+    exp.DataType.Type.TIMESTAMP: "TIMESTAMP",
+    exp.DataType.Type.JSONB: "JSON",
+    exp.DataType.Type.JSON: "JSON",
+    exp.DataType.Type.DOUBLE: "REAL",
+    exp.DataType.Type.VARBINARY: "BLOB",
+}
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    title = "SQLite"
+    sqlglot_name = "sqlite"
+    param = "?"
+    ledger_key = "INTEGER PRIMARY KEY"
+    has_schemas = False
+    trigger_body_starts = r"\bBEGIN\b"
+    alembic_options = {"render_as_batch": True}  # SQLite has no ALTER for most changes: Alembic's batch mode
+    version_table_schema = None
+
+    def table_exists_sql(self, schema: str | None, name: str) -> str:
+        return f"SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = {quote_literal(name)}"
+
+    def physical_name(self, qualified: str) -> str:
+        domain, name = qualified.split(".", 1)
+        return f"{domain}_{name}"
+
+    def table_sql(self, qualified: str) -> str:
+        return quote_ident(self.physical_name(qualified))
+
+    def index_sql(self, qualified_table: str, index: str) -> str:
+        return quote_ident(index)
+
+    def compat_view_sql(self, legacy: str) -> str:
+        return quote_ident(legacy)
+
+    def compat_view_body(self, union: str) -> str:
+        return union
+
+    def transform(self, node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.DataType) and node.this != exp.DataType.Type.USERDEFINED:
+            name = SQLITE_TYPES.get(node.this)
+            if name is None:
+                raise BadInput(f"ddl/ uses a type with no SQLite rendering: {node.sql()}")
+            params = ", ".join(p.sql() for p in node.expressions)
+            return exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=f"{name}({params})" if params else name)
+        if isinstance(node, exp.Table) and node.args.get("db"):
+            return exp.Table(this=exp.to_identifier(f"{node.db}_{node.name}"))
+        if isinstance(node, exp.Boolean):
+            return exp.Literal.number(1 if node.this else 0)
+        if isinstance(node, exp.Ordered) and isinstance(node.parent, exp.Schema | exp.IndexParameters | exp.Tuple):
+            # SQLite indexes take no NULLS FIRST/LAST: ask for SQLite's own order so none is written.
+            node.set("nulls_first", not node.args.get("desc"))
+        return node
+
+    def ride_along_column(self, name: str, decl_type: str) -> exp.ColumnDef:
+        # declared verbatim: the legacy declaration keeps the legacy affinity
+        kind = exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=decl_type) if decl_type else None
+        return exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=kind)
+
+    def trigger_sql(self, trigger: Trigger) -> str:
+        if not sqlite3.complete_statement(trigger.sql):
+            raise BadInput(f"ddl/triggers.sqlite.sql: statement is not complete: {trigger.sql[:60]}")
+        return trigger.sql
+
+    def drop_trigger_sql(self, trigger: Trigger, table: str) -> str:
+        return f"DROP TRIGGER IF EXISTS {quote_ident(trigger.name)}"
+
+    def catalog(self, conn) -> set[Promise]:
+        """What the file holds, as operations promise it: (table | index | trigger | view, name)."""
+        return {Promise(kind, name) for kind, name in conn.execute("SELECT type, name FROM main.sqlite_master")}
+
+    def sa_table_options(self, table: Table, autoincrement: bool) -> dict[str, Any]:
+        return {"sqlite_autoincrement": autoincrement}

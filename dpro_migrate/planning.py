@@ -1,0 +1,67 @@
+"""Make the plan: read the source, resolve the mapping, find every row the target would refuse, and
+build the operations for the target's dialect, the asked-for features included."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import dpro_migrate.plan.preflight as preflight
+from dpro_migrate.errors import BadInput
+from dpro_migrate.features.registry import PlanContext, add_features, check_features
+from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.model.mapping import load_mapping, resolve
+from dpro_migrate.model.schema import load_schema
+from dpro_migrate.plan.builders import builder_for
+from dpro_migrate.plan.document import Plan
+from dpro_migrate.safety.state import file_state, read_file, require_legacy
+from dpro_migrate.targets import Target, parse_target
+
+ON_REJECT = ("fail", "quarantine")
+
+
+def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "fail",
+              compat_views: bool = False, features: tuple[str, ...] = (), find_now: bool = True) -> Plan:
+    """`find_now=False` leaves the preflight to apply (which always runs it again under its lock):
+    for apply straight from the source with --on-reject fail, once is enough."""
+    target = target or parse_target(None)
+    if on_reject not in ON_REJECT:
+        raise BadInput(f"--on-reject {on_reject!r}: choose fail or quarantine")
+    check_features(features, target.dialect)
+    db = read_file(source)
+    require_legacy(db)
+    if file_state(db) == "migrated":
+        raise BadInput(f"{source}: is already migrated; see `dpro-migrate status`")
+    schema, mapping = load_schema(), load_mapping()
+    res = resolve(db, schema, mapping)
+    builder = builder_for(target.dialect)
+    rules = preflight.build_rules(schema, res, builder.preflight_types(schema, res))
+    found = preflight.PreflightReport([], {})
+    if find_now or on_reject != "fail":
+        conn = connect_readonly(source)
+        try:
+            found = preflight.run(conn, rules)
+        finally:
+            conn.close()
+    quarantine = (rules, sorted(found.refused_rows)) if on_reject == "quarantine" and not found.clean else None
+    ops = builder.build_operations(db, schema, res, quarantine)
+    ops = add_features(ops, PlanContext(target.dialect, source, db, schema, res, tuple(features)),
+                       compat_views=compat_views)
+    once, repeat = preflight.refusal_sql(rules)
+    return Plan(
+        source=str(source.resolve()),
+        source_fingerprint=db.fingerprint,
+        target=target.display,
+        dialect=target.dialect,
+        operations=ops,
+        legacy_tables={n: {"rows": db.tables[n].rows, "sql": db.tables[n].sql} for n in res.legacy_tables},
+        legacy_objects=[{"type": o.type, "name": o.name, "table": o.table, "sql": o.sql} for o in db.objects],
+        unknown_tables=res.unknown_tables,
+        missing_legacy_tables=res.missing_legacy,
+        extra_columns={t: [list(c) for c in cols] for t, cols in res.extra_columns.items()},
+        on_reject=on_reject,
+        compat_views=compat_views,
+        features=list(features),
+        preflight={"findings": [dataclasses.asdict(f) for f in found.findings], "refused_rows": found.refused_rows,
+                   "sql_once": once, "sql_repeat": repeat},
+    )

@@ -1,0 +1,79 @@
+"""The verbs on a PostgreSQL target: the source is only read; the seven schemas live in the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dpro_migrate.safety.ledger as ledger
+from dpro_migrate import DOMAINS
+from dpro_migrate.backends import postgres as backend
+from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
+from dpro_migrate.db.connections import connect
+from dpro_migrate.dialects import POSTGRES
+from dpro_migrate.errors import BadInput
+from dpro_migrate.features.archive import archive_rows, unarchive_rows
+from dpro_migrate.model.mapping import load_mapping
+from dpro_migrate.plan.document import Plan
+from dpro_migrate.safety.state import read_file
+from dpro_migrate.targets import Target
+from dpro_migrate.verbs.sqlite import StatusReport, history_of
+from dpro_migrate.verify.postgres import has_ledger, read_ledger, verify_postgres
+from dpro_migrate.verify.report import VerifyReport
+
+
+class PostgresSite:
+    dialect = POSTGRES
+
+    def __init__(self, source: Path, target: Target):
+        self.source, self.target = Path(source), target
+
+    def already_applied(self) -> ApplyResult | None:
+        return None  # apply reads the target's ledger under its own connection
+
+    def apply(self, plan: Plan, *, backup_dir: Path, replace_existing: bool = False, progress=None,
+              rows_progress=None) -> ApplyResult:
+        return backend.apply_postgres(plan, self.target, backup_dir=backup_dir, replace_existing=replace_existing,
+                                      progress=progress, rows_progress=rows_progress)
+
+    def apply_script(self, plan: Plan) -> str:
+        return backend.apply_script(plan)
+
+    def rollback_script(self, plan: Plan) -> str:
+        return backend.rollback_script(plan)
+
+    def verify(self, *, backup: Path | None = None) -> VerifyReport:
+        return verify_postgres(self.target)
+
+    def rollback(self, *, write_back: bool = False, backup_dir: Path, progress=None,
+                 rows_progress=None) -> RollbackResult:
+        return backend.rollback_postgres(self.target, write_back=write_back, backup_dir=backup_dir, progress=progress)
+
+    def finalize(self) -> list[str]:
+        return backend.finalize_postgres(self.target)
+
+    def database_url(self) -> str:
+        return self.target.conninfo
+
+    def archive(self, table: str, older_than):
+        if older_than is None:
+            return unarchive_rows(self.target, POSTGRES, table)
+        return archive_rows(self.target, POSTGRES, table, older_than)
+
+    def recorded_plan(self) -> Plan:
+        conn, entry = read_ledger(self.target)
+        conn.close()
+        if entry is None:
+            raise BadInput(f"{self.target.display}: is not migrated; nothing to roll back")
+        return entry.plan
+
+    def status(self) -> StatusReport:
+        conn = connect(self.target)
+        try:
+            schemas = backend.existing_schemas(conn)
+            entries = ledger.read_entries(conn, POSTGRES) if has_ledger(conn) else []
+        finally:
+            conn.close()
+        state = "migrated" if entries and len(schemas) == len(DOMAINS) else "partly migrated" if schemas else "legacy"
+        db = read_file(self.source)
+        return StatusReport(self.target.display, state, [t for t in load_mapping().legacy_tables if t in db.tables],
+                            schemas, history_of(entries))

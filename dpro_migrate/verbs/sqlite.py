@@ -1,0 +1,124 @@
+"""The verbs on a SQLite target: the legacy file migrated in place, or a separate new file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dpro_migrate.safety.ledger as ledger
+from dpro_migrate.backends import sqlite as backend
+from dpro_migrate.dialects import SQLITE
+from dpro_migrate.errors import BadInput
+from dpro_migrate.features.archive import archive_rows, unarchive_rows
+from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.model.mapping import load_mapping
+from dpro_migrate.plan.document import Plan
+from dpro_migrate.safety.backup import backup_file
+from dpro_migrate.safety.state import domain_tables, file_state, read_file
+from dpro_migrate.targets import Target
+from dpro_migrate.verify.report import VerifyReport
+from dpro_migrate.verify.sqlite import verify_sqlite
+
+
+@dataclass
+class StatusReport:
+    path: str
+    state: str
+    legacy_tables: list[str]
+    domain_tables: list[str]
+    history: list[dict]
+
+
+def history_of(entries: list[ledger.LedgerEntry]) -> list[dict]:
+    return [{"id": e.id, "action": e.action, "at": e.at, "tool_version": e.tool_version, "backup": e.backup,
+             "operations": len(e.plan.operations) if e.plan else 0} for e in entries]
+
+
+class SQLiteSite:
+    """Where the migrated schema lives: the source itself (in place), or the separate file of --target."""
+
+    dialect = SQLITE
+
+    def __init__(self, source: Path, target: Target):
+        self.source, self.target = Path(source), target
+        self.path = target.path if target.path else self.source  # what verify, rollback and status look at
+
+    def already_applied(self) -> backend.ApplyResult | None:
+        """In place, a migrated file is a finished apply: its time, from the ledger."""
+        if self.target.path or file_state(read_file(self.source)) != "migrated":
+            return None
+        applies = [h for h in self.status().history if h["action"] == "apply"]
+        return backend.ApplyResult(True, applied_at=applies[-1]["at"] if applies else None)
+
+    def apply(self, plan: Plan, *, backup_dir: Path, replace_existing: bool = False, progress=None,
+              rows_progress=None) -> backend.ApplyResult:
+        if not self.target.path:
+            return backend.apply_in_place(plan, backup_dir=backup_dir, progress=progress, rows_progress=rows_progress)
+        return self._apply_to_file(plan, self.target.path, backup_dir, progress, rows_progress)
+
+    @staticmethod
+    def _apply_to_file(plan: Plan, path: Path, backup_dir: Path, progress, rows_progress) -> backend.ApplyResult:
+        """A separate SQLite target is a verified copy of the source, migrated in place; the source is only read."""
+        if path.exists():
+            if file_state(read_file(path)) == "migrated":
+                return backend.apply_in_place(plan, path=path)
+            raise BadInput(f"{path}: already exists; a SQLite target must be a new file")
+        copy = backup_file(Path(plan.source), path.resolve().parent)
+        os.replace(copy.path, path)
+        try:
+            return backend.apply_in_place(plan, path=path, backup_dir=backup_dir, progress=progress,
+                                          rows_progress=rows_progress)
+        except BaseException:
+            path.unlink(missing_ok=True)  # the copy was ours: nothing half-done stays behind
+            raise
+
+    def apply_script(self, plan: Plan) -> str:
+        return backend.apply_script(plan)
+
+    def rollback_script(self, plan: Plan) -> str:
+        return "\n".join(backend.rollback_program(plan)) + "\n"
+
+    def verify(self, *, backup: Path | None = None) -> VerifyReport:
+        return verify_sqlite(self.path, backup=backup)
+
+    def rollback(self, *, write_back: bool = False, backup_dir: Path, progress=None,
+                 rows_progress=None) -> backend.RollbackResult:
+        return backend.rollback_in_place(self.path, backup_dir=backup_dir, progress=progress,
+                                         rows_progress=rows_progress)
+
+    def finalize(self) -> list[str]:
+        return backend.finalize_in_place(self.path)
+
+    def database_url(self) -> str:
+        return str(self.path.resolve())
+
+    def archive(self, table: str, older_than):
+        if older_than is None:
+            return unarchive_rows(self.path, SQLITE, table)
+        return archive_rows(self.path, SQLITE, table, older_than)
+
+    def recorded_plan(self) -> Plan:
+        conn = connect_readonly(self.path)
+        try:
+            if not ledger.sqlite_has_ledger(conn):
+                raise BadInput(f"{self.source}: is not migrated; nothing to roll back")
+            entry = ledger.latest_apply(ledger.read_entries(conn))
+            if entry is None or entry.plan is None:
+                raise BadInput(f"{self.source}: its ledger holds no apply")
+            return entry.plan
+        finally:
+            conn.close()
+
+    def status(self) -> StatusReport:
+        db = read_file(self.path)
+        history = []
+        conn = connect_readonly(self.path)
+        try:
+            if ledger.sqlite_has_ledger(conn):
+                history = history_of(ledger.read_entries(conn))
+        finally:
+            conn.close()
+        mapping = load_mapping()
+        return StatusReport(str(self.path), file_state(db), [t for t in mapping.legacy_tables if t in db.tables],
+                            domain_tables(db), history)

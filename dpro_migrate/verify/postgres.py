@@ -1,0 +1,128 @@
+"""Prove the move on PostgreSQL: the source rows, converted as apply converted them, compared in the server."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import psycopg
+
+import dpro_migrate.safety.ledger as ledger
+from dpro_migrate.db.connections import connect, open_source
+from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines
+from dpro_migrate.dialects import POSTGRES, get_dialect, table_sql
+from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
+from dpro_migrate.plan.archived import rows_with_archive_sql
+from dpro_migrate.plan.document import Plan
+from dpro_migrate.plan.operations import CopyRows, QuarantineRows
+from dpro_migrate.plan.preflight import REFUSED, SETUP_SQL
+from dpro_migrate.sqlnames import quote_ident
+from dpro_migrate.targets import Target
+from dpro_migrate.verify.report import Check, MoveCount, VerifyReport, accounting_check, promises_check
+
+DIALECT = get_dialect(POSTGRES)
+
+
+def first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def has_ledger(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table_sql(LEDGER_TABLE, POSTGRES),)).fetchone()[0]
+
+
+def read_ledger(target: Target):
+    conn = connect(target)
+    try:
+        if not has_ledger(conn):
+            return conn, None
+        return conn, ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
+    except BaseException:
+        conn.close()
+        raise
+
+
+def load_source_rows(cur, src: sqlite3.Connection, move: CopyRows, temp: str) -> None:
+    """The source rows of one move, converted exactly as apply converts them, in a temporary table."""
+    cur.execute(f"DROP TABLE IF EXISTS {temp}")
+    cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in move.types.items())
+    cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
+    try:
+        copy_into(cur, DIALECT.copy_statement(temp, move.columns), prefetched(stream_lines(src, move.source_sql)))
+    except psycopg.Error as exc:  # the source changed since apply, into values apply would have refused
+        raise ChecksFailed(f"rows of {move.legacy} in the source no longer convert as apply converted them "
+                           f"(the file changed after apply?): {first_line(exc)}") from None
+    cur.execute(f"CREATE INDEX ON {temp} (\"id\")")
+    cur.execute(f"ANALYZE {temp}")
+
+
+def rows_of(move: CopyRows, archived: set[str]) -> str:
+    """The domain table of a move, with its archive's rows when it has one."""
+    if move.target in archived:
+        return rows_with_archive_sql(move.target, move.columns, POSTGRES)
+    return table_sql(move.target, POSTGRES)
+
+
+def compare_move(cur, move: CopyRows, archived: set[str] = frozenset()) -> tuple[int, int, int, list]:
+    """(source rows, missing or different, added after the cutover, sample ids) for one move."""
+    target = rows_of(move, archived)
+    cols = move.columns
+    left = ", ".join(f"s.{quote_ident(c)}" for c in cols)
+    right = ", ".join(f"t.{quote_ident(c)}" for c in cols)
+    # ids are primary keys on both sides: what the target holds beyond the ids found was added after the cutover
+    joined = f"FROM _dpro_source s LEFT JOIN {target} t ON t.\"id\" = s.\"id\""
+    differs = f"t.\"id\" IS NULL OR ({left}) IS DISTINCT FROM ({right})"
+    source_rows, found, bad = cur.execute(f"SELECT count(*), count(t.\"id\"), count(*) FILTER (WHERE {differs}) "
+                                          f"{joined}").fetchone()
+    sample = [r[0] for r in cur.execute(f"SELECT s.\"id\" {joined} WHERE {differs} ORDER BY 1 LIMIT 10")] if bad else []
+    added = cur.execute(f"SELECT count(*) FROM {target} t").fetchone()[0] - found
+    return source_rows, bad, added, sample
+
+
+def open_source_as_applied(cur, plan: Plan) -> sqlite3.Connection:
+    """The source, with the rows apply quarantined marked again (read back from system.quarantine),
+    so the plan's source queries select exactly the rows apply moved."""
+    src = open_source(Path(plan.source))
+    for stmt in SETUP_SQL:
+        src.execute(stmt)
+    if plan.of_type(QuarantineRows):
+        rows = cur.execute(f"SELECT source_table, source_pk, rule FROM {table_sql(QUARANTINE_TABLE, POSTGRES)}").fetchall()
+        src.executemany(f"INSERT INTO {REFUSED} VALUES (?, ?, ?)", rows)
+    return src
+
+
+def verify_postgres(target: Target):
+
+    conn, entry = read_ledger(target)
+    try:
+        if entry is None:
+            raise BadInput(f"{target.display}: is not migrated (no ledger); nothing to verify")
+        plan = entry.plan
+        checks, counts = [], []
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SET LOCAL TIME ZONE 'UTC'")
+            src = open_source_as_applied(cur, plan)
+            try:
+                quarantined = dict(src.execute(
+                    f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
+                for move in plan.of_type(CopyRows):
+                    load_source_rows(cur, src, move, "_dpro_source")
+                    n, bad, added, sample = compare_move(cur, move, plan.archived_tables())
+                    counts.append(MoveCount(move.legacy, move.target, n, n - bad, bad, added))
+                    checks.append(Check(f"rows {move.name}", bad == 0,
+                                        f"{n - bad} of {n} legacy rows present value for value"
+                                        + (f", {added} added after the cutover" if added else ""),
+                                        [{"legacy_id": i} for i in sample]))
+                checks.append(accounting_check(counts, quarantined, lambda name: count_rows(src, name)))
+            finally:
+                src.close()
+            checks.append(promises_check(plan, DIALECT.catalog(cur)))
+        return VerifyReport(target.display, entry.backup, checks, counts)
+    finally:
+        conn.close()
+
+
+def count_rows(src: sqlite3.Connection, table: str) -> int:
+    return src.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
