@@ -1,7 +1,6 @@
 """Archive tables and archive_rows/unarchive_rows, on real SQLite files and a real PostgreSQL server.
 
-archive_steps is not wired into the step builders yet: each test adds the steps to a plan from make_plan
-(SQLite: before the create_trigger steps, where the wiring puts them), saves it and applies the file.
+Each test plans with `--with archive-tables` (features=("archive-tables",)), saves the plan and applies the file.
 """
 
 import sqlite3
@@ -10,8 +9,10 @@ from datetime import datetime, timezone
 import pytest
 
 from dpro_migrate import verbs
-from dpro_migrate.features import archive, seeds as extras
-from dpro_migrate.features.archive import ARCHIVES, archive_rows, archive_steps, rows_with_archive_sql, unarchive_rows
+from dpro_migrate.features import archive
+from dpro_migrate.features.archive import ARCHIVES, archive_operations, archive_rows, unarchive_rows
+from dpro_migrate.plan.archived import rows_with_archive_sql
+from dpro_migrate.plan.operations import CreateTrigger
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.plan.document import save_plan
@@ -19,15 +20,6 @@ from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.targets import parse_target
 
 from tests.conftest import file_digest
-
-
-def with_archive(steps, dialect):
-    extra = {s.info["table"]: s.info["extra_columns"] for s in steps if s.kind == "create_table"}
-    add = archive_steps(dialect, extra)
-    if dialect == POSTGRES:
-        return steps + add
-    at = next(i for i, s in enumerate(steps) if s.kind == "create_trigger")
-    return steps[:at] + add + steps[at:]
 
 
 def median_created_at(db, table, where="1"):
@@ -61,8 +53,7 @@ def migrated_sqlite(legacy_db, tmp_path):
     db = legacy_db(extras=True)
     original = tmp_path / "original.db"
     original.write_bytes(db.read_bytes())
-    plan = verbs.make_plan(db)
-    plan.steps = with_archive(plan.steps, SQLITE)
+    plan = verbs.make_plan(db, features=("archive-tables",))
     verbs.apply(save_plan(plan, tmp_path / "plan.json"), backup_dir=tmp_path / "bk")
     return db, original
 
@@ -171,8 +162,8 @@ def test_sqlite_archive_refusals_change_nothing(migrated_sqlite, legacy_db):
 def test_sqlite_archive_without_the_ride_along_columns_is_refused(legacy_db, tmp_path):
     db = legacy_db(extras=True)
     plan = verbs.make_plan(db)
-    at = next(i for i, s in enumerate(plan.steps) if s.kind == "create_trigger")
-    plan.steps[at:at] = archive_steps(SQLITE)  # without the plan's extra columns: no "sentiment"
+    at = next(i for i, op in enumerate(plan.operations) if isinstance(op, CreateTrigger))
+    plan.operations[at:at] = archive_operations(SQLITE)  # without the plan's extra columns: no "sentiment"
     verbs.apply(save_plan(plan, tmp_path / "plan.json"), backup_dir=tmp_path / "bk")
     with pytest.raises(BadInput, match="sentiment"):
         archive_rows(db, SQLITE, "messages", datetime(2100, 1, 1))
@@ -196,10 +187,7 @@ def test_postgres_archive_cycle(legacy_db, tmp_path, pg_url, partitioned):
     db = legacy_db(extras=True)
     digest = file_digest(db)
     target = parse_target(pg_url)
-    plan = verbs.make_plan(db, target)
-    if partitioned:
-        plan.steps = extras.partition_plan(plan.steps, db)
-    plan.steps = with_archive(plan.steps, POSTGRES)
+    plan = verbs.make_plan(db, target, features=("archive-tables",) + (("partition-by-month",) if partitioned else ()))
     verbs.apply(save_plan(plan, tmp_path / "plan.json"), target, backup_dir=tmp_path)
     cols = lambda t: q(pg_url, "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "  # noqa: E731
                                "WHERE table_schema || '.' || table_name = %s ORDER BY ordinal_position", (t,))

@@ -121,7 +121,7 @@ def test_verify_fails_with_exit_1_when_a_row_differs(legacy_db, tmp_path):
     out = json.loads(invoke(1, ["verify", db, "--json"]).stdout)
     failed = {c["name"] for c in out["checks"] if not c["ok"]}
     assert any("messages" in n for n in failed)
-    assert "promised tables, indexes and triggers exist" in failed
+    assert "promised objects exist" in failed
 
 
 def test_demo_runs(tmp_path):

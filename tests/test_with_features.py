@@ -1,4 +1,4 @@
-"""apply --with ...: the seeds' extras, asked for by name, through the real cycle on SQLite and PostgreSQL."""
+"""apply --with ...: the seeds' options, asked for by name, through the real cycle on SQLite and PostgreSQL."""
 
 import sqlite3
 from datetime import datetime
@@ -16,7 +16,7 @@ def test_sqlite_new_and_archive_tables_round_trip(legacy_db, tmp_path):
     db = legacy_db()
     original = tmp_path / "original.db"
     original.write_bytes(db.read_bytes())
-    verbs.apply(db, backup_dir=tmp_path, extras=("new-tables", "archive-tables"))
+    verbs.apply(db, backup_dir=tmp_path, features=("new-tables", "archive-tables"))
     names = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"iam_api_keys", "system_feature_flags", "communication_messages_archive"} <= names
     assert verbs.schema_drift(db) == []
@@ -27,9 +27,9 @@ def test_sqlite_new_and_archive_tables_round_trip(legacy_db, tmp_path):
     assert logical_differences(original, db) == []
 
 
-def test_postgres_only_extras_are_refused_on_sqlite(legacy_db):
+def test_postgres_only_features_are_refused_on_sqlite(legacy_db):
     with pytest.raises(BadInput, match="PostgreSQL only"):
-        verbs.make_plan(legacy_db(), extras=("row-level-security",))
+        verbs.make_plan(legacy_db(), features=("row-level-security",))
 
 
 @pytest.mark.postgres
@@ -37,7 +37,7 @@ def test_postgres_with_every_extra(legacy_db, tmp_path, pg_url):
     db = legacy_db()
     target = parse_target(pg_url)
     verbs.apply(db, target, backup_dir=tmp_path,
-                   extras=("new-tables", "archive-tables", "row-level-security", "partition-by-month"))
+                   features=("new-tables", "archive-tables", "row-level-security", "partition-by-month"))
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT relkind FROM pg_class WHERE oid = 'communication.messages'::regclass").fetchone()[0] == "p"
         assert conn.execute("SELECT count(*) FROM pg_policies WHERE policyname = 'user_isolation'").fetchone()[0] >= 5
