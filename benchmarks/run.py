@@ -286,7 +286,7 @@ def _growth(rss: list[tuple[str, float]], marks: list) -> dict[str, float]:
 
 def phases_child(spec: dict) -> None:
     """verbs.apply with a progress callback that timestamps step boundaries; writes JSON to spec['out']."""
-    from dpro_migrate import commands
+    from dpro_migrate import verbs
     from dpro_migrate.targets import parse_target
 
     calls: dict[str, list[float]] = {}
@@ -298,7 +298,7 @@ def phases_child(spec: dict) -> None:
     def progress(i, total, step):
         if marks:
             rss.append((marks[-1][1], _vm_hwm_mb()))
-        marks.append((time.perf_counter(), step.kind, step.name, (step.info or {}).get("legacy", "")))
+        marks.append((time.perf_counter(), step.kind, step.name, getattr(step, "legacy", "")))
 
     t0 = time.perf_counter()
     plan, result = verbs.apply(Path(spec["source"]), parse_target(spec.get("target")),
@@ -332,7 +332,7 @@ def phases_child(spec: dict) -> None:
         "copy_phase_s": sum(m["seconds"] for m in moves),
         "rows_moved": sum((result.rows_moved or {}).values()),
         "library_seconds": result.seconds,
-        "steps": len(plan.steps) if plan else 0,
+        "steps": len(plan.operations) if plan else 0,
     }
     Path(spec["out"]).write_text(json.dumps(out, indent=1))
 
@@ -409,13 +409,14 @@ print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t, "tables": le
 def plan_indexes_on_copies(legacy: Path) -> list[str]:
     """The plan's CREATE INDEX statements, each on the raw copy of its legacy table (UNIQUE dropped: a split
     table's copy holds both halves): the index work a fair in-file baseline must do as well."""
-    from dpro_migrate import commands
+    from dpro_migrate import verbs
     from dpro_migrate.dialects import physical_name
+    from dpro_migrate.plan.operations import CreateIndex
 
     plan = verbs.make_plan(legacy, find_now=False)
     legacy_of = {physical_name(m["target"], "sqlite"): m["legacy"] for m in plan.moves}
     out = []
-    for step in plan.steps_of("create_index"):
+    for step in plan.of_type(CreateIndex):
         m = re.match(r'CREATE (?:UNIQUE )?INDEX "([^"]+)" ON "([^"]+)"(.*)', step.sql[0], re.S)
         if m and m.group(2) in legacy_of:
             out.append(f'CREATE INDEX "raw_{m.group(1)}" ON {quote("copy_" + legacy_of[m.group(2)])}{m.group(3)}')
@@ -549,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         phases_child(json.loads(args.phases))
         return 0
 
-    from dpro_migrate import commands
+    from dpro_migrate import verbs
     from dpro_migrate.example import generate_legacy_db
     from dpro_migrate.targets import parse_target
 
@@ -571,9 +572,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # The column types dpro-migrate gives messages in PostgreSQL (the raw pipe's table uses them too).
         msg_types: dict[str, str] = {}
-        for st in verbs.make_plan(legacy, parse_target(db_url(args.pg, "x"))).steps_of("move_rows"):
-            if st.info["legacy"] == "messages":
-                msg_types.update(st.info["types"])
+        for st in verbs.make_plan(legacy, parse_target(db_url(args.pg, "x"))).moves:
+            if st.legacy == "messages":
+                msg_types.update(st.types)
         rounds = []
         for r in range(args.repeat):
             if args.repeat > 1:
@@ -849,7 +850,8 @@ def section_md(result: dict) -> str:
         lines.append(f"- note: {n}")
     dirty = m.get("library_uncommitted") or []
     lines.append(f"- library: git {m.get('git_head')}" + (f" with uncommitted changes in {len(dirty)} files" if dirty else "")
-                 + (f" (HEAD {result.get('git_head_end')} at the end)" if result.get("git_head_end") not in (None, m.get("git_head")) else ""))
+                 + (f" (HEAD {result.get('git_head_end')} at the end)"
+                    if result.get("git_head_end") not in (None, m.get("git_head")) else ""))
     lines.append(f"- machine: {m['nproc']} CPUs, {m['memory_gb']} GB, {m['cpu_model']}; SQLite "
                  f"{m['sqlite_python_module']}; PostgreSQL {m['postgresql']}; pgloader {m['pgloader'] or 'not installed'}")
     return "\n".join(lines)

@@ -26,7 +26,8 @@ from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput, DproMigrateError
 from dpro_migrate.model.legacy import check_sqlite_file, connect_readonly
 from dpro_migrate.plan.document import save_plan
-from dpro_migrate.dialects import POSTGRES
+from dpro_migrate.backends.postgres import existing_schemas
+from dpro_migrate.db.connections import connect
 from dpro_migrate.targets import Target, parse_target
 
 STAGES = ("copy", "plan", "apply", "verify", "rollback", "compare")
@@ -137,12 +138,7 @@ def _scratch_database(target: Target) -> tuple[Target, str]:
 
 
 def _admin(target: Target):
-    import psycopg
-
-    try:
-        return psycopg.connect(target.conninfo, connect_timeout=10, autocommit=True)
-    except psycopg.Error as exc:
-        raise BadInput(f"cannot connect to {target.display}: {_first_line(exc)}") from None
+    return connect(target)
 
 
 def _drop_database(target: Target, name: str) -> str:
@@ -172,8 +168,6 @@ def _first_line(exc: Exception) -> str:
 
 
 def _schemas_left(target: Target) -> list[str]:
-    from dpro_migrate.backends.postgres import connect, existing_schemas
-
     conn = connect(target)
     try:
         return existing_schemas(conn)
@@ -195,7 +189,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     source = Path(source)
     target = parse_target(target) if isinstance(target, str) or target is None else target
-    if target.dialect != POSTGRES and not target.in_place:
+    if target.path is not None:  # a separate SQLite file: the check makes its own copy
         raise BadInput("check --target takes a postgresql:// URL; without one the check runs on a SQLite copy")
     check_sqlite_file(source)
     scratch_dir = Path(tempfile.mkdtemp(prefix="dpro-check-", dir=workdir))
@@ -211,7 +205,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
         reference_sha = _sha256(reference)
         stages.append(Stage("copy", OK, time.monotonic() - t0,
                             f"{sum(counts.values()):,} rows in {len(counts)} tables copied to a scratch file"))
-        if target.dialect == POSTGRES:
+        if target.conninfo:  # a server: the cycle runs in a throwaway database on it
             pg_target, pg_name = _scratch_database(target)
         apply_to = pg_target or target
         state: dict = {}

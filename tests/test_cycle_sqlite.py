@@ -182,9 +182,10 @@ def test_failed_apply_leaves_file_unchanged(legacy_db, tmp_path):
 def test_sql_script_is_what_apply_runs(legacy_db):
     db = legacy_db()
     plan = verbs.make_plan(db)
-    script = plan.sql_script()
+    script = verbs.site_for(db).apply_script(plan)
     assert 'CREATE TABLE "iam_users"' in script and 'DROP TABLE "users"' in script
-    back = plan.sql_script(reverse=True)
+    assert script.index("BEGIN IMMEDIATE;") < script.index('CREATE TABLE "iam_users"') < script.index("COMMIT;")
+    back = verbs.site_for(db).rollback_script(plan)
     assert back.index('CREATE TABLE users') < back.index('INSERT INTO "users"')
 
 

@@ -58,7 +58,7 @@ def test_backups_are_private_and_leave_no_temporary_file(legacy_db, tmp_path):
 
 
 def test_a_backup_that_fails_its_check_leaves_nothing_behind(legacy_db, tmp_path, monkeypatch):
-    from dpro_migrate import backup as backup_module
+    from dpro_migrate.safety import backup as backup_module
     from dpro_migrate.errors import ChecksFailed
 
     real, calls = backup_module.table_counts, []

@@ -41,7 +41,7 @@ def test_every_mapped_legacy_column_lands_in_a_column_of_the_same_affinity(schem
     legacy = legacy_tables()
     for rule in load_mapping().moves:
         target = schema.table(rule.target)
-        for name, decl in legacy[rule.legacy].items():
+        for name, _decl in legacy[rule.legacy].items():
             col = target.column(name)
             assert col is not None, f"{rule.legacy}.{name} has no column in {rule.target}"
             rendered = create_table_sql(target, SQLITE)

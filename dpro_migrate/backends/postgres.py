@@ -266,7 +266,7 @@ def _write_back(cur, source: Path, plan: Plan, stranded: dict[str, dict], backup
             for legacy, parts in rows_by_table.items():
                 for columns, rows in parts:
                     for row in rows:
-                        values = dict(zip(columns, row))
+                        values = dict(zip(columns, row, strict=True))
                         same = " AND ".join(f"{quote_ident(c)} IS ?" for c in values)
                         if conn.execute(f"SELECT 1 FROM {quote_ident(legacy)} WHERE {same}", row).fetchone():
                             continue  # written back by an earlier, interrupted rollback
