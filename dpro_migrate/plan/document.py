@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from dpro_migrate import __version__
 from dpro_migrate.errors import BadInput
+from dpro_migrate.plan import format_v1
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.plan.operations import (CreateArchive, CreateTable, Operation, RowMove,
                                           operation_from_dict)
@@ -67,6 +68,8 @@ class Plan:
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
+        if isinstance(data, dict) and data.get("format") == 1:  # recorded by dpro-migrate 0.1.0
+            data = format_v1.upgrade(data)
         if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
             found = data.get("format") if isinstance(data, dict) else None
             raise BadInput(f"plan format {found!r} is not supported (expected {PLAN_FORMAT}); make a new plan")
