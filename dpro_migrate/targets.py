@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from dpro_migrate.errors import BadInput
@@ -38,15 +38,24 @@ def parse_target(url: str | None) -> Target:
     except ArgumentError:
         raise BadInput(f"--target {mask(url)!r} is not a database URL (postgresql://... or sqlite:///path)") from None
     backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if not parsed.database:
-            raise BadInput("--target sqlite:// needs a file path (sqlite:///path/to/target.db)")
-        return Target(SQLITE, f"sqlite:///{parsed.database}", path=Path(parsed.database))
-    if backend == "postgresql":
-        plain = parsed.set(drivername="postgresql")
-        return Target(POSTGRES, plain.render_as_string(hide_password=True),
-                      conninfo=plain.render_as_string(hide_password=False))
-    raise BadInput(f"--target {backend}: only postgresql:// and sqlite:/// targets are supported")
+    if backend not in TARGETS:
+        raise BadInput(f"--target {backend}: only postgresql:// and sqlite:/// targets are supported")
+    return TARGETS[backend](parsed)
+
+
+def _sqlite_file(url: URL) -> Target:
+    if not url.database:
+        raise BadInput("--target sqlite:// needs a file path (sqlite:///path/to/target.db)")
+    return Target(SQLITE, f"sqlite:///{url.database}", path=Path(url.database))
+
+
+def _postgres_server(url: URL) -> Target:
+    plain = url.set(drivername="postgresql")
+    return Target(POSTGRES, plain.render_as_string(hide_password=True), conninfo=plain.render_as_string(hide_password=False))
+
+
+# SQLAlchemy's backend name of a --target URL -> the target it names
+TARGETS = {SQLITE: _sqlite_file, POSTGRES: _postgres_server}
 
 
 def mask(url: str) -> str:

@@ -1,0 +1,58 @@
+"""The code's shape, checked: layers import downwards only, no import circle, dialect differences only in
+the dialect modules (and in tables keyed by dialect), and the library never talks to the terminal."""
+
+import ast
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "dpro_migrate"
+DIALECT_NAMES = {"SQLITE", "POSTGRES", "sqlite", "postgresql"}
+
+
+@pytest.mark.skipif(shutil.which("lint-imports") is None and not (PACKAGE.parent / ".venv/bin/lint-imports").exists(),
+                    reason="import-linter is installed with .[test]")
+def test_layers_import_downwards_only():
+    exe = shutil.which("lint-imports") or str(PACKAGE.parent / ".venv/bin/lint-imports")
+    done = subprocess.run([exe, "--no-cache"], cwd=PACKAGE.parent, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def _names_a_dialect(node: ast.AST) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in {"SQLITE", "POSTGRES"}
+    if isinstance(node, ast.Constant):
+        return node.value in DIALECT_NAMES
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return any(_names_a_dialect(e) for e in node.elts)
+    return False
+
+
+def _compares_a_dialect(node: ast.AST) -> bool:
+    """`x == SQLITE`, `dialect != "postgresql"`, `d in (SQLITE, POSTGRES)`: a branch on which database it is."""
+    return isinstance(node, ast.Compare) and any(_names_a_dialect(side) for side in [node.left, *node.comparators])
+
+
+def test_no_dialect_branch_outside_the_dialect_modules():
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if "dialects" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if _compares_a_dialect(node):
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not found, found
+
+
+def test_the_library_never_prints_or_exits():
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in ("cli.py", "render.py", "__main__.py"):
+            continue
+        text = path.read_text()
+        for pattern in (r"^\s*print\(", r"\bsys\.exit\(", r"^\s*(import|from) (typer|rich)\b"):
+            found += [f"{path.relative_to(PACKAGE)}: {m.group(0).strip()}" for m in re.finditer(pattern, text, re.M)]
+    assert not found, found
