@@ -126,20 +126,26 @@ def apply_script(plan: Plan, backup_dir: Path | None = None) -> str:
 
 def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_existing: bool = False,
                    progress=None, rows_progress=None) -> ApplyResult:
+    """The source is copied first (SQLite's online backup API, checked): the load reads the copy, so the
+    application is held up for the copy only, and the copy is the snapshot rollback later reconciles against
+    (rows written on either side after it)."""
     started = time.monotonic()
     source = Path(plan.source)
-    src = open_source(source)
     conn = connect(target)
+    src = None
     try:
         if has_ledger(conn):
             last = ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
             return ApplyResult(True, applied_at=last.at if last else None)
-        if schema_fingerprint(src) != plan.source_fingerprint:
-            raise BadInput(f"{source}: its schema changed since the plan was made (fingerprint differs); make a new plan")
         existing = existing_schemas(conn)
         if existing and not replace_existing:
             raise BadInput(f"{target.display} already holds schemas {', '.join(existing)}; nothing was changed "
                            "(pass --replace-existing to back them up with pg_dump and replace them)")
+        snapshot = backup_file(source, backup_dir)
+        src = open_source(snapshot.path)
+        if schema_fingerprint(src) != plan.source_fingerprint:
+            snapshot.path.unlink(missing_ok=True)
+            raise BadInput(f"{source}: its schema changed since the plan was made (fingerprint differs); make a new plan")
         refused = _refuse(src, plan)
         backup = pg_dump(target, backup_dir) if user_table_count(conn) else None
         moved: dict[str, int] = {}
@@ -156,17 +162,21 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                     moved[op.name] = rows
             _check_counts(src, plan, moved, refused)
             cur.execute(ledger.create_sql(POSTGRES))
+            # the transaction's id: rows whose xmin is still this one are as apply wrote them (verify)
+            xid = cur.execute("SELECT pg_current_xact_id()::xid::text").fetchone()[0]
             insert = ledger.insert_statement(POSTGRES, "apply", plan, str(backup.path) if backup else None,
-                                             state={"target": target.display})
+                                             state={"target": target.display, "snapshot": str(snapshot.path),
+                                                    "xid": xid})
             cur.execute(insert.sql, insert.params)
-        return ApplyResult(False, backup, moved, time.monotonic() - started)
+        return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started)
     except psycopg.Error as exc:
-        if plan.on_reject == "fail":  # say which rows, under which rules
+        if plan.on_reject == "fail" and src is not None:  # say which rows, under which rules
             refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
         raise ChecksFailed(f"PostgreSQL refused the load, nothing was changed: {first_line(exc)}") from None
     finally:
         conn.close()
-        src.close()
+        if src is not None:
+            src.close()
 
 
 def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
