@@ -159,6 +159,8 @@ def verify_cmd(source: Path = SOURCE, backup: Optional[Path] = typer.Option(None
                target: Optional[str] = TARGET,
                schema_only: bool = typer.Option(False, "--schema-only", help="Only compare the live schema with ddl/ "
                                                 "(drift: tables, columns, indexes, keys, checks, triggers)."),
+               strict: bool = typer.Option(False, "--strict", help="Rows changed, deleted or added after the cutover "
+                                           "fail too (by default they are reported)."),
                as_json: bool = JSON):
     """Prove every legacy row is in its domain table value for value (against the backup), counts match,
     foreign_key_check and integrity_check are clean, and every promised object exists. Exit 1 otherwise."""
@@ -168,7 +170,7 @@ def verify_cmd(source: Path = SOURCE, backup: Optional[Path] = typer.Option(None
         if drift:
             raise typer.Exit(CHECKS_FAILED)
         return
-    report = verbs.verify(source, parse_target(target), backup=backup)
+    report = verbs.verify(source, parse_target(target), backup=backup, strict=strict)
     render.print_json({"ok": report.ok, **render._plain(report)}) if as_json else render.verify_report(report)
     if not report.ok:
         raise typer.Exit(CHECKS_FAILED)
@@ -179,19 +181,23 @@ def verify_cmd(source: Path = SOURCE, backup: Optional[Path] = typer.Option(None
 def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
                  sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
                  target: Optional[str] = TARGET,
-                 write_back: bool = typer.Option(False, "--write-back", help="PostgreSQL: first copy rows written after the cutover into the legacy file."),
+                 write_back: bool = typer.Option(False, "--write-back", help="PostgreSQL: first write every row inserted, "
+                                                 "updated or deleted there since the cutover back into the legacy file."),
+                 on_conflict: str = typer.Option("refuse", "--on-conflict", help="PostgreSQL, with --write-back: a row "
+                                                 "changed both in the source and in PostgreSQL since the snapshot: "
+                                                 "refuse, postgres (its version wins) or source (the source's stays)."),
                  backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
     """Undo apply. In place: everything back into the legacy tables with their original DDL, indexes, views,
     triggers and AUTOINCREMENT counters, rows written after the cutover included. PostgreSQL: remove
-    exactly what apply created; refuses while it holds rows the source lacks, unless --write-back."""
+    exactly what apply created; refuses while it holds changes made since the cutover, unless --write-back."""
     dest = parse_target(target)
     if sql:
         print(verbs.rollback_script(source, dest), end="")
         return
     confirm(f"Roll back {dest.display if not dest.in_place else source}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "rollback") as (progress, rows):
-        result = verbs.rollback(source, dest, write_back=write_back, backup_dir=backup_dir, progress=progress,
-                                   rows_progress=rows)
+        result = verbs.rollback(source, dest, write_back=write_back, on_conflict=on_conflict, backup_dir=backup_dir,
+                                progress=progress, rows_progress=rows)
     render.print_json(result) if as_json else render.rollback_result(result)
 
 

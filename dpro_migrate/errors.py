@@ -3,6 +3,7 @@
 OK = 0
 CHECKS_FAILED = 1  # verification failed, or rows the target refuses
 BAD_INPUT = 2  # missing/corrupt file, wrong database, unusable plan, bad flags
+OUTCOME_UNKNOWN = 3  # the connection failed during a commit: whether it landed is not known
 
 
 class DproMigrateError(Exception):
@@ -25,3 +26,9 @@ class ChecksFailed(DproMigrateError):
     """The work was refused or a check failed: nothing was changed, findings are in details."""
 
     exit_code = CHECKS_FAILED
+
+
+class OutcomeUnknown(DproMigrateError):
+    """A commit whose outcome cannot be known (the connection failed during it): see `status`."""
+
+    exit_code = OUTCOME_UNKNOWN

@@ -177,6 +177,11 @@ def rollback_result(r) -> None:
         out.print("not migrated: nothing to roll back")
         return
     backup_result(r.backup)
+    for table, n in r.changes.items():
+        out.print(f"written back to {escape(table)}: {n['inserted']:,} inserted, {n['updated']:,} updated, "
+                  f"{n['deleted']:,} deleted" + (f", {n['renumbered']:,} under a new id" if n["renumbered"] else ""))
+    if r.conflicts:
+        out.print(f"[yellow]{len(r.conflicts)} rows changed on both sides were settled by --on-conflict[/]")
     out.print(f"rolled back in {r.seconds:.2f}s: {sum(r.rows_restored.values()):,} rows back in "
               f"{len(r.rows_restored)} legacy tables" + (f", {r.renumbered} renumbered" if r.renumbered else ""))
 

@@ -19,12 +19,12 @@ from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.db.connections import LOCK_KEY, connect, locked_transaction, open_for_write, open_source, write_transaction
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
-from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.errors import BadInput, ChecksFailed, OutcomeUnknown
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.plan.copy_lines import type_class
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.plan.operations import CopyRows, CreateCompatView, Operation, QuarantineRows
+from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
 from dpro_migrate.plan.program import Statement
 from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
@@ -225,22 +225,20 @@ def finalize_postgres(target: Target) -> list[str]:
 # --- rollback -----------------------------------------------------------------------------------
 
 
-def _stranded(cur, src, plan: Plan) -> dict[str, dict]:
-    """Per move: rows in the domain table that the source does not have (written after the cutover);
-    per table no legacy table feeds: its rows (move None)."""
-    out = {}
-    archived = plan.archived_tables()
-    for move in plan.of_type(CopyRows):
-        load_source_rows(cur, src, move, "_dpro_source")
-        n = cur.execute(f"SELECT count(*) FROM {rows_of(move, archived)} t WHERE NOT EXISTS "
-                        f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\")").fetchone()[0]
-        if n:
-            out[move.name] = {"move": move, "rows": n}
-    for table in plan.tables_without_legacy_home():
-        n = cur.execute(f"SELECT count(*) FROM {table_sql(table.table, POSTGRES)}").fetchone()[0]
-        if n:
-            out[table.name] = {"move": None, "rows": n}
-    return out
+@dataclass
+class Changes:
+    """What PostgreSQL holds now that the snapshot apply loaded did not, for one legacy table: its rows
+    (converted back to the legacy representation) by id; None for a row deleted since."""
+
+    legacy: str
+    columns: list[str]
+    inserted: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+    rows: list[tuple[int, tuple | None]] = field(default_factory=list)  # (legacy id, row or None), in order
+
+    def counts(self) -> dict[str, int]:
+        return {"inserted": len(self.inserted), "updated": len(self.updated), "deleted": len(self.deleted)}
 
 
 def _as_sqlite_sql(column: str, pg_type: str) -> str:
@@ -256,70 +254,174 @@ def _as_sqlite_sql(column: str, pg_type: str) -> str:
     return c
 
 
-def _write_back(cur, source: Path, plan: Plan, stranded: dict[str, dict], backup_dir: Path) -> tuple[dict, int, object]:
-    """Copy rows written after the cutover into the legacy SQLite tables, in one SQLite transaction."""
-    rows_by_table: dict[str, list[tuple[list[str], list[tuple]]]] = {}
-    for item in stranded.values():
-        move = item["move"]
-        src_conn = open_source_as_applied(cur, plan)
-        load_source_rows(cur, src_conn, move, "_dpro_source")
-        src_conn.close()
-        select = ", ".join(_as_sqlite_sql(c, move.types[c]) for c in move.columns)
-        rows = cur.execute(f"SELECT {select} FROM {rows_of(move, plan.archived_tables())} t WHERE NOT EXISTS "
-                           f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\") ORDER BY \"id\"").fetchall()
-        rows_by_table.setdefault(move.legacy, []).append((move.columns, rows))
-    conn = open_for_write(source)
-    written, renumbered = {}, 0
-    try:
-        with write_transaction(conn, source):
-            backup = backup_file(source, backup_dir)
-            for legacy, parts in rows_by_table.items():
-                for columns, rows in parts:
-                    for row in rows:
-                        values = dict(zip(columns, row, strict=True))
-                        same = " AND ".join(f"{quote_ident(c)} IS ?" for c in values)
-                        if conn.execute(f"SELECT 1 FROM {quote_ident(legacy)} WHERE {same}", row).fetchone():
-                            continue  # written back by an earlier, interrupted rollback
-                        taken = conn.execute(f"SELECT 1 FROM {quote_ident(legacy)} WHERE \"id\" = ?",
-                                             (values["id"],)).fetchone()
-                        if taken:  # two split parts handed out the same id after the cutover
-                            values.pop("id")
-                            renumbered += 1
-                        conn.execute(f"INSERT INTO {quote_ident(legacy)} ({column_list(values)}) "
-                                     f"VALUES ({', '.join('?' * len(values))})", list(values.values()))
-                        written[legacy] = written.get(legacy, 0) + 1
-    finally:
-        conn.close()
-    return written, renumbered, backup
+def postgres_changes(cur, src: sqlite3.Connection, plan: Plan) -> dict[str, Changes]:
+    """Per legacy table, the rows inserted, updated and deleted in PostgreSQL since the snapshot: the source
+    rows as apply loaded them (converted as apply converts them) against the domain tables, in the server."""
+    out: dict[str, Changes] = {}
+    archived = plan.archived_tables()
+    for move in plan.of_type(CopyRows):
+        load_source_rows(cur, src, move, "_dpro_source")
+        target = rows_of(move, archived)
+        s = ", ".join(f"s.{quote_ident(c)}" for c in move.columns)
+        t_ = ", ".join(f"t.{quote_ident(c)}" for c in move.columns)
+        ch = out.setdefault(move.legacy, Changes(move.legacy, move.columns))
+        ids = lambda sql: [r[0] for r in cur.execute(sql)]  # noqa: E731
+        inserted = ids(f"SELECT t.\"id\" FROM {target} t WHERE NOT EXISTS "
+                       f"(SELECT 1 FROM _dpro_source s WHERE s.\"id\" = t.\"id\") ORDER BY 1")
+        updated = ids(f"SELECT s.\"id\" FROM _dpro_source s JOIN {target} t ON t.\"id\" = s.\"id\" "
+                      f"WHERE ({s}) IS DISTINCT FROM ({t_}) ORDER BY 1")
+        deleted = ids(f"SELECT s.\"id\" FROM _dpro_source s WHERE NOT EXISTS "
+                      f"(SELECT 1 FROM {target} t WHERE t.\"id\" = s.\"id\") ORDER BY 1")
+        ch.inserted += inserted
+        ch.updated += updated
+        ch.deleted += deleted
+        if inserted or updated:
+            select = ", ".join(_as_sqlite_sql(c, move.types[c]) for c in move.columns)
+            for row in cur.execute(f"SELECT {select} FROM {target} t WHERE t.\"id\" = ANY(%s) ORDER BY t.\"id\"",
+                                   (inserted + updated,)):
+                ch.rows.append((row[move.columns.index("id")], tuple(row)))
+        ch.rows += [(i, None) for i in deleted]
+    return {name: ch for name, ch in out.items() if ch.inserted or ch.updated or ch.deleted}
 
 
-def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: Path, progress=None) -> RollbackResult:
+def rows_without_legacy_home(cur, plan: Plan) -> dict[str, int]:
+    out = {}
+    for table in plan.tables_without_legacy_home():
+        n = cur.execute(f"SELECT count(*) FROM {table_sql(table.table, POSTGRES)}").fetchone()[0]
+        if n:
+            out[table.name] = n
+    return out
+
+
+def _typed(row) -> tuple | None:
+    """A row as SQLite holds it, storage class included (1 and 1.0 differ)."""
+    return None if row is None else tuple((type(v).__name__, v) for v in row)
+
+
+@dataclass
+class Reconciled:
+    written: dict[str, dict[str, int]]  # legacy table -> {"inserted", "updated", "deleted", "renumbered"}
+    conflicts: list[dict]
+    backup: object = None
+
+
+def _reconcile(conn: sqlite3.Connection, snapshot: Path | None, changes: dict[str, Changes], on_conflict: str,
+               write: bool) -> Reconciled:
+    """Inside the source's write transaction: each row PostgreSQL changed goes back to the legacy table
+    unless the source changed it too since the snapshot (three ways: snapshot, source now, PostgreSQL now).
+    Changed on both sides to the same row: nothing to do (a rerun after an interrupted rollback). Changed on
+    both sides differently, or one id used on both sides for different rows: a conflict, settled by
+    `on_conflict` (refuse; postgres: its version wins, an id the source used for another row is given a new
+    one; source: the source's version stays)."""
+    written: dict[str, dict[str, int]] = {}
+    conflicts: list[dict] = []
+    for legacy, ch in changes.items():
+        table = quote_ident(legacy)
+        cols = column_list(ch.columns)
+        no_id = [c for c in ch.columns if c != "id"]
+        done = written.setdefault(legacy, {"inserted": 0, "updated": 0, "deleted": 0, "renumbered": 0})
+        claimed: set[int] = set()
+        for id_, pg_row in ch.rows:
+            now = conn.execute(f"SELECT {cols} FROM main.{table} WHERE \"id\" = ?", (id_,)).fetchone()
+            before = conn.execute(f"SELECT {cols} FROM snap.{table} WHERE \"id\" = ?", (id_,)).fetchone() if snapshot else now
+            if id_ in claimed:  # two halves of a split table handed out the same id after the cutover
+                if not _already_written(conn, table, no_id, ch.columns, pg_row, snapshot):
+                    _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
+                    done["renumbered"] += 1
+                continue
+            claimed.add(id_)
+            if _typed(now) == _typed(pg_row):
+                continue  # the same on both sides: nothing to write (or written by an interrupted rollback)
+            if _typed(before) != _typed(now):  # the source changed this row too
+                conflicts.append({"table": legacy, "id": id_, "postgresql": _plain(ch.columns, pg_row),
+                                  "source": _plain(ch.columns, now)})
+                if on_conflict != "postgres":
+                    continue
+                if before is None and now is not None and pg_row is not None:  # one id, two different new rows
+                    _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
+                    done["renumbered"] += 1
+                    continue
+            if pg_row is None:
+                if write:
+                    conn.execute(f"DELETE FROM {table} WHERE \"id\" = ?", (id_,))
+                done["deleted"] += 1
+            elif now is None:
+                _insert(conn, table, ch.columns, list(pg_row), write)
+                done["inserted"] += 1
+            else:
+                if write:
+                    sets = ", ".join(f"{quote_ident(c)} = ?" for c in no_id)
+                    conn.execute(f"UPDATE {table} SET {sets} WHERE \"id\" = ?",
+                                 [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"] + [id_])
+                done["updated"] += 1
+    return Reconciled({t: n for t, n in written.items() if any(n.values())}, conflicts)
+
+
+def _insert(conn: sqlite3.Connection, table: str, columns: list[str], values: list, write: bool) -> None:
+    if write:
+        conn.execute(f"INSERT INTO {table} ({column_list(columns)}) VALUES ({', '.join('?' * len(columns))})", values)
+
+
+def _already_written(conn, table: str, no_id: list[str], columns: list[str], pg_row: tuple, snapshot: Path | None) -> bool:
+    """A renumbered row an interrupted rollback already wrote: the same values, under an id the snapshot lacks."""
+    values = [v for c, v in zip(columns, pg_row, strict=True) if c != "id"]
+    same = " AND ".join(f"{quote_ident(c)} IS ?" for c in no_id)
+    new = f" AND \"id\" NOT IN (SELECT \"id\" FROM snap.{table})" if snapshot else ""
+    return conn.execute(f"SELECT 1 FROM main.{table} WHERE {same}{new}", values).fetchone() is not None
+
+
+def _plain(columns: list[str], row) -> dict | None:
+    if row is None:
+        return None
+    return {c: (v.hex() if isinstance(v, bytes) else v) for c, v in zip(columns, row, strict=True)}
+
+
+ON_CONFLICT = ("refuse", "postgres", "source")
+
+
+def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: Path, progress=None,
+                      on_conflict: str = "refuse") -> RollbackResult:
+    """Remove what apply created, after writing every change made in PostgreSQL since the snapshot back to
+    the legacy file (--write-back). Two commits, in this order: the SQLite file's (write-back), then
+    PostgreSQL's (drop). A failure between them leaves PostgreSQL as it was, and a rerun finishes the job
+    without writing anything twice (a row already the same on both sides is left alone)."""
+    if on_conflict not in ON_CONFLICT:
+        raise BadInput(f"--on-conflict {on_conflict!r}: choose {', '.join(ON_CONFLICT)}")
     started = time.monotonic()
     conn, entry = read_ledger(target)
+    written_back: Reconciled | None = None
+    committing = False
     try:
         if entry is None:
             return RollbackResult(True)
         plan = entry.plan
         source = Path(plan.source)
-        written, renumbered, backup = {}, 0, None
+        snapshot = Path(entry.state["snapshot"]) if entry.state.get("snapshot") else None
+        if snapshot and not snapshot.exists():
+            raise BadInput(f"the snapshot apply loaded is gone: {snapshot}; rollback needs it to tell the rows "
+                           "written to the source after it from those written to PostgreSQL; nothing was changed")
         with locked_transaction(conn, target), conn.cursor() as cur:
-            src = open_source_as_applied(cur, plan)
-            try:
-                stranded = _stranded(cur, src, plan)
-            finally:
-                src.close()
-            homeless = [n for n, item in stranded.items() if item["move"] is None]
+            cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # the write-back may take a while
+            _lock_domain_tables(cur, plan)  # no application write slips between the comparison and the drop
+            homeless = rows_without_legacy_home(cur, plan)
             if homeless:
                 raise ChecksFailed("rows written after the cutover have no legacy table to go back to: "
-                                   + ", ".join(f"{n} ({stranded[n]['rows']} rows)" for n in homeless)
-                                   + "; nothing was changed")
-            if stranded and not write_back:
-                raise ChecksFailed("the domain tables hold rows written after the cutover that the source does not have: "
-                                   + ", ".join(f"{n} ({i['rows']} rows)" for n, i in stranded.items())
-                                   + "; nothing was changed (pass --write-back to copy them into the legacy file first)",
-                                   details={n: i["rows"] for n, i in stranded.items()})
-            if stranded:
-                written, renumbered, backup = _write_back(cur, source, plan, stranded, backup_dir)
+                                   + ", ".join(f"{n} ({k} rows)" for n, k in homeless.items()) + "; nothing was changed",
+                                   details={"without_legacy_table": homeless})
+            src = open_source_as_applied(cur, plan, snapshot or source)
+            try:
+                changes = postgres_changes(cur, src, plan)
+            finally:
+                src.close()
+            if changes and not write_back:
+                raise ChecksFailed("PostgreSQL holds changes made after the cutover: "
+                                   + "; ".join(f"{n}: {c.counts()['inserted']} inserted, {c.counts()['updated']} updated, "
+                                               f"{c.counts()['deleted']} deleted" for n, c in changes.items())
+                                   + "; nothing was changed (pass --write-back to write them into the legacy file first)",
+                                   details={n: {**c.counts(), "inserted_ids": c.inserted, "updated_ids": c.updated,
+                                                "deleted_ids": c.deleted} for n, c in changes.items()})
+            if changes:
+                written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
             release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             runner = PostgresRunner(cur, None)
@@ -328,13 +430,61 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                 if progress:
                     progress(i, len(ops), op)
                 op.backward(runner)
-        return RollbackResult(False, backup, written, renumbered, time.monotonic() - started)
+            committing = True
+        restored = {t: n["inserted"] + n["updated"] + n["deleted"] + n["renumbered"]
+                    for t, n in (written_back.written if written_back else {}).items()}
+        return RollbackResult(False, written_back.backup if written_back else None, restored,
+                              sum(n["renumbered"] for n in (written_back.written if written_back else {}).values()),
+                              time.monotonic() - started,
+                              changes={t: n for t, n in (written_back.written if written_back else {}).items()},
+                              conflicts=written_back.conflicts if written_back else [])
     except psycopg.Error as exc:
+        if committing:
+            raise OutcomeUnknown(f"the connection to {target.display} failed while PostgreSQL committed the rollback "
+                                 f"({first_line(exc)}): whether its schemas were dropped is not known"
+                                 + (f"; the changes made in PostgreSQL are already in {source}" if written_back else "")
+                                 + f"; run `dpro-migrate status --target {target.display}`, and rollback again if it "
+                                 "still says migrated (nothing is written twice)") from None
+        if written_back:
+            raise ChecksFailed(f"the changes made in PostgreSQL after the cutover were written back to {source} "
+                               f"(backup {written_back.backup.path}), but PostgreSQL refused to drop its schemas "
+                               f"({first_line(exc)}): they are unchanged; run rollback again to finish "
+                               "(nothing is written twice)") from None
         raise ChecksFailed(f"PostgreSQL refused the rollback, nothing was changed: {first_line(exc)}") from None
     finally:
         conn.close()
 
 
+def _lock_domain_tables(cur, plan: Plan) -> None:
+    tables = [table_sql(op.table, POSTGRES) for op in plan.operations if isinstance(op, (CreateTable, CreateArchive))]
+    if tables:
+        cur.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+
+
+def _write_back(source: Path, snapshot: Path | None, plan: Plan, changes: dict[str, Changes], backup_dir: Path,
+                on_conflict: str) -> Reconciled:
+    """One SQLite transaction on the legacy file, holding its write lock from the comparison to the commit,
+    after a verified backup of it."""
+    conn = open_for_write(source)
+    try:
+        with write_transaction(conn, source):
+            if schema_fingerprint(conn) != plan.source_fingerprint:
+                raise BadInput(f"{source}: its schema changed since apply (fingerprint differs): the rows cannot be "
+                               "compared with what apply loaded; nothing was changed")
+            if snapshot:
+                conn.execute("ATTACH DATABASE ? AS snap", (snapshot.resolve().as_uri() + "?mode=ro",))
+            found = _reconcile(conn, snapshot, changes, on_conflict, write=False)
+            if found.conflicts and on_conflict == "refuse":
+                raise ChecksFailed(f"{len(found.conflicts)} rows were changed both in the source and in PostgreSQL "
+                                   f"since the snapshot: " + ", ".join(f"{c['table']} id {c['id']}" for c in found.conflicts[:10])
+                                   + "; nothing was changed (see --json for both versions; --on-conflict postgres or "
+                                   "source settles them)", details={"conflicts": found.conflicts})
+            backup = backup_file(source, backup_dir)
+            done = _reconcile(conn, snapshot, changes, on_conflict, write=True)
+            done.backup = backup
+        return done
+    finally:
+        conn.close()
 
 
 def rollback_script(plan: Plan) -> str:

@@ -51,6 +51,8 @@ class RollbackResult:
     rows_restored: dict[str, int] = field(default_factory=dict)
     renumbered: int = 0
     seconds: float = 0.0
+    changes: dict[str, dict[str, int]] = field(default_factory=dict)  # PostgreSQL: written back, per legacy table
+    conflicts: list[dict] = field(default_factory=list)  # rows changed on both sides, settled by --on-conflict
 
 
 class SQLiteRunner:

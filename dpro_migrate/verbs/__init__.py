@@ -160,14 +160,16 @@ def archive(source: Path, target: Target | None = None, *, table: str, older_tha
     return site_for(source, target).archive(table, older_than)
 
 
-def verify(source: Path, target: Target | None = None, *, backup: Path | None = None) -> VerifyReport:
-    return site_for(source, target).verify(backup=backup)
+def verify(source: Path, target: Target | None = None, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
+    """`strict`: a change made after the cutover fails the check too (by default it is reported)."""
+    return site_for(source, target).verify(backup=backup, strict=strict)
 
 
-def rollback(source: Path, target: Target | None = None, *, write_back: bool = False,
+def rollback(source: Path, target: Target | None = None, *, write_back: bool = False, on_conflict: str = "refuse",
              backup_dir: Path | None = None, progress=None, rows_progress=None) -> RollbackResult:
-    return site_for(source, target).rollback(write_back=write_back, backup_dir=backup_dir or default_backup_dir(source),
-                                             progress=progress, rows_progress=rows_progress)
+    return site_for(source, target).rollback(write_back=write_back, on_conflict=on_conflict,
+                                             backup_dir=backup_dir or default_backup_dir(source), progress=progress,
+                                             rows_progress=rows_progress)
 
 
 def rollback_script(source: Path, target: Target | None = None) -> str:

@@ -41,12 +41,13 @@ class PostgresSite:
     def rollback_script(self, plan: Plan) -> str:
         return backend.rollback_script(plan)
 
-    def verify(self, *, backup: Path | None = None) -> VerifyReport:
-        return verify_postgres(self.target)
+    def verify(self, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
+        return verify_postgres(self.target, strict=strict)
 
-    def rollback(self, *, write_back: bool = False, backup_dir: Path, progress=None,
+    def rollback(self, *, write_back: bool = False, on_conflict: str = "refuse", backup_dir: Path, progress=None,
                  rows_progress=None) -> RollbackResult:
-        return backend.rollback_postgres(self.target, write_back=write_back, backup_dir=backup_dir, progress=progress)
+        return backend.rollback_postgres(self.target, write_back=write_back, backup_dir=backup_dir, progress=progress,
+                                         on_conflict=on_conflict)
 
     def finalize(self) -> list[str]:
         return backend.finalize_postgres(self.target)

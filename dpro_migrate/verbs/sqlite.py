@@ -79,11 +79,12 @@ class SQLiteSite:
     def rollback_script(self, plan: Plan) -> str:
         return "\n".join(backend.rollback_program(plan)) + "\n"
 
-    def verify(self, *, backup: Path | None = None) -> VerifyReport:
-        return verify_sqlite(self.path, backup=backup)
+    def verify(self, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
+        return verify_sqlite(self.path, backup=backup, strict=strict)
 
-    def rollback(self, *, write_back: bool = False, backup_dir: Path, progress=None,
+    def rollback(self, *, write_back: bool = False, on_conflict: str = "refuse", backup_dir: Path, progress=None,
                  rows_progress=None) -> backend.RollbackResult:
+        # in place, every row is already in the one file: nothing to write back, nothing to conflict
         return backend.rollback_in_place(self.path, backup_dir=backup_dir, progress=progress,
                                          rows_progress=rows_progress)
 

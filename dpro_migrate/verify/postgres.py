@@ -19,7 +19,8 @@ from dpro_migrate.plan.operations import CopyRows, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, SETUP_SQL
 from dpro_migrate.sqlnames import quote_ident
 from dpro_migrate.targets import Target
-from dpro_migrate.verify.report import Check, MoveCount, VerifyReport, accounting_check, promises_check
+from dpro_migrate.verify.report import (SAMPLE, MoveCount, VerifyReport, accounting_check, move_check,
+                                         promises_check, source_since_snapshot)
 
 DIALECT = get_dialect(POSTGRES)
 
@@ -65,26 +66,35 @@ def rows_of(move: CopyRows, archived: set[str]) -> str:
     return table_sql(move.target, POSTGRES)
 
 
-def compare_move(cur, move: CopyRows, archived: set[str] = frozenset()) -> tuple[int, int, int, list]:
-    """(source rows, missing or different, added after the cutover, sample ids) for one move."""
+def compare_move(cur, move: CopyRows, archived: set[str], apply_xid: str | None) -> tuple[MoveCount, list]:
+    """One move, the snapshot's rows (in _dpro_source) against the domain table, in one join. A row that
+    differs and still carries apply's transaction id (xmin) is one apply wrote wrongly; one with another
+    xmin was written after the cutover (an UPDATE writes a new row version). Without a recorded id (an
+    apply by an older dpro-migrate) every difference counts as apply's."""
     target = rows_of(move, archived)
-    cols = move.columns
-    left = ", ".join(f"s.{quote_ident(c)}" for c in cols)
-    right = ", ".join(f"t.{quote_ident(c)}" for c in cols)
-    # ids are primary keys on both sides: what the target holds beyond the ids found was added after the cutover
-    joined = f"FROM _dpro_source s LEFT JOIN {target} t ON t.\"id\" = s.\"id\""
-    differs = f"t.\"id\" IS NULL OR ({left}) IS DISTINCT FROM ({right})"
-    source_rows, found, bad = cur.execute(f"SELECT count(*), count(t.\"id\"), count(*) FILTER (WHERE {differs}) "
-                                          f"{joined}").fetchone()
-    sample = [r[0] for r in cur.execute(f"SELECT s.\"id\" {joined} WHERE {differs} ORDER BY 1 LIMIT 10")] if bad else []
+    left = ", ".join(f"s.{quote_ident(c)}" for c in move.columns)
+    right = ", ".join(f"t.{quote_ident(c)}" for c in move.columns)
+    joined = f"FROM _dpro_source s LEFT JOIN (SELECT *, xmin AS dpro_xmin FROM {target} x) t ON t.\"id\" = s.\"id\""
+    differs = f"t.\"id\" IS NOT NULL AND ({left}) IS DISTINCT FROM ({right})"
+    by_apply = f"t.dpro_xmin = {_xid(apply_xid)}" if apply_xid else "true"
+    wrong = f"({differs} AND {by_apply})"
+    source_rows, found, bad, changed = cur.execute(
+        f"SELECT count(*), count(t.\"id\"), count(*) FILTER (WHERE {wrong}), "
+        f"count(*) FILTER (WHERE {differs} AND NOT {wrong}) {joined}").fetchone()
+    sample = [r[0] for r in cur.execute(f"SELECT s.\"id\" {joined} WHERE {wrong} ORDER BY 1 LIMIT {SAMPLE}")] if bad else []
     added = cur.execute(f"SELECT count(*) FROM {target} t").fetchone()[0] - found
-    return source_rows, bad, added, sample
+    deleted = source_rows - found
+    return MoveCount(move.legacy, move.target, source_rows, found - bad - changed, bad, added, changed, deleted), sample
 
 
-def open_source_as_applied(cur, plan: Plan) -> sqlite3.Connection:
-    """The source, with the rows apply quarantined marked again (read back from system.quarantine),
-    so the plan's source queries select exactly the rows apply moved."""
-    src = open_source(Path(plan.source))
+def _xid(xid: str) -> str:
+    return f"{int(xid)}::text::xid"
+
+
+def open_source_as_applied(cur, plan: Plan, path: Path | None = None) -> sqlite3.Connection:
+    """The source (or the snapshot of it apply loaded: `path`), with the rows apply quarantined marked again
+    (read back from system.quarantine), so the plan's source queries select exactly the rows apply moved."""
+    src = open_source(path or Path(plan.source))
     for stmt in SETUP_SQL:
         src.execute(stmt)
     if plan.of_type(QuarantineRows):
@@ -93,32 +103,35 @@ def open_source_as_applied(cur, plan: Plan) -> sqlite3.Connection:
     return src
 
 
-def verify_postgres(target: Target):
-
+def verify_postgres(target: Target, *, strict: bool = False) -> VerifyReport:
+    """Against the snapshot apply loaded (the source as it was then). Changes made in PostgreSQL since the
+    cutover are reported as such, and fail only with `strict`; what apply wrote differently never passes."""
     conn, entry = read_ledger(target)
     try:
         if entry is None:
             raise BadInput(f"{target.display}: is not migrated (no ledger); nothing to verify")
         plan = entry.plan
+        snapshot = Path(entry.state["snapshot"]) if entry.state.get("snapshot") else None
+        if snapshot and not snapshot.exists():
+            raise BadInput(f"the snapshot apply loaded is gone: {snapshot}; verify compares with it")
         checks, counts = [], []
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
-            src = open_source_as_applied(cur, plan)
+            src = open_source_as_applied(cur, plan, snapshot)
             try:
                 quarantined = dict(src.execute(
                     f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
                 for move in plan.of_type(CopyRows):
                     load_source_rows(cur, src, move, "_dpro_source")
-                    n, bad, added, sample = compare_move(cur, move, plan.archived_tables())
-                    counts.append(MoveCount(move.legacy, move.target, n, n - bad, bad, added))
-                    checks.append(Check(f"rows {move.name}", bad == 0,
-                                        f"{n - bad} of {n} legacy rows present value for value"
-                                        + (f", {added} added after the cutover" if added else ""),
-                                        [{"legacy_id": i} for i in sample]))
+                    count, sample = compare_move(cur, move, plan.archived_tables(), entry.state.get("xid"))
+                    counts.append(count)
+                    checks.append(move_check(f"rows {move.name}", count, sample, strict))
                 checks.append(accounting_check(counts, quarantined, lambda name: count_rows(src, name)))
             finally:
                 src.close()
             checks.append(promises_check(plan, DIALECT.catalog(cur)))
+        if snapshot:
+            checks.append(source_since_snapshot(Path(plan.source), snapshot, list(plan.legacy_tables)))
         return VerifyReport(target.display, entry.backup, checks, counts)
     finally:
         conn.close()

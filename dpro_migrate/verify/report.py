@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
+
+from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.sqlnames import quote_ident
 
 SAMPLE = 10
 
@@ -21,8 +25,10 @@ class MoveCount:
     target: str
     source_rows: int
     matched: int
-    missing_or_different: int
+    missing_or_different: int  # written by apply otherwise than the source holds, or never written
     added_after_cutover: int
+    changed_after_cutover: int = 0
+    deleted_after_cutover: int = 0
 
 
 @dataclass
@@ -64,7 +70,8 @@ def per_legacy(pairs) -> dict[str, int]:
 
 
 def accounting_check(counts: list["MoveCount"], quarantined: dict[str, int], total_rows) -> Check:
-    wrong = unaccounted(per_legacy((c.legacy, c.matched) for c in counts), quarantined, total_rows)
+    placed = ((c.legacy, c.matched + c.changed_after_cutover + c.deleted_after_cutover) for c in counts)
+    wrong = unaccounted(per_legacy(placed), quarantined, total_rows)
     detail = f"{sum(quarantined.values())} rows in quarantine" if quarantined else "no quarantine"
     return Check("source rows = target rows + quarantined rows", not wrong, "; ".join(wrong) or detail, wrong)
 
@@ -75,3 +82,35 @@ def promises_check(plan, present: set) -> Check:
     missing = [f"{p.kind} {p.name}" for p in promised if p not in present]
     return Check("promised objects exist", not missing, f"{len(promised) - len(missing)} of {len(promised)} present",
                  missing)
+
+
+def move_check(name: str, count: MoveCount, sample: list, strict: bool) -> Check:
+    """A move holds when every legacy row is in place as apply wrote it, or was changed after the cutover by
+    the application (reported; a failure only under --strict)."""
+    since = {"changed": count.changed_after_cutover, "deleted": count.deleted_after_cutover,
+             "added": count.added_after_cutover}
+    after = ", ".join(f"{n} {what} after the cutover" for what, n in since.items() if n)
+    ok = count.missing_or_different == 0 and not (strict and any(since.values()))
+    detail = f"{count.matched} of {count.source_rows} legacy rows present value for value" + (f", {after}" if after else "")
+    return Check(name, ok, detail, [{"legacy_id": i} for i in sample])
+
+
+def source_since_snapshot(source, snapshot, tables: list[str]) -> Check:
+    """Rows written to the source after apply's snapshot: not in the target, and kept by rollback."""
+    conn = connect_readonly(source)
+    try:
+        conn.execute("ATTACH DATABASE ? AS snap", (snapshot.resolve().as_uri() + "?mode=ro",))
+        changed = {}
+        for name in tables:
+            q = quote_ident(name)
+            n = conn.execute(f"SELECT (SELECT count(*) FROM (SELECT * FROM main.{q} EXCEPT SELECT * FROM snap.{q})) + "
+                             f"(SELECT count(*) FROM (SELECT * FROM snap.{q} EXCEPT SELECT * FROM main.{q}))").fetchone()[0]
+            if n:
+                changed[name] = n
+    except sqlite3.Error as exc:
+        return Check("source since the snapshot", False, f"cannot compare the source with the snapshot: {exc}")
+    finally:
+        conn.close()
+    detail = ("unchanged" if not changed else "written after the snapshot (not in the target; rollback keeps them): "
+              + ", ".join(f"{t} {n} rows" for t, n in changed.items()))
+    return Check("source since the snapshot", True, detail, [changed] if changed else [])

@@ -19,7 +19,7 @@ from dpro_migrate.plan.document import Plan
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.plan.operations import CreateTable, QuarantineRows, RowMove
 from dpro_migrate.sqlnames import quote_ident
-from dpro_migrate.verify.report import SAMPLE, Check, MoveCount, VerifyReport, accounting_check, promises_check
+from dpro_migrate.verify.report import SAMPLE, Check, MoveCount, VerifyReport, accounting_check, move_check, promises_check
 
 DIALECT = get_dialect(SQLITE)
 
@@ -66,7 +66,10 @@ def _structure_checks(path: Path) -> tuple[list, list[str]]:
         conn.close()
 
 
-def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
+def verify_sqlite(path: Path, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
+    """Against the backup apply took. A row that differs from it fails (SQLite keeps no trace of who wrote a
+    row: a row the application changed after the cutover cannot be told from one apply wrote wrongly);
+    rows added after the cutover are reported, and fail only with `strict`."""
     conn = connect_readonly(path)
     pool = ThreadPoolExecutor(1, thread_name_prefix="dpro-migrate-verify")
     try:
@@ -84,11 +87,7 @@ def verify_sqlite(path: Path, *, backup: Path | None = None) -> VerifyReport:
         for move in plan.moves:
             count, sample = compare_move(conn, move, "bak", plan.archived_tables())
             counts.append(count)
-            checks.append(Check(f"rows {move.legacy} -> {physical_name(move.target, SQLITE)}",
-                                count.missing_or_different == 0,
-                                f"{count.matched} of {count.source_rows} legacy rows present value for value"
-                                + (f", {count.added_after_cutover} added after the cutover" if count.added_after_cutover else ""),
-                                [{"legacy_id": i} for i in sample]))
+            checks.append(move_check(f"rows {move.legacy} -> {physical_name(move.target, SQLITE)}", count, sample, strict))
         checks += _quarantine_checks(conn, plan, counts)
         checks.append(_unknown_tables_untouched(conn, plan))
         checks.append(promises_check(plan, DIALECT.catalog(conn)))
