@@ -33,11 +33,6 @@ def scratch_dirs():
     return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("dpro-check-")}
 
 
-def test_help():
-    for cmd in ("check", "restore"):
-        assert "Usage" in invoke(0, [cmd, "--help"]).stdout
-
-
 def test_check_sqlite_passes_and_leaves_the_source_alone(legacy_db, tmp_path):
     db = legacy_db(extras=True)
     digest, mtime = file_digest(db), db.stat().st_mtime_ns
