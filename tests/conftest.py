@@ -59,11 +59,23 @@ def file_digest(path: Path) -> str:
 
 
 # --- PostgreSQL: a real server, throwaway databases ------------------------------------------------
+# Every PostgreSQL test goes through pg_url (which goes through pg_server), and carries the postgres marker:
+# `pytest -m "not postgres"` needs no server. The server is DPRO_MIGRATE_TEST_PG; under CI=true a missing
+# server fails the PostgreSQL tests instead of skipping them.
 
 import os  # noqa: E402
 import uuid  # noqa: E402
 
 PG_URL = os.environ.get("DPRO_MIGRATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_FIXTURES = frozenset({"pg_server", "pg_url"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the marker must be there when it looks
+def pytest_collection_modifyitems(config, items):
+    """A test that asks for a PostgreSQL fixture in its signature is a postgres test, marked or not."""
+    for item in items:
+        if PG_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -81,11 +93,16 @@ def pg_server():
 
 
 @pytest.fixture
-def pg_url(pg_server):
+def pg_url(request):
     """A new empty database on the test server, dropped afterwards; yields its URL."""
     import psycopg
     from sqlalchemy.engine import make_url
 
+    # Tests that reach it through request.getfixturevalue escape the collection hook: they must say so.
+    if request.node.get_closest_marker("postgres") is None:
+        pytest.fail(f"{request.node.nodeid} uses PostgreSQL (pg_url) without the postgres marker: "
+                    "add @pytest.mark.postgres (or pytest.param(..., marks=pytest.mark.postgres))", pytrace=False)
+    pg_server = request.getfixturevalue("pg_server")
     name = f"dpro_test_{uuid.uuid4().hex[:12]}"
     admin = psycopg.connect(pg_server, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')

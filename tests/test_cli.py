@@ -1,10 +1,13 @@
 """The command line: exit codes, one-line errors, files left as they were."""
 
+import inspect
 import json
 import os
+import re
 import sqlite3
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from dpro_migrate.cli import app
@@ -21,9 +24,32 @@ def invoke(code, args):
     return result
 
 
-def test_every_command_has_help():
-    for cmd in ("inspect", "plan", "backup", "apply", "verify", "rollback", "status", "demo", "example"):
-        assert "Usage" in invoke(0, [cmd, "--help"]).stdout
+def _command_name(command) -> str:
+    """The name typer gives the command: the one passed to @app.command, else derived from the function."""
+    return command.name or typer.main.get_command_name(command.callback.__name__)
+
+
+def _first_help_line(command) -> str:
+    return (command.help or inspect.getdoc(command.callback) or "").strip().splitlines()[0]
+
+
+@pytest.mark.parametrize("command", app.registered_commands, ids=_command_name)
+def test_every_command_has_help(command):
+    """Every registered command, so a new one cannot be left out; its help leads with its docstring."""
+    name = _command_name(command)
+    out = invoke(0, [name, "--help"]).stdout
+    # rich rewraps the text to the terminal width: compare with the line breaks evened out
+    flat = " ".join(out.split())
+    assert re.match(rf"Usage: \S+ {re.escape(name)} ", flat), out
+    description = " ".join(_first_help_line(command).split())
+    assert description and description in flat, (description, out)
+    assert flat.index(description) < flat.index("─ Options"), "the description comes before the options"
+
+
+def test_the_help_test_names_commands_as_typer_does():
+    """The names the test above derives are the click commands typer builds, all of them."""
+    names = [_command_name(c) for c in app.registered_commands]
+    assert names and sorted(names) == sorted(typer.main.get_command(app).commands)
 
 
 def _bad_files(tmp_path, legacy):

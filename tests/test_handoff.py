@@ -34,7 +34,8 @@ from dpro_migrate.safety.alembic_version import VERSION_TABLE, release_baseline
 from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.targets import parse_target
 
-DIALECTS = [SQLITE, POSTGRES]
+# These tests reach pg_url through request.getfixturevalue, which the conftest hook cannot see: mark here.
+DIALECTS = [SQLITE, pytest.param(POSTGRES, marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(autouse=True)
@@ -328,6 +329,7 @@ def test_drift_lost_desc(migrated):
     assert "created_at DESC" in diffs[0].detail
 
 
+@pytest.mark.postgres
 def test_drift_changed_type_default_and_nullability_postgresql(legacy_db, tmp_path, request):
     db = _migrate(POSTGRES, legacy_db, tmp_path, request)
     db.sql("ALTER TABLE iam.users ALTER COLUMN full_name TYPE text",
@@ -343,6 +345,7 @@ def test_drift_changed_type_default_and_nullability_postgresql(legacy_db, tmp_pa
     }
 
 
+@pytest.mark.postgres
 def test_drift_trigger_functions_postgresql(legacy_db, tmp_path, request):
     db = _migrate(POSTGRES, legacy_db, tmp_path, request)
     db.sql("CREATE OR REPLACE FUNCTION system.set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$ "
@@ -360,6 +363,7 @@ def test_drift_changed_and_unexpected_trigger_sqlite(legacy_db, tmp_path, reques
                                              ("unexpected_trigger", "trg_extra")}
 
 
+@pytest.mark.postgres
 def test_drift_unexpected_table_postgresql(legacy_db, tmp_path, request):
     db = _migrate(POSTGRES, legacy_db, tmp_path, request)
     db.sql("CREATE TABLE iam.api_keys (id bigint PRIMARY KEY)", "CREATE TABLE public.anything (id int)")
@@ -433,6 +437,7 @@ def test_context_options():
         assert not include(leftover, "table", {"schema_name": None})
 
 
+@pytest.mark.postgres
 def test_alembic_url_from_environment(legacy_db, tmp_path, request, monkeypatch):
     """alembic.ini holds no password; env.py takes the whole URL from DPRO_MIGRATE_DATABASE_URL."""
     db = _migrate(POSTGRES, legacy_db, tmp_path, request)
@@ -485,6 +490,7 @@ def test_stamp_refuses_drift_unmigrated_and_foreign_revisions(legacy_db, tmp_pat
         stamp_baseline(db.url, tmp_path)
 
 
+@pytest.mark.postgres
 def test_release_baseline_lets_postgresql_rollback_run(legacy_db, tmp_path, request):
     """The version table lives in the system schema: rollback releases the baseline stamp, and refuses
     when Alembic has moved the database beyond it (rolling back would silently undo those migrations)."""

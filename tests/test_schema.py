@@ -4,10 +4,10 @@ import sqlite3
 from importlib import resources
 
 import pytest
-from dpro_migrate import DOMAINS
+from dpro_migrate import DOMAINS, verbs
 from dpro_migrate.model.mapping import load_mapping
 from dpro_migrate.model.schema import load_schema
-from dpro_migrate.dialects import SQLITE, create_index_sql, create_table_sql, physical_name, sqlite_affinity
+from dpro_migrate.dialects import POSTGRES, SQLITE, create_index_sql, create_table_sql, physical_name, sqlite_affinity
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,18 @@ def legacy_tables():
     return {n: {r[1]: r[2] for r in conn.execute(f"PRAGMA table_info({n})")} for n in names}
 
 
+# The target schema in ddl/, counted: a table, index or trigger added or lost is a deliberate change here.
+TABLES, INDEXES, PARTIAL_INDEXES, TRIGGERS, PG_TRIGGER_FUNCTIONS = 19, 59, 7, 12, 3
+
+
 def test_seven_domains_and_their_tables(schema):
     assert {t.domain for t in schema.tables.values()} == set(DOMAINS)
-    assert len(schema.tables) >= 19
+    assert len(schema.tables) == TABLES
 
 
 def test_indexes_constraints_and_names(schema):
-    assert len(schema.indexes) >= 25
-    assert sum(i.partial for i in schema.indexes) >= 3
+    assert len(schema.indexes) == INDEXES
+    assert sum(i.partial for i in schema.indexes) == PARTIAL_INDEXES
     names = [c.name for t in schema.tables.values() for c in t.constraints] + [i.name for i in schema.indexes]
     assert len(names) == len(set(names)), "constraint and index names are unique"
     kinds = {c.kind for t in schema.tables.values() for c in t.constraints}
@@ -66,6 +70,36 @@ def test_sqlite_rendering_executes_and_triggers_attach(schema):
         conn.execute(trig.sql)
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     assert names == {t.name for t in schema.triggers[SQLITE]}
+
+
+def test_trigger_counts_per_dialect(schema):
+    """SQLite: one CREATE TRIGGER per trigger. PostgreSQL: the same triggers, plus the functions they call."""
+    assert [t.kind for t in schema.triggers[SQLITE]] == ["trigger"] * TRIGGERS
+    pg_kinds = [t.kind for t in schema.triggers[POSTGRES]]
+    assert (pg_kinds.count("trigger"), pg_kinds.count("function")) == (TRIGGERS, PG_TRIGGER_FUNCTIONS)
+
+
+def test_applied_sqlite_file_holds_exactly_the_schema(schema, legacy_db, tmp_path):
+    """What apply leaves, as sqlite_master and PRAGMA index_list read it."""
+    db = legacy_db()
+    verbs.apply(db, backup_dir=tmp_path / "backups")
+    conn = sqlite3.connect(db)
+    try:
+        domain_tables = {physical_name(q, SQLITE) for q in schema.tables}
+        master = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+        tables = {name for kind, name, _, _ in master if kind == "table"}
+        assert len(tables & domain_tables) == TABLES
+        assert tables - domain_tables == {"sqlite_sequence", "system_migration_ledger"}
+        # explicit indexes only: UNIQUE constraints add sqlite_autoindex_* entries with no SQL
+        indexes = {name for kind, name, table, sql in master if kind == "index" and sql is not None}
+        assert len(indexes) == INDEXES and indexes == {i.name for i in schema.indexes}
+        partial = {row[1] for table in domain_tables for row in conn.execute(f'PRAGMA index_list("{table}")')
+                   if row[4]}
+        assert len(partial) == PARTIAL_INDEXES and partial == {i.name for i in schema.indexes if i.partial}
+        triggers = {name for kind, name, _, _ in master if kind == "trigger"}
+        assert len(triggers) == TRIGGERS and triggers == {t.name for t in schema.triggers[SQLITE]}
+    finally:
+        conn.close()
 
 
 def test_trigger_sets_agree_between_dialects(schema):
