@@ -20,7 +20,8 @@ from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.plan.operations import CreateCompatView, KeepSequence, Operation, QuarantineRows, RowMove
+from dpro_migrate.plan.operations import (CreateCompatView, DropLegacyTable, KeepSequence, Operation, QuarantineRows,
+                                          RowMove)
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
 from dpro_migrate.plan.program import Statement
 from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
@@ -92,7 +93,8 @@ class Program:
 
 def apply_program(plan: Plan, backup: str | None = None) -> Program:
     """`backup`: where the script's VACUUM INTO writes (apply makes its own backup)."""
-    legacy = list(plan.legacy_tables)
+    # every legacy table the plan drops is counted, so a plan edited to drop one without moving it is refused
+    legacy = list(dict.fromkeys([*plan.legacy_tables, *(op.name for op in plan.of_type(DropLegacyTable))]))
     keep = plan.of_type(KeepSequence)
     before = [
         Statement("PRAGMA foreign_keys = OFF", script_only=True,
