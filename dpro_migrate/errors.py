@@ -3,6 +3,7 @@
 OK = 0
 CHECKS_FAILED = 1  # verification failed, or rows the target refuses
 BAD_INPUT = 2  # missing/corrupt file, wrong database, unusable plan, bad flags
+UNEXPECTED = 70  # a bug or an unforeseen failure: not one of the errors above (EX_SOFTWARE in sysexits.h)
 
 
 class DproMigrateError(Exception):

@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import conv
 from sqlglot import exp
 
 from . import DOMAINS
+from .config import DATABASE_URL_ENV
 from .drift import Difference, from_alembic, index_differences, trigger_differences
 from .errors import BadInput
 from .mapping import LEDGER_TABLE, QUARANTINE_TABLE
@@ -51,7 +52,7 @@ VERSION_TABLE_SCHEMA = {POSTGRES: "system", SQLITE: None}
 BASELINE_PREFIX = "dpro"
 _BASELINE_ID = re.compile(r"^dpro[0-9a-f]{12}$")
 BASELINE_SLUG = "dpro_baseline"
-URL_ENV = "DPRO_MIGRATE_DATABASE_URL"
+URL_ENV = DATABASE_URL_ENV  # read by the generated env.py itself: it runs under Alembic, not dpro-migrate
 
 # Every constraint in ddl/ is named; conv() marks those names as final. The convention names anything a later
 # Alembic migration adds without a name, so autogenerate can always compare constraints by name.

@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 
 from .. import ledger
 from ..backup import BackupResult, copy_file, sealing
+from ..config import load_settings
 from ..errors import BadInput, ChecksFailed
 from ..legacy import check_sqlite_file, schema_fingerprint
 from ..mapping import LEDGER_TABLE
@@ -44,7 +45,7 @@ class RollbackResult:
 
 def lock_timeout_ms() -> int:
     """How long to wait for another writer (the application, another dpro-migrate) before refusing."""
-    return int(os.environ.get("DPRO_MIGRATE_BUSY_TIMEOUT_MS", "5000"))
+    return load_settings().busy_timeout_ms
 
 
 def open_for_write(path: Path) -> sqlite3.Connection:
