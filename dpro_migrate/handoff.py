@@ -653,7 +653,10 @@ def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | N
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     scope = ("the seven domain schemas" if dialect == POSTGRES
              else "the domain tables (legacy leftovers, the ledger and alembic_version are left out)")
-    (directory / "versions").mkdir(parents=True, exist_ok=True)
+    try:
+        (directory / "versions").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"{directory}: cannot be created ({exc.strerror}); nothing was written") from None
     (directory / "alembic.ini").write_text(_INI.format(version=__version__, date=date, rev=rev, slug=BASELINE_SLUG,
                                                        env=URL_ENV, url=_ini_url(url)))
     (directory / "env.py").write_text(_ENV.format(dialect=dialect, version=__version__, extra=extra, env=URL_ENV,

@@ -59,6 +59,11 @@ class Plan:
         if data.get("format") != PLAN_FORMAT:
             raise BadInput(f"plan format {data.get('format')!r} is not supported (expected {PLAN_FORMAT})")
         data["steps"] = [Step(**s) for s in data["steps"]]
+        for step in data["steps"]:  # hand-edited plans: what apply would otherwise run character by character
+            if not (isinstance(step.kind, str) and isinstance(step.name, str) and isinstance(step.info, dict)
+                    and all(isinstance(part, list) and all(isinstance(q, str) for q in part)
+                            for part in (step.sql, step.reverse))):
+                raise TypeError(f"step {step.name!r}: sql and reverse must be lists of strings, info an object")
         return cls(**data)
 
     def sql_script(self, *, reverse: bool = False) -> str:
@@ -75,9 +80,15 @@ class Plan:
 
 def save_plan(plan: Plan, path: str | os.PathLike) -> Path:
     path = Path(path)
+    if not path.parent.is_dir():
+        raise BadInput(f"{path.parent}: no such directory; the plan was not written")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(plan.to_json())
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(plan.to_json())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"{path}: cannot write the plan there ({exc.strerror or exc})") from None
     return path
 
 
@@ -87,8 +98,9 @@ def load_plan(path: str | os.PathLike) -> Plan:
         return Plan.from_json(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read the plan ({exc})") from None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise BadInput(f"{path}: is not a dpro-migrate plan ({exc})") from None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:  # what malformed content raises
+        detail = f"no {exc} key" if isinstance(exc, KeyError) else next(iter(str(exc).splitlines()), type(exc).__name__)
+        raise BadInput(f"{path}: is not a dpro-migrate plan: {detail}") from None
 
 
 def looks_like_plan(path: str | os.PathLike) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import ledger
-from ..backup import BackupResult, copy_file, sealing
+from ..backup import NAME_MAX, BackupResult, copy_file, sealing
 from ..config import load_settings
 from ..errors import BadInput, ChecksFailed
 from ..legacy import check_sqlite_file, schema_fingerprint
@@ -51,6 +51,9 @@ def lock_timeout_ms() -> int:
 def open_for_write(path: Path) -> sqlite3.Connection:
     check_sqlite_file(path)
     busy_timeout_ms = lock_timeout_ms()
+    if len(os.fsencode(path.name + "-journal")) > NAME_MAX:
+        raise BadInput(f"{path}: the name is too long for the -journal file SQLite writes beside it "
+                       f"(at most {NAME_MAX - len('-journal')} bytes); rename the file")
     if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:  # root too respects a chmod a-w
         raise BadInput(f"{path}: is read-only; dpro-migrate needs to write it")
     if not os.access(path.resolve().parent, os.W_OK):
