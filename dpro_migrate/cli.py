@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import sys
-from datetime import datetime
+import tempfile
+import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -13,10 +16,11 @@ import typer
 from rich.markup import escape
 
 import dpro_migrate.verbs as verbs
-from dpro_migrate import render
-from dpro_migrate.targets import parse_target
-from dpro_migrate.errors import BAD_INPUT, CHECKS_FAILED, DproMigrateError
+from dpro_migrate import __version__, render
+from dpro_migrate.config import TARGET_ENV, load_settings
+from dpro_migrate.errors import BAD_INPUT, CHECKS_FAILED, UNEXPECTED, DproMigrateError
 from dpro_migrate.plan.document import save_plan
+from dpro_migrate.targets import parse_target
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Move the DPRO AI Agent's legacy SQLite database into seven domain schemas, prove it, undo it.")
@@ -24,7 +28,7 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_comp
 SOURCE = typer.Argument(..., help="The legacy SQLite file (dpro_agent.db).", show_default=False)
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
-TARGET = typer.Option(None, "--target", "-t", envvar="DPRO_MIGRATE_TARGET",
+TARGET = typer.Option(None, "--target", "-t", envvar=TARGET_ENV,
                       help="postgresql://user:pass@host/db (default: migrate the SQLite file in place).")
 ON_REJECT = typer.Option("fail", "--on-reject", help="Rows the target would refuse: fail (change nothing, list them) "
                          "or quarantine (keep them whole in system_quarantine; verify counts them; rollback restores them).")
@@ -36,27 +40,72 @@ BACKUP_DIR = typer.Option(None, "--backup-dir", help="Where backups go (default:
 
 
 def handled(fn):
-    """The one place where user errors become a one-line message and an exit code."""
+    """The error boundary of every command: see report_error. typer's own exits and usage errors pass through."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except DproMigrateError as exc:
-            if kwargs.get("as_json"):
-                render.print_json({"error": str(exc), "exit_code": exc.exit_code, "details": exc.details})
-            render.err.print(f"[red]error:[/] {escape(str(exc))}")
-            if exc.details and not kwargs.get("as_json"):
-                render.error_details(exc.details)
-            raise typer.Exit(exc.exit_code) from None
-        except sqlite3.DatabaseError as exc:  # a damaged file met past the first checks
-            render.err.print(f"[red]error:[/] the database cannot be read: {escape(str(exc))}; nothing was changed")
-            raise typer.Exit(BAD_INPUT) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
         except KeyboardInterrupt:
             render.err.print(f"[red]interrupted:[/] {_state_after_interrupt(fn.__name__, kwargs)}")
             raise typer.Exit(130) from None
+        except Exception as exc:
+            raise typer.Exit(report_error(exc, as_json=bool(kwargs.get("as_json")))) from None
 
     return wrapper
+
+
+_DAMAGED = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary result codes): the file is bad input, not a bug
+
+
+def report_error(exc: Exception, *, as_json: bool = False) -> int:
+    """The one place where an exception becomes a one-line message on stderr and an exit code (returned).
+    Errors meant for the user say what is wrong; anything else is unexpected: exit 70, traceback in a log file."""
+    details = None
+    if isinstance(exc, DproMigrateError):
+        message, code, details = str(exc), exc.exit_code, exc.details
+    elif isinstance(exc, sqlite3.DatabaseError) and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED:
+        message, code = f"the database cannot be read: {exc}; nothing was changed", BAD_INPUT  # met past the first checks
+    else:
+        log = _write_traceback(exc)
+        first_line = next(iter(str(exc).splitlines()), "")
+        message = f"unexpected {type(exc).__name__}" + (f": {first_line}" if first_line else "") + \
+            (f"; the traceback is in {log}" if log else "; the traceback could not be written to a log file")
+        code, details = UNEXPECTED, {"log": str(log) if log else None}
+    if as_json:
+        render.print_json({"error": message, "exit_code": code, "details": details})
+    render.err.print(f"[red]error:[/] {escape(message)}")
+    if details and code != UNEXPECTED and not as_json:
+        render.error_details(details)
+    return code
+
+
+def _write_traceback(exc: BaseException) -> Path | None:
+    """The full traceback in a new file (mode 0600) in the state directory, else the temp directory.
+    The command line is left out: a --target URL may carry a password."""
+    now = datetime.now(timezone.utc)
+    text = (f"dpro-migrate {__version__}, Python {sys.version.split()[0]}, {now.isoformat(timespec='seconds')}\n"
+            + "".join(traceback.format_exception(exc)))
+    try:
+        preferred = load_settings().log_dir
+    except DproMigrateError:  # an unusable setting elsewhere must not lose the traceback
+        preferred = None
+    for directory in filter(None, (preferred, Path(tempfile.gettempdir()))):
+        for n in range(100):
+            path = directory / f"dpro-migrate-{now:%Y%m%dT%H%M%SZ}{f'-{n}' if n else ''}.log"
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w", encoding="utf-8",
+                               errors="backslashreplace") as f:
+                    f.write(text)
+                return path
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+    return None
 
 
 def _state_after_interrupt(command: str, kwargs) -> str:
@@ -127,9 +176,11 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
               sql: bool = typer.Option(False, "--sql", help="Print the SQL and change nothing."),
               target: Optional[str] = TARGET, on_reject: str = ON_REJECT, compat_views: bool = COMPAT_VIEWS,
-              extras: list[str] = WITH, alembic: Optional[Path] = typer.Option(None, "--alembic", help="After apply, write an Alembic environment "
+              extras: list[str] = WITH,
+              alembic: Optional[Path] = typer.Option(None, "--alembic", help="After apply, write an Alembic environment "
                                                      "here (if none) and stamp its baseline revision."),
-              replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) and replace domain schemas that already exist."),
+              replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) and "
+                                                    "replace domain schemas that already exist."),
               backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
     """Back up, then migrate in one transaction: domain tables, rows, indexes, constraints, triggers,
     ledger written; in place, the legacy tables are replaced. All of it or none of it."""
@@ -155,7 +206,9 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
 
 @app.command("verify")
 @handled
-def verify_cmd(source: Path = SOURCE, backup: Optional[Path] = typer.Option(None, "--backup", help="Compare with this backup instead of the one apply recorded."),
+def verify_cmd(source: Path = SOURCE,
+               backup: Optional[Path] = typer.Option(None, "--backup", help="Compare with this backup instead of the one "
+                                                     "apply recorded."),
                target: Optional[str] = TARGET,
                schema_only: bool = typer.Option(False, "--schema-only", help="Only compare the live schema with ddl/ "
                                                 "(drift: tables, columns, indexes, keys, checks, triggers)."),
@@ -339,6 +392,5 @@ def check_cmd(source: Path = SOURCE,
 def main() -> None:
     try:
         app()
-    except DproMigrateError as exc:  # raised while parsing, outside any command
-        render.err.print(f"error: {exc}")
-        sys.exit(BAD_INPUT)
+    except Exception as exc:  # raised outside any command (while parsing, or by typer itself)
+        sys.exit(report_error(exc))

@@ -4,6 +4,7 @@ OK = 0
 CHECKS_FAILED = 1  # verification failed, or rows the target refuses
 BAD_INPUT = 2  # missing/corrupt file, wrong database, unusable plan, bad flags
 OUTCOME_UNKNOWN = 3  # the connection failed during a commit: whether it landed is not known
+UNEXPECTED = 70  # a bug or an unforeseen failure: not one of the errors above (EX_SOFTWARE in sysexits.h)
 
 
 class DproMigrateError(Exception):

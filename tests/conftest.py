@@ -66,7 +66,10 @@ def file_digest(path: Path) -> str:
 import os  # noqa: E402
 import uuid  # noqa: E402
 
-PG_URL = os.environ.get("DPRO_MIGRATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from dpro_migrate.config import load_settings  # noqa: E402
+
+PG_URL = load_settings().test_pg_url
+
 PG_FIXTURES = frozenset({"pg_server", "pg_url"})
 
 

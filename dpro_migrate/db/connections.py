@@ -11,21 +11,26 @@ from typing import Iterator
 
 import psycopg
 
+from dpro_migrate.config import load_settings
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.legacy import check_sqlite_file, connect_readonly
 from dpro_migrate.targets import Target
 
+NAME_MAX = 255  # bytes in one file name (ext4, XFS, btrfs, APFS)
 LOCK_KEY = 0x6470726F  # "dpro": one dpro-migrate at a time per target database
 
 
 def lock_timeout_ms() -> int:
     """How long to wait for another writer (the application, another dpro-migrate) before refusing."""
-    return int(os.environ.get("DPRO_MIGRATE_BUSY_TIMEOUT_MS", "5000"))
+    return load_settings().busy_timeout_ms
 
 
 def open_for_write(path: Path) -> sqlite3.Connection:
     check_sqlite_file(path)
     busy_timeout_ms = lock_timeout_ms()
+    if len(os.fsencode(path.name + "-journal")) > NAME_MAX:
+        raise BadInput(f"{path}: the name is too long for the -journal file SQLite writes beside it "
+                       f"(at most {NAME_MAX - len('-journal')} bytes); rename the file")
     if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:  # root too respects a chmod a-w
         raise BadInput(f"{path}: is read-only; dpro-migrate needs to write it")
     if not os.access(path.resolve().parent, os.W_OK):

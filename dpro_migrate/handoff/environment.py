@@ -30,6 +30,7 @@ from dpro_migrate.plan.archived import archive_index_name
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import CreateArchive, CreatePartition, CreateTable
 from dpro_migrate.safety.alembic_version import (BASELINE_PREFIX, VERSION_TABLE)
+from dpro_migrate.config import DATABASE_URL_ENV
 
 # Alembic's version table. PostgreSQL: system.alembic_version; SQLite (no schemas): a plain alembic_version.
 # Why system and not public on PostgreSQL: the seven domain schemas are the whole application and system
@@ -42,7 +43,7 @@ VERSION_TABLE_SCHEMA = {POSTGRES: "system", SQLITE: None}
 # Baseline revision ids are "dpro" + Alembic's 12 hex digits: recognisable without the Alembic directory
 # (release_baseline), and within alembic_version's VARCHAR(32).
 BASELINE_SLUG = "dpro_baseline"
-URL_ENV = "DPRO_MIGRATE_DATABASE_URL"
+URL_ENV = DATABASE_URL_ENV  # read by the generated env.py itself: it runs under Alembic, not dpro-migrate
 
 # Every constraint in ddl/ is named; conv() marks those names as final. The convention names anything a later
 # Alembic migration adds without a name, so autogenerate can always compare constraints by name.
@@ -640,7 +641,10 @@ def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | N
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     scope = ("the seven domain schemas" if dialect == POSTGRES
              else "the domain tables (legacy leftovers, the ledger and alembic_version are left out)")
-    (directory / "versions").mkdir(parents=True, exist_ok=True)
+    try:
+        (directory / "versions").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"{directory}: cannot be created ({exc.strerror}); nothing was written") from None
     (directory / "alembic.ini").write_text(_INI.format(version=__version__, date=date, rev=rev, slug=BASELINE_SLUG,
                                                        env=URL_ENV, url=_ini_url(url)))
     (directory / "env.py").write_text(_ENV.format(dialect=dialect, version=__version__, extra=extra, env=URL_ENV,

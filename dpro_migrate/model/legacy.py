@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sqlite3
@@ -65,10 +66,19 @@ class LegacyDatabase:
         return [o.name for o in self.objects if o.type == type_]
 
 
+def is_symlink_loop(path: Path) -> bool:
+    """Whether path names a symbolic link that leads back to itself (Path.exists() just says False)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def check_sqlite_file(path: Path) -> None:
     """Refuse, with one line, anything that is not an intact SQLite file. Reads the header only."""
     if not path.exists():
-        raise BadInput(f"{path}: no such file")
+        raise BadInput(f"{path}: is a symbolic link loop" if is_symlink_loop(path) else f"{path}: no such file")
     if path.is_dir():
         raise BadInput(f"{path}: is a directory, not a SQLite database file")
     if not os.access(path, os.R_OK):

@@ -87,10 +87,14 @@ class Plan:
 def save_plan(plan: Plan, path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
-        raise BadInput(f"{path.parent}: no such folder for the plan")
+        raise BadInput(f"{path.parent}: no such directory; the plan was not written")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(plan.to_json())
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(plan.to_json())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"{path}: cannot write the plan there ({exc.strerror or exc})") from None
     return path
 
 
@@ -101,9 +105,10 @@ def load_plan(path: str | os.PathLike) -> Plan:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read the plan ({exc})") from None
     except BadInput as exc:
-        raise BadInput(f"{path}: is not a usable dpro-migrate plan: {exc}") from None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise BadInput(f"{path}: is not a dpro-migrate plan ({exc})") from None
+        raise BadInput(f"{path}: is not a dpro-migrate plan: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:  # what malformed content raises
+        detail = f"no {exc} key" if isinstance(exc, KeyError) else next(iter(str(exc).splitlines()), type(exc).__name__)
+        raise BadInput(f"{path}: is not a dpro-migrate plan: {detail}") from None
 
 
 def looks_like_plan(path: str | os.PathLike) -> bool:

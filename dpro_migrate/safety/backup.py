@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -11,7 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from dpro_migrate.db.connections import NAME_MAX
 from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.model.legacy import is_symlink_loop
 from dpro_migrate.sqlnames import quote_ident
 
 
@@ -24,14 +28,38 @@ class BackupResult:
 
 
 def default_backup_dir(source: Path) -> Path:
-    return source.resolve().parent / "dpro-migrate-backups"
+    # realpath, not Path.resolve(): a symlink loop is for the file checks to refuse, not a RuntimeError here
+    return Path(os.path.realpath(source)).parent / "dpro-migrate-backups"
+
+
+SHORTENED = re.compile(r"~[0-9a-f]{8}$")  # the end of a stem name_within_limit() cut
+
+
+def name_within_limit(stem: str, suffix: str, *, reserve: int = 0) -> str:
+    """stem + suffix in at most NAME_MAX bytes, less `reserve` for a suffix added later (.tmp). A stem too long
+    to keep whole is cut and ends in ~ and 8 hex digits of its hash, so two long names that share a start
+    stay apart; the suffix (the timestamp) is kept whole."""
+    room = NAME_MAX - reserve - len(os.fsencode(suffix))
+    if len(os.fsencode(stem)) <= room:
+        return stem + suffix
+    tag = "~" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:8]
+    cut = stem
+    while len(os.fsencode(cut + tag)) > room:
+        cut = cut[:-1]
+    return cut + tag + suffix
+
+
+def backup_name(source_name: str, tail: str) -> str:
+    """The name of a backup: the source's name and tail (.<stamp>.bak), leaving room for the .tmp the copy is
+    written as and for the -journal SQLite writes beside it."""
+    return name_within_limit(source_name, tail, reserve=len(".tmp-journal"))
 
 
 def _backup_path(source: Path, directory: Path) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for n in range(1000):
         suffix = f"-{n}" if n else ""
-        path = directory / f"{source.name}.{stamp}{suffix}.bak"
+        path = directory / backup_name(source.name, f".{stamp}{suffix}.bak")
         if not path.exists() and not path.with_name(path.name + ".tmp").exists():
             return path
     raise BadInput(f"{directory}: too many backups with the same timestamp")
@@ -134,7 +162,7 @@ def _check_without_opening(source: Path) -> None:
     lock this process holds on it, so another process could start writing in the middle of the migration.
     """
     if not source.exists():
-        raise BadInput(f"{source}: no such file")
+        raise BadInput(f"{source}: is a symbolic link loop" if is_symlink_loop(source) else f"{source}: no such file")
     if source.is_dir():
         raise BadInput(f"{source}: is a directory, not a SQLite database file")
     if not os.access(source, os.R_OK):

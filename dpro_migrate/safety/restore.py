@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dpro_migrate.safety.backup import BackupResult, backup_file, default_backup_dir, fsync_path, table_counts
 from dpro_migrate.errors import BadInput, ChecksFailed, DproMigrateError
-from dpro_migrate.model.legacy import check_sqlite_file
+from dpro_migrate.model.legacy import check_sqlite_file, is_symlink_loop
+from dpro_migrate.safety.backup import (SHORTENED, BackupResult, backup_file, backup_name, default_backup_dir, fsync_path,
+                                        name_within_limit, table_counts)
 
 # <source name>.<UTC stamp>[-n].bak, as backup._backup_path names them
 BACKUP_NAME = re.compile(r"^(?P<source>.+)\.\d{8}T\d{6}Z(?:-\d+)?\.bak$")
@@ -38,11 +39,20 @@ class RestoreResult:
 
 def default_destination(backup: Path) -> Path:
     """A backup written to the default place (dpro-migrate-backups/ beside the database) names its database."""
+    if is_symlink_loop(backup):
+        raise BadInput(f"{backup}: is a symbolic link loop")
     m = BACKUP_NAME.match(backup.name)
     parent = backup.resolve().parent
     if not m or parent.name != default_backup_dir(Path("x")).name:
         raise BadInput(f"{backup}: cannot tell which database this backup belongs to; pass --to")
-    return parent.parent / m["source"]
+    if not SHORTENED.search(m["source"]):
+        return parent.parent / m["source"]
+    # A name too long to keep whole in the backup's name: the database is the file whose name shortens to it.
+    tail = backup.name[len(m["source"]):]
+    found = [p for p in parent.parent.iterdir() if backup_name(p.name, tail) == backup.name]
+    if len(found) != 1:
+        raise BadInput(f"{backup}: cannot tell which database this backup belongs to (its name is shortened); pass --to")
+    return found[0]
 
 
 def check_backup(backup: Path) -> tuple[dict[str, int], str]:
@@ -97,7 +107,7 @@ def _byte_copy(path: Path, directory: Path) -> Path:
     """Keep a file SQLite cannot read, byte for byte, before it is replaced."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    dest = directory / f"{path.name}.{stamp}-{secrets.token_hex(3)}.damaged"
+    dest = directory / name_within_limit(path.name, f".{stamp}-{secrets.token_hex(3)}.damaged")
     fd = os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     with os.fdopen(fd, "wb") as out, path.open("rb") as src:
         shutil.copyfileobj(src, out)
@@ -137,7 +147,8 @@ class _Locked(Exception):
 
 def _copy_to_new_file(backup: Path, destination: Path) -> None:
     """A new (or unreadable) destination: written beside it as a temporary file, fsynced, renamed over it."""
-    tmp = destination.with_name(f".{destination.name}.restore-{secrets.token_hex(4)}.tmp")
+    tmp = destination.with_name(name_within_limit(f".{destination.name}", f".restore-{secrets.token_hex(4)}.tmp",
+                                                     reserve=len("-journal")))
     try:
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600 if not destination.exists()
                      else destination.stat().st_mode & 0o777)
@@ -171,6 +182,8 @@ def restore(backup: Path, destination: Path | None = None, *, backup_dir: Path |
     backup = Path(backup)
     destination = Path(destination) if destination else default_destination(backup)
     expected, _ = check_backup(backup)
+    if is_symlink_loop(destination):
+        raise BadInput(f"{destination}: is a symbolic link loop; nothing was changed")
     if destination.exists() and destination.resolve() == backup.resolve():
         raise BadInput(f"{destination}: is the backup itself; nothing was changed")
     if destination.is_dir():

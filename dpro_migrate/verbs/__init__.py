@@ -6,6 +6,7 @@ database: verbs/sqlite.py, verbs/postgresql.py) and never which database it is.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,7 +211,10 @@ class DemoResult:
 def demo(workdir: Path | None = None, *, messages: int = 2000, shape: str = "18", progress=None) -> DemoResult:
     """Generate a legacy database, then inspect, plan, apply, verify, roll back and compare with the original."""
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dpro-migrate-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"{workdir}: cannot be used as the demo's directory ({exc.strerror})") from None
     db = workdir / "dpro_agent.db"
     if db.exists():
         raise BadInput(f"{db}: already exists; give the demo an empty directory")
@@ -230,7 +234,7 @@ def example(path: Path, *, messages: int, shape: str, seed: int = 0, extras: boo
         raise BadInput(f"unknown shape {shape!r}: choose one of {', '.join(SHAPES)}")
     if dirty and shape != "18":
         raise BadInput("--dirty needs the 18-table shape")
-    if Path(path).exists():
+    if os.path.lexists(path):  # a dangling or looping symbolic link too: generating would write through it
         raise BadInput(f"{path}: already exists")
     counts = generate_legacy_db(path, messages=messages, shape=shape, seed=seed, extras=extras or dirty)
     if dirty:
