@@ -18,20 +18,14 @@ from alembic import command
 from alembic.config import Config
 
 from dpro_migrate import DOMAINS, verbs
+from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.errors import BadInput, ChecksFailed
-from dpro_migrate.handoff.environment import (
-    URL_ENV,
-    alembic_init,
-    baseline_revision,
-    context_options,
-    metadata_for,
-    schema_drift,
-    sqlalchemy_url,
-    stamp_baseline,
-)
+from dpro_migrate.handoff.connect import sqlalchemy_url
+from dpro_migrate.handoff.drift import context_options, schema_drift
+from dpro_migrate.handoff.environment import URL_ENV, alembic_init, baseline_revision, stamp_baseline
+from dpro_migrate.handoff.metadata import metadata_for
 from dpro_migrate.model.schema import load_schema
 from dpro_migrate.safety.alembic_version import VERSION_TABLE, release_baseline
-from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.targets import parse_target
 
 # These tests reach pg_url through request.getfixturevalue, which the conftest hook cannot see: mark here.

@@ -52,6 +52,10 @@ class PostgresDialect(Dialect):
     alembic_options = {}
     # Alembic's version table lives in system, with dpro-migrate's own bookkeeping: see handoff/environment.py.
     version_table_schema = "system"
+    names_primary_keys = True
+    identity_columns = True
+    primary_key_declared_nullable = False
+    alembic_scope = "the seven domain schemas"
 
     def table_exists_sql(self, schema: str | None, name: str) -> str:
         return f"SELECT 1 WHERE to_regclass({quote_literal(quote_ident(schema) + '.' + quote_ident(name))}) IS NOT NULL"

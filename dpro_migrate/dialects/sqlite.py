@@ -39,6 +39,14 @@ class SQLiteDialect(Dialect):
     trigger_body_starts = r"\bBEGIN\b"
     alembic_options = {"render_as_batch": True}  # SQLite has no ALTER for most changes: Alembic's batch mode
     version_table_schema = None
+    # The inline INTEGER PRIMARY KEY keeps no constraint name (nor does Alembic compare primary keys).
+    names_primary_keys = False
+    identity_columns = False  # INTEGER PRIMARY KEY AUTOINCREMENT: a table option (sqlite_autoincrement)
+    # Apply declares `INTEGER PRIMARY KEY AUTOINCREMENT` without NOT NULL (a rowid alias is never NULL anyway)
+    # and SQLite reflection reports such a column nullable: metadata declaring NOT NULL would be a false
+    # modify_nullable on every table.
+    primary_key_declared_nullable = True
+    alembic_scope = "the domain tables (legacy leftovers, the ledger and alembic_version are left out)"
 
     def table_exists_sql(self, schema: str | None, name: str) -> str:
         return f"SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = {quote_literal(name)}"
