@@ -138,13 +138,25 @@ def test_postgres_refuses_what_it_would_convert_silently(legacy_db, tmp_path, pg
 
 
 @pytest.mark.postgres
-def test_postgres_verify_says_when_the_source_changed_into_what_apply_refuses(legacy_db, tmp_path, pg_url):
+def test_postgres_verify_tells_a_source_changed_after_the_snapshot_from_a_lost_row(legacy_db, tmp_path, pg_url):
+    """verify compares with the snapshot apply loaded: a source row changed since (even into a value apply would
+    refuse) is reported as written to the source after the snapshot, not as a failed migration."""
     db = legacy_db()
     target = parse_target(pg_url)
     verbs.apply(db, target, backup_dir=tmp_path)
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE boards SET is_public = 'yes' WHERE id = 1")
     conn.close()
+    result = CliRunner().invoke(app, ["verify", str(db), "--target", pg_url, "--json"])
+    assert result.exit_code == 0, result.output
+    since = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "source since the snapshot")
+    assert "boards 2 rows" in since["detail"]  # the old version and the new one
+
+
+def test_postgres_verify_without_its_snapshot_is_refused_in_one_line(legacy_db, tmp_path, pg_url):
+    db = legacy_db()
+    target = parse_target(pg_url)
+    _, applied = verbs.apply(db, target, backup_dir=tmp_path)
+    applied.backup.path.unlink()  # the snapshot (the target held no table: no pg_dump)
     result = CliRunner().invoke(app, ["verify", str(db), "--target", pg_url])
-    assert result.exit_code == 1, result.output
-    assert "boards" in result.output and "no longer convert" in result.output
+    assert result.exit_code == 2 and "snapshot apply loaded is gone" in result.output

@@ -20,11 +20,12 @@ def archive_index_name(qualified: str) -> str:
     return f"idx_{qualified.split('.', 1)[1]}{SUFFIX}_created_at"
 
 
-def rows_with_archive_sql(qualified: str, columns: Sequence[str], dialect: str, table_expr: str | None = None) -> str:
+def rows_with_archive_sql(qualified: str, columns: Sequence[str], dialect: str, table_expr: str | None = None,
+                          *, also: str = "") -> str:
     """A FROM-able subquery: the live table's rows and its archive's, as one table (for verify's comparison,
     PostgreSQL's stranded-row check and write-back). `table_expr` overrides the live table's SQL name
-    (SQLite's main.<name>, a staging name)."""
-    cols = column_list(columns)
+    (SQLite's main.<name>, a staging name); `also`: more to select from each (a system column)."""
+    cols = column_list(columns) + (f", {also}" if also else "")
     live = table_expr or table_sql(qualified, dialect)
     arch = table_sql(archive_of(qualified), dialect)
     if table_expr and table_expr.startswith("main."):

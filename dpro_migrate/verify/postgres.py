@@ -72,9 +72,11 @@ def compare_move(cur, move: CopyRows, archived: set[str], apply_xid: str | None)
     xmin was written after the cutover (an UPDATE writes a new row version). Without a recorded id (an
     apply by an older dpro-migrate) every difference counts as apply's."""
     target = rows_of(move, archived)
+    with_xmin = (rows_with_archive_sql(move.target, move.columns, POSTGRES, also="xmin AS dpro_xmin")
+                 if move.target in archived else f"(SELECT *, xmin AS dpro_xmin FROM {target})")
     left = ", ".join(f"s.{quote_ident(c)}" for c in move.columns)
     right = ", ".join(f"t.{quote_ident(c)}" for c in move.columns)
-    joined = f"FROM _dpro_source s LEFT JOIN (SELECT *, xmin AS dpro_xmin FROM {target} x) t ON t.\"id\" = s.\"id\""
+    joined = f"FROM _dpro_source s LEFT JOIN {with_xmin} t ON t.\"id\" = s.\"id\""
     differs = f"t.\"id\" IS NOT NULL AND ({left}) IS DISTINCT FROM ({right})"
     by_apply = f"t.dpro_xmin = {_xid(apply_xid)}" if apply_xid else "true"
     wrong = f"({differs} AND {by_apply})"
