@@ -414,7 +414,7 @@ def plan_indexes_on_copies(legacy: Path) -> list[str]:
     from dpro_migrate.plan.operations import CreateIndex
 
     plan = verbs.make_plan(legacy, find_now=False)
-    legacy_of = {physical_name(m["target"], "sqlite"): m["legacy"] for m in plan.moves}
+    legacy_of = {physical_name(m.target, "sqlite"): m.legacy for m in plan.moves}
     out = []
     for step in plan.of_type(CreateIndex):
         m = re.match(r'CREATE (?:UNIQUE )?INDEX "([^"]+)" ON "([^"]+)"(.*)', step.sql[0], re.S)
