@@ -349,32 +349,17 @@ def run_phases(name: str, source: Path, target: str | None, workdir: Path) -> di
 # --- baselines ----------------------------------------------------------------------------------
 
 
-def pg_type(decl: str) -> str:
-    """A plain PostgreSQL type for a legacy SQLite declared type (raw pipe table only)."""
-    d = (decl or "").upper()
-    if "INT" in d:
-        return "bigint"
-    if d.startswith(("REAL", "FLOA", "DOUB")):
-        return "double precision"
-    if d.startswith("BOOL"):
-        return "boolean"
-    if d.startswith(("TIMESTAMP", "DATETIME")):
-        return "timestamptz"
-    if d == "JSON":
-        return "jsonb"
-    if d.startswith("VARCHAR"):
-        return d.lower()
-    return "text"
-
-
 def raw_pipe_table_sql(legacy: Path, table: str, plan_types: dict[str, str]) -> tuple[str, list[str]]:
-    """CREATE TABLE for the raw pipe: the legacy columns, typed as dpro-migrate types them (same work for PostgreSQL)."""
+    """CREATE TABLE for the raw pipe: the legacy columns, typed as dpro-migrate types them (same work for PostgreSQL):
+    as the plan types them, else as apply types a column that rides along."""
+    from dpro_migrate.types import pg_type_for_legacy
+
     conn = sqlite3.connect(legacy)
     try:
         cols = [(r[1], r[2]) for r in conn.execute(f"PRAGMA table_info({quote(table)})")]
     finally:
         conn.close()
-    defs = ", ".join(f"{quote(c)} {plan_types.get(c) or pg_type(t)}" for c, t in cols)
+    defs = ", ".join(f"{quote(c)} {plan_types.get(c) or pg_type_for_legacy(t)}" for c, t in cols)
     return f"CREATE TABLE raw_{table} ({defs})", [c for c, _ in cols]
 
 
