@@ -223,15 +223,14 @@ def pgloader_version() -> str | None:
 # Library functions timed inside the in-process apply (wrapped in this child only; absent ones are skipped).
 # Nested: make_plan contains _read and preflight.run; the refusals contain run_refusal.
 TIMED = [
-    ("dpro_migrate.commands", "make_plan"),
-    ("dpro_migrate.commands", "_read"),
-    ("dpro_migrate.preflight", "run"),
-    ("dpro_migrate.preflight", "run_refusal"),
-    ("dpro_migrate.preflight", "refuse_if_found"),
-    ("dpro_migrate.backends.sqlite", "refuse_if_findings"),
-    ("dpro_migrate.backends.sqlite", "copy_file"),  # the copy; its check runs on another thread, beside the steps
-    ("dpro_migrate.backends.sqlite", "_check_counts"),
-    ("dpro_migrate.backends.sqlite", "foreign_key_violations"),
+    ("dpro_migrate.verbs", "make_plan"),
+    ("dpro_migrate.planning", "read_file"),
+    ("dpro_migrate.plan.preflight", "run"),
+    ("dpro_migrate.plan.preflight", "run_refusal"),
+    ("dpro_migrate.plan.preflight", "refuse_if_found"),
+    ("dpro_migrate.backends.sqlite", "copy_file"),  # the copy; its check runs on another thread, beside the operations
+    ("dpro_migrate.backends.sqlite", "_failed_check"),
+    ("dpro_migrate.backends.postgres", "backup_file"),  # the snapshot of the source the load reads
     ("dpro_migrate.backends.postgres", "_refuse"),
     ("dpro_migrate.backends.postgres", "pg_dump"),
     ("dpro_migrate.backends.postgres", "_check_counts"),
@@ -349,32 +348,17 @@ def run_phases(name: str, source: Path, target: str | None, workdir: Path) -> di
 # --- baselines ----------------------------------------------------------------------------------
 
 
-def pg_type(decl: str) -> str:
-    """A plain PostgreSQL type for a legacy SQLite declared type (raw pipe table only)."""
-    d = (decl or "").upper()
-    if "INT" in d:
-        return "bigint"
-    if d.startswith(("REAL", "FLOA", "DOUB")):
-        return "double precision"
-    if d.startswith("BOOL"):
-        return "boolean"
-    if d.startswith(("TIMESTAMP", "DATETIME")):
-        return "timestamptz"
-    if d == "JSON":
-        return "jsonb"
-    if d.startswith("VARCHAR"):
-        return d.lower()
-    return "text"
-
-
 def raw_pipe_table_sql(legacy: Path, table: str, plan_types: dict[str, str]) -> tuple[str, list[str]]:
-    """CREATE TABLE for the raw pipe: the legacy columns, typed as dpro-migrate types them (same work for PostgreSQL)."""
+    """CREATE TABLE for the raw pipe: the legacy columns, typed as dpro-migrate types them (same work for PostgreSQL):
+    as the plan types them, else as apply types a column that rides along."""
+    from dpro_migrate.types import pg_type_for_legacy
+
     conn = sqlite3.connect(legacy)
     try:
         cols = [(r[1], r[2]) for r in conn.execute(f"PRAGMA table_info({quote(table)})")]
     finally:
         conn.close()
-    defs = ", ".join(f"{quote(c)} {plan_types.get(c) or pg_type(t)}" for c, t in cols)
+    defs = ", ".join(f"{quote(c)} {plan_types.get(c) or pg_type_for_legacy(t)}" for c, t in cols)
     return f"CREATE TABLE raw_{table} ({defs})", [c for c, _ in cols]
 
 

@@ -7,7 +7,8 @@ import pytest
 from dpro_migrate import DOMAINS, verbs
 from dpro_migrate.model.mapping import load_mapping
 from dpro_migrate.model.schema import load_schema
-from dpro_migrate.dialects import POSTGRES, SQLITE, create_index_sql, create_table_sql, physical_name, sqlite_affinity
+from dpro_migrate.dialects import POSTGRES, SQLITE, create_index_sql, create_table_sql, physical_name
+from dpro_migrate.types import sqlite_affinity
 
 
 @pytest.fixture(scope="module")

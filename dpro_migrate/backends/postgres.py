@@ -22,7 +22,7 @@ from dpro_migrate.dialects import POSTGRES, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed, OutcomeUnknown
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
-from dpro_migrate.plan.copy_lines import type_class
+from dpro_migrate.types import type_class_of_pg
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
@@ -242,16 +242,8 @@ class Changes:
 
 
 def _as_sqlite_sql(column: str, pg_type: str) -> str:
-    """PostgreSQL -> the legacy SQLite representation, for write-back."""
-    c = quote_ident(column)
-    cls = type_class(pg_type)
-    if cls == "boolean":
-        return f"{c}::int"
-    if cls == "timestamptz":
-        return f"to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
-    if cls == "jsonb":
-        return f"{c}::text"
-    return c
+    """PostgreSQL -> the legacy SQLite representation, for write-back (the type class's own conversion)."""
+    return type_class_of_pg(pg_type).write_back(column)
 
 
 def postgres_changes(cur, src: sqlite3.Connection, plan: Plan) -> dict[str, Changes]:

@@ -12,30 +12,7 @@ from dpro_migrate import DOMAINS
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.model.schema import Table, Trigger
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
-
-# A legacy declared type (for columns that ride along) -> PostgreSQL type.
-PG_TYPES_BY_NAME = {"BOOLEAN": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ", "DATETIME": "TIMESTAMPTZ", "JSON": "JSONB"}
-PG_TYPES_BY_AFFINITY = {"INTEGER": "BIGINT", "TEXT": "TEXT", "REAL": "DOUBLE PRECISION", "BLOB": "BYTEA", "NUMERIC": "TEXT"}
-
-
-def sqlite_affinity(decl_type: str) -> str:
-    """SQLite's affinity rules (datatype3.html, section 3.1), in their order."""
-    t = decl_type.upper()
-    if "INT" in t:
-        return "INTEGER"
-    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
-        return "TEXT"
-    if "BLOB" in t or not t.strip():
-        return "BLOB"
-    if "REAL" in t or "FLOA" in t or "DOUB" in t:
-        return "REAL"
-    return "NUMERIC"
-
-
-def pg_type_for_legacy(decl_type: str) -> str:
-    base = re.sub(r"\(.*", "", decl_type).strip().upper()
-    return PG_TYPES_BY_NAME.get(base) or PG_TYPES_BY_AFFINITY[sqlite_affinity(decl_type)]
-
+from dpro_migrate.types import pg_type_for_legacy
 
 _TRIGGER_TABLE = re.compile(r"\bON\s+((?:\"?\w+\"?\.)?\"?\w+\"?)", re.I)
 

@@ -12,21 +12,7 @@ from dpro_migrate.errors import BadInput
 from dpro_migrate.model.schema import Table, Trigger
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.sqlnames import quote_ident, quote_literal
-
-# Canonical (ddl/) type -> SQLite declared type, chosen for the affinity of the legacy column.
-SQLITE_TYPES = {
-    exp.DataType.Type.BIGINT: "INTEGER",
-    exp.DataType.Type.INT: "INTEGER",
-    exp.DataType.Type.TEXT: "TEXT",
-    exp.DataType.Type.VARCHAR: "VARCHAR",
-    exp.DataType.Type.BOOLEAN: "BOOLEAN",
-    exp.DataType.Type.TIMESTAMPTZ: "TIMESTAMP",
-    exp.DataType.Type.TIMESTAMP: "TIMESTAMP",
-    exp.DataType.Type.JSONB: "JSON",
-    exp.DataType.Type.JSON: "JSON",
-    exp.DataType.Type.DOUBLE: "REAL",
-    exp.DataType.Type.VARBINARY: "BLOB",
-}
+from dpro_migrate.types import sqlite_declared_type
 
 
 class SQLiteDialect(Dialect):
@@ -69,11 +55,8 @@ class SQLiteDialect(Dialect):
 
     def transform(self, node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.DataType) and node.this != exp.DataType.Type.USERDEFINED:
-            name = SQLITE_TYPES.get(node.this)
-            if name is None:
-                raise BadInput(f"ddl/ uses a type with no SQLite rendering: {node.sql()}")
-            params = ", ".join(p.sql() for p in node.expressions)
-            return exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=f"{name}({params})" if params else name)
+            # declared for the affinity of the legacy column (types.py)
+            return exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=sqlite_declared_type(node))
         if isinstance(node, exp.Table) and node.args.get("db"):
             return exp.Table(this=exp.to_identifier(f"{node.db}_{node.name}"))
         if isinstance(node, exp.Boolean):

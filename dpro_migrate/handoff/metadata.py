@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import conv
 from sqlglot import exp
 
+from dpro_migrate.types import type_class_of_ddl
+
 from dpro_migrate.dialects import POSTGRES, SQLITE, expression_sql, get_dialect, pg_type_for_legacy, physical_name
-from dpro_migrate.errors import BadInput
 from dpro_migrate.model.schema import Constraint, Index, Table, TargetSchema, load_schema
 
 # Every constraint in ddl/ is named; conv() marks those names as final. The convention names anything a later
@@ -37,39 +37,9 @@ _T = exp.DataType.Type
 
 
 def sa_type(node: exp.DataType) -> sa.types.TypeEngine:
-    """A ddl/ (PostgreSQL) type as a SQLAlchemy type that renders, on each dialect, what apply declared.
-
-    On SQLite apply declares the names of dialects.sqlite.SQLITE_TYPES (INTEGER, VARCHAR(n), TEXT, BOOLEAN,
-    TIMESTAMP, JSON, REAL, BLOB); the variants make the same type compile to exactly those, which is what
-    Alembic compares.
-    """
-    params = [int(p.name) for p in node.expressions]
-    kind = node.this
-    if kind == _T.BIGINT:
-        # BIGINT on PostgreSQL; INTEGER on SQLite (64-bit there anyway; a rowid alias needs exactly INTEGER).
-        return sa.BigInteger().with_variant(sa.INTEGER(), SQLITE)
-    if kind == _T.INT:
-        return sa.Integer()
-    if kind == _T.VARCHAR:
-        return sa.String(*params)
-    if kind == _T.TEXT:
-        return sa.Text()
-    if kind == _T.BOOLEAN:
-        return sa.Boolean()
-    if kind == _T.TIMESTAMPTZ:
-        return sa.TIMESTAMP(timezone=True)
-    if kind == _T.TIMESTAMP:
-        return sa.TIMESTAMP()
-    if kind == _T.JSONB:
-        return sa.JSON().with_variant(postgresql.JSONB(), POSTGRES)
-    if kind == _T.JSON:
-        return sa.JSON()
-    if kind == _T.DOUBLE:
-        # DOUBLE PRECISION on PostgreSQL; SQLite's declared type is REAL (sa.Double would render DOUBLE).
-        return sa.Double().with_variant(sa.REAL(), SQLITE)
-    if kind == _T.VARBINARY:
-        return sa.LargeBinary()
-    raise BadInput(f"ddl/ uses a type with no SQLAlchemy mapping: {node.sql('postgres')}")
+    """A ddl/ (PostgreSQL) type as a SQLAlchemy type that renders, on each dialect, what apply declared
+    (the type class's own, types.py)."""
+    return type_class_of_ddl(node).sa_type(node)
 
 
 # --- the type of a ride-along legacy column, as apply declared it (see Dialect.ride_along_column) ---------

@@ -7,16 +7,17 @@ fastest, and one validation pass per constraint is cheaper than a check per row.
 from __future__ import annotations
 
 from dpro_migrate import DOMAINS
-from dpro_migrate.dialects import POSTGRES, get_dialect, pg_type_for_legacy, table_sql
+from dpro_migrate.dialects import POSTGRES, get_dialect, table_sql
 from dpro_migrate.model.legacy import LegacyDatabase
 from dpro_migrate.model.mapping import QUARANTINE_TABLE, Resolution
 from dpro_migrate.model.schema import Index, Table, TargetSchema
-from dpro_migrate.plan.copy_lines import CONVERSIONS, copy_lines_sql, escaped_sql, type_class
+from dpro_migrate.plan.copy_lines import copy_lines_sql, escaped_sql
 from dpro_migrate.plan.operations import (AddConstraint, CopyRows, CreateFunction, CreateIndex, CreateQuarantine,
                                           CreateSchema, CreateTable, CreateTrigger, Operation, QuarantineRows,
                                           SetSequence)
 from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql, without_refused
 from dpro_migrate.sqlnames import quote_ident, quote_literal
+from dpro_migrate.types import pg_type_for_legacy, type_class_of_pg
 
 DIALECT = get_dialect(POSTGRES)
 
@@ -106,12 +107,12 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
         moves = [without_refused(m, REFUSED) for m in moves]
     for move in moves:
         typed = column_types(schema, move.target, move.columns, move.extra_columns)
-        classes = [(c, type_class(t)) for c, t in typed]
+        classes = [(c, type_class_of_pg(t)) for c, t in typed]
         ops.append(CopyRows(f"{move.legacy} -> {move.target}",
                             [DIALECT.copy_statement(table_sql(move.target, POSTGRES), move.columns)], [],
                             legacy=move.legacy, target=move.target, columns=move.columns,
                             extra_columns=[c for c, _ in move.extra_columns], where=move.where, types=dict(typed),
-                            conversions={c: CONVERSIONS[k] for c, k in classes if k not in ("text", "bigint")},
+                            conversions={c: k.conversion for c, k in classes if k.name not in ("text", "bigint")},
                             source_sql=copy_lines_sql(move.legacy, classes, move.where)))
     ops += constraints + indexes
     for qualified, table in schema.tables.items():

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 
 from dpro_migrate.errors import ChecksFailed
 from dpro_migrate.model.mapping import Move, Resolution
-from dpro_migrate.plan.copy_lines import type_class, varchar_length
 from dpro_migrate.model.schema import TargetSchema
 from dpro_migrate.dialects import SQLITE, expression_sql
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
+from dpro_migrate.types import type_class_of_pg, varchar_length
 
 REFUSED = "temp.dpro_refused"  # (source_table, source_pk, rule): the ids found so far, during one run
 
@@ -63,25 +63,8 @@ def without_refused(move: Move, refused: str) -> Move:
 
 
 def _type_ok(column: str, pg_type: str) -> str:
-    """A SQLite predicate: the value converts to the PostgreSQL type without changing. The load's encoder
-    (pgcopy.field_sql) refuses a subset of what this refuses, so a refused load is always explained here."""
-    c = quote_ident(column)
-    cls = type_class(pg_type)
-    if cls == "bigint":
-        return f"typeof({c}) IN ('integer', 'null')"
-    if cls == "double":
-        return f"typeof({c}) IN ('integer', 'real', 'null')"
-    if cls == "boolean":
-        return f"({c} IS NULL OR (typeof({c}) = 'integer' AND {c} IN (0, 1)))"
-    if cls == "timestamptz":  # only the canonical form round-trips; datetime() also rejects 2024-02-30
-        return f"({c} IS NULL OR (typeof({c}) = 'text' AND datetime({c}) IS {c}))"
-    if cls == "bytea":
-        return f"typeof({c}) IN ('blob', 'null')"
-    text = f"typeof({c}) IN ('text', 'integer', 'real') AND instr(CAST({c} AS BLOB), x'00') = 0"
-    if cls == "jsonb":  # PostgreSQL's jsonb refuses the \u0000 escape as well
-        return f"({c} IS NULL OR ({text} AND json_valid({c}) AND instr({c}, '\\u0000') = 0))"
-    n = varchar_length(pg_type)
-    return f"({c} IS NULL OR ({text}{f' AND length({c}) <= {n}' if n else ''}))"
+    """A SQLite predicate: the value converts to the PostgreSQL type without changing (its type class's)."""
+    return type_class_of_pg(pg_type).preflight_ok(column, varchar_length(pg_type))
 
 
 def _type_rule(move: Move, types: dict[str, str]) -> Rule:

@@ -1,0 +1,310 @@
+"""Column type classes: everything dpro-migrate knows about a type, in one table.
+
+A type class is what a column's values are on both sides (bigint, double, boolean, timestamptz, jsonb, text,
+bytea): how ddl/ spells it, what SQLite declares for it (chosen for the affinity of the legacy column, so values
+keep their storage class both ways), its PostgreSQL type, the conversion the plan declares, and the SQL that
+carries a value across: the COPY encoder, the preflight predicate, the write-back of rollback, and the
+SQLAlchemy type the Alembic hand-off compares. Encoder, predicate and write-back of a class sit side by side
+so that they cannot drift apart.
+
+A leaf module (sqlglot, SQLAlchemy, errors, sqlnames only): every other module may import it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import sqlalchemy as sa
+from sqlglot import exp
+
+from dpro_migrate.errors import BadInput
+from dpro_migrate.sqlnames import quote_ident
+
+_T = exp.DataType.Type
+# SQLAlchemy's dialect names (the same strings as dialects.SQLITE and dialects.POSTGRES, which sit a layer above).
+_SA_SQLITE = "sqlite"
+_SA_POSTGRES = "postgresql"
+
+# The one timestamp form that round-trips: PostgreSQL reads others too, but as something else.
+TIMESTAMP_GLOB = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]'"
+
+# A field no column accepts: the extra delimiter makes the line one column too long, which COPY always
+# rejects ("extra data after last expected column"), whatever the column's type or the database's encoding.
+REFUSED_FIELD = "'refused,by dpro-migrate'"
+
+
+@dataclass(frozen=True, eq=False)
+class TypeClass:
+    """One type class. Every SQL function takes the bare column name and quotes it itself.
+
+    copy_field: a SQLite expression giving one value as a CSV field for COPY: NULL for NULL (printed as the
+    unquoted empty field COPY reads as NULL), text always quoted (so '' stays an empty string), numbers bare.
+    It passes exactly the storage classes that convert without change and turns anything else into
+    REFUSED_FIELD, so the server refuses the load rather than convert silently (a boolean 2 or 'yes', a
+    timestamp in another form, a text ' 12' read as a number, a blob read as text). What passes and still
+    breaks a rule (a length, invalid JSON, 2024-02-30) the server refuses by itself.
+
+    preflight_ok: a SQLite predicate, true when the value converts without change (the second argument is the
+    length of a VARCHAR(n), else None). copy_field refuses a subset of what this refuses, so a refused load is
+    always explained by preflight.
+
+    write_back: a PostgreSQL expression giving the value in its legacy SQLite representation (rollback).
+    """
+
+    name: str
+    ddl_types: Mapping[exp.DataType.Type, str]  # the ddl/ (sqlglot) types of the class -> SQLite declared type
+    sqlite_affinity: str  # of those declared types
+    pg_type: str
+    legacy_names: tuple[str, ...]  # legacy declared types (without "(n)") given this class by name, not affinity
+    pg_pattern: str | None  # PostgreSQL type names of the class (regex, upper case); None: every other name
+    conversion: str  # shown in the plan
+    copy_field: Callable[[str], str]
+    preflight_ok: Callable[[str, int | None], str]
+    write_back: Callable[[str], str]
+    sa_type: Callable[[exp.DataType], sa.types.TypeEngine]  # a ddl/ type of the class -> what apply declared
+
+
+# --- COPY encoders (SQLite SQL) -----------------------------------------------------------------
+
+
+def _copy_bigint(column: str) -> str:
+    x = quote_ident(column)
+    return f"CASE typeof({x}) WHEN 'integer' THEN {x} WHEN 'null' THEN NULL ELSE {REFUSED_FIELD} END"
+
+
+def _copy_double(column: str) -> str:
+    x = quote_ident(column)
+    return (f"CASE typeof({x}) WHEN 'real' THEN printf('%!.20e', {x}) WHEN 'integer' THEN {x} "
+            f"WHEN 'null' THEN NULL ELSE {REFUSED_FIELD} END")
+
+
+def _copy_boolean(column: str) -> str:
+    x = quote_ident(column)
+    return (f"CASE WHEN typeof({x}) = 'integer' AND {x} IN (0, 1) THEN iif({x}, 't', 'f') "
+            f"WHEN {x} IS NULL THEN NULL ELSE {REFUSED_FIELD} END")
+
+
+def _copy_timestamptz(column: str) -> str:
+    """The canonical form only: PostgreSQL would read other forms, differently."""
+    x = quote_ident(column)
+    return (f"CASE WHEN typeof({x}) = 'text' AND {x} GLOB {TIMESTAMP_GLOB} THEN {x} "
+            f"WHEN {x} IS NULL THEN NULL ELSE {REFUSED_FIELD} END")
+
+
+def _copy_bytea(column: str) -> str:
+    x = quote_ident(column)
+    return f"CASE typeof({x}) WHEN 'blob' THEN '\\x' || hex({x}) WHEN 'null' THEN NULL ELSE {REFUSED_FIELD} END"
+
+
+def _copy_text(column: str) -> str:
+    """Text with a NUL is refused: PostgreSQL cannot store it, and printf() would cut it short."""
+    x = quote_ident(column)
+    return (f"CASE WHEN typeof({x}) = 'text' AND instr({x}, char(0)) = 0 THEN '\"' || replace({x}, '\"', '\"\"') || '\"' "
+            f"WHEN {x} IS NULL THEN NULL WHEN typeof({x}) = 'integer' THEN {x} "
+            f"WHEN typeof({x}) = 'real' THEN printf('%!.20e', {x}) ELSE {REFUSED_FIELD} END")
+
+
+# --- preflight predicates (SQLite SQL) ----------------------------------------------------------
+
+
+def _ok_bigint(column: str, length: int | None = None) -> str:
+    c = quote_ident(column)
+    return f"typeof({c}) IN ('integer', 'null')"
+
+
+def _ok_double(column: str, length: int | None = None) -> str:
+    c = quote_ident(column)
+    return f"typeof({c}) IN ('integer', 'real', 'null')"
+
+
+def _ok_boolean(column: str, length: int | None = None) -> str:
+    c = quote_ident(column)
+    return f"({c} IS NULL OR (typeof({c}) = 'integer' AND {c} IN (0, 1)))"
+
+
+def _ok_timestamptz(column: str, length: int | None = None) -> str:
+    """Only the canonical form round-trips; datetime() also rejects 2024-02-30."""
+    c = quote_ident(column)
+    return f"({c} IS NULL OR (typeof({c}) = 'text' AND datetime({c}) IS {c}))"
+
+
+def _ok_bytea(column: str, length: int | None = None) -> str:
+    c = quote_ident(column)
+    return f"typeof({c}) IN ('blob', 'null')"
+
+
+def _text_value(c: str) -> str:
+    return f"typeof({c}) IN ('text', 'integer', 'real') AND instr(CAST({c} AS BLOB), x'00') = 0"
+
+
+def _ok_jsonb(column: str, length: int | None = None) -> str:
+    """PostgreSQL's jsonb refuses the \\u0000 escape as well."""
+    c = quote_ident(column)
+    return f"({c} IS NULL OR ({_text_value(c)} AND json_valid({c}) AND instr({c}, '\\u0000') = 0))"
+
+
+def _ok_text(column: str, length: int | None = None) -> str:
+    c = quote_ident(column)
+    return f"({c} IS NULL OR ({_text_value(c)}{f' AND length({c}) <= {length}' if length else ''}))"
+
+
+# --- write-back (PostgreSQL SQL) ----------------------------------------------------------------
+
+
+def _back_unchanged(column: str) -> str:
+    return quote_ident(column)
+
+
+def _back_boolean(column: str) -> str:
+    return f"{quote_ident(column)}::int"
+
+
+def _back_timestamptz(column: str) -> str:
+    return f"to_char({quote_ident(column)} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+
+
+def _back_jsonb(column: str) -> str:
+    return f"{quote_ident(column)}::text"
+
+
+# --- SQLAlchemy types: on each dialect they compile to what apply declared (what Alembic compares) --------
+
+
+def _sa_bigint(node: exp.DataType) -> sa.types.TypeEngine:
+    if node.this == _T.INT:
+        return sa.Integer()
+    # BIGINT on PostgreSQL; INTEGER on SQLite (64-bit there anyway; a rowid alias needs exactly INTEGER).
+    return sa.BigInteger().with_variant(sa.INTEGER(), _SA_SQLITE)
+
+
+def _sa_double(node: exp.DataType) -> sa.types.TypeEngine:
+    # DOUBLE PRECISION on PostgreSQL; SQLite's declared type is REAL (sa.Double would render DOUBLE).
+    return sa.Double().with_variant(sa.REAL(), _SA_SQLITE)
+
+
+def _sa_boolean(node: exp.DataType) -> sa.types.TypeEngine:
+    return sa.Boolean()
+
+
+def _sa_timestamptz(node: exp.DataType) -> sa.types.TypeEngine:
+    return sa.TIMESTAMP() if node.this == _T.TIMESTAMP else sa.TIMESTAMP(timezone=True)
+
+
+def _sa_jsonb(node: exp.DataType) -> sa.types.TypeEngine:
+    if node.this == _T.JSON:
+        return sa.JSON()
+    from sqlalchemy.dialects import postgresql  # here: the CLI starts without the PostgreSQL dialect
+
+    return sa.JSON().with_variant(postgresql.JSONB(), _SA_POSTGRES)
+
+
+def _sa_text(node: exp.DataType) -> sa.types.TypeEngine:
+    if node.this == _T.VARCHAR:
+        return sa.String(*[int(p.name) for p in node.expressions])
+    return sa.Text()
+
+
+def _sa_bytea(node: exp.DataType) -> sa.types.TypeEngine:
+    return sa.LargeBinary()
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+BIGINT = TypeClass(
+    name="bigint", ddl_types={_T.BIGINT: "INTEGER", _T.INT: "INTEGER"}, sqlite_affinity="INTEGER",
+    pg_type="BIGINT", legacy_names=(), pg_pattern=r"BIGINT|INT|INTEGER|SMALLINT",
+    conversion="integer, unchanged",
+    copy_field=_copy_bigint, preflight_ok=_ok_bigint, write_back=_back_unchanged, sa_type=_sa_bigint)
+DOUBLE = TypeClass(
+    name="double", ddl_types={_T.DOUBLE: "REAL"}, sqlite_affinity="REAL",
+    pg_type="DOUBLE PRECISION", legacy_names=(), pg_pattern=r"DOUBLE.*|REAL|FLOAT",
+    conversion="real, every bit kept (printed with 21 significant digits)",
+    copy_field=_copy_double, preflight_ok=_ok_double, write_back=_back_unchanged, sa_type=_sa_double)
+BOOLEAN = TypeClass(
+    name="boolean", ddl_types={_T.BOOLEAN: "BOOLEAN"}, sqlite_affinity="NUMERIC",
+    pg_type="BOOLEAN", legacy_names=("BOOLEAN",), pg_pattern=r"BOOLEAN",
+    conversion="1/0 -> true/false",
+    copy_field=_copy_boolean, preflight_ok=_ok_boolean, write_back=_back_boolean, sa_type=_sa_boolean)
+TIMESTAMPTZ = TypeClass(
+    name="timestamptz", ddl_types={_T.TIMESTAMPTZ: "TIMESTAMP", _T.TIMESTAMP: "TIMESTAMP"}, sqlite_affinity="NUMERIC",
+    pg_type="TIMESTAMPTZ", legacy_names=("TIMESTAMP", "DATETIME"), pg_pattern=r"TIMESTAMP.*",
+    conversion="text 'YYYY-MM-DD HH:MM:SS' read as UTC -> timestamptz",
+    copy_field=_copy_timestamptz, preflight_ok=_ok_timestamptz, write_back=_back_timestamptz, sa_type=_sa_timestamptz)
+JSONB = TypeClass(
+    name="jsonb", ddl_types={_T.JSONB: "JSON", _T.JSON: "JSON"}, sqlite_affinity="NUMERIC",
+    pg_type="JSONB", legacy_names=("JSON",), pg_pattern=r"JSONB|JSON",
+    conversion="JSON text -> jsonb (keys reordered, whitespace normalised by PostgreSQL)",
+    # JSON travels as text; PostgreSQL refuses what is not JSON.
+    copy_field=_copy_text, preflight_ok=_ok_jsonb, write_back=_back_jsonb, sa_type=_sa_jsonb)
+TEXT = TypeClass(
+    name="text", ddl_types={_T.TEXT: "TEXT", _T.VARCHAR: "VARCHAR"}, sqlite_affinity="TEXT",
+    pg_type="TEXT", legacy_names=(), pg_pattern=None,
+    conversion="text, unchanged",
+    copy_field=_copy_text, preflight_ok=_ok_text, write_back=_back_unchanged, sa_type=_sa_text)
+BYTEA = TypeClass(
+    name="bytea", ddl_types={_T.VARBINARY: "BLOB"}, sqlite_affinity="BLOB",
+    pg_type="BYTEA", legacy_names=(), pg_pattern=r"BYTEA",
+    conversion="blob -> bytea",
+    copy_field=_copy_bytea, preflight_ok=_ok_bytea, write_back=_back_unchanged, sa_type=_sa_bytea)
+
+TYPE_CLASSES: dict[str, TypeClass] = {c.name: c for c in (BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ, JSONB, TEXT, BYTEA)}
+
+# A legacy declared type that no class names, by its SQLite affinity. NUMERIC (DECIMAL, DATE, ...) becomes text:
+# text takes integers, reals and text alike, so no value is refused for its storage class.
+_LEGACY_BY_AFFINITY = {"INTEGER": BIGINT, "TEXT": TEXT, "REAL": DOUBLE, "BLOB": BYTEA, "NUMERIC": TEXT}
+
+
+# --- lookups ------------------------------------------------------------------------------------
+
+
+def type_class_of_pg(pg_type: str) -> TypeClass:
+    """The class of a PostgreSQL type name (ddl/ types as PostgreSQL spells them, pg_type_for_legacy's)."""
+    t = pg_type.upper()
+    return next((c for c in TYPE_CLASSES.values() if c.pg_pattern and re.fullmatch(c.pg_pattern, t, re.S)), TEXT)
+
+
+def type_class_of_ddl(node: exp.DataType) -> TypeClass:
+    """The class of a ddl/ type (a parsed sqlglot DataType)."""
+    cls = next((c for c in TYPE_CLASSES.values() if node.this in c.ddl_types), None)
+    if cls is None:
+        raise BadInput(f"ddl/ uses a type dpro-migrate has no type class for: {node.sql('postgres')}")
+    return cls
+
+
+def sqlite_declared_type(node: exp.DataType) -> str:
+    """The SQLite declared type apply gives a ddl/ type, its parameters kept (VARCHAR(50))."""
+    name = type_class_of_ddl(node).ddl_types[node.this]
+    params = ", ".join(p.sql() for p in node.expressions)
+    return f"{name}({params})" if params else name
+
+
+def sqlite_affinity(decl_type: str) -> str:
+    """SQLite's affinity rules (datatype3.html, section 3.1), in their order."""
+    t = decl_type.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if "BLOB" in t or not t.strip():
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+
+
+def type_class_of_legacy(decl_type: str) -> TypeClass:
+    """The class of a legacy column that rides along, from its SQLite declared type: by name, else by affinity."""
+    base = re.sub(r"\(.*", "", decl_type).strip().upper()
+    named = next((c for c in TYPE_CLASSES.values() if base in c.legacy_names), None)
+    return named or _LEGACY_BY_AFFINITY[sqlite_affinity(decl_type)]
+
+
+def pg_type_for_legacy(decl_type: str) -> str:
+    return type_class_of_legacy(decl_type).pg_type
+
+
+def varchar_length(pg_type: str) -> int | None:
+    m = re.match(r"VARCHAR\((\d+)\)", pg_type.upper())
+    return int(m.group(1)) if m else None
