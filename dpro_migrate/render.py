@@ -193,6 +193,20 @@ def status_report(r) -> None:
         for h in r.history:
             t.add_row(str(h["id"]), h["action"], h["at"], h["tool_version"], h["backup"] or "")
         out.print(t)
+    if r.history_file:
+        colour = {"ok": "green", "refused": "yellow"}
+        t = Table("time", "verb", "target", "outcome", "counts", "backup", "message",
+                  title=f"history: {escape(r.history_path or '')}")
+        for h in r.history_file:
+            outcome = h.get("outcome") or ""
+            counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                              for k, v in (h.get("counts") or {}).items())
+            t.add_row(h.get("time") or "", h.get("verb") or "", escape(h.get("target") or ""),
+                      f"[{colour.get(outcome, 'red')}]{escape(outcome)}[/]", counts, escape(Path(h.get("backup") or "").name),
+                      escape(h.get("message") or ""))
+        out.print(t)
+    elif r.history_path:
+        out.print(f"no history yet in {escape(r.history_path)}")
 
 
 def demo_result(d) -> None:

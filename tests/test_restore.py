@@ -53,7 +53,8 @@ def test_backups_are_private_and_leave_no_temporary_file(legacy_db, tmp_path):
     for path in made:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE((tmp_path / "bk").stat().st_mode) == 0o700
-    assert sorted(p.name for p in (tmp_path / "bk").iterdir()) == sorted(p.name for p in made)
+    assert sorted(p.name for p in (tmp_path / "bk").glob("*.bak")) == sorted(p.name for p in made)
+    assert stat.S_IMODE((tmp_path / "bk" / "dpro-migrate-history.jsonl").stat().st_mode) == 0o600  # the history beside them
     assert not list((tmp_path / "bk").glob("*.tmp"))
 
 
@@ -182,7 +183,7 @@ def test_a_bad_backup_is_refused_and_nothing_changes(migrated, tmp_path, kind):
     assert file_digest(db) == before
     if bad_before:
         assert file_digest(bad) == bad_before
-    assert len(list(db.parent.joinpath("dpro-migrate-backups").iterdir())) == 1  # no copy of the current file made
+    assert len(list(db.parent.joinpath("dpro-migrate-backups").glob("*.bak"))) == 1  # no copy of the current file made
 
 
 def test_restore_refuses_while_another_writer_holds_the_lock(migrated):

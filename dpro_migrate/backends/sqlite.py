@@ -43,6 +43,7 @@ class ApplyResult:
     rows_moved: dict[str, int] = field(default_factory=dict)  # "legacy -> target" -> rows
     seconds: float = 0.0
     applied_at: str | None = None
+    history_error: str | None = None  # the history line could not be written (the apply itself stands)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class RollbackResult:
     seconds: float = 0.0
     changes: dict[str, dict[str, int]] = field(default_factory=dict)  # PostgreSQL: written back, per legacy table
     conflicts: list[dict] = field(default_factory=list)  # rows changed on both sides, settled by --on-conflict
+    history_error: str | None = None
 
 
 class SQLiteRunner:

@@ -6,22 +6,26 @@ database: verbs/sqlite.py, verbs/postgresql.py) and never which database it is.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.dirty import add_dirty_data
-from dpro_migrate.errors import BadInput
+from dpro_migrate.errors import BadInput, DproMigrateError, OutcomeUnknown
 from dpro_migrate.example import SHAPES, generate_legacy_db
 from dpro_migrate.model.mapping import Resolution, load_mapping, resolve
 from dpro_migrate.model.schema import load_schema
 from dpro_migrate.plan.document import Plan, load_plan, looks_like_plan
 from dpro_migrate.planning import make_plan
+from dpro_migrate.safety import history
 from dpro_migrate.safety.backup import BackupResult, backup_file, default_backup_dir
 from dpro_migrate.safety.state import file_state, read_file
 from dpro_migrate.targets import Target, parse_target
@@ -91,6 +95,113 @@ def inspect(source: Path) -> InspectReport:
                          res.missing_legacy if res else [], summary, findings)
 
 
+# --- history: one line per apply, verify, rollback, finalize and archive, beside the backups ------
+
+
+def _source_of(source_or_plan: Path) -> Path:
+    """The legacy file a verb works on: a plan file names its own (apply's `backup_dir` default follows it)."""
+    path = Path(source_or_plan)
+    if looks_like_plan(path):
+        try:
+            return Path(json.loads(path.read_text())["source"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not a usable plan: apply itself says why
+    return path.resolve()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if isinstance(exc, DproMigrateError):
+        return line
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def _outcome_of(exc: BaseException) -> str:
+    if isinstance(exc, OutcomeUnknown):
+        return history.OUTCOME_UNKNOWN
+    if isinstance(exc, DproMigrateError):  # BadInput, ChecksFailed: the verb refused, its message says what it found
+        return history.REFUSED
+    return history.FAILED
+
+
+def recorded(verb: str, summarize: Callable[[object], dict]):
+    """Append one history line for every call of the verb, whatever its end: `summarize(result)` gives the
+    line's counts, backup and message on success; an exception is recorded and re-raised unchanged.
+    The verb takes (source, target, ...) and writes its backups (and so its history) to `backup_dir`.
+    A history that cannot be written never hides the verb's result: the result's `history_error` says so."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(source, target: Target | None = None, **options):
+            target = target or parse_target(None)
+            legacy = _source_of(source)
+            directory = Path(options.get("backup_dir") or default_backup_dir(legacy))
+
+            def write(outcome: str, **line) -> str | None:
+                try:
+                    history.append(directory, history.HistoryLine(verb=verb, source=str(legacy), target=target.display,
+                                                                  outcome=outcome, **line))
+                    return None
+                except Exception as exc:  # whatever it is, the verb's own result comes first
+                    return f"the history line was not written to {history.history_path(directory)}: {_first_line(exc)}"
+
+            try:
+                result = fn(source, target, **options)
+            except BaseException as exc:
+                problem = write(_outcome_of(exc), message=_first_line(exc))
+                if problem:
+                    exc.add_note(problem)
+                raise
+            problem = write(**summarize(result))
+            if problem:
+                carrier = result[1] if isinstance(result, tuple) else result
+                if hasattr(carrier, "history_error"):  # a plain list (finalize's views) has nowhere to say it
+                    carrier.history_error = problem
+            return result
+
+        return run
+
+    return wrap
+
+
+def _backup_path(backup: BackupResult | None) -> str | None:
+    return str(backup.path) if backup else None
+
+
+def _applied(result: tuple[Plan | None, ApplyResult]) -> dict:
+    _, r = result
+    if r.already_migrated:
+        return {"outcome": history.OK, "message": f"already migrated (applied {r.applied_at}); nothing changed"}
+    return {"outcome": history.OK, "counts": {"rows_moved": sum(r.rows_moved.values())}, "backup": _backup_path(r.backup)}
+
+
+def _verified(r: VerifyReport) -> dict:
+    counts = {"checks": len(r.checks), "checks_failed": len(r.failures)}
+    if r.ok:
+        return {"outcome": history.OK, "counts": counts, "backup": r.backup}
+    return {"outcome": history.FAILED, "counts": counts, "backup": r.backup,
+            "message": f"{len(r.failures)} checks failed: " + "; ".join(c.name for c in r.failures)}
+
+
+def _rolled_back(r: RollbackResult) -> dict:
+    if r.nothing_to_do:
+        return {"outcome": history.OK, "message": "not migrated: nothing to roll back"}
+    counts = {"rows_restored": sum(r.rows_restored.values())}
+    if r.changes:
+        counts["rows_written_back"] = sum(n["inserted"] + n["updated"] + n["deleted"] for n in r.changes.values())
+    return {"outcome": history.OK, "counts": counts, "backup": _backup_path(r.backup)}
+
+
+def _finalized(dropped: list[str]) -> dict:
+    return {"outcome": history.OK, "counts": {"views_dropped": len(dropped)}}
+
+
+def _archived(r) -> dict:
+    return {"outcome": history.OK, "counts": {"rows_moved": r.moved},
+            "message": f"{r.table} -> {r.archive}" if r.cutoff else f"{r.archive} -> {r.table}"}
+
+
 # --- plan, apply, verify, rollback -------------------------------------------------------------
 
 
@@ -111,6 +222,7 @@ def apply_script(source_or_plan: Path, target: Target | None = None, **options) 
     return site_for(Path(plan.source), target).apply_script(plan)
 
 
+@recorded("apply", _applied)
 def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Path | None = None,
           on_reject: str = "fail", compat_views: bool = False, features: tuple[str, ...] = (),
           replace_existing: bool = False, progress=None, rows_progress=None) -> tuple[Plan | None, ApplyResult]:
@@ -127,6 +239,7 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
                                                 rows_progress=rows_progress)
 
 
+@recorded("finalize", _finalized)
 def finalize(source: Path, target: Target | None = None) -> list[str]:
     """Drop the compatibility views once no old reader needs them; returns the views dropped."""
     return site_for(source, target).finalize()
@@ -156,16 +269,21 @@ def alembic_handoff(directory: Path, source: Path, target: Target | None = None,
     return ini, stamp_baseline(url, directory) if stamp else None
 
 
+@recorded("archive", _archived)
 def archive(source: Path, target: Target | None = None, *, table: str, older_than=None):
     """Move rows older than the cutoff into the table's archive (None: every archived row back), one transaction."""
     return site_for(source, target).archive(table, older_than)
 
 
-def verify(source: Path, target: Target | None = None, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
-    """`strict`: a change made after the cutover fails the check too (by default it is reported)."""
+@recorded("verify", _verified)
+def verify(source: Path, target: Target | None = None, *, backup: Path | None = None, strict: bool = False,
+           backup_dir: Path | None = None) -> VerifyReport:
+    """`strict`: a change made after the cutover fails the check too (by default it is reported).
+    `backup_dir`: where the history line goes (verify writes no backup)."""
     return site_for(source, target).verify(backup=backup, strict=strict)
 
 
+@recorded("rollback", _rolled_back)
 def rollback(source: Path, target: Target | None = None, *, write_back: bool = False, on_conflict: str = "refuse",
              backup_dir: Path | None = None, progress=None, rows_progress=None) -> RollbackResult:
     return site_for(source, target).rollback(write_back=write_back, on_conflict=on_conflict,
@@ -187,8 +305,13 @@ def backup(source: Path, to: Path | None = None, progress=None) -> BackupResult:
     return backup_file(source, to, progress)
 
 
-def status(source: Path, target: Target | None = None) -> StatusReport:
-    return site_for(source, target).status()
+def status(source: Path, target: Target | None = None, *, backup_dir: Path | None = None) -> StatusReport:
+    """The state and the ledger, and the history file's lines for this source (which outlive the ledger)."""
+    report = site_for(source, target).status()
+    directory = Path(backup_dir) if backup_dir else default_backup_dir(Path(source))
+    report.history_path = str(history.history_path(directory))
+    report.history_file = history.read(directory, Path(source))
+    return report
 
 
 # --- demo ---------------------------------------------------------------------------------------
@@ -222,7 +345,7 @@ def demo(workdir: Path | None = None, *, messages: int = 2000, shape: str = "18"
     report = inspect(db)
     plan = make_plan(db)
     _, applied = apply(db, backup_dir=workdir / "backups", progress=progress)
-    verified = verify(db)
+    verified = verify(db, backup_dir=workdir / "backups")
     rolled = rollback(db, backup_dir=workdir / "backups", progress=progress)
     diffs = logical_differences(applied.backup.path, db)
     return DemoResult(str(workdir), str(db), generated, report, plan, applied, verified, rolled, diffs)

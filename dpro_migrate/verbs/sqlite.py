@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dpro_migrate.safety.ledger as ledger
@@ -27,7 +27,9 @@ class StatusReport:
     state: str
     legacy_tables: list[str]
     domain_tables: list[str]
-    history: list[dict]
+    history: list[dict]  # the ledger's entries: inside the migrated database, gone after a rollback
+    history_file: list[dict] = field(default_factory=list)  # safety/history.py's lines: they stay
+    history_path: str | None = None
 
 
 def history_of(entries: list[ledger.LedgerEntry]) -> list[dict]:

@@ -37,6 +37,7 @@ class VerifyReport:
     backup: str | None
     checks: list[Check]
     counts: list[MoveCount]
+    history_error: str | None = None
 
     @property
     def ok(self) -> bool:
