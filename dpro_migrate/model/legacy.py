@@ -12,6 +12,36 @@ from dpro_migrate.errors import BadInput
 from dpro_migrate.sqlnames import quote_ident
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+STAT_TABLES = ("sqlite_stat1", "sqlite_stat4")  # ANALYZE's statistics (stat4 only in builds that enable it)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(name: str) -> str:
+    """A name as SQLite compares it: case-insensitively, for ASCII letters only (Messages is messages, Ä is not ä)."""
+    return name.translate(_ASCII_LOWER)
+
+
+def same_name(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and fold(a) == fold(b)
+
+
+class TablesByName(dict):
+    """Tables by their name as the file spells it, looked up the way SQLite looks names up (case-insensitively):
+    `"messages" in tables` is true for a table created as Messages, and tables["messages"] is that table."""
+
+    def _key(self, name):
+        if isinstance(name, str) and not dict.__contains__(self, name):
+            return next((k for k in self if fold(k) == fold(name)), name)
+        return name
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, self._key(name))
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, self._key(name))
+
+    def get(self, name, default=None):
+        return dict.get(self, self._key(name), default)
 
 
 @dataclass
@@ -27,12 +57,21 @@ class LegacyColumn:
 class LegacyTable:
     name: str
     sql: str
-    columns: list[LegacyColumn]
+    columns: list[LegacyColumn]  # the columns rows can be written to (generated ones are not among them)
     rows: int
+    kind: str = "table"  # table | virtual | shadow (a virtual table's storage), as PRAGMA table_list says
+    without_rowid: bool = False
+    strict: bool = False
+    rowid_alias: bool = True  # its primary key is the rowid (a single INTEGER PRIMARY KEY column)
+    generated: list[str] = field(default_factory=list)  # GENERATED ALWAYS AS columns
+    references: list[str] = field(default_factory=list)  # tables its foreign keys name, as written
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def column(self, name: str) -> LegacyColumn | None:
+        return next((c for c in self.columns if same_name(c.name, name)), None)
 
 
 @dataclass
@@ -58,8 +97,18 @@ class LegacyDatabase:
     journal_mode: str = ""
     extra: dict = field(default_factory=dict)
 
+    stat_tables: list[str] = field(default_factory=list)  # those of STAT_TABLES the file holds
+
+    def __post_init__(self):
+        if not isinstance(self.tables, TablesByName):
+            self.tables = TablesByName(self.tables)
+
+    def table(self, name: str) -> LegacyTable | None:
+        """The table SQLite would find under this name (case-insensitively), or None."""
+        return self.tables.get(name)
+
     def objects_on(self, table: str) -> list[SchemaObject]:
-        return [o for o in self.objects if o.table == table]
+        return [o for o in self.objects if same_name(o.table, table)]
 
     def object_names(self, type_: str) -> list[str]:
         return [o.name for o in self.objects if o.type == type_]
@@ -139,19 +188,17 @@ def read_database(conn: sqlite3.Connection, path: Path) -> LegacyDatabase:
             "SELECT type, name, tbl_name, sql FROM main.sqlite_master "
             "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
         ).fetchall()
-        tables: dict[str, LegacyTable] = {}
+        tables: dict[str, LegacyTable] = TablesByName()
         objects: list[SchemaObject] = []
+        listed = {r[1]: r for r in conn.execute("PRAGMA main.table_list")}
         for type_, name, tbl_name, sql in master:
             if type_ == "table":
-                cols = [
-                    LegacyColumn(r[1], r[2] or "", bool(r[3]), r[4], r[5])
-                    for r in conn.execute(f"PRAGMA main.table_xinfo({quote_ident(name)})")
-                    if r[6] == 0  # hidden/generated columns cannot be inserted into
-                ]
-                rows = conn.execute(f"SELECT count(*) FROM main.{quote_ident(name)}").fetchone()[0]
-                tables[name] = LegacyTable(name, sql, cols, rows)
+                tables[name] = _read_table(conn, name, sql, listed.get(name))
             else:
                 objects.append(SchemaObject(type_, name, tbl_name, sql))
+        stat_tables = [r[0] for r in conn.execute(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name IN ('sqlite_stat1', 'sqlite_stat4') "
+            "ORDER BY name")]
         sequences = {}
         if conn.execute(
             "SELECT 1 FROM main.sqlite_master WHERE name = 'sqlite_sequence'"
@@ -173,7 +220,25 @@ def read_database(conn: sqlite3.Connection, path: Path) -> LegacyDatabase:
         page_count=page_count,
         user_version=user_version,
         journal_mode=journal_mode,
+        stat_tables=stat_tables,
     )
+
+
+def _read_table(conn: sqlite3.Connection, name: str, sql: str, listed: tuple | None) -> LegacyTable:
+    quoted = quote_ident(name)
+    xinfo = conn.execute(f"PRAGMA main.table_xinfo({quoted})").fetchall()
+    # hidden 0: ordinary; 1: a virtual table's hidden column; 2, 3: generated (VIRTUAL, STORED)
+    cols = [LegacyColumn(r[1], r[2] or "", bool(r[3]), r[4], r[5]) for r in xinfo if r[6] == 0]
+    generated = [r[1] for r in xinfo if r[6] in (2, 3)]
+    rows = conn.execute(f"SELECT count(*) FROM main.{quoted}").fetchone()[0]
+    kind, without_rowid, strict = (listed[2], bool(listed[4]), bool(listed[5])) if listed else ("table", False, False)
+    pk = [c for c in cols if c.pk]
+    # INTEGER PRIMARY KEY DESC and WITHOUT ROWID keep the key in an index of its own: no rowid alias then
+    keyed_by_index = any(r[3] == "pk" for r in conn.execute(f"PRAGMA main.index_list({quoted})"))
+    alias = (kind == "table" and not without_rowid and len(pk) == 1 and fold(pk[0].decl_type) == "integer"
+             and not keyed_by_index)
+    references = list(dict.fromkeys(r[2] for r in conn.execute(f"PRAGMA main.foreign_key_list({quoted})")))
+    return LegacyTable(name, sql, cols, rows, kind, without_rowid, strict, alias, generated, references)
 
 
 def fingerprint(master_rows) -> str:

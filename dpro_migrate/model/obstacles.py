@@ -1,0 +1,63 @@
+"""What a legacy file holds that a migration in place cannot carry through apply and rollback exactly.
+
+Each is refused before anything changes, with one line that names the object and what the DBA can do:
+better a file left as it was than one that verify, rollback or status cannot work on.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dpro_migrate.model.legacy import LegacyDatabase, fold
+from dpro_migrate.model.mapping import Resolution
+
+# The words of a CREATE VIRTUAL TABLE's arguments: names bare or quoted ('...', "...", [...], `...`).
+_WORD = re.compile(r"'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"|\[([^\]]*)\]|`((?:[^`]|``)*)`|([A-Za-z_][\w$]*)")
+
+
+def _words(text: str) -> set[str]:
+    return {fold(next(g for g in m.groups() if g is not None)) for m in _WORD.finditer(text)}
+
+
+def _module_arguments(sql: str) -> str:
+    head = re.search(r"\bUSING\s+\w+\s*\(", sql, re.I)
+    return sql[head.end():] if head else ""
+
+
+def in_place_obstacles(legacy: LegacyDatabase, res: Resolution) -> list[str]:
+    """Why the file cannot be migrated in place (empty: it can). The legacy tables apply replaces must be
+    ordinary rowid tables whose id is the rowid (rollback puts rows back by id: any other rowid would be
+    renumbered) with no generated column; nothing else in the file may depend on them by name."""
+    moved = {fold(t) for t in res.legacy_tables}
+    out = []
+    for name in res.legacy_tables:
+        table = legacy.tables[name]
+        if table.without_rowid:
+            out.append(f"legacy table {name} is WITHOUT ROWID, which dpro-migrate cannot carry; rebuild it as an "
+                       "ordinary table with `id INTEGER PRIMARY KEY` before migrating")
+        elif table.strict:
+            out.append(f"legacy table {name} is STRICT, which dpro-migrate cannot carry; rebuild it without STRICT "
+                       "before migrating")
+        elif not table.rowid_alias:
+            pk = [c for c in table.columns if c.pk]
+            declared = ", ".join(f"{c.name} {c.decl_type}".strip() for c in pk) or "none"
+            out.append(f"legacy table {name}: its id is not an INTEGER PRIMARY KEY (primary key: {declared}), so "
+                       "its rowids and id values cannot be carried; rebuild it with `id INTEGER PRIMARY KEY` before "
+                       "migrating")
+        for column in table.generated:
+            out.append(f"legacy table {name}: column {column} is generated (GENERATED ALWAYS AS), which "
+                       f"dpro-migrate cannot carry; drop it (ALTER TABLE {name} DROP COLUMN {column}) before "
+                       "migrating and add it back after")
+    for name, table in legacy.tables.items():
+        if fold(name) in moved:
+            continue
+        if table.kind == "virtual" and moved & _words(_module_arguments(table.sql or "")):
+            read = sorted(t for t in res.legacy_tables if fold(t) in _words(_module_arguments(table.sql)))
+            out.append(f"virtual table {name} reads the legacy table {', '.join(read)}, which apply replaces; "
+                       f"drop {name} (and the triggers that keep it in sync) before migrating and recreate it "
+                       "after")
+        for parent in table.references:
+            if fold(parent) in moved:
+                out.append(f"table {name}: its FOREIGN KEY references the legacy table {parent}, which apply "
+                           f"replaces; rebuild {name} without that foreign key before migrating")
+    return out
