@@ -53,11 +53,15 @@ def rebuild(db: Path, table: str, rewrite) -> None:
     conn.close()
 
 
-def round_trip(db: Path, tmp_path: Path) -> None:
-    """apply, verify, rollback: verify passes and the file comes back logically identical."""
+def round_trip(db: Path, tmp_path: Path, moved: dict[str, str] | None = None) -> None:
+    """apply, verify, rollback: verify passes and the file comes back logically identical. `moved`: legacy
+    table -> domain table that must hold all its rows after apply."""
     original = tmp_path / "original.db"
     shutil.copyfile(db, original)
+    rows = {legacy: count(db, f'SELECT count(*) FROM "{legacy}"') for legacy in moved or {}}
     verbs.apply(db, backup_dir=tmp_path / "bk")
+    for legacy, target in (moved or {}).items():
+        assert count(db, f'SELECT count(*) FROM "{target}"') == rows[legacy] > 0
     report = verbs.verify(db)
     assert report.ok, report.failures
     assert verbs.status(db).state == "migrated"
@@ -112,16 +116,33 @@ def test_a_table_named_Messages_is_the_messages_table(legacy_db, tmp_path):
 def test_a_table_named_Marketplace_Tools_is_the_marketplace_tools_table(legacy_db, tmp_path):
     db = variant(legacy_db, "ALTER TABLE marketplace_tools RENAME TO mt_tmp; "
                             "ALTER TABLE mt_tmp RENAME TO Marketplace_Tools;")
-    rows = count(db, "SELECT count(*) FROM Marketplace_Tools")
-    round_trip(db, tmp_path)
-    assert count(db, "SELECT count(*) FROM Marketplace_Tools") == rows > 0
+    round_trip(db, tmp_path, moved={"Marketplace_Tools": "marketplace_tools"})
 
 
 def test_triggers_and_indexes_named_in_another_case_go_with_their_table(legacy_db, tmp_path):
     db = variant(legacy_db, "ALTER TABLE tasks RENAME TO t_tmp; ALTER TABLE t_tmp RENAME TO TASKS;"
                             "CREATE TRIGGER trg_app_touch AFTER UPDATE ON tasks BEGIN SELECT 1; END;"
-                            "CREATE INDEX idx_app_tasks_title ON tasks (title);", extras=True)  # the extras' trigger is ON tasks
-    round_trip(db, tmp_path)
+                            "CREATE INDEX idx_app_tasks_title ON tasks (title);", extras=True)
+    round_trip(db, tmp_path, moved={"TASKS": "tasks_tasks"})
+
+
+def test_a_column_named_in_another_case_lands_in_its_canonical_column(legacy_db, tmp_path):
+    db = variant(legacy_db, "ALTER TABLE messages RENAME COLUMN content TO Content;"
+                            "ALTER TABLE users RENAME COLUMN email TO EMAIL;")
+    original = tmp_path / "original.db"
+    shutil.copyfile(db, original)
+    plan, _ = verbs.apply(db, backup_dir=tmp_path / "bk")
+    assert plan.extra_columns == {}
+    assert count(db, "SELECT count(*) FROM communication_messages WHERE content IS NULL") == 0
+    assert verbs.verify(db).ok
+    verbs.rollback(db, backup_dir=tmp_path / "bk")
+    assert logical_differences(original, db) == []
+
+
+def test_every_obstacle_is_named_on_one_line(legacy_db, tmp_path):
+    db = variant(legacy_db, "ALTER TABLE messages ADD COLUMN a INTEGER GENERATED ALWAYS AS (1) VIRTUAL;"
+                            "ALTER TABLE users ADD COLUMN b INTEGER GENERATED ALWAYS AS (2) VIRTUAL;")
+    refused(db, tmp_path, "messages: column a", "users: column b")
 
 
 # --- 2. dpro-migrate's own names never collide with the application's ------------------------------

@@ -95,8 +95,8 @@ def require_legacy(db: LegacyDatabase) -> None:
     refuse(db, own_name_collisions(db))
 
 
-def refuse(db: LegacyDatabase, obstacles: list[str]) -> None:
-    """One line: the first obstacle, and how many more there are."""
+def refuse(db: LegacyDatabase, obstacles: list[str], shown: int = 3) -> None:
+    """One line: the first obstacles, and how many more there are."""
     if obstacles:
-        more = f" (and {len(obstacles) - 1} more)" if len(obstacles) > 1 else ""
-        raise BadInput(f"{db.path}: cannot be migrated: {obstacles[0]}{more}; nothing was changed")
+        more = f"; and {len(obstacles) - shown} more" if len(obstacles) > shown else ""
+        raise BadInput(f"{db.path}: cannot be migrated: {'; '.join(obstacles[:shown])}{more}; nothing was changed")
