@@ -27,7 +27,7 @@ def _module_arguments(sql: str) -> str:
 def in_place_obstacles(legacy: LegacyDatabase, res: Resolution) -> list[str]:
     """Why the file cannot be migrated in place (empty: it can). The legacy tables apply replaces must be
     ordinary rowid tables whose id is the rowid (rollback puts rows back by id: any other rowid would be
-    renumbered) with no generated column; nothing else in the file may depend on them by name."""
+    renumbered) with no generated column (STRICT is carried); nothing else in the file may depend on them by name."""
     moved = {fold(t) for t in res.legacy_tables}
     out = []
     for name in res.legacy_tables:
@@ -35,9 +35,6 @@ def in_place_obstacles(legacy: LegacyDatabase, res: Resolution) -> list[str]:
         if table.without_rowid:
             out.append(f"legacy table {name} is WITHOUT ROWID, which dpro-migrate cannot carry; rebuild it as an "
                        "ordinary table with `id INTEGER PRIMARY KEY` before migrating")
-        elif table.strict:
-            out.append(f"legacy table {name} is STRICT, which dpro-migrate cannot carry; rebuild it without STRICT "
-                       "before migrating")
         elif not table.rowid_alias:
             pk = [c for c in table.columns if c.pk]
             declared = ", ".join(f"{c.name} {c.decl_type}".strip() for c in pk) or "none"

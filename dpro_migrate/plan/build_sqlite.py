@@ -59,8 +59,11 @@ def declared_like_legacy(table: Table, legacy: LegacyDatabase, moves: list[Move]
     '6' and 7.0). Where the canonical type already has the legacy affinity it stays as ddl/ renders it."""
     declared: dict[str, str] = {}
     for move in moves:
-        for column in legacy.tables[move.legacy].columns:
-            declared.setdefault(fold(column.name), column.decl_type)
+        source = legacy.tables[move.legacy]
+        for column in source.columns:
+            # ANY in a STRICT table keeps every value as given; in an ordinary table it would mean NUMERIC
+            any_type = source.strict and fold(column.decl_type.strip()) == "any"
+            declared.setdefault(fold(column.name), "" if any_type else column.decl_type)
     node = table.node.copy()
     changed = False
     for item in node.this.expressions:
