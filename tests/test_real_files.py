@@ -3,6 +3,7 @@ apply, verify and rollback as a logically identical file, or is refused up front
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sqlite3
@@ -280,11 +281,39 @@ def test_a_without_rowid_legacy_table_is_refused(legacy_db, tmp_path):
     refused(db, tmp_path, "system_info", "WITHOUT ROWID")
 
 
-def test_a_strict_legacy_table_is_refused(legacy_db, tmp_path):
-    db = legacy_db()
+def _strict_system_info(db: Path) -> None:
     rebuild(db, "system_info", lambda sql: re.sub(r"VARCHAR\(\d+\)|BOOLEAN|TIMESTAMP", "TEXT", sql)
-            .replace("is_public TEXT DEFAULT 0", "is_public INTEGER DEFAULT 0").rstrip() + " STRICT")
-    refused(db, tmp_path, "system_info", "STRICT")
+            .replace("is_public TEXT DEFAULT 0", "is_public INTEGER DEFAULT 0").replace("value TEXT", "value ANY")
+            .rstrip() + " STRICT")
+    conn = sqlite3.connect(db)
+    for i, value in enumerate(["007", 7, 7.5, b"\x01", "1e3", None], start=1):
+        conn.execute("UPDATE system_info SET value = ? WHERE id = ?", (value, i))
+    conn.commit()
+    conn.close()
+
+
+def test_a_strict_legacy_table_makes_the_round_trip(legacy_db, tmp_path):
+    """An ANY column of a STRICT table keeps every value as it is: its domain column is declared without a
+    type (in an ordinary table, ANY would have NUMERIC affinity and turn '007' into 7)."""
+    db = legacy_db()
+    _strict_system_info(db)
+    round_trip(db, tmp_path, moved={"system_info": "system_configurations"})
+
+
+def test_a_strict_legacy_table_with_quarantined_rows_makes_the_round_trip(legacy_db, tmp_path):
+    db = legacy_db()
+    _strict_system_info(db)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE system_info SET key = (SELECT key FROM system_info WHERE id = 1) WHERE id IN (5, 6)")
+    conn.commit()
+    conn.close()
+    original = tmp_path / "original.db"
+    shutil.copyfile(db, original)
+    verbs.apply(db, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    assert count(db, 'SELECT count(*) FROM "system_quarantine__system_info"') == 2
+    assert verbs.verify(db).ok
+    verbs.rollback(db, backup_dir=tmp_path / "bk")
+    assert logical_differences(original, db) == []
 
 
 # --- 5. views with main. qualifiers ---------------------------------------------------------------
@@ -352,3 +381,133 @@ def test_verify_sees_a_duplicate_row_added_to_an_unknown_table_without_a_key(leg
     report = verbs.verify(db)
     assert not report.ok
     assert any("app_counts" in str(c.detail) or "app_counts" in str(c.items) for c in report.failures)
+
+
+# --- a property over generated schemas -------------------------------------------------------------
+# Declared types per column (any affinity, type-less), case variants of table names, tables the application
+# added (their own declared types, WITHOUT ROWID, STRICT, a foreign key to a legacy table), a view with
+# main. qualifiers, ANALYZE statistics, a generated column. The file either makes the round trip to a
+# logically identical file, or is refused up front byte-identical; refused exactly when it holds something
+# in-place apply cannot carry.
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+
+def fold(name: str) -> str:
+    """As SQLite compares names: ASCII letters case-insensitively."""
+    return "".join(c.lower() if c.isascii() else c for c in name)
+
+
+TOOL_COLUMNS = ["description", "category", "version", "author", "rating", "download_count", "is_active",
+                "is_verified", "created_at"]
+DECLARED = st.sampled_from(["", "TEXT", "BLOB", "INT", "INTEGER", "REAL", "NUMERIC", "JSON", "VARCHAR(5)", "DATETIME",
+                            "FLOAT", "BOOLEAN", "DECIMAL(10,2)", "CLOB", "any thing", "UNSIGNED BIG INT"])
+STRICT_TYPES = st.sampled_from(["INT", "INTEGER", "REAL", "TEXT", "BLOB", "ANY"])
+small_values = st.one_of(
+    st.none(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.binary(max_size=8),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
+    st.sampled_from(["007", "1.50", "1e3", " 12", "0x10", "-0", "+5", "9223372036854775808", "1.0"]))
+RESERVED = {"users", "user_settings", "user_profiles", "user_sessions", "activity_logs", "agents", "conversations",
+            "messages", "chat_session_history", "boards", "board_nodes", "board_connections", "board_executions",
+            "board_templates", "workflows", "tasks", "system_info", "marketplace_tools", "alembic_version", "v_hyp"}
+
+
+def case_variant(name: str):
+    return st.lists(st.booleans(), min_size=len(name), max_size=len(name)).map(
+        lambda flips: "".join(c.upper() if flip else c for c, flip in zip(name, flips, strict=True)))
+
+
+def _free(name: str) -> bool:
+    from dpro_migrate.model.schema import load_schema
+
+    folded = fold(name)
+    own = {fold(t.replace(".", "_")) for t in load_schema().tables}
+    return not (folded in RESERVED or folded in own or folded.startswith(("sqlite_", "system_quarantine"))
+                or folded.endswith("__dpro_new") or folded == "system_migration_ledger")
+
+
+app_name = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
+                   max_size=12).filter(_free)
+
+
+@st.composite
+def app_tables(draw):
+    strict = draw(st.booleans())
+    names = draw(st.lists(st.sampled_from(["a", "B", "c d", "True", "x.y"]), min_size=1, max_size=3, unique_by=fold))
+    columns = [(n, draw(STRICT_TYPES if strict else DECLARED)) for n in names]
+    return {"name": draw(app_name), "columns": columns, "strict": strict,
+            "without_rowid": draw(st.booleans()),
+            "references": draw(st.sampled_from([None, None, None, "users", "MESSAGES", "marketplace_tools"])),
+            "rows": draw(st.lists(st.tuples(*[small_values] * len(columns)), max_size=4))}
+
+
+@st.composite
+def legacy_schemas(draw):
+    return {
+        "tools": draw(case_variant("marketplace_tools")),
+        "messages": draw(case_variant("messages")),
+        "declared": draw(st.dictionaries(st.sampled_from(TOOL_COLUMNS), DECLARED, max_size=3)),
+        "values": draw(st.lists(st.tuples(st.sampled_from(TOOL_COLUMNS), small_values), max_size=6)),
+        "apps": draw(st.lists(app_tables(), max_size=2, unique_by=lambda t: fold(t["name"]))),
+        "view": draw(st.booleans()),
+        "analyze": draw(st.booleans()),
+        "generated": draw(st.sampled_from([False, False, False, True])),
+    }
+
+
+def _make(db: Path, spec: dict) -> None:
+    if spec["declared"]:
+        def redeclare(sql: str) -> str:
+            for column, declared in spec["declared"].items():
+                sql = re.sub(rf"^(\s*){column} [^,\n]*", lambda m, c=column, d=declared: f"{m.group(1)}{c} {d}", sql,
+                             flags=re.M)
+            return sql
+        rebuild(db, "marketplace_tools", redeclare)
+    conn = sqlite3.connect(db)
+    for i, (column, value) in enumerate(spec["values"], start=1):
+        conn.execute(f'UPDATE marketplace_tools SET "{column}" = ? WHERE id = ?', (value, i))
+    if spec["generated"]:
+        conn.execute("ALTER TABLE messages ADD COLUMN content_size INTEGER GENERATED ALWAYS AS (length(content)) VIRTUAL")
+    for old, new in (("marketplace_tools", spec["tools"]), ("messages", spec["messages"])):
+        if new != old:  # SQLite refuses a rename that only changes the case: through a third name
+            conn.execute(f'ALTER TABLE "{old}" RENAME TO "{old}_case_tmp"')
+            conn.execute(f'ALTER TABLE "{old}_case_tmp" RENAME TO "{new}"')
+    for app in spec["apps"]:
+        cols = ", ".join(f'"{n.replace(chr(34), chr(34) * 2)}" {t}'.rstrip() for n, t in app["columns"])
+        first = app["columns"][0][0].replace('"', '""')
+        fk = f', FOREIGN KEY ("{first}") REFERENCES "{app["references"]}" (id)' if app["references"] else ""
+        pk = f', PRIMARY KEY ("{first}")' if app["without_rowid"] else ""
+        options = ", ".join(o for o, on in (("WITHOUT ROWID", app["without_rowid"]), ("STRICT", app["strict"])) if on)
+        name = app["name"].replace('"', '""')
+        conn.execute(f'CREATE TABLE "{name}" ({cols}{pk}{fk}) {options}')
+        for row in app["rows"]:
+            try:
+                conn.execute(f'INSERT INTO "{name}" VALUES ({", ".join("?" * len(row))})', row)
+            except (sqlite3.IntegrityError, sqlite3.OperationalError):
+                pass  # a STRICT column's type or a repeated key: the application could not have written it either
+    if spec["view"]:
+        conn.execute(f'CREATE VIEW v_hyp AS SELECT m.id, m.content FROM main."{spec["messages"]}" AS m WHERE m.id < 5')
+    if spec["analyze"]:
+        conn.execute("ANALYZE")
+    conn.commit()
+    conn.close()
+
+
+@settings(max_examples=int(os.environ.get("DPRO_MIGRATE_SCHEMA_EXAMPLES", 15)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(spec=legacy_schemas())
+def test_any_generated_schema_makes_the_round_trip_or_is_refused_unchanged(_generated, tmp_path_factory, spec):
+    work = tmp_path_factory.mktemp("schema")
+    db = work / "dpro_agent.db"
+    shutil.copyfile(_generated(messages=30), db)
+    _make(db, spec)
+    cannot_carry = spec["generated"] or any(a["references"] for a in spec["apps"])
+    if cannot_carry:
+        digest = file_digest(db)
+        with pytest.raises(BadInput, match="cannot be migrated"):
+            verbs.apply(db, backup_dir=work / "bk")
+        assert file_digest(db) == digest
+        return
+    round_trip(db, work, moved={spec["tools"]: "marketplace_tools", spec["messages"]: "communication_messages"})
