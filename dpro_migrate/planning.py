@@ -40,7 +40,7 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
     res = resolve(db, schema, mapping)
     obstacles = OBSTACLES.get(target.dialect)
     if obstacles:
-        refuse(db, obstacles(db, res))
+        refuse(db, obstacles(db, res, schema))
     builder = builder_for(target.dialect)
     rules = preflight.build_rules(schema, res, builder.preflight_types(schema, res))
     found = preflight.PreflightReport([], {})

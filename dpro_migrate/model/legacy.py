@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,21 @@ class LegacyColumn:
 
 
 @dataclass
+class GeneratedColumn:
+    """A GENERATED ALWAYS AS column, as the table's SQL declares it (its expression is SQLite's own text)."""
+
+    name: str
+    decl_type: str
+    expression: str  # between the parentheses of AS (...)
+    stored: bool
+
+    def definition(self) -> str:
+        """The declaration after the column's name, for another table with the same columns."""
+        return (f"{self.decl_type} GENERATED ALWAYS AS ({self.expression}) {'STORED' if self.stored else 'VIRTUAL'}"
+                .strip())
+
+
+@dataclass
 class LegacyTable:
     name: str
     sql: str
@@ -63,7 +79,7 @@ class LegacyTable:
     without_rowid: bool = False
     strict: bool = False
     rowid_alias: bool = True  # its primary key is the rowid (a single INTEGER PRIMARY KEY column)
-    generated: list[str] = field(default_factory=list)  # GENERATED ALWAYS AS columns
+    generated: list[GeneratedColumn] = field(default_factory=list)
     references: list[str] = field(default_factory=list)  # tables its foreign keys name, as written
 
     @property
@@ -229,7 +245,9 @@ def _read_table(conn: sqlite3.Connection, name: str, sql: str, listed: tuple | N
     xinfo = conn.execute(f"PRAGMA main.table_xinfo({quoted})").fetchall()
     # hidden 0: ordinary; 1: a virtual table's hidden column; 2, 3: generated (VIRTUAL, STORED)
     cols = [LegacyColumn(r[1], r[2] or "", bool(r[3]), r[4], r[5]) for r in xinfo if r[6] == 0]
-    generated = [r[1] for r in xinfo if r[6] in (2, 3)]
+    expressions = generated_expressions(sql or "")
+    generated = [GeneratedColumn(r[1], r[2] or "", expressions.get(fold(r[1]), ""), r[6] == 3)
+                 for r in xinfo if r[6] in (2, 3)]
     rows = conn.execute(f"SELECT count(*) FROM main.{quoted}").fetchone()[0]
     kind, without_rowid, strict = (listed[2], bool(listed[4]), bool(listed[5])) if listed else ("table", False, False)
     pk = [c for c in cols if c.pk]
@@ -264,3 +282,90 @@ def open_legacy(path: str | os.PathLike) -> LegacyDatabase:
         return read_database(conn, path)
     finally:
         conn.close()
+
+
+# --- the column definitions of a CREATE TABLE, as written ------------------------------------------
+
+
+def _skip(sql: str, i: int) -> int:
+    """The index after a quoted name or string, or a comment, that starts at i (i itself if none does)."""
+    ch = sql[i]
+    if ch in "'\"`[":
+        close = "]" if ch == "[" else ch
+        j = i + 1
+        while j < len(sql):
+            if sql[j] == close:
+                if close != "]" and sql.startswith(close * 2, j):
+                    j += 2
+                    continue
+                return j + 1
+            j += 1
+        return len(sql)
+    if sql.startswith("--", i):
+        end = sql.find("\n", i)
+        return len(sql) if end < 0 else end
+    if sql.startswith("/*", i):
+        end = sql.find("*/", i + 2)
+        return len(sql) if end < 0 else end + 2
+    return i
+
+
+def _tokens(sql: str):
+    """(index, character) of every character outside quotes and comments."""
+    i = 0
+    while i < len(sql):
+        j = _skip(sql, i)
+        if j != i:
+            i = j
+            continue
+        yield i, sql[i]
+        i += 1
+
+
+def _parenthesised(sql: str, start: int) -> int:
+    """The index of the parenthesis that closes the one at `start`."""
+    depth = 0
+    for i, ch in _tokens(sql[start:]):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0:
+            return start + i
+    return len(sql)
+
+
+def _column_definitions(sql: str) -> list[str]:
+    """The parts of CREATE TABLE t (...) between top-level commas: column definitions and table constraints."""
+    open_ = next((i for i, ch in _tokens(sql) if ch == "("), None)
+    if open_ is None:
+        return []
+    close = _parenthesised(sql, open_)
+    body = sql[open_ + 1:close]
+    parts, depth, start = [], 0, 0
+    for i, ch in _tokens(body):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+    return parts + [body[start:]]
+
+
+_NAME = re.compile(r"""\s*(?:"((?:[^"]|"")*)"|`((?:[^`]|``)*)`|\[([^\]]*)\]|'((?:[^']|'')*)'|([^\s(]+))""")
+
+
+def generated_expressions(sql: str) -> dict[str, str]:
+    """Folded column name -> the text of its AS (...) expression, for each generated column of the table."""
+    out = {}
+    for part in _column_definitions(sql):
+        m = _NAME.match(part)
+        if not m:
+            continue
+        quoted = next((g for g in m.groups()[:4] if g is not None), None)
+        name = (quoted.replace('""', '"').replace("``", "`").replace("''", "'") if quoted is not None
+                else m.group(5))
+        rest = part[m.end():]
+        words = list(_tokens(rest))  # outside strings and comments: an 'AS (' in a CHECK's string is not it
+        at = re.search(r"\bAS\s*\(", "".join(ch for _, ch in words).upper())
+        if at is None:  # not a generated column (only those are looked up)
+            continue
+        start = words[at.end() - 1][0]  # the opening parenthesis, in `rest`
+        out[fold(name)] = rest[start + 1:_parenthesised(rest, start)]
+    return out

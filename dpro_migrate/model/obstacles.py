@@ -10,6 +10,7 @@ import re
 
 from dpro_migrate.model.legacy import LegacyDatabase, fold
 from dpro_migrate.model.mapping import Resolution
+from dpro_migrate.model.schema import TargetSchema
 
 # The words of a CREATE VIRTUAL TABLE's arguments: names bare or quoted ('...', "...", [...], `...`).
 _WORD = re.compile(r"'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"|\[([^\]]*)\]|`((?:[^`]|``)*)`|([A-Za-z_][\w$]*)")
@@ -24,10 +25,11 @@ def _module_arguments(sql: str) -> str:
     return sql[head.end():] if head else ""
 
 
-def in_place_obstacles(legacy: LegacyDatabase, res: Resolution) -> list[str]:
+def in_place_obstacles(legacy: LegacyDatabase, res: Resolution, schema: TargetSchema) -> list[str]:
     """Why the file cannot be migrated in place (empty: it can). The legacy tables apply replaces must be
     ordinary rowid tables whose id is the rowid (rollback puts rows back by id: any other rowid would be
-    renumbered) with no generated column (STRICT is carried); nothing else in the file may depend on them by name."""
+    renumbered); STRICT is carried, and so is a generated column unless its name is taken by a column of the
+    domain table. Nothing else in the file may depend on the legacy tables by name."""
     moved = {fold(t) for t in res.legacy_tables}
     out = []
     for name in res.legacy_tables:
@@ -41,10 +43,12 @@ def in_place_obstacles(legacy: LegacyDatabase, res: Resolution) -> list[str]:
             out.append(f"legacy table {name}: its id is not an INTEGER PRIMARY KEY (primary key: {declared}), so "
                        "its rowids and id values cannot be carried; rebuild it with `id INTEGER PRIMARY KEY` before "
                        "migrating")
+        canonical = {fold(c) for m in res.moves_from(name) for c in schema.table(m.target).column_names}
         for column in table.generated:
-            out.append(f"legacy table {name}: column {column} is generated (GENERATED ALWAYS AS), which "
-                       f"dpro-migrate cannot carry; drop it (ALTER TABLE {name} DROP COLUMN {column}) before "
-                       "migrating and add it back after")
+            if fold(column.name) in canonical or not column.expression:
+                out.append(f"legacy table {name}: column {column.name} is generated (GENERATED ALWAYS AS) and its "
+                           "domain table has a column of that name; drop it (ALTER TABLE "
+                           f"{name} DROP COLUMN {column.name}) before migrating and add it back after")
     for name, table in legacy.tables.items():
         if fold(name) in moved:
             continue

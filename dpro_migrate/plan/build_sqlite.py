@@ -53,19 +53,23 @@ def preflight_types(schema: TargetSchema, res: Resolution) -> None:
     return None
 
 
-def declared_like_legacy(table: Table, legacy: LegacyDatabase, moves: list[Move]) -> Table:
-    """The domain table with each column fed by a legacy column declared with that column's affinity, so every
-    value keeps its storage class (a TEXT metadata keeps '007' and '1.50' as text, a type-less column keeps
-    '6' and 7.0). Where the canonical type already has the legacy affinity it stays as ddl/ renders it."""
+def domain_table(table: Table, legacy: LegacyDatabase, moves: list[Move]) -> Table:
+    """The domain table as this file needs it. Each column fed by a legacy column is declared with that
+    column's affinity, so every value keeps its storage class (a TEXT metadata keeps '007' and '1.50' as text,
+    a type-less column keeps '6' and 7.0); where the canonical type already has that affinity it stays as ddl/
+    renders it. The legacy table's generated columns come along as they are declared (the domain table has
+    every column their expressions read, under the same names)."""
     declared: dict[str, str] = {}
+    generated = []
     for move in moves:
         source = legacy.tables[move.legacy]
         for column in source.columns:
             # ANY in a STRICT table keeps every value as given; in an ordinary table it would mean NUMERIC
             any_type = source.strict and fold(column.decl_type.strip()) == "any"
             declared.setdefault(fold(column.name), "" if any_type else column.decl_type)
+        generated += [g for g in source.generated if fold(g.name) not in {fold(x.name) for x in generated}]
     node = table.node.copy()
-    changed = False
+    changed = bool(generated)
     for item in node.this.expressions:
         legacy_type = declared.get(fold(item.name)) if isinstance(item, exp.ColumnDef) else None
         if legacy_type is None or item.args.get("kind") is None:
@@ -74,6 +78,9 @@ def declared_like_legacy(table: Table, legacy: LegacyDatabase, moves: list[Move]
             item.set("kind", exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=legacy_type) if legacy_type.strip()
                      else None)
             changed = True
+    node.this.set("expressions", node.this.expressions + [
+        exp.ColumnDef(this=exp.to_identifier(g.name, quoted=True),
+                      kind=exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=g.definition())) for g in generated])
     return dataclasses.replace(table, node=node) if changed else table
 
 
@@ -158,18 +165,20 @@ def quarantine_table(legacy: str) -> str:
     return f"{physical_name(QUARANTINE_TABLE, SQLITE)}__{legacy}"
 
 
-def _quarantine_operations(rules: list[Rule], tables: list[str]) -> list[Operation]:
+def _quarantine_operations(rules: list[Rule], tables: list[str], legacy: LegacyDatabase) -> list[Operation]:
     """Refused rows leave their legacy table whole: each into system_quarantine__<table> (same columns,
-    same affinities, so every value keeps its storage class), indexed by system_quarantine (table, id, rule)."""
+    same affinities, so every value keeps its storage class; generated columns are not copied, the legacy
+    table computes them again), indexed by system_quarantine (table, id, rule)."""
     once, repeat = refusal_sql(rules)
     index = [f"INSERT INTO {QUARANTINE_SQL} (source_table, source_pk, rule) "
              f"SELECT source_table, source_pk, rule FROM {REFUSED} ORDER BY 1, 2, 3"]
     copies, back = [], []
     for name in tables:
         q = quote_ident(quarantine_table(name))
-        copies.append(f"CREATE TABLE {q} AS SELECT * FROM {quote_ident(name)} WHERE \"id\" IN "
+        cols = column_list(legacy.tables[name].column_names)
+        copies.append(f"CREATE TABLE {q} AS SELECT {cols} FROM {quote_ident(name)} WHERE \"id\" IN "
                       f"(SELECT source_pk FROM {QUARANTINE_SQL} WHERE source_table = {quote_literal(name)})")
-        back += [f"INSERT INTO {quote_ident(name)} SELECT * FROM {q} ORDER BY \"id\"", f"DROP TABLE {q}"]
+        back += [f"INSERT INTO {quote_ident(name)} ({cols}) SELECT {cols} FROM {q} ORDER BY \"id\"", f"DROP TABLE {q}"]
     create = (f"CREATE TABLE {QUARANTINE_SQL} (\"id\" INTEGER PRIMARY KEY, source_table TEXT NOT NULL, "
               "source_pk INTEGER NOT NULL, rule TEXT NOT NULL, quarantined_at TEXT DEFAULT CURRENT_TIMESTAMP)")
     return [
@@ -209,7 +218,7 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
     ops: list[Operation] = []
     for qualified, table in schema.tables.items():
         extra = list(dict.fromkeys(c for m in res.moves_into(qualified) for c in m.extra_columns))
-        ddl = create_table_sql(declared_like_legacy(table, legacy, res.moves_into(qualified)), SQLITE, extra)
+        ddl = create_table_sql(domain_table(table, legacy, res.moves_into(qualified)), SQLITE, extra)
         if qualified in names.staged:
             ddl = ddl.replace(table_sql(qualified, SQLITE), names.sql(qualified), 1)
         ops.append(CreateTable(physical_name(qualified, SQLITE), [ddl], [f"DROP TABLE IF EXISTS {names.sql(qualified)}"],
@@ -228,7 +237,7 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
         elif obj.type == "view" and _view_reads(obj.sql, moved):
             ops.append(DropLegacyView(obj.name, drop, [obj.sql], table=obj.table))
     if quarantine:
-        ops += _quarantine_operations(*quarantine)
+        ops += _quarantine_operations(*quarantine, legacy)
     for name in moved:
         parts = res.moves_from(name)
         if quarantine:
