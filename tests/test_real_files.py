@@ -141,9 +141,9 @@ def test_a_column_named_in_another_case_lands_in_its_canonical_column(legacy_db,
 
 
 def test_every_obstacle_is_named_on_one_line(legacy_db, tmp_path):
-    db = variant(legacy_db, "ALTER TABLE messages ADD COLUMN a INTEGER GENERATED ALWAYS AS (1) VIRTUAL;"
-                            "ALTER TABLE users ADD COLUMN b INTEGER GENERATED ALWAYS AS (2) VIRTUAL;")
-    refused(db, tmp_path, "messages: column a", "users: column b")
+    db = variant(legacy_db, "CREATE TABLE app_a (id INTEGER PRIMARY KEY, m INTEGER REFERENCES messages (id));"
+                            "CREATE TABLE app_b (id INTEGER PRIMARY KEY, u INTEGER REFERENCES Users (id));")
+    refused(db, tmp_path, "app_a", "app_b")
 
 
 # --- 2. dpro-migrate's own names never collide with the application's ------------------------------
@@ -218,17 +218,36 @@ def test_a_type_less_id_holding_text_and_reals_is_refused(legacy_db, tmp_path):
 # --- 4. objects dpro-migrate cannot carry: refused up front -----------------------------------------
 
 
-def test_a_generated_column_on_a_legacy_table_is_refused(legacy_db, tmp_path):
+def test_a_generated_column_on_a_legacy_table_comes_along(legacy_db, tmp_path):
     db = variant(legacy_db, "ALTER TABLE messages ADD COLUMN content_length INTEGER "
                             "GENERATED ALWAYS AS (length(content)) VIRTUAL;")
-    refused(db, tmp_path, "messages", "content_length", "generated")
+    round_trip(db, tmp_path, moved={"messages": "communication_messages"})
+    verbs.apply(db, backup_dir=tmp_path / "bk2")
+    assert count(db, "SELECT count(*) FROM communication_messages WHERE content_length IS NOT length(content)") == 0
 
 
-def test_a_stored_generated_column_is_refused(legacy_db, tmp_path):
+def test_a_generated_column_with_quarantined_rows_makes_the_round_trip(legacy_db, tmp_path):
+    """Quarantined rows are copied without their generated columns and put back the same way (rollback
+    failed with "12 columns but 14 values")."""
     db = legacy_db()
     rebuild(db, "system_info", lambda sql: sql.rstrip().rstrip(")") +
-            ", key_upper TEXT GENERATED ALWAYS AS (upper(key)) STORED)")
-    refused(db, tmp_path, "system_info", "key_upper", "generated")
+            ", key_upper TEXT GENERATED ALWAYS AS (upper(key)) STORED, \"key, lower\" AS (lower(key)))")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE system_info SET key = (SELECT key FROM system_info WHERE id = 1) WHERE id = 2")
+    conn.commit()
+    conn.close()
+    original = tmp_path / "original.db"
+    shutil.copyfile(db, original)
+    verbs.apply(db, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    assert count(db, "SELECT count(*) FROM system_configurations WHERE key_upper IS NOT upper(key)") == 0
+    assert verbs.verify(db).ok
+    verbs.rollback(db, backup_dir=tmp_path / "bk")
+    assert logical_differences(original, db) == []
+
+
+def test_a_generated_column_named_like_a_domain_column_is_refused(legacy_db, tmp_path):
+    db = variant(legacy_db, "ALTER TABLE messages ADD COLUMN updated_at TEXT GENERATED ALWAYS AS (created_at) VIRTUAL;")
+    refused(db, tmp_path, "messages", "updated_at", "generated")
 
 
 def test_an_external_content_fts5_table_over_messages_is_refused(legacy_db, tmp_path):
@@ -386,7 +405,7 @@ def test_verify_sees_a_duplicate_row_added_to_an_unknown_table_without_a_key(leg
 # --- a property over generated schemas -------------------------------------------------------------
 # Declared types per column (any affinity, type-less), case variants of table names, tables the application
 # added (their own declared types, WITHOUT ROWID, STRICT, a foreign key to a legacy table), a view with
-# main. qualifiers, ANALYZE statistics, a generated column. The file either makes the round trip to a
+# main. qualifiers, ANALYZE statistics, a generated column on a legacy table. The file either makes the round trip to a
 # logically identical file, or is refused up front byte-identical; refused exactly when it holds something
 # in-place apply cannot carry.
 
@@ -503,7 +522,7 @@ def test_any_generated_schema_makes_the_round_trip_or_is_refused_unchanged(_gene
     db = work / "dpro_agent.db"
     shutil.copyfile(_generated(messages=30), db)
     _make(db, spec)
-    cannot_carry = spec["generated"] or any(a["references"] for a in spec["apps"])
+    cannot_carry = any(a["references"] for a in spec["apps"])
     if cannot_carry:
         digest = file_digest(db)
         with pytest.raises(BadInput, match="cannot be migrated"):
