@@ -140,6 +140,21 @@ def test_a_column_named_in_another_case_lands_in_its_canonical_column(legacy_db,
     assert logical_differences(original, db) == []
 
 
+def test_postgres_finds_tables_and_columns_named_in_another_case(legacy_db, tmp_path, pg_url):
+    from dpro_migrate.targets import parse_target
+
+    db = variant(legacy_db, "ALTER TABLE messages RENAME TO m_tmp; ALTER TABLE m_tmp RENAME TO Messages;"
+                            "ALTER TABLE users RENAME COLUMN email TO EMAIL;")
+    original = tmp_path / "original.db"
+    shutil.copyfile(db, original)
+    target = parse_target(pg_url)
+    plan, _ = verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    assert "Messages" in plan.legacy_tables and plan.extra_columns == {}
+    assert verbs.verify(db, target).ok
+    verbs.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert logical_differences(original, db) == []
+
+
 def test_every_obstacle_is_named_on_one_line(legacy_db, tmp_path):
     db = variant(legacy_db, "CREATE TABLE app_a (id INTEGER PRIMARY KEY, m INTEGER REFERENCES messages (id));"
                             "CREATE TABLE app_b (id INTEGER PRIMARY KEY, u INTEGER REFERENCES Users (id));")

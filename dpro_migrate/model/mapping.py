@@ -61,7 +61,7 @@ class Move:
 
     legacy: str
     target: str
-    columns: list[str]  # legacy column names; each lands in the target column of the same name
+    columns: list[str]  # legacy column names (as the target spells them); each lands in the target column of that name
     extra_columns: list[tuple[str, str]]  # (name, declared type): not in ddl/, ride along
     where: str | None  # SQLite expression on the legacy table; None = every row
     rows: int = 0
@@ -118,11 +118,13 @@ def resolve(legacy: LegacyDatabase, schema: TargetSchema, mapping: Mapping) -> R
         filters = _filters(rules)
         for rule in rules:
             target = schema.table(rule.target)
-            canonical = {fold(c) for c in target.column_names}
+            canonical = {fold(c): c for c in target.column_names}
             extra = [(c.name, c.decl_type) for c in table.columns if fold(c.name) not in canonical]
             if extra:
                 extras[table.name] = extra
-            moves.append(Move(table.name, rule.target, table.column_names, extra, filters[rule]))
+            # spelled as the target spells it: SQLite finds EMAIL under "email", PostgreSQL only "email"
+            columns = [canonical.get(fold(c), c) for c in table.column_names]
+            moves.append(Move(table.name, rule.target, columns, extra, filters[rule]))
     return Resolution(moves, [t for t in mapping.legacy_tables if t not in legacy.tables], unknown, extras)
 
 
