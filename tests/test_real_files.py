@@ -418,7 +418,7 @@ def test_verify_sees_a_duplicate_row_added_to_an_unknown_table_without_a_key(leg
 
 
 # --- a property over generated schemas -------------------------------------------------------------
-# Declared types per column (any affinity, type-less), case variants of table names, tables the application
+# Declared types per column (any affinity, type-less), case variants of table and column names, tables the application
 # added (their own declared types, WITHOUT ROWID, STRICT, a foreign key to a legacy table), a view with
 # main. qualifiers, ANALYZE statistics, a generated column on a legacy table. The file either makes the round trip to a
 # logically identical file, or is refused up front byte-identical; refused exactly when it holds something
@@ -484,6 +484,7 @@ def legacy_schemas(draw):
         "messages": draw(case_variant("messages")),
         "declared": draw(st.dictionaries(st.sampled_from(TOOL_COLUMNS), DECLARED, max_size=3)),
         "values": draw(st.lists(st.tuples(st.sampled_from(TOOL_COLUMNS), small_values), max_size=6)),
+        "column_case": draw(st.sampled_from(TOOL_COLUMNS).flatmap(lambda c: st.tuples(st.just(c), case_variant(c)))),
         "apps": draw(st.lists(app_tables(), max_size=2, unique_by=lambda t: fold(t["name"]))),
         "view": draw(st.booleans()),
         "analyze": draw(st.booleans()),
@@ -502,6 +503,10 @@ def _make(db: Path, spec: dict) -> None:
     conn = sqlite3.connect(db)
     for i, (column, value) in enumerate(spec["values"], start=1):
         conn.execute(f'UPDATE marketplace_tools SET "{column}" = ? WHERE id = ?', (value, i))
+    column, spelled = spec["column_case"]
+    if spelled != column:
+        conn.execute(f'ALTER TABLE marketplace_tools RENAME COLUMN "{column}" TO "{column}_tmp"')
+        conn.execute(f'ALTER TABLE marketplace_tools RENAME COLUMN "{column}_tmp" TO "{spelled}"')
     if spec["generated"]:
         conn.execute("ALTER TABLE messages ADD COLUMN content_size INTEGER GENERATED ALWAYS AS (length(content)) VIRTUAL")
     for old, new in (("marketplace_tools", spec["tools"]), ("messages", spec["messages"])):
