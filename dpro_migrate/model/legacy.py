@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,36 @@ from dpro_migrate.errors import BadInput
 from dpro_migrate.sqlnames import quote_ident
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+STAT_TABLES = ("sqlite_stat1", "sqlite_stat4")  # ANALYZE's statistics (stat4 only in builds that enable it)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(name: str) -> str:
+    """A name as SQLite compares it: case-insensitively, for ASCII letters only (Messages is messages, Ä is not ä)."""
+    return name.translate(_ASCII_LOWER)
+
+
+def same_name(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and fold(a) == fold(b)
+
+
+class TablesByName(dict):
+    """Tables by their name as the file spells it, looked up the way SQLite looks names up (case-insensitively):
+    `"messages" in tables` is true for a table created as Messages, and tables["messages"] is that table."""
+
+    def _key(self, name):
+        if isinstance(name, str) and not dict.__contains__(self, name):
+            return next((k for k in self if fold(k) == fold(name)), name)
+        return name
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, self._key(name))
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, self._key(name))
+
+    def get(self, name, default=None):
+        return dict.get(self, self._key(name), default)
 
 
 @dataclass
@@ -25,15 +56,39 @@ class LegacyColumn:
 
 
 @dataclass
+class GeneratedColumn:
+    """A GENERATED ALWAYS AS column, as the table's SQL declares it (its expression is SQLite's own text)."""
+
+    name: str
+    decl_type: str
+    expression: str  # between the parentheses of AS (...)
+    stored: bool
+
+    def definition(self) -> str:
+        """The declaration after the column's name, for another table with the same columns."""
+        return (f"{self.decl_type} GENERATED ALWAYS AS ({self.expression}) {'STORED' if self.stored else 'VIRTUAL'}"
+                .strip())
+
+
+@dataclass
 class LegacyTable:
     name: str
     sql: str
-    columns: list[LegacyColumn]
+    columns: list[LegacyColumn]  # the columns rows can be written to (generated ones are not among them)
     rows: int
+    kind: str = "table"  # table | virtual | shadow (a virtual table's storage), as PRAGMA table_list says
+    without_rowid: bool = False
+    strict: bool = False
+    rowid_alias: bool = True  # its primary key is the rowid (a single INTEGER PRIMARY KEY column)
+    generated: list[GeneratedColumn] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)  # tables its foreign keys name, as written
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def column(self, name: str) -> LegacyColumn | None:
+        return next((c for c in self.columns if same_name(c.name, name)), None)
 
 
 @dataclass
@@ -59,8 +114,18 @@ class LegacyDatabase:
     journal_mode: str = ""
     extra: dict = field(default_factory=dict)
 
+    stat_tables: list[str] = field(default_factory=list)  # those of STAT_TABLES the file holds
+
+    def __post_init__(self):
+        if not isinstance(self.tables, TablesByName):
+            self.tables = TablesByName(self.tables)
+
+    def table(self, name: str) -> LegacyTable | None:
+        """The table SQLite would find under this name (case-insensitively), or None."""
+        return self.tables.get(name)
+
     def objects_on(self, table: str) -> list[SchemaObject]:
-        return [o for o in self.objects if o.table == table]
+        return [o for o in self.objects if same_name(o.table, table)]
 
     def object_names(self, type_: str) -> list[str]:
         return [o.name for o in self.objects if o.type == type_]
@@ -149,19 +214,17 @@ def read_database(conn: sqlite3.Connection, path: Path) -> LegacyDatabase:
             "SELECT type, name, tbl_name, sql FROM main.sqlite_master "
             "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
         ).fetchall()
-        tables: dict[str, LegacyTable] = {}
+        tables: dict[str, LegacyTable] = TablesByName()
         objects: list[SchemaObject] = []
+        listed = {r[1]: r for r in conn.execute("PRAGMA main.table_list")}
         for type_, name, tbl_name, sql in master:
             if type_ == "table":
-                cols = [
-                    LegacyColumn(r[1], r[2] or "", bool(r[3]), r[4], r[5])
-                    for r in conn.execute(f"PRAGMA main.table_xinfo({quote_ident(name)})")
-                    if r[6] == 0  # hidden/generated columns cannot be inserted into
-                ]
-                rows = conn.execute(f"SELECT count(*) FROM main.{quote_ident(name)}").fetchone()[0]
-                tables[name] = LegacyTable(name, sql, cols, rows)
+                tables[name] = _read_table(conn, name, sql, listed.get(name))
             else:
                 objects.append(SchemaObject(type_, name, tbl_name, sql))
+        stat_tables = [r[0] for r in conn.execute(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name IN ('sqlite_stat1', 'sqlite_stat4') "
+            "ORDER BY name")]
         sequences = {}
         if conn.execute(
             "SELECT 1 FROM main.sqlite_master WHERE name = 'sqlite_sequence'"
@@ -183,7 +246,27 @@ def read_database(conn: sqlite3.Connection, path: Path) -> LegacyDatabase:
         page_count=page_count,
         user_version=user_version,
         journal_mode=journal_mode,
+        stat_tables=stat_tables,
     )
+
+
+def _read_table(conn: sqlite3.Connection, name: str, sql: str, listed: tuple | None) -> LegacyTable:
+    quoted = quote_ident(name)
+    xinfo = conn.execute(f"PRAGMA main.table_xinfo({quoted})").fetchall()
+    # hidden 0: ordinary; 1: a virtual table's hidden column; 2, 3: generated (VIRTUAL, STORED)
+    cols = [LegacyColumn(r[1], r[2] or "", bool(r[3]), r[4], r[5]) for r in xinfo if r[6] == 0]
+    expressions = generated_expressions(sql or "")
+    generated = [GeneratedColumn(r[1], r[2] or "", expressions.get(fold(r[1]), ""), r[6] == 3)
+                 for r in xinfo if r[6] in (2, 3)]
+    rows = conn.execute(f"SELECT count(*) FROM main.{quoted}").fetchone()[0]
+    kind, without_rowid, strict = (listed[2], bool(listed[4]), bool(listed[5])) if listed else ("table", False, False)
+    pk = [c for c in cols if c.pk]
+    # INTEGER PRIMARY KEY DESC and WITHOUT ROWID keep the key in an index of its own: no rowid alias then
+    keyed_by_index = any(r[3] == "pk" for r in conn.execute(f"PRAGMA main.index_list({quoted})"))
+    alias = (kind == "table" and not without_rowid and len(pk) == 1 and fold(pk[0].decl_type) == "integer"
+             and not keyed_by_index)
+    references = list(dict.fromkeys(r[2] for r in conn.execute(f"PRAGMA main.foreign_key_list({quoted})")))
+    return LegacyTable(name, sql, cols, rows, kind, without_rowid, strict, alias, generated, references)
 
 
 def fingerprint(master_rows) -> str:
@@ -209,3 +292,90 @@ def open_legacy(path: str | os.PathLike) -> LegacyDatabase:
         return read_database(conn, path)
     finally:
         conn.close()
+
+
+# --- the column definitions of a CREATE TABLE, as written ------------------------------------------
+
+
+def _skip(sql: str, i: int) -> int:
+    """The index after a quoted name or string, or a comment, that starts at i (i itself if none does)."""
+    ch = sql[i]
+    if ch in "'\"`[":
+        close = "]" if ch == "[" else ch
+        j = i + 1
+        while j < len(sql):
+            if sql[j] == close:
+                if close != "]" and sql.startswith(close * 2, j):
+                    j += 2
+                    continue
+                return j + 1
+            j += 1
+        return len(sql)
+    if sql.startswith("--", i):
+        end = sql.find("\n", i)
+        return len(sql) if end < 0 else end
+    if sql.startswith("/*", i):
+        end = sql.find("*/", i + 2)
+        return len(sql) if end < 0 else end + 2
+    return i
+
+
+def _tokens(sql: str):
+    """(index, character) of every character outside quotes and comments."""
+    i = 0
+    while i < len(sql):
+        j = _skip(sql, i)
+        if j != i:
+            i = j
+            continue
+        yield i, sql[i]
+        i += 1
+
+
+def _parenthesised(sql: str, start: int) -> int:
+    """The index of the parenthesis that closes the one at `start`."""
+    depth = 0
+    for i, ch in _tokens(sql[start:]):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0:
+            return start + i
+    return len(sql)
+
+
+def _column_definitions(sql: str) -> list[str]:
+    """The parts of CREATE TABLE t (...) between top-level commas: column definitions and table constraints."""
+    open_ = next((i for i, ch in _tokens(sql) if ch == "("), None)
+    if open_ is None:
+        return []
+    close = _parenthesised(sql, open_)
+    body = sql[open_ + 1:close]
+    parts, depth, start = [], 0, 0
+    for i, ch in _tokens(body):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+    return parts + [body[start:]]
+
+
+_NAME = re.compile(r"""\s*(?:"((?:[^"]|"")*)"|`((?:[^`]|``)*)`|\[([^\]]*)\]|'((?:[^']|'')*)'|([^\s(]+))""")
+
+
+def generated_expressions(sql: str) -> dict[str, str]:
+    """Folded column name -> the text of its AS (...) expression, for each generated column of the table."""
+    out = {}
+    for part in _column_definitions(sql):
+        m = _NAME.match(part)
+        if not m:
+            continue
+        quoted = next((g for g in m.groups()[:4] if g is not None), None)
+        name = (quoted.replace('""', '"').replace("``", "`").replace("''", "'") if quoted is not None
+                else m.group(5))
+        rest = part[m.end():]
+        words = list(_tokens(rest))  # outside strings and comments: an 'AS (' in a CHECK's string is not it
+        at = re.search(r"\bAS\s*\(", "".join(ch for _, ch in words).upper())
+        if at is None:  # not a generated column (only those are looked up)
+            continue
+        start = words[at.end() - 1][0]  # the opening parenthesis, in `rest`
+        out[fold(name)] = rest[start + 1:_parenthesised(rest, start)]
+    return out

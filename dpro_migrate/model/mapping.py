@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dpro_migrate.errors import BadInput
-from dpro_migrate.model.legacy import LegacyDatabase
+from dpro_migrate.model.legacy import LegacyDatabase, fold
 from dpro_migrate.model.schema import TargetSchema, ddl_dir
 
 # Objects dpro-migrate itself creates; never reported as unknown legacy tables.
@@ -61,7 +61,7 @@ class Move:
 
     legacy: str
     target: str
-    columns: list[str]  # legacy column names; each lands in the target column of the same name
+    columns: list[str]  # legacy column names (as the target spells them); each lands in the target column of that name
     extra_columns: list[tuple[str, str]]  # (name, declared type): not in ddl/, ride along
     where: str | None  # SQLite expression on the legacy table; None = every row
     rows: int = 0
@@ -100,14 +100,16 @@ def _filters(rules: list[MoveRule]) -> dict[MoveRule, str | None]:
 
 
 def resolve(legacy: LegacyDatabase, schema: TargetSchema, mapping: Mapping) -> Resolution:
-    known = set(mapping.legacy_tables)
+    """Names are compared the way SQLite compares them: a file's Messages is the mapping's messages. Each move
+    names the legacy table as the file spells it; its columns land in the target columns of the same name."""
+    known = {fold(t) for t in mapping.legacy_tables}
     present = [t for t in mapping.legacy_tables if t in legacy.tables]
-    own = {t.replace(".", "_") for t in schema.tables} | {LEDGER_TABLE.replace(".", "_")}
-    own |= {t for t in legacy.tables if t.startswith(QUARANTINE_TABLE.replace(".", "_"))} | {"alembic_version"}
+    own = {fold(t.replace(".", "_")) for t in schema.tables} | {fold(LEDGER_TABLE.replace(".", "_")), "alembic_version"}
+    quarantine = fold(QUARANTINE_TABLE.replace(".", "_"))
     unknown = {
         name: mapping.proposed_domain(name)
         for name in legacy.tables
-        if name not in known and name not in own
+        if fold(name) not in known and fold(name) not in own and not fold(name).startswith(quarantine)
     }
     moves, extras = [], {}
     for name in present:
@@ -116,10 +118,13 @@ def resolve(legacy: LegacyDatabase, schema: TargetSchema, mapping: Mapping) -> R
         filters = _filters(rules)
         for rule in rules:
             target = schema.table(rule.target)
-            extra = [(c.name, c.decl_type) for c in table.columns if target.column(c.name) is None]
+            canonical = {fold(c): c for c in target.column_names}
+            extra = [(c.name, c.decl_type) for c in table.columns if fold(c.name) not in canonical]
             if extra:
-                extras[name] = extra
-            moves.append(Move(name, rule.target, table.column_names, extra, filters[rule]))
+                extras[table.name] = extra
+            # spelled as the target spells it: SQLite finds EMAIL under "email", PostgreSQL only "email"
+            columns = [canonical.get(fold(c), c) for c in table.column_names]
+            moves.append(Move(table.name, rule.target, columns, extra, filters[rule]))
     return Resolution(moves, [t for t in mapping.legacy_tables if t not in legacy.tables], unknown, extras)
 
 

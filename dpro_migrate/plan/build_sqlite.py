@@ -7,13 +7,16 @@ legacy table is gone, the way sqlite-utils rebuilds a table.
 
 from __future__ import annotations
 
+import dataclasses
+
 import sqlglot
 from sqlglot import exp
 
-from dpro_migrate.model.legacy import LegacyDatabase
+from dpro_migrate.model.legacy import LegacyDatabase, fold
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE, Move, Resolution
 from dpro_migrate.model.schema import Index, Table, TargetSchema
-from dpro_migrate.dialects import SQLITE, create_index_sql, create_table_sql, get_dialect, physical_name, table_sql
+from dpro_migrate.dialects import (SQLITE, create_index_sql, create_table_sql, get_dialect, physical_name,
+                                   sqlite_affinity, table_sql)
 from dpro_migrate.plan.operations import (CreateIndex, CreateQuarantine, CreateTable, CreateTrigger, DropLegacyTable,
                                           DropLegacyTrigger, DropLegacyView, KeepSequence, MoveRows, Operation,
                                           QuarantineRows, RecreateView, RenameTable, SetSequence)
@@ -24,12 +27,17 @@ DIALECT = get_dialect(SQLITE)
 LEDGER_SQL = table_sql(LEDGER_TABLE, SQLITE)
 QUARANTINE_SQL = table_sql(QUARANTINE_TABLE, SQLITE)
 STAGING_SUFFIX = "__dpro_new"
+# ANALYZE's rows of a legacy table are set aside under this prefix while the table is gone (DROP TABLE and
+# DROP INDEX would delete them), and given back, rowids and all, when rollback recreates the table. A
+# whole-database ANALYZE after the cutover clears them: rollback then leaves those tables without statistics.
+PARKED = "dpro-migrate parked: "
 
 
 class Names:
     """The name a domain table has while the plan runs: its own, or a staging name until the rename."""
 
     def __init__(self, schema: TargetSchema, legacy: LegacyDatabase):
+        # case-insensitively, as SQLite finds names: a legacy Marketplace_Tools takes marketplace_tools
         self.staged = {q for q in schema.tables if physical_name(q, SQLITE) in legacy.tables}
 
     def working(self, qualified: str) -> str:
@@ -43,6 +51,37 @@ class Names:
 def preflight_types(schema: TargetSchema, res: Resolution) -> None:
     """SQLite keeps every value's storage class: no conversion to check."""
     return None
+
+
+def domain_table(table: Table, legacy: LegacyDatabase, moves: list[Move]) -> Table:
+    """The domain table as this file needs it. Each column fed by a legacy column is declared with that
+    column's affinity, so every value keeps its storage class (a TEXT metadata keeps '007' and '1.50' as text,
+    a type-less column keeps '6' and 7.0); where the canonical type already has that affinity it stays as ddl/
+    renders it. The legacy table's generated columns come along as they are declared (the domain table has
+    every column their expressions read, under the same names)."""
+    declared: dict[str, str] = {}
+    generated = []
+    for move in moves:
+        source = legacy.tables[move.legacy]
+        for column in source.columns:
+            # ANY in a STRICT table keeps every value as given; in an ordinary table it would mean NUMERIC
+            any_type = source.strict and fold(column.decl_type.strip()) == "any"
+            declared.setdefault(fold(column.name), "" if any_type else column.decl_type)
+        generated += [g for g in source.generated if fold(g.name) not in {fold(x.name) for x in generated}]
+    node = table.node.copy()
+    changed = bool(generated)
+    for item in node.this.expressions:
+        legacy_type = declared.get(fold(item.name)) if isinstance(item, exp.ColumnDef) else None
+        if legacy_type is None or item.args.get("kind") is None:
+            continue
+        if sqlite_affinity(DIALECT.render(item.args["kind"])) != sqlite_affinity(legacy_type):
+            item.set("kind", exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=legacy_type) if legacy_type.strip()
+                     else None)
+            changed = True
+    node.this.set("expressions", node.this.expressions + [
+        exp.ColumnDef(this=exp.to_identifier(g.name, quoted=True),
+                      kind=exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=g.definition())) for g in generated])
+    return dataclasses.replace(table, node=node) if changed else table
 
 
 def _select(move: Move) -> str:
@@ -95,6 +134,17 @@ def _set_sequence_sql(move: Move, names: Names) -> list[str]:
     ]
 
 
+def _park_statistics(table: str, stat_tables: list[str]) -> tuple[list[str], list[str]]:
+    """(set aside, give back) the statistics rows of one legacy table."""
+    parked = quote_literal(PARKED + table)
+    n = len(PARKED) + 1
+    park = [f"UPDATE {quote_ident(s)} SET \"tbl\" = {quote_literal(PARKED)} || \"tbl\", \"idx\" = {quote_literal(PARKED)} "
+            f"|| \"idx\" WHERE \"tbl\" = {quote_literal(table)}" for s in stat_tables]
+    give_back = [f"UPDATE {quote_ident(s)} SET \"tbl\" = substr(\"tbl\", {n}), \"idx\" = substr(\"idx\", {n}) "
+                 f"WHERE \"tbl\" = {parked}" for s in stat_tables]
+    return park, give_back
+
+
 def _rename(old: str, new: str) -> list[str]:
     # legacy_alter_table: a legacy trigger or view elsewhere that still names a dropped table must not stop it.
     return ["PRAGMA legacy_alter_table = ON", f"ALTER TABLE {quote_ident(old)} RENAME TO {quote_ident(new)}",
@@ -107,26 +157,28 @@ def _view_reads(sql: str, tables: list[str]) -> bool:
         tree = sqlglot.parse_one(sql, read="sqlite")
     except sqlglot.errors.ParseError:
         return True
-    wanted = {t.lower() for t in tables}
-    return any(t.name.lower() in wanted for t in tree.find_all(exp.Table))
+    wanted = {fold(t) for t in tables}
+    return any(fold(t.name) in wanted for t in tree.find_all(exp.Table))
 
 
 def quarantine_table(legacy: str) -> str:
     return f"{physical_name(QUARANTINE_TABLE, SQLITE)}__{legacy}"
 
 
-def _quarantine_operations(rules: list[Rule], tables: list[str]) -> list[Operation]:
+def _quarantine_operations(rules: list[Rule], tables: list[str], legacy: LegacyDatabase) -> list[Operation]:
     """Refused rows leave their legacy table whole: each into system_quarantine__<table> (same columns,
-    same affinities, so every value keeps its storage class), indexed by system_quarantine (table, id, rule)."""
+    same affinities, so every value keeps its storage class; generated columns are not copied, the legacy
+    table computes them again), indexed by system_quarantine (table, id, rule)."""
     once, repeat = refusal_sql(rules)
     index = [f"INSERT INTO {QUARANTINE_SQL} (source_table, source_pk, rule) "
              f"SELECT source_table, source_pk, rule FROM {REFUSED} ORDER BY 1, 2, 3"]
     copies, back = [], []
     for name in tables:
         q = quote_ident(quarantine_table(name))
-        copies.append(f"CREATE TABLE {q} AS SELECT * FROM {quote_ident(name)} WHERE \"id\" IN "
+        cols = column_list(legacy.tables[name].column_names)
+        copies.append(f"CREATE TABLE {q} AS SELECT {cols} FROM {quote_ident(name)} WHERE \"id\" IN "
                       f"(SELECT source_pk FROM {QUARANTINE_SQL} WHERE source_table = {quote_literal(name)})")
-        back += [f"INSERT INTO {quote_ident(name)} SELECT * FROM {q} ORDER BY \"id\"", f"DROP TABLE {q}"]
+        back += [f"INSERT INTO {quote_ident(name)} ({cols}) SELECT {cols} FROM {q} ORDER BY \"id\"", f"DROP TABLE {q}"]
     create = (f"CREATE TABLE {QUARANTINE_SQL} (\"id\" INTEGER PRIMARY KEY, source_table TEXT NOT NULL, "
               "source_pk INTEGER NOT NULL, rule TEXT NOT NULL, quarantined_at TEXT DEFAULT CURRENT_TIMESTAMP)")
     return [
@@ -144,14 +196,14 @@ def rewrite_view(sql: str, res: Resolution) -> str | None:
         tree = sqlglot.parse_one(sql, read="sqlite")
     except sqlglot.errors.ParseError:
         return None
-    moves = {m.legacy.lower(): res.moves_from(m.legacy) for m in res.moves}
-    read = [t for t in tree.find_all(exp.Table) if t.name.lower() in moves]
-    if any(len(moves[t.name.lower()]) != 1 or moves[t.name.lower()][0].where for t in read):
+    moves = {fold(m.legacy): res.moves_from(m.legacy) for m in res.moves}
+    read = [t for t in tree.find_all(exp.Table) if fold(t.name) in moves]
+    if any(len(moves[fold(t.name)]) != 1 or moves[fold(t.name)][0].where for t in read):
         return None
 
     def swap(node):
-        if isinstance(node, exp.Table) and node.name.lower() in moves:
-            target = physical_name(moves[node.name.lower()][0].target, SQLITE)
+        if isinstance(node, exp.Table) and fold(node.name) in moves:
+            target = physical_name(moves[fold(node.name)][0].target, SQLITE)
             return exp.Table(this=exp.to_identifier(target, quoted=True),
                              alias=node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name, quoted=True)))
         return node
@@ -166,7 +218,7 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
     ops: list[Operation] = []
     for qualified, table in schema.tables.items():
         extra = list(dict.fromkeys(c for m in res.moves_into(qualified) for c in m.extra_columns))
-        ddl = create_table_sql(table, SQLITE, extra)
+        ddl = create_table_sql(domain_table(table, legacy, res.moves_into(qualified)), SQLITE, extra)
         if qualified in names.staged:
             ddl = ddl.replace(table_sql(qualified, SQLITE), names.sql(qualified), 1)
         ops.append(CreateTable(physical_name(qualified, SQLITE), [ddl], [f"DROP TABLE IF EXISTS {names.sql(qualified)}"],
@@ -180,12 +232,12 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
         if not obj.sql or obj.type not in ("trigger", "view"):
             continue
         drop = [f"DROP {obj.type.upper()} {quote_ident(obj.name)}"]
-        if obj.type == "trigger" and obj.table in moved:
+        if obj.type == "trigger" and fold(obj.table) in {fold(t) for t in moved}:
             ops.append(DropLegacyTrigger(obj.name, drop, [obj.sql], table=obj.table))
         elif obj.type == "view" and _view_reads(obj.sql, moved):
             ops.append(DropLegacyView(obj.name, drop, [obj.sql], table=obj.table))
     if quarantine:
-        ops += _quarantine_operations(*quarantine)
+        ops += _quarantine_operations(*quarantine, legacy)
     for name in moved:
         parts = res.moves_from(name)
         if quarantine:
@@ -199,9 +251,11 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
                                    table=move.target, legacy=name))
     for name in moved:
         indexes = [o for o in legacy.objects_on(name) if o.type == "index" and o.sql]
-        ops.append(DropLegacyTable(name, [f"DROP INDEX {quote_ident(i.name)}" for i in indexes]
+        park, give_back = _park_statistics(name, legacy.stat_tables)
+        ops.append(DropLegacyTable(name, park + [f"DROP INDEX {quote_ident(i.name)}" for i in indexes]
                                    + [f"DROP TABLE {quote_ident(name)}"],
-                                   [legacy.tables[name].sql] + [i.sql for i in indexes], rows=legacy.tables[name].rows))
+                                   [legacy.tables[name].sql] + [i.sql for i in indexes] + give_back,
+                                   rows=legacy.tables[name].rows))
     for qualified in schema.tables:
         if qualified in names.staged:
             final = physical_name(qualified, SQLITE)

@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass, field, replace
 
 from dpro_migrate.errors import ChecksFailed
+from dpro_migrate.model.legacy import fold
 from dpro_migrate.model.mapping import Move, Resolution
 from dpro_migrate.model.schema import TargetSchema
 from dpro_migrate.dialects import SQLITE, expression_sql
@@ -28,6 +29,11 @@ class Rule:
     legacy: str
     target: str
     ids_sql: str  # SELECT "id" ... of the offending rows (foreign keys read REFUSED for cascades)
+    outcomes: list[str] = field(default_factory=list)  # the names its rows are recorded under, if not `name`
+
+    @property
+    def recorded_as(self) -> list[str]:
+        return self.outcomes or [self.name]
 
 
 @dataclass
@@ -50,10 +56,12 @@ class PreflightReport:
         return not self.findings
 
 
-def _rows(move: Move) -> str:
-    """The rows of the legacy table that this move takes."""
-    where = f" WHERE {move.where}" if move.where else ""
-    return f"(SELECT * FROM {quote_ident(move.legacy)}{where})"
+def _rows(move: Move, condition: str) -> str:
+    """FROM .. WHERE: the rows of the legacy table that this move takes and for which `condition` holds. Read
+    from the table itself, never through a subquery: SQLite 3.40 does not resolve a column named true or false
+    ("True") through `(SELECT * FROM t)` (it reads the string), so a rule there would pass any value."""
+    taken = f"({move.where}) AND " if move.where else ""
+    return f"FROM {quote_ident(move.legacy)} WHERE {taken}({condition})"
 
 
 def without_refused(move: Move, refused: str) -> Move:
@@ -74,7 +82,8 @@ def _type_rule(move: Move, types: dict[str, str]) -> Rule:
     which = " ".join(f"WHEN NOT {ok} THEN {quote_literal(name)}" for name, ok in checks)
     every = " AND ".join(ok for _, ok in checks)
     return Rule("type", f"types {move.target}", move.legacy, move.target,
-                f"SELECT \"id\", CASE {which} END AS rule FROM {_rows(move)} WHERE NOT ({every})")
+                f"SELECT \"id\", CASE {which} END AS rule {_rows(move, f'NOT ({every})')}",
+                outcomes=[name for name, _ in checks])
 
 
 def build_rules(schema: TargetSchema, res: Resolution, types: dict[str, dict[str, str]] | None = None) -> list[Rule]:
@@ -84,27 +93,27 @@ def build_rules(schema: TargetSchema, res: Resolution, types: dict[str, dict[str
     fks: list[Rule] = []
     for move in res.moves:
         table = schema.table(move.target)
-        rows = _rows(move)
+        moved = {fold(c) for c in move.columns}  # SQLite column names are case-insensitive too
         for col in table.columns:
-            if not col.nullable and col.name in move.columns and not col.identity:
+            if not col.nullable and fold(col.name) in moved and not col.identity:
                 rules.append(Rule("not_null", f"not null {move.target}.{col.name}", move.legacy, move.target,
-                                  f"SELECT \"id\" FROM {rows} WHERE {quote_ident(col.name)} IS NULL"))
+                                  f"SELECT \"id\" {_rows(move, f'{quote_ident(col.name)} IS NULL')}"))
         if types:
             rules.append(_type_rule(move, types[f"{move.legacy} -> {move.target}"]))
         for con in table.constraints:
-            if not set(con.columns) <= set(move.columns):
+            if not {fold(c) for c in con.columns} <= moved:
                 continue  # a column the legacy table lacks gets its default, which the rule accepts
             if con.kind == "check":
                 expr = expression_sql(con.node.expressions[0].this, SQLITE)
                 rules.append(Rule("check", f"check {con.name}", move.legacy, move.target,
-                                  f"SELECT \"id\" FROM {rows} WHERE NOT coalesce(({expr}), 1)"))
+                                  f"SELECT \"id\" {_rows(move, f'NOT coalesce(({expr}), 1)')}"))
             elif con.kind == "unique":
                 cols = column_list(con.columns)
                 not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in con.columns)
                 # The first row (lowest id) keeps the value; later duplicates are refused.
                 rules.append(Rule("unique", f"unique {con.name}", move.legacy, move.target,
                                   f"SELECT \"id\" FROM (SELECT \"id\", row_number() OVER (PARTITION BY {cols} "
-                                  f"ORDER BY \"id\") AS n FROM {rows} WHERE {not_null}) WHERE n > 1"))
+                                  f"ORDER BY \"id\") AS n {_rows(move, not_null)}) WHERE n > 1"))
             elif con.kind == "foreign_key":
                 fks.append(_fk_rule(con, move, res))
     return rules + fks
@@ -119,7 +128,7 @@ def _fk_rule(con, move: Move, res: Resolution) -> Rule:
                        f"(SELECT source_pk FROM {REFUSED} WHERE source_table = {quote_literal(parent.legacy)}){where}")
     kept = " UNION ALL ".join(parents) or "SELECT NULL WHERE 0"
     return Rule("foreign_key", f"foreign key {con.name}", move.legacy, move.target,
-                f"SELECT \"id\" FROM {_rows(move)} WHERE {col} IS NOT NULL AND {col} NOT IN ({kept})")
+                f"SELECT \"id\" {_rows(move, f'{col} IS NOT NULL AND {col} NOT IN ({kept})')}")
 
 
 SETUP_SQL = [
@@ -159,12 +168,13 @@ def refuse(conn: sqlite3.Connection, rules: list[Rule]) -> None:
 
 def report(conn: sqlite3.Connection, rules: list[Rule], sample: int | None = None) -> PreflightReport:
     """Read REFUSED back as findings (all ids, or `sample` of them per rule)."""
-    by_name = {(r.legacy, r.name): r for r in rules}
-    by_target = {(r.legacy, r.target): r for r in rules if r.kind == "type"}
+    # by the names rows are recorded under (a type rule records the column's own), never parsed back from them:
+    # a column may be named "a.b" or "a b"
+    by_name = {(r.legacy, name): r for r in rules for name in r.recorded_as}
     findings = []
     for legacy, rule_name, count in conn.execute(
             f"SELECT source_table, rule, count(*) FROM {REFUSED} GROUP BY 1, 2 ORDER BY 1, 2"):
-        rule = by_name.get((legacy, rule_name)) or by_target[(legacy, rule_name.split()[1].rsplit(".", 1)[0])]
+        rule = by_name[(legacy, rule_name)]
         limit = f" LIMIT {int(sample)}" if sample else ""
         ids = [r[0] for r in conn.execute(
             f"SELECT source_pk FROM {REFUSED} WHERE source_table = ? AND rule = ? ORDER BY 1{limit}", (legacy, rule_name))]

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dpro_migrate.safety.ledger as ledger
+from dpro_migrate.compare import attach_readonly, differing_rows, has_rowid
 from dpro_migrate.dialects import SQLITE, get_dialect, physical_name, table_sql
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.legacy import connect_readonly
@@ -18,6 +19,7 @@ from dpro_migrate.plan.build_sqlite import quarantine_table
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.plan.operations import CreateTable, QuarantineRows, RowMove
+from dpro_migrate.safety.state import refuse_foreign_ledger
 from dpro_migrate.sqlnames import quote_ident
 from dpro_migrate.verify.report import SAMPLE, Check, MoveCount, VerifyReport, accounting_check, move_check, promises_check
 
@@ -73,6 +75,7 @@ def verify_sqlite(path: Path, *, backup: Path | None = None, strict: bool = Fals
     conn = connect_readonly(path)
     pool = ThreadPoolExecutor(1, thread_name_prefix="dpro-migrate-verify")
     try:
+        refuse_foreign_ledger(conn, path)
         if not ledger.sqlite_has_ledger(conn):
             raise BadInput(f"{path}: is not migrated (no ledger); nothing to verify")
         entry = ledger.latest_apply(ledger.read_entries(conn))
@@ -81,7 +84,7 @@ def verify_sqlite(path: Path, *, backup: Path | None = None, strict: bool = Fals
         checks: list[Check] = []
         if not backup.exists():
             raise BadInput(f"the backup apply recorded is gone: {backup}; pass --backup to name another copy")
-        conn.execute("ATTACH DATABASE ? AS bak", (backup.resolve().as_uri() + "?mode=ro",))
+        attach_readonly(conn, backup, "bak")
         structure = pool.submit(_structure_checks, path)
         counts = []
         for move in plan.moves:
@@ -126,14 +129,15 @@ def _quarantine_checks(conn: sqlite3.Connection, plan: Plan, counts: list[MoveCo
 
 
 def _unknown_tables_untouched(conn: sqlite3.Connection, plan: Plan) -> Check:
+    """Each unknown table holds the rows it held at the cutover, counted as a multiset (a duplicate row
+    added to a table without a key counts), rowids included where the table has them."""
     changed = []
     for name in plan.unknown_tables:
         t = quote_ident(name)
         try:
-            diff = conn.execute(
-                f"SELECT count(*) FROM (SELECT * FROM bak.{t} EXCEPT SELECT * FROM main.{t})").fetchone()[0]
-            diff += conn.execute(
-                f"SELECT count(*) FROM (SELECT * FROM main.{t} EXCEPT SELECT * FROM bak.{t})").fetchone()[0]
+            cols = [r[1] for r in conn.execute(f"PRAGMA bak.table_info({t})")]
+            rowid = has_rowid(conn, "bak", name) and has_rowid(conn, "main", name)
+            diff = differing_rows(conn, f"bak.{t}", f"main.{t}", cols, rowid=rowid)
         except sqlite3.OperationalError:
             diff = -1
         if diff:
