@@ -16,6 +16,7 @@ from psycopg import sql as pgsql
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
+from dpro_migrate.compare import attach_readonly
 from dpro_migrate.db.connections import LOCK_KEY, connect, locked_transaction, open_for_write, open_source, write_transaction
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
@@ -464,7 +465,7 @@ def _write_back(source: Path, snapshot: Path | None, plan: Plan, changes: dict[s
                 raise BadInput(f"{source}: its schema changed since apply (fingerprint differs): the rows cannot be "
                                "compared with what apply loaded; nothing was changed")
             if snapshot:
-                conn.execute("ATTACH DATABASE ? AS snap", (snapshot.resolve().as_uri() + "?mode=ro",))
+                attach_readonly(conn, snapshot, "snap")
             found = _reconcile(conn, snapshot, changes, on_conflict, write=False)
             if found.conflicts and on_conflict == "refuse":
                 raise ChecksFailed(f"{len(found.conflicts)} rows were changed both in the source and in PostgreSQL "

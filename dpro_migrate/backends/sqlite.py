@@ -26,6 +26,7 @@ from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
 from dpro_migrate.plan.program import Statement
 from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
 from dpro_migrate.safety.backup import BackupResult, copy_file, sealing
+from dpro_migrate.safety.state import refuse_foreign_ledger
 from dpro_migrate.sqlnames import quote_ident, quote_literal
 
 # Called as progress(index, total, operation) before each operation runs; rows_progress(operation, rows) as rows move.
@@ -286,6 +287,7 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
     started = time.monotonic()
     conn = open_for_write(path)
     try:
+        refuse_foreign_ledger(conn, path)
         if not ledger.sqlite_has_ledger(conn):
             return RollbackResult(True)
         entry = ledger.latest_apply(ledger.read_entries(conn))
@@ -329,6 +331,7 @@ def finalize_in_place(path: Path) -> list[str]:
     """End of the cutover window: drop the compatibility views (rollback would drop them too)."""
     conn = open_for_write(path)
     try:
+        refuse_foreign_ledger(conn, path)
         if not ledger.sqlite_has_ledger(conn):
             raise BadInput(f"{path}: is not migrated; nothing to finalize")
         plan = ledger.latest_apply(ledger.read_entries(conn)).plan

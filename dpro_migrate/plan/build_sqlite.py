@@ -15,13 +15,13 @@ from sqlglot import exp
 from dpro_migrate.model.legacy import LegacyDatabase, fold
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE, Move, Resolution
 from dpro_migrate.model.schema import Index, Table, TargetSchema
-from dpro_migrate.dialects import (SQLITE, create_index_sql, create_table_sql, get_dialect, physical_name,
-                                   sqlite_affinity, table_sql)
+from dpro_migrate.dialects import SQLITE, create_index_sql, create_table_sql, get_dialect, physical_name, table_sql
 from dpro_migrate.plan.operations import (CreateIndex, CreateQuarantine, CreateTable, CreateTrigger, DropLegacyTable,
                                           DropLegacyTrigger, DropLegacyView, KeepSequence, MoveRows, Operation,
                                           QuarantineRows, RecreateView, RenameTable, SetSequence)
 from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql, without_refused
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
+from dpro_migrate.types import sqlite_affinity
 
 DIALECT = get_dialect(SQLITE)
 LEDGER_SQL = table_sql(LEDGER_TABLE, SQLITE)

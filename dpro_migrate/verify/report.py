@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
+from dpro_migrate.compare import attach_readonly
 from dpro_migrate.model.legacy import connect_readonly
 from dpro_migrate.sqlnames import quote_ident
 
@@ -100,7 +101,7 @@ def source_since_snapshot(source, snapshot, tables: list[str]) -> Check:
     """Rows written to the source after apply's snapshot: not in the target, and kept by rollback."""
     conn = connect_readonly(source)
     try:
-        conn.execute("ATTACH DATABASE ? AS snap", (snapshot.resolve().as_uri() + "?mode=ro",))
+        attach_readonly(conn, snapshot, "snap")
         changed = {}
         for name in tables:
             q = quote_ident(name)
