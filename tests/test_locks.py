@@ -422,3 +422,32 @@ def test_apply_and_rollback_started_together(spilling, tmp_path, first, second):
 
 def _did_nothing(doc: dict) -> bool:
     return bool(doc.get("already_migrated") or doc.get("nothing_to_do"))
+
+
+# --- PostgreSQL: the advisory lock ------------------------------------------------------------------------
+
+
+def test_a_database_claimed_by_one_dpro_migrate_refuses_another(pg_url):
+    """claim_database holds the key locked_transaction takes, from before a verb's first check: the same
+    session still gets its transaction, another one is refused with exit 4."""
+    from dpro_migrate.db.connections import claim_database, connect, locked_transaction
+    from dpro_migrate.targets import parse_target
+
+    target = parse_target(pg_url)
+    first, second = connect(target), connect(target)
+    try:
+        with claim_database(first, target):
+            with locked_transaction(first, target):
+                pass
+            with pytest.raises(Locked, match="another dpro-migrate is at work on this database"):
+                with claim_database(second, target):
+                    pass
+            with pytest.raises(Locked) as refused:
+                with locked_transaction(second, target):
+                    pass
+            assert refused.value.exit_code == LOCKED
+        with locked_transaction(second, target):  # released with the block
+            pass
+    finally:
+        first.close()
+        second.close()

@@ -308,6 +308,21 @@ def locked_transaction(conn: psycopg.Connection, target: Target) -> Iterator[Non
         yield
 
 
+@contextmanager
+def claim_database(conn: psycopg.Connection, target: Target) -> Iterator[None]:
+    """The same advisory lock as locked_transaction, held by the session from before the checks a verb makes
+    ahead of its transaction (apply reads the ledger first) to its end, so that a second dpro-migrate
+    refuses before it reads a state the first is changing. locked_transaction inside it is granted: a
+    session that holds an advisory lock gets it again at any level."""
+    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        raise Locked(f"{target.display}: another dpro-migrate is at work on this database; nothing was changed")
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
 def open_source(path: Path) -> sqlite3.Connection:
     conn = connect_readonly(path, any_thread=True)  # read by prefetched() in a thread, one user at a time
     conn.execute("BEGIN")  # one snapshot for the whole read
