@@ -4,6 +4,7 @@ OK = 0
 CHECKS_FAILED = 1  # verification failed, or rows the target refuses
 BAD_INPUT = 2  # missing/corrupt file, wrong database, unusable plan, bad flags
 OUTCOME_UNKNOWN = 3  # the connection failed during a commit: whether it landed is not known
+LOCKED = 4  # another connection or another dpro-migrate holds the file or database: nothing was changed
 UNEXPECTED = 70  # a bug or an unforeseen failure: not one of the errors above (EX_SOFTWARE in sysexits.h)
 
 
@@ -33,3 +34,10 @@ class OutcomeUnknown(DproMigrateError):
     """A commit whose outcome cannot be known (the connection failed during it): see `status`."""
 
     exit_code = OUTCOME_UNKNOWN
+
+
+class Locked(DproMigrateError):
+    """Another connection (the application's reader or writer) held the lock longer than the busy timeout,
+    or another dpro-migrate is at work on the same file or database: nothing was changed; try again later."""
+
+    exit_code = LOCKED

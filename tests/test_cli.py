@@ -108,8 +108,8 @@ def test_locked_file(legacy_db, tmp_path):
     writer.execute("BEGIN IMMEDIATE")
     try:
         os.environ["DPRO_MIGRATE_BUSY_TIMEOUT_MS"] = "200"
-        result = invoke(2, ["apply", db, "--yes", "--backup-dir", tmp_path])
-        assert "locked" in result.stderr
+        result = invoke(4, ["apply", db, "--yes", "--backup-dir", tmp_path])  # errors.LOCKED
+        assert "is locked by another connection" in result.stderr
     finally:
         writer.execute("ROLLBACK")
         writer.close()

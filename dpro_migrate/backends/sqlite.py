@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import dpro_migrate.safety.ledger as ledger
-from dpro_migrate.db.connections import open_for_write, write_transaction
+from dpro_migrate.db.connections import Waiting, open_for_write, write_transaction
 from dpro_migrate.dialects import SQLITE, physical_name, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.legacy import schema_fingerprint
@@ -25,16 +25,35 @@ from dpro_migrate.plan.operations import (CreateCompatView, DropLegacyTable, Kee
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
 from dpro_migrate.plan.program import Statement
 from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
-from dpro_migrate.safety.backup import BackupResult, copy_file, sealing
+from dpro_migrate.safety.backup import BackupResult, copy_under_lock, sealing
 from dpro_migrate.safety.state import refuse_foreign_ledger
 from dpro_migrate.sqlnames import quote_ident, quote_literal
 
 # Called as progress(index, total, operation) before each operation runs; rows_progress(operation, rows) as rows move.
-Progress = Callable[[int, int, Operation], None]
+# While apply or rollback waits for a lock, progress(0, 0, WaitingForLock(...)) says so, unless `waiting` is given.
+Progress = Callable[[int, int, "Operation | WaitingForLock"], None]
 
 COUNTS = "temp.dpro_apply_counts"  # (kind, legacy, rows): source rows, moved and quarantined, per legacy table
 CHECKS = "temp.dpro_apply_checks"  # a row per check; its CHECK constraint stops the apply when one fails
 SEQUENCES = "temp.dpro_legacy_sequences"  # the legacy AUTOINCREMENT counters as they were
+
+
+@dataclass(frozen=True)
+class WaitingForLock:
+    """Passed to the progress callback in place of an operation while a lock is waited for."""
+
+    what: str
+    name: str = "waiting for a lock"
+    moves_rows: bool = False
+
+    def describe(self) -> str:
+        return self.what
+
+
+def _waiting(waiting: Waiting | None, progress: Progress | None) -> Waiting | None:
+    if waiting or not progress:
+        return waiting
+    return lambda what: progress(0, 0, WaitingForLock(what))
 
 
 @dataclass
@@ -172,14 +191,19 @@ def apply_script(plan: Plan, backup_dir: Path | None = None) -> str:
 
 
 def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | None = None,
-                   progress: Progress | None = None, rows_progress=None, backup_progress=None) -> ApplyResult:
-    """Migrate the file in place (the plan's source, or `path`, a copy of it), in one transaction."""
+                   progress: Progress | None = None, rows_progress=None, backup_progress=None,
+                   waiting: Waiting | None = None) -> ApplyResult:
+    """Migrate the file in place (the plan's source, or `path`, a copy of it), in one transaction.
+    Waits for the application's readers and writers at most DPRO_MIGRATE_BUSY_TIMEOUT_MS, before it
+    does anything (db.connections.write_transaction), then refuses with `Locked`; `waiting` (or progress)
+    is told what it waits for."""
     path = Path(path or plan.source)
+    waiting = _waiting(waiting, progress)
     started = time.monotonic()
-    conn = open_for_write(path)
+    conn = open_for_write(path, waiting=waiting)
     try:
         try:
-            with write_transaction(conn, path):
+            with write_transaction(conn, path, exclusive=True, waiting=waiting) as transaction:
                 # Checked under the lock: another apply may have finished while this one waited for it.
                 if ledger.sqlite_has_ledger(conn):
                     last = ledger.latest_apply(ledger.read_entries(conn))
@@ -187,7 +211,7 @@ def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | N
                 if schema_fingerprint(conn) != plan.source_fingerprint:
                     raise BadInput(f"{path}: its schema changed since the plan was made (fingerprint differs); "
                                    "make a new plan")
-                copied = copy_file(path, backup_dir, backup_progress)
+                copied = copy_under_lock(transaction, backup_dir, backup_progress)
                 with sealing(copied) as sealed:  # checked while the plan runs, waited for before the commit
                     moved = _run_program(conn, plan, sealed, progress, rows_progress)
                     backup = sealed()
@@ -283,24 +307,26 @@ def rollback_program(plan: Plan) -> list[str]:
 
 
 def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: Progress | None = None,
-                      rows_progress=None, backup_progress=None) -> RollbackResult:
+                      rows_progress=None, backup_progress=None, waiting: Waiting | None = None) -> RollbackResult:
+    """Undo apply in one transaction; waits for locks as apply_in_place does."""
     started = time.monotonic()
-    conn = open_for_write(path)
+    waiting = _waiting(waiting, progress)
+    conn = open_for_write(path, waiting=waiting)
     try:
-        refuse_foreign_ledger(conn, path)
-        if not ledger.sqlite_has_ledger(conn):
-            return RollbackResult(True)
-        entry = ledger.latest_apply(ledger.read_entries(conn))
-        if entry is None or entry.plan is None:
-            raise BadInput(f"{path}: its ledger holds no apply to roll back")
-        plan = entry.plan
-        with write_transaction(conn, path):
+        with write_transaction(conn, path, exclusive=True, waiting=waiting) as transaction:
+            refuse_foreign_ledger(conn, path)
+            if not ledger.sqlite_has_ledger(conn):
+                return RollbackResult(True)
+            entry = ledger.latest_apply(ledger.read_entries(conn))
+            if entry is None or entry.plan is None:
+                raise BadInput(f"{path}: its ledger holds no apply to roll back")
+            plan = entry.plan
             stranded = rows_without_legacy_home(conn, plan)
             if stranded:
                 names = ", ".join(f"{t} ({n} rows)" for t, n in stranded.items())
                 raise ChecksFailed(f"rows written after the cutover have no legacy table to go back to: {names}; "
                                    "nothing was changed", details={"stranded": stranded})
-            copied = copy_file(path, backup_dir, backup_progress)
+            copied = copy_under_lock(transaction, backup_dir, backup_progress)
             with sealing(copied) as sealed:  # checked while the reverses run, waited for before the commit
                 restored, renumbered = _run_reverses(conn, plan, progress, rows_progress)
                 backup = sealed()
@@ -327,17 +353,17 @@ def _run_reverses(conn: sqlite3.Connection, plan: Plan, progress, rows_progress)
     return restored, runner.renumbered
 
 
-def finalize_in_place(path: Path) -> list[str]:
+def finalize_in_place(path: Path, *, waiting: Waiting | None = None) -> list[str]:
     """End of the cutover window: drop the compatibility views (rollback would drop them too)."""
-    conn = open_for_write(path)
+    conn = open_for_write(path, waiting=waiting)
     try:
-        refuse_foreign_ledger(conn, path)
-        if not ledger.sqlite_has_ledger(conn):
-            raise BadInput(f"{path}: is not migrated; nothing to finalize")
-        plan = ledger.latest_apply(ledger.read_entries(conn)).plan
-        views = [op for op in plan.of_type(CreateCompatView)
-                 if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?", (op.name,)).fetchone()]
-        with write_transaction(conn, path):
+        with write_transaction(conn, path, exclusive=True, waiting=waiting):
+            refuse_foreign_ledger(conn, path)
+            if not ledger.sqlite_has_ledger(conn):
+                raise BadInput(f"{path}: is not migrated; nothing to finalize")
+            plan = ledger.latest_apply(ledger.read_entries(conn)).plan
+            views = [op for op in plan.of_type(CreateCompatView) if conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?", (op.name,)).fetchone()]
             runner = SQLiteRunner(conn)
             for op in views:
                 op.backward(runner)

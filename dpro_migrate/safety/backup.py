@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from dpro_migrate.db.connections import NAME_MAX
-from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.db.connections import NAME_MAX, is_busy, lock_timeout_ms, locked_message
+from dpro_migrate.errors import BadInput, ChecksFailed, Locked
 from dpro_migrate.model.legacy import is_symlink_loop
 from dpro_migrate.sqlnames import quote_ident
 
@@ -126,8 +126,9 @@ def sealing(copied: CopiedBackup) -> Iterator[Callable[[], BackupResult]]:
 
 def copy_connection(conn: sqlite3.Connection, source: Path, directory: Path | None = None,
                     progress: Callable[[int, int], None] | None = None) -> CopiedBackup:
-    """Copy what `conn` sees to a new file. `conn` must be a reader in an open read transaction, so the
-    copy and the counts agree (a writer holding the write lock uses a second, reading connection).
+    """Copy what `conn` sees to a new file. Nothing may change the file meanwhile, so the copy and the
+    counts agree: `conn` is a reader in an open read transaction, or holds the file's exclusive lock
+    outside any transaction (copy_under_lock).
     The copy is <name>.tmp until sealed: a backup file that exists under its final name is complete."""
     directory = Path(directory) if directory else default_backup_dir(source)
     try:
@@ -171,17 +172,33 @@ def _check_without_opening(source: Path) -> None:
         raise BadInput(f"{source}: is empty, not a SQLite database")
 
 
-def copy_file(source: Path, directory: Path | None = None, progress=None, *, busy_timeout_ms: int = 5000) -> CopiedBackup:
+def copy_under_lock(transaction, directory: Path | None = None, progress=None) -> CopiedBackup:
+    """The backup apply and rollback take inside their write transaction (db.connections.write_transaction),
+    before they change anything. When that transaction locks every other connection out (rollback
+    journal), its own connection copies the file, between two transactions that keep the lock; otherwise
+    (WAL) a second, reading connection does, and the application's readers go on meanwhile."""
+    if transaction.locks_out_readers:
+        with transaction.outside_transaction():
+            return copy_connection(transaction.conn, transaction.path, directory, progress)
+    return copy_file(transaction.path, directory, progress)
+
+
+def copy_file(source: Path, directory: Path | None = None, progress=None, *,
+              busy_timeout_ms: int | None = None) -> CopiedBackup:
     """Backup of a live file, copied but not yet sealed. A read transaction keeps writers from committing
-    meanwhile; a caller that holds the write lock itself (apply, rollback) can call this too: readers still get in."""
+    meanwhile; a caller that holds the write lock itself can call this too, unless that lock keeps readers
+    out (see copy_under_lock). `busy_timeout_ms`: by default DPRO_MIGRATE_BUSY_TIMEOUT_MS."""
     _check_without_opening(source)
+    timeout_ms = lock_timeout_ms() if busy_timeout_ms is None else busy_timeout_ms
     conn = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
         conn.execute("BEGIN")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return copy_connection(conn, source, directory, progress)
     except sqlite3.OperationalError as exc:
+        if is_busy(exc):
+            raise Locked(locked_message(source, timeout_ms, outcome="no backup was made")) from None
         raise BadInput(f"{source}: cannot be backed up ({exc})") from None
     except sqlite3.DatabaseError as exc:
         raise BadInput(f"{source}: cannot be backed up, it is damaged ({exc})") from None
@@ -189,6 +206,7 @@ def copy_file(source: Path, directory: Path | None = None, progress=None, *, bus
         conn.close()
 
 
-def backup_file(source: Path, directory: Path | None = None, progress=None, *, busy_timeout_ms: int = 5000) -> BackupResult:
+def backup_file(source: Path, directory: Path | None = None, progress=None, *,
+                busy_timeout_ms: int | None = None) -> BackupResult:
     """A verified backup of a live file: copied, checked, fsynced, renamed."""
     return copy_file(source, directory, progress, busy_timeout_ms=busy_timeout_ms).seal()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate.backends import sqlite as backend
+from dpro_migrate.db.connections import lock_errors_named, migrate_lock
 from dpro_migrate.dialects import SQLITE
 from dpro_migrate.errors import BadInput
 from dpro_migrate.features.archive import archive_rows, unarchive_rows
@@ -47,10 +48,14 @@ class SQLiteSite:
         self.path = target.path if target.path else self.source  # what verify, rollback and status look at
 
     def already_applied(self) -> backend.ApplyResult | None:
-        """In place, a migrated file is a finished apply: its time, from the ledger."""
-        if self.target.path or file_state(read_file(self.source)) != "migrated":
+        """In place, a migrated file is a finished apply: its time, from the ledger. Read under the file's
+        dpro-migrate lock: while a rollback runs, its state is about to change, and apply refuses."""
+        if self.target.path:
             return None
-        applies = [h for h in self.status().history if h["action"] == "apply"]
+        with migrate_lock(self.source), lock_errors_named(self.source):
+            if file_state(read_file(self.source)) != "migrated":
+                return None
+            applies = [h for h in self.status().history if h["action"] == "apply"]
         return backend.ApplyResult(True, applied_at=applies[-1]["at"] if applies else None)
 
     def apply(self, plan: Plan, *, backup_dir: Path, replace_existing: bool = False, progress=None,
@@ -61,7 +66,13 @@ class SQLiteSite:
 
     @staticmethod
     def _apply_to_file(plan: Plan, path: Path, backup_dir: Path, progress, rows_progress) -> backend.ApplyResult:
-        """A separate SQLite target is a verified copy of the source, migrated in place; the source is only read."""
+        """A separate SQLite target is a verified copy of the source, migrated in place; the source is only read.
+        The target's dpro-migrate lock is held throughout: two applies never copy into the same file."""
+        with migrate_lock(path):
+            return SQLiteSite._copy_and_apply(plan, path, backup_dir, progress, rows_progress)
+
+    @staticmethod
+    def _copy_and_apply(plan: Plan, path: Path, backup_dir: Path, progress, rows_progress) -> backend.ApplyResult:
         if path.exists():
             if file_state(read_file(path)) == "migrated":
                 return backend.apply_in_place(plan, path=path)
@@ -82,7 +93,8 @@ class SQLiteSite:
         return "\n".join(backend.rollback_program(plan)) + "\n"
 
     def verify(self, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
-        return verify_sqlite(self.path, backup=backup, strict=strict)
+        with lock_errors_named(self.path):
+            return verify_sqlite(self.path, backup=backup, strict=strict)
 
     def rollback(self, *, write_back: bool = False, on_conflict: str = "refuse", backup_dir: Path, progress=None,
                  rows_progress=None) -> backend.RollbackResult:
@@ -102,6 +114,10 @@ class SQLiteSite:
         return archive_rows(self.path, SQLITE, table, older_than)
 
     def recorded_plan(self) -> Plan:
+        with lock_errors_named(self.path):
+            return self._recorded_plan()
+
+    def _recorded_plan(self) -> Plan:
         conn = connect_readonly(self.path)
         try:
             if not ledger.sqlite_has_ledger(conn):
@@ -114,6 +130,10 @@ class SQLiteSite:
             conn.close()
 
     def status(self) -> StatusReport:
+        with lock_errors_named(self.path):
+            return self._status()
+
+    def _status(self) -> StatusReport:
         db = read_file(self.path)
         history = []
         conn = connect_readonly(self.path)
