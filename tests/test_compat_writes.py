@@ -1,5 +1,7 @@
-"""Life after the cutover: the two halves of the split log share one id space on both targets, so the
-compatibility view never shows one id twice and rollback never renumbers."""
+"""Life after the cutover through the legacy names: on SQLite in place an unchanged legacy application writes
+through the compatibility views (the split activity_logs routed by the mapping's rule), and the two halves of
+the split log share one id space on both targets, so the view never shows one id twice and rollback never
+renumbers."""
 
 import sqlite3
 import threading
@@ -35,10 +37,103 @@ def duplicate_ids(conn) -> list:
     return conn.execute("SELECT id FROM activity_logs GROUP BY id HAVING count(*) > 1").fetchall()
 
 
+# --- SQLite in place: writable compatibility views ---------------------------------------------------
+
+
+def test_an_unchanged_application_writes_through_the_views(legacy_db, tmp_path):
+    db = legacy_db()
+    last_log = sqlite3.connect(db).execute("SELECT max(id) FROM activity_logs").fetchone()[0]
+    verbs.apply(db, backup_dir=tmp_path, compat_views=True)
+    app = sqlite3.connect(db, isolation_level=None)
+
+    # INSERT as the legacy application writes: no id, columns with defaults left out
+    app.execute("INSERT INTO users (username, email, password_hash) VALUES ('newcomer', 'newcomer@example.com', 'h')")
+    user = app.execute("SELECT id FROM iam_users WHERE username = 'newcomer'").fetchone()[0]
+    assert app.execute("SELECT is_active, is_admin, subscription_type, typeof(created_at) FROM iam_users WHERE id = ?",
+                       (user,)).fetchone() == (1, 0, "free", "text")
+    app.execute("INSERT INTO messages (conversation_id, user_id, sender_type, content) VALUES (1, ?, 'user', 'hello')",
+                (user,))
+    assert app.execute("SELECT message_type, tokens_used FROM communication_messages WHERE content = 'hello'"
+                       ).fetchone() == ("text", 0)
+    app.execute("INSERT INTO activity_logs (user_id, action) VALUES (?, 'login')", (user,))
+    app.execute("INSERT INTO activity_logs (user_id, action) VALUES (?, 'send_message')", (user,))
+    app.execute("INSERT INTO activity_logs (user_id, action, details) VALUES (?, 'auth_failed', NULL), "
+                "(?, 'create_task', '{}'), (NULL, 'sso_auth', NULL)", (user, user))
+    new_logs = dict(app.execute("SELECT id, action FROM activity_logs WHERE id > ?", (last_log,)))
+    assert sorted(new_logs) == list(range(last_log + 1, last_log + 6))  # one id space, no gaps
+    # each row in the half the mapping's rule names (login and auth events to iam, the rest to system)
+    assert {action: half_of(app, i) for i, action in new_logs.items()} == {
+        "login": ["iam_authentication_logs"], "send_message": ["system_audit_logs"],
+        "auth_failed": ["iam_authentication_logs"], "create_task": ["system_audit_logs"],
+        "sso_auth": ["iam_authentication_logs"]}
+
+    # rows added after the cutover are reported, not failed
+    report = verbs.verify(db)
+    assert report.ok, report.failures
+    added = {(c.legacy, c.target): c.added_after_cutover for c in report.counts if c.added_after_cutover}
+    assert added == {("users", "iam.users"): 1, ("messages", "communication.messages"): 1,
+                     ("activity_logs", "iam.authentication_logs"): 3, ("activity_logs", "system.audit_logs"): 2}
+
+    # UPDATE and DELETE through the legacy names
+    app.execute("UPDATE users SET email = 'sofia@example.org' WHERE id = 3")  # the audit trigger logs it
+    assert app.execute("SELECT email FROM iam_users WHERE id = 3").fetchone() == ("sofia@example.org",)
+    app.execute("UPDATE messages SET content = 'edited', metadata = NULL WHERE id = 7")
+    assert app.execute("SELECT content FROM communication_messages WHERE id = 7").fetchone() == ("edited",)
+    app.execute("DELETE FROM messages WHERE id = 10")
+    assert app.execute("SELECT count(*) FROM communication_messages WHERE id = 10").fetchone() == (0,)
+    # an UPDATE that makes a row a login moves it to iam under its id, and back
+    moved = app.execute("SELECT min(id) FROM system_audit_logs WHERE action = 'send_message'").fetchone()[0]
+    before = app.execute("SELECT * FROM activity_logs WHERE id = ?", (moved,)).fetchone()
+    app.execute("UPDATE activity_logs SET action = 'login' WHERE id = ?", (moved,))
+    assert half_of(app, moved) == ["iam_authentication_logs"]
+    assert app.execute("SELECT * FROM activity_logs WHERE id = ?", (moved,)).fetchone() == (*before[:2], "login", *before[3:])
+    app.execute("UPDATE activity_logs SET action = 'logout', details = '{\"x\": 1}' WHERE id = ?", (moved,))
+    assert half_of(app, moved) == ["system_audit_logs"]
+    app.execute("UPDATE activity_logs SET user_agent = 'curl' WHERE action = 'login'")  # stays in its half
+    app.execute("DELETE FROM activity_logs WHERE action = 'auth_failed' AND id <= ?", (last_log,))
+    assert app.execute("SELECT count(*) FROM iam_authentication_logs WHERE action = 'auth_failed'").fetchone() == (1,)
+    # an id the other half holds is refused, as the legacy table's primary key refused it
+    taken = app.execute("SELECT max(id) FROM system_audit_logs").fetchone()[0]
+    with pytest.raises(sqlite3.IntegrityError):
+        app.execute("INSERT INTO activity_logs (id, action) VALUES (?, 'login')", (taken,))
+    assert duplicate_ids(app) == []
+
+    views = [r[0] for r in app.execute("SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY 1")]
+    expected = {v: rows(app, v) for v in views}
+    highest = app.execute("SELECT max(id) FROM activity_logs").fetchone()[0]
+    app.close()
+
+    result = verbs.rollback(db, backup_dir=tmp_path)
+    assert result.renumbered == 0
+    legacy = sqlite3.connect(db)
+    for view in views:  # the legacy tables hold exactly what the views showed, value for value
+        assert rows(legacy, view) == expected[view], view
+    assert legacy.execute("SELECT seq FROM sqlite_sequence WHERE name = 'activity_logs'").fetchone() == (highest,)
+
+
+def test_finalize_drops_the_views_with_their_triggers(legacy_db, tmp_path):
+    db = legacy_db()
+    verbs.apply(db, backup_dir=tmp_path, compat_views=True)
+    conn = sqlite3.connect(db, isolation_level=None)
+
+    def triggers() -> set[str]:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+
+    assert {f"compat_{v}_{e}" for v in ("users", "messages", "activity_logs") for e in ("insert", "update", "delete")} <= triggers()
+    assert "activity_logs" in verbs.finalize(db)
+    assert not [t for t in triggers() if t.startswith("compat_")]
+    assert {"trg_iam_authentication_logs_shared_ids", "trg_system_audit_logs_shared_ids"} <= triggers()
+    conn.execute("INSERT INTO iam_authentication_logs (action) VALUES ('login')")
+    conn.execute("INSERT INTO system_audit_logs (action) VALUES ('logout')")
+    assert conn.execute("SELECT count(*) FROM (SELECT id FROM iam_authentication_logs INTERSECT "
+                        "SELECT id FROM system_audit_logs)").fetchone() == (0,)
+    assert verbs.verify(db).ok
+
+
 # --- one id space for the split log -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("compat_views", [False], ids=["halves"])
+@pytest.mark.parametrize("compat_views", [False, True], ids=["halves", "halves-and-view"])
 def test_the_halves_share_one_id_space_on_sqlite(legacy_db, tmp_path, compat_views):
     db = legacy_db()
     verbs.apply(db, backup_dir=tmp_path, compat_views=compat_views)

@@ -324,10 +324,15 @@ class RecreateView(Operation):
 
 @dataclass
 class CreateCompatView(Operation):
-    """A view with a legacy table's name and columns over its domain tables, until `finalize`."""
+    """A view with a legacy table's name and columns over its domain tables, until `finalize`. `writable`: its
+    INSTEAD OF triggers follow the CREATE VIEW in `sql` (dropped with the view)."""
 
     kind = "create_compat_view"
     what = "compatibility view"
+    writable: bool = False
+
+    def describe(self) -> str:
+        return super().describe() + (" (writable)" if self.writable else "")
 
 
 # --- indexes, constraints, triggers, security ---------------------------------------------------
