@@ -399,7 +399,7 @@ def test_alembic_files(tmp_path):
     text = ini.read_text()
     assert "s3cr" not in text and "sqlalchemy.url = postgresql+psycopg://app@db.example:5432/dpro" in text
     env = (tmp_path / "env" / "env.py").read_text()
-    assert URL_ENV in env and "metadata_for(DIALECT, EXTRA_COLUMNS)" in env and "DIALECT = 'postgresql'" in env
+    assert URL_ENV in env and "metadata_for(DIALECT, EXTRA_COLUMNS, shared_ids=SHARED_IDS)" in env and "DIALECT = 'postgresql'" in env
     assert "**context_options(DIALECT)" in env
     (baseline,) = (tmp_path / "env" / "versions").glob("*_dpro_baseline.py")
     rev = baseline_revision(tmp_path / "env")
@@ -435,7 +435,12 @@ def test_context_options():
 def test_alembic_url_from_environment(legacy_db, tmp_path, request, monkeypatch):
     """alembic.ini holds no password; env.py takes the whole URL from DPRO_MIGRATE_DATABASE_URL."""
     db = _migrate(POSTGRES, legacy_db, tmp_path, request)
-    ini = alembic_init(tmp_path / "alembic", "postgresql://nobody:pw@127.0.0.1:1/nowhere", extra_columns={})
+    from dpro_migrate.handoff.connect import Bind, shared_id_columns
+
+    with Bind(db.url, read_only=True) as conn:  # what the ledger says, given instead of read at init
+        shared = shared_id_columns(conn)
+    ini = alembic_init(tmp_path / "alembic", "postgresql://nobody:pw@127.0.0.1:1/nowhere", extra_columns={},
+                       shared_ids=shared)
     stamp_baseline(db.url, tmp_path / "alembic")
     monkeypatch.setenv(URL_ENV, db.url)
     assert _upgrade_body(_autogenerate(ini)) == ["pass"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from dpro_migrate.dialects.base import DIALECTS, Dialect, get_dialect
+from dpro_migrate.dialects.base import DIALECTS, Dialect, ViewPart, get_dialect
 from dpro_migrate.dialects.postgresql import PostgresDialect
 from dpro_migrate.dialects.sqlite import SQLiteDialect
 from dpro_migrate.model.schema import Index, Table
@@ -17,7 +17,7 @@ from dpro_migrate.types import pg_type_for_legacy  # re-exported: handoff/enviro
 SQLITE = SQLiteDialect.name
 POSTGRES = PostgresDialect.name
 
-__all__ = ["DIALECTS", "Dialect", "get_dialect", "SQLITE", "POSTGRES", "physical_name", "table_sql",
+__all__ = ["DIALECTS", "Dialect", "ViewPart", "get_dialect", "SQLITE", "POSTGRES", "physical_name", "table_sql",
            "create_table_sql", "create_index_sql", "expression_sql", "pg_type_for_legacy"]
 
 

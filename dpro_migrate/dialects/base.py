@@ -6,6 +6,7 @@ which database it is. The registry maps the name a plan records ("sqlite", "post
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlglot import exp
@@ -15,6 +16,15 @@ from dpro_migrate.model.schema import Constraint, Index, Table
 from dpro_migrate.sqlnames import quote_ident
 
 DIALECTS: dict[str, Dialect] = {}
+
+
+@dataclass(frozen=True)
+class ViewPart:
+    """A domain table under a compatibility view and the view's rows it holds: those `where` takes (the
+    mapping's rule, a SQLite expression on the legacy columns); None: every row."""
+
+    table: str  # as SQL
+    where: str | None = None
 
 
 class Dialect:
@@ -43,6 +53,15 @@ class Dialect:
         raise NotImplementedError
 
     def compat_view_sql(self, legacy: str) -> str:
+        raise NotImplementedError
+
+    def compat_view_body(self, union: str) -> str:
+        raise NotImplementedError
+
+    def compat_view_write_sql(self, view: str, columns: list[str], parts: list[ViewPart],
+                              defaults: dict[str, str]) -> list[str]:
+        """The statements that let an unchanged application INSERT, UPDATE and DELETE through a compatibility
+        view (`defaults`: column -> its default as SQL, for a column an INSERT leaves out); none: read-only."""
         raise NotImplementedError
 
     # --- DDL rendering ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from dpro_migrate.dialects.base import Dialect
+from dpro_migrate.dialects.base import Dialect, ViewPart
 from dpro_migrate import DOMAINS
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.model.schema import Table, Trigger
@@ -53,6 +53,12 @@ class PostgresDialect(Dialect):
     def compat_view_body(self, union: str) -> str:
         # OFFSET 0: PostgreSQL would otherwise let writes through a simple view; these are for reading.
         return f"{union} OFFSET 0"
+
+    def compat_view_write_sql(self, view: str, columns: list[str], parts: list[ViewPart],
+                              defaults: dict[str, str]) -> list[str]:
+        # Read-only (OFFSET 0 above): an application that reaches PostgreSQL was changed to do so, and writes to
+        # the domain tables; the views serve the old reports and readers through the window.
+        return []
 
     def ride_along_column(self, name: str, decl_type: str) -> exp.ColumnDef:
         kind = exp.DataType.build(pg_type_for_legacy(decl_type), dialect="postgres")

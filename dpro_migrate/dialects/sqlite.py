@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlglot import exp
 
-from dpro_migrate.dialects.base import Dialect
+from dpro_migrate.dialects.base import Dialect, ViewPart
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.schema import Table, Trigger
 from dpro_migrate.model.promise import Promise
-from dpro_migrate.sqlnames import quote_ident, quote_literal
+from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 from dpro_migrate.types import sqlite_declared_type
 
 
@@ -53,6 +53,14 @@ class SQLiteDialect(Dialect):
     def compat_view_body(self, union: str) -> str:
         return union
 
+    def compat_view_write_sql(self, view: str, columns: list[str], parts: list[ViewPart],
+                              defaults: dict[str, str]) -> list[str]:
+        """INSTEAD OF triggers, so an unchanged legacy application keeps writing through the legacy name: rows
+        go to the domain table (of a split table: to the part the mapping's rule names, and an UPDATE that
+        changes which part a row belongs to moves it). SQLite drops them with the view."""
+        return [_instead_of_insert(view, columns, parts, defaults), _instead_of_update(view, columns, parts),
+                _instead_of_delete(view, parts)]
+
     def transform(self, node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.DataType) and node.this != exp.DataType.Type.USERDEFINED:
             # declared for the affinity of the legacy column (types.py)
@@ -85,3 +93,71 @@ class SQLiteDialect(Dialect):
 
     def sa_table_options(self, table: Table, autoincrement: bool) -> dict[str, Any]:
         return {"sqlite_autoincrement": autoincrement}
+
+
+# --- writable compatibility views ---------------------------------------------------------------
+
+
+def _trigger(view: str, event: str, body: list[str]) -> str:
+    statements = "".join(f"\n    {s};" for s in body)
+    return (f"CREATE TRIGGER {quote_ident(f'compat_{view}_{event.lower()}')} INSTEAD OF {event} ON {quote_ident(view)} "
+            f"FOR EACH ROW\nBEGIN{statements}\nEND")
+
+
+def _row(view: str, values: dict[str, str]) -> str:
+    """The row written through the view as a one-row table under the legacy table's name, for the mapping's
+    rule (written against the legacy table) to read."""
+    return f"(SELECT {', '.join(f'{v} AS {quote_ident(c)}' for c, v in values.items())}) AS {quote_ident(view)}"
+
+
+def _held_by_another(part: ViewPart, parts: list[ViewPart], id_sql: str) -> str:
+    return " OR ".join(f"EXISTS (SELECT 1 FROM {o.table} WHERE \"id\" = {id_sql})" for o in parts if o is not part)
+
+
+def _instead_of_insert(view: str, columns: list[str], parts: list[ViewPart], defaults: dict[str, str]) -> str:
+    # A view has no defaults: a column the INSERT leaves out arrives as NULL and gets the domain table's default.
+    row = _row(view, {c: f"coalesce(NEW.{quote_ident(c)}, {defaults[c]})" if c in defaults else f"NEW.{quote_ident(c)}"
+                      for c in columns})
+    cols = column_list(columns)
+    if len(parts) == 1:
+        where = f" WHERE {parts[0].where}" if parts[0].where else ""
+        return _trigger(view, "INSERT", [f"INSERT INTO {parts[0].table} ({cols}) SELECT {cols} FROM {row}{where}"])
+    # The part the rule names; an id another part holds is left to the second step, which refuses it as the
+    # legacy table's primary key would (or, under INSERT OR REPLACE, replaces that row).
+    given_id = 'NEW."id"'
+    body = [f"INSERT INTO {p.table} ({cols}) SELECT {cols} FROM {row} WHERE ({p.where}) "
+            f"AND NOT ({_held_by_another(p, parts, given_id)})" for p in parts]
+    # SQLite holds each AUTOINCREMENT counter in memory for a whole statement and writes it back at its end,
+    # over what the shared-id triggers wrote meanwhile: one INSERT of several rows into several parts would
+    # leave a part's counter below ids another part handed out. Writing the new id into every other part
+    # (and removing it at once) moves their counters along.
+    new_id = 'coalesce(NEW."id", last_insert_rowid())'
+    rest = [c for c in columns if c != "id"]
+    for p in parts:
+        same = " AND ".join(f"{p.table}.{quote_ident(c)} IS {quote_ident(view)}.{quote_ident(c)}" for c in rest)
+        body += [f"INSERT INTO {p.table} (\"id\", {column_list(rest)}) SELECT {new_id}, {column_list(rest)} FROM {row} "
+                 f"WHERE NOT ({p.where})",
+                 f"DELETE FROM {p.table} WHERE \"id\" = {new_id} AND EXISTS (SELECT 1 FROM {row} WHERE NOT ({p.where}) "
+                 f"AND {same}) AND ({_held_by_another(p, parts, new_id)})"]
+    return _trigger(view, "INSERT", body)
+
+
+def _instead_of_update(view: str, columns: list[str], parts: list[ViewPart]) -> str:
+    sets = ", ".join(f"{quote_ident(c)} = NEW.{quote_ident(c)}" for c in columns)
+    if len(parts) == 1:
+        return _trigger(view, "UPDATE", [f"UPDATE {parts[0].table} SET {sets} WHERE \"id\" = OLD.\"id\""])
+    row = _row(view, {c: f"NEW.{quote_ident(c)}" for c in columns})
+    cols = column_list(columns)
+    old_id = 'OLD."id"'
+    # in place when the row stays in its part; else into the part its new values belong to, out of the old one
+    body = [f"UPDATE {p.table} SET {sets} WHERE \"id\" = {old_id} AND EXISTS (SELECT 1 FROM {row} WHERE {p.where})"
+            for p in parts]
+    body += [f"INSERT INTO {p.table} ({cols}) SELECT {cols} FROM {row} WHERE ({p.where}) "
+             f"AND ({_held_by_another(p, parts, old_id)})" for p in parts]
+    body += [f"DELETE FROM {p.table} WHERE \"id\" = {old_id} AND NOT EXISTS (SELECT 1 FROM {row} WHERE {p.where})"
+             for p in parts]
+    return _trigger(view, "UPDATE", body)
+
+
+def _instead_of_delete(view: str, parts: list[ViewPart]) -> str:
+    return _trigger(view, "DELETE", [f"DELETE FROM {p.table} WHERE \"id\" = OLD.\"id\"" for p in parts])

@@ -14,7 +14,7 @@ from dpro_migrate.dialects import POSTGRES, SQLITE, get_dialect, physical_name, 
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.plan.operations import CreateTable
+from dpro_migrate.plan.operations import CreateTable, ShareIdSpace
 
 
 def sqlalchemy_url(url: str | Path) -> str:
@@ -135,3 +135,12 @@ def ride_along_columns(conn: sa.engine.Connection, dialect: str | None = None) -
     if plan is None:
         return {}
     return {op.table: [tuple(c) for c in op.extra_columns] for op in plan.of_type(CreateTable) if op.extra_columns}
+
+
+def shared_id_columns(conn: sa.engine.Connection, dialect: str | None = None) -> dict[str, str]:
+    """{qualified table: shared sequence}: the parts of a split whose ids come from one sequence (apply's
+    ShareIdSpace on PostgreSQL; SQLite keeps AUTOINCREMENT and has none)."""
+    plan = applied_plan(conn, dialect)
+    if plan is None:
+        return {}
+    return {t: op.sequence for op in plan.of_type(ShareIdSpace) if op.sequence for t in op.tables}

@@ -22,12 +22,12 @@ from sqlglot import exp
 
 from dpro_migrate.dialects import POSTGRES, SQLITE, expression_sql, get_dialect, physical_name
 from dpro_migrate.handoff import drift_postgresql, drift_sqlite
-from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, ride_along_columns
+from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, ride_along_columns, shared_id_columns
 from dpro_migrate.handoff.differences import Difference, from_alembic
 from dpro_migrate.handoff.metadata import metadata_for
 from dpro_migrate.model.schema import TargetSchema, load_new, load_schema
 from dpro_migrate.plan.archived import archive_index_name
-from dpro_migrate.plan.operations import CreateArchive, CreatePartition, CreateTable
+from dpro_migrate.plan.operations import CreateArchive, CreatePartition, CreateTable, ShareIdSpace
 from dpro_migrate.safety.alembic_version import VERSION_TABLE
 
 __all__ = [
@@ -113,6 +113,7 @@ def _expected_schema(plan, schema: TargetSchema) -> tuple[TargetSchema, set[str]
         new = load_new()
         schema = TargetSchema({**schema.tables, **new.tables}, schema.indexes + list(new.indexes), schema.triggers)
     own = {op.name for op in plan.operations if isinstance(op, (CreateArchive, CreatePartition))}
+    own |= {t for op in plan.of_type(ShareIdSpace) for t in op.triggers}  # SQLite: the shared-id triggers
     own |= {name.split(".")[-1] for name in own}
     own |= {archive_index_name(op.archive_of) for op in plan.of_type(CreateArchive)}
     # Partitioning makes the partition key NOT NULL (it is in the primary key).
@@ -201,7 +202,7 @@ def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
         schema, planned = _expected_schema(applied_plan(conn, live), load_schema())
         if extra_columns is None:
             extra_columns = ride_along_columns(conn, live)
-        metadata = metadata_for(live, extra_columns, schema)
+        metadata = metadata_for(live, extra_columns, schema, shared_id_columns(conn, live))
         from alembic.autogenerate import compare_metadata
         from alembic.migration import MigrationContext
 

@@ -17,7 +17,7 @@ from dpro_migrate import DOMAINS
 from dpro_migrate.dialects import get_dialect
 from dpro_migrate.errors import BadInput
 from dpro_migrate.handoff.connect import (Bind, database_dialect, dialect_of, has_table, ride_along_columns,
-                                          sqlalchemy_url)
+                                          shared_id_columns, sqlalchemy_url)
 from dpro_migrate.handoff.drift import schema_drift
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.safety.alembic_version import BASELINE_PREFIX, VERSION_TABLE
@@ -117,11 +117,14 @@ DIALECT = {dialect!r}
 # the database): {{qualified table: [(column, legacy declared type)]}}.
 EXTRA_COLUMNS = {extra!r}
 
+# The parts of a split legacy table whose ids come from one shared sequence: {{qualified table: sequence}}.
+SHARED_IDS = {shared!r}
+
 config = context.config
 if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = metadata_for(DIALECT, EXTRA_COLUMNS)
+target_metadata = metadata_for(DIALECT, EXTRA_COLUMNS, shared_ids=SHARED_IDS)
 
 
 def database_url() -> str:
@@ -228,7 +231,8 @@ def _ini_url(url: str) -> str:
 
 
 def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | None = None, *,
-                 extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> Path:
+                 extra_columns: dict[str, list[tuple[str, str]]] | None = None,
+                 shared_ids: dict[str, str] | None = None) -> Path:
     """Write an Alembic environment for a migrated database into directory (new or empty); return its alembic.ini.
 
     Written: alembic.ini (sqlalchemy.url without a password), env.py (target_metadata = metadata_for(dialect),
@@ -248,10 +252,12 @@ def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | N
     dialect = dialect or live
     if get_dialect(dialect).name != live:
         raise BadInput(f"the target URL is {live}, not {dialect}")
-    if extra_columns is None:
+    if extra_columns is None:  # what apply did beyond ddl/, from the ledger
         with Bind(url, read_only=True) as conn:
             extra_columns = ride_along_columns(conn, dialect)
+            shared_ids = shared_id_columns(conn, dialect)
     extra = {t: [list(c) for c in cols] for t, cols in sorted(extra_columns.items())}
+    shared = dict(sorted((shared_ids or {}).items()))
     rev = BASELINE_PREFIX + rev_id()
     from datetime import datetime, timezone
 
@@ -263,8 +269,8 @@ def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | N
         raise BadInput(f"{directory}: cannot be created ({exc.strerror}); nothing was written") from None
     (directory / "alembic.ini").write_text(_INI.format(version=__version__, date=date, rev=rev, slug=BASELINE_SLUG,
                                                        env=URL_ENV, url=_ini_url(url)))
-    (directory / "env.py").write_text(_ENV.format(dialect=dialect, version=__version__, extra=extra, env=URL_ENV,
-                                                  scope=scope))
+    (directory / "env.py").write_text(_ENV.format(dialect=dialect, version=__version__, extra=extra, shared=shared,
+                                                  env=URL_ENV, scope=scope))
     (directory / "script.py.mako").write_text(_MAKO)
     (directory / "versions" / f"{rev}_{BASELINE_SLUG}.py").write_text(
         _BASELINE.format(rev=rev, date=date, version=__version__, domains=", ".join(DOMAINS)))

@@ -18,7 +18,7 @@ from dpro_migrate.model.schema import Index, Table, TargetSchema
 from dpro_migrate.dialects import SQLITE, create_index_sql, create_table_sql, get_dialect, physical_name, table_sql
 from dpro_migrate.plan.operations import (CreateIndex, CreateQuarantine, CreateTable, CreateTrigger, DropLegacyTable,
                                           DropLegacyTrigger, DropLegacyView, KeepSequence, MoveRows, Operation,
-                                          QuarantineRows, RecreateView, RenameTable, SetSequence)
+                                          QuarantineRows, RecreateView, RenameTable, SetSequence, ShareIdSpace)
 from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql, without_refused
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 from dpro_migrate.types import sqlite_affinity
@@ -143,6 +143,35 @@ def _park_statistics(table: str, stat_tables: list[str]) -> tuple[list[str], lis
     give_back = [f"UPDATE {quote_ident(s)} SET \"tbl\" = substr(\"tbl\", {n}), \"idx\" = substr(\"idx\", {n}) "
                  f"WHERE \"tbl\" = {parked}" for s in stat_tables]
     return park, give_back
+
+
+def share_id_space(legacy: str, targets: list[str]) -> ShareIdSpace:
+    """The parts of a split table continue from the highest counter or id of any part, and each part's insert
+    trigger keeps the others' AUTOINCREMENT counters at least at the id it wrote: SQLite gives the next row
+    of a part one more than the larger of its sqlite_sequence entry and its highest id (autoinc.html), so
+    neither part can hand out an id the other used, whoever inserts (the application's plain INSERT, a
+    trigger, a compatibility view). SQLite writes a counter back only at the end of a statement: one
+    statement that writes several parts (an INSERT of many rows through the compatibility view) keeps them
+    level itself (dialects/sqlite.py). Rollback drops the triggers and leaves the counters: the legacy
+    counter is restored from them (KeepSequence)."""
+    names = [physical_name(t, SQLITE) for t in targets]
+    listed = ", ".join(quote_literal(n) for n in names)
+    rows = " UNION ALL ".join(f"SELECT {quote_literal(n)} AS \"name\"" for n in names)
+    highest = " UNION ALL ".join([f"SELECT \"seq\" FROM \"sqlite_sequence\" WHERE \"name\" IN ({listed})"]
+                                 + [f"SELECT max(\"id\") FROM {quote_ident(n)}" for n in names])
+    sql = [f"INSERT INTO \"sqlite_sequence\" (\"name\", \"seq\") SELECT \"name\", 0 FROM ({rows}) "
+           f"WHERE \"name\" NOT IN (SELECT \"name\" FROM \"sqlite_sequence\")",
+           f"UPDATE \"sqlite_sequence\" SET \"seq\" = (SELECT max(\"seq\") FROM ({highest})) WHERE \"name\" IN ({listed})"]
+    triggers = []
+    for name in names:
+        others = ", ".join(quote_literal(n) for n in names if n != name)
+        trigger = f"trg_{name}_shared_ids"
+        triggers.append(trigger)
+        sql.append(f"CREATE TRIGGER {quote_ident(trigger)} AFTER INSERT ON {quote_ident(name)} FOR EACH ROW\nBEGIN\n"
+                   f"    UPDATE \"sqlite_sequence\" SET \"seq\" = NEW.\"id\" WHERE \"name\" IN ({others}) "
+                   f"AND \"seq\" < NEW.\"id\";\nEND")
+    return ShareIdSpace(legacy, sql, [f"DROP TRIGGER IF EXISTS {quote_ident(t)}" for t in triggers],
+                        tables=list(targets), triggers=triggers)
 
 
 def _rename(old: str, new: str) -> list[str]:
@@ -270,6 +299,10 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
     ops += [index_operation(index) for index in schema.indexes]
     for trig in schema.triggers[SQLITE]:
         ops.append(CreateTrigger(trig.name, [DIALECT.trigger_sql(trig)], [DIALECT.drop_trigger_sql(trig, "")]))
+    # the parts of a split (more than one move from a legacy table): one id space, under their final names;
+    # last, as on PostgreSQL, so its reverse runs first
+    ops += [share_id_space(name, [m.target for m in res.moves_from(name)]) for name in moved
+            if len(res.moves_from(name)) > 1]
     return ops
 
 

@@ -264,6 +264,27 @@ class SetSequence(Operation):
     legacy_sequence: int | None = None
 
 
+@dataclass
+class ShareIdSpace(Operation):
+    """The parts of a split legacy table hand out ids from one space: an id either part gives is never used by
+    another, so the compatibility view never shows two rows with one id and rollback never renumbers. SQLite:
+    a trigger per part keeps every other part's AUTOINCREMENT counter at least at the id it just wrote.
+    PostgreSQL: the parts' ids default to one shared sequence instead of an identity each."""
+
+    kind = "share_id_space"
+    symbol = "~"
+    what = "one id space for"
+    tables: list[str] = field(default_factory=list)  # qualified
+    triggers: list[str] = field(default_factory=list)  # SQLite: the triggers that keep the counters level
+    sequence: str | None = None  # PostgreSQL: the shared sequence, qualified (iam.activity_logs_id_seq)
+
+    def describe(self) -> str:
+        return f"~ one id space for {self.name}: {', '.join(self.tables)}"
+
+    def promises(self) -> list[Promise]:
+        return [Promise("trigger", t) for t in self.triggers]
+
+
 # --- legacy objects -----------------------------------------------------------------------------
 
 
@@ -303,10 +324,15 @@ class RecreateView(Operation):
 
 @dataclass
 class CreateCompatView(Operation):
-    """A view with a legacy table's name and columns over its domain tables, until `finalize`."""
+    """A view with a legacy table's name and columns over its domain tables, until `finalize`. `writable`: its
+    INSTEAD OF triggers follow the CREATE VIEW in `sql` (dropped with the view)."""
 
     kind = "create_compat_view"
     what = "compatibility view"
+    writable: bool = False
+
+    def describe(self) -> str:
+        return super().describe() + (" (writable)" if self.writable else "")
 
 
 # --- indexes, constraints, triggers, security ---------------------------------------------------

@@ -428,8 +428,6 @@ SELECT setval(pg_get_serial_sequence('"iam"."user_preferences"', 'id'), greatest
 SELECT setval(pg_get_serial_sequence('"iam"."user_profiles"', 'id'), greatest(coalesce(max("id"), 0), 5, 1), coalesce(max("id"), 0) > 0 OR 5 > 0) FROM "iam"."user_profiles";
 -- ~ continue the id counter of iam.user_sessions
 SELECT setval(pg_get_serial_sequence('"iam"."user_sessions"', 'id'), greatest(coalesce(max("id"), 0), 5, 1), coalesce(max("id"), 0) > 0 OR 5 > 0) FROM "iam"."user_sessions";
--- ~ continue the id counter of iam.authentication_logs
-SELECT setval(pg_get_serial_sequence('"iam"."authentication_logs"', 'id'), greatest(coalesce(max("id"), 0), 40, 1), coalesce(max("id"), 0) > 0 OR 40 > 0) FROM "iam"."authentication_logs";
 -- ~ continue the id counter of ai_agents.agents
 SELECT setval(pg_get_serial_sequence('"ai_agents"."agents"', 'id'), greatest(coalesce(max("id"), 0), 10, 1), coalesce(max("id"), 0) > 0 OR 10 > 0) FROM "ai_agents"."agents";
 -- ~ continue the id counter of communication.conversations
@@ -454,8 +452,6 @@ SELECT setval(pg_get_serial_sequence('"workflow"."workflows"', 'id'), greatest(c
 SELECT setval(pg_get_serial_sequence('"tasks"."tasks"', 'id'), greatest(coalesce(max("id"), 0), 6, 1), coalesce(max("id"), 0) > 0 OR 6 > 0) FROM "tasks"."tasks";
 -- ~ continue the id counter of system.configurations
 SELECT setval(pg_get_serial_sequence('"system"."configurations"', 'id'), greatest(coalesce(max("id"), 0), 12, 1), coalesce(max("id"), 0) > 0 OR 12 > 0) FROM "system"."configurations";
--- ~ continue the id counter of system.audit_logs
-SELECT setval(pg_get_serial_sequence('"system"."audit_logs"', 'id'), greatest(coalesce(max("id"), 0), 40, 1), coalesce(max("id"), 0) > 0 OR 40 > 0) FROM "system"."audit_logs";
 -- ~ continue the id counter of marketplace.tools
 SELECT setval(pg_get_serial_sequence('"marketplace"."tools"', 'id'), greatest(coalesce(max("id"), 0), 20, 1), coalesce(max("id"), 0) > 0 OR 20 > 0) FROM "marketplace"."tools";
 -- + function system.set_updated_at
@@ -571,6 +567,13 @@ AFTER INSERT ON communication.messages
 FOR EACH ROW
 WHEN (NEW.sender_type = 'agent' AND NEW.agent_id IS NOT NULL)
 EXECUTE FUNCTION system.touch_agent_activity();
+-- ~ one id space for activity_logs: iam.authentication_logs, system.audit_logs
+CREATE SEQUENCE "iam"."activity_logs_id_seq" AS bigint;
+SELECT setval('"iam"."activity_logs_id_seq"', greatest(m, 40, 1), m > 0 OR 40 > 0) FROM (SELECT greatest((SELECT max("id") FROM "iam"."authentication_logs"), (SELECT max("id") FROM "system"."audit_logs"), 0) AS m) AS highest;
+ALTER TABLE "iam"."authentication_logs" ALTER COLUMN "id" DROP IDENTITY;
+ALTER TABLE "iam"."authentication_logs" ALTER COLUMN "id" SET DEFAULT nextval('"iam"."activity_logs_id_seq"'::regclass);
+ALTER TABLE "system"."audit_logs" ALTER COLUMN "id" DROP IDENTITY;
+ALTER TABLE "system"."audit_logs" ALTER COLUMN "id" SET DEFAULT nextval('"iam"."activity_logs_id_seq"'::regclass);
 -- checked before the commit: the rows copied per legacy table, plus those quarantined, equal the rows in the source; else nothing is committed
 CREATE TABLE IF NOT EXISTS "system"."migration_ledger" ("id" BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "action" TEXT NOT NULL, "at" TEXT NOT NULL, "tool_version" TEXT, "source" TEXT, "source_fingerprint" TEXT, "backup" TEXT, "state" TEXT, "plan" TEXT);
 -- the ledger: what was done, with the plan (rollback's instructions)

@@ -475,6 +475,17 @@ WHEN NEW.sender_type = 'agent' AND NEW.agent_id IS NOT NULL
 BEGIN
     UPDATE ai_agents_agents SET updated_at = CURRENT_TIMESTAMP WHERE id = NEW.agent_id;
 END;
+-- ~ one id space for activity_logs: iam.authentication_logs, system.audit_logs
+INSERT INTO "sqlite_sequence" ("name", "seq") SELECT "name", 0 FROM (SELECT 'iam_authentication_logs' AS "name" UNION ALL SELECT 'system_audit_logs' AS "name") WHERE "name" NOT IN (SELECT "name" FROM "sqlite_sequence");
+UPDATE "sqlite_sequence" SET "seq" = (SELECT max("seq") FROM (SELECT "seq" FROM "sqlite_sequence" WHERE "name" IN ('iam_authentication_logs', 'system_audit_logs') UNION ALL SELECT max("id") FROM "iam_authentication_logs" UNION ALL SELECT max("id") FROM "system_audit_logs")) WHERE "name" IN ('iam_authentication_logs', 'system_audit_logs');
+CREATE TRIGGER "trg_iam_authentication_logs_shared_ids" AFTER INSERT ON "iam_authentication_logs" FOR EACH ROW
+BEGIN
+    UPDATE "sqlite_sequence" SET "seq" = NEW."id" WHERE "name" IN ('system_audit_logs') AND "seq" < NEW."id";
+END;
+CREATE TRIGGER "trg_system_audit_logs_shared_ids" AFTER INSERT ON "system_audit_logs" FOR EACH ROW
+BEGIN
+    UPDATE "sqlite_sequence" SET "seq" = NEW."id" WHERE "name" IN ('iam_authentication_logs') AND "seq" < NEW."id";
+END;
 -- every legacy row went somewhere: the parts of a split and the quarantine add up
 INSERT INTO temp.dpro_apply_checks SELECT 'rows of ' || s.legacy || ' add up', s.rows = coalesce((SELECT sum(m.rows) FROM temp.dpro_apply_counts AS m WHERE m.legacy = s.legacy AND m.kind <> 'source'), 0) FROM temp.dpro_apply_counts AS s WHERE s.kind = 'source';
 INSERT INTO temp.dpro_apply_checks SELECT 'foreign keys hold', NOT EXISTS (SELECT 1 FROM pragma_foreign_key_check);
