@@ -70,6 +70,7 @@ class PostgresSite:
     def status(self) -> StatusReport:
         conn = connect(self.target)
         try:
+            conn.execute("SET default_transaction_read_only = on")  # status only reads: a hot standby answers too
             schemas = backend.existing_schemas(conn)
             entries = ledger.read_entries(conn, POSTGRES) if has_ledger(conn) else []
         finally:

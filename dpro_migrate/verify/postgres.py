@@ -1,9 +1,18 @@
-"""Prove the move on PostgreSQL: the source rows, converted as apply converted them, compared in the server."""
+"""Prove the move on PostgreSQL: the source rows, converted as apply converted them, compared with the domain
+tables: in the server (loaded into a temporary table), or, on a read-only hot standby, streamed from both sides
+in id order and merge-joined here."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from contextlib import closing
+from datetime import datetime
+from decimal import Decimal
+from itertools import chain, groupby
+from operator import itemgetter
 from pathlib import Path
+from typing import Callable, Iterator
 
 import psycopg
 
@@ -19,6 +28,8 @@ from dpro_migrate.plan.operations import CopyRows, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, SETUP_SQL
 from dpro_migrate.sqlnames import quote_ident
 from dpro_migrate.targets import Target
+from dpro_migrate.types import (BIGINT, BOOLEAN, BYTEA, DOUBLE, JSONB, REFUSED_FIELD, TEXT, TIMESTAMPTZ,
+                                type_class_of_pg, varchar_length)
 from dpro_migrate.verify.report import (SAMPLE, MoveCount, VerifyReport, accounting_check, move_check,
                                          promises_check, source_since_snapshot)
 
@@ -105,9 +116,10 @@ def open_source_as_applied(cur, plan: Plan, path: Path | None = None) -> sqlite3
     return src
 
 
-def verify_postgres(target: Target, *, strict: bool = False) -> VerifyReport:
+def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | None = None) -> VerifyReport:
     """Against the snapshot apply loaded (the source as it was then). Changes made in PostgreSQL since the
-    cutover are reported as such, and fail only with `strict`; what apply wrote differently never passes."""
+    cutover are reported as such, and fail only with `strict`; what apply wrote differently never passes.
+    `streamed`: compare without writing anything (stream_compare_move); None: so on a server in recovery."""
     conn, entry = read_ledger(target)
     try:
         if entry is None:
@@ -116,16 +128,24 @@ def verify_postgres(target: Target, *, strict: bool = False) -> VerifyReport:
         snapshot = Path(entry.state["snapshot"]) if entry.state.get("snapshot") else None
         if snapshot and not snapshot.exists():
             raise BadInput(f"the snapshot apply loaded is gone: {snapshot}; verify compares with it")
+        if streamed is None:
+            streamed = in_recovery(conn)
         checks, counts = [], []
         with conn.transaction(), conn.cursor() as cur:
+            if streamed:
+                cur.execute("SET TRANSACTION READ ONLY")
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
             src = open_source_as_applied(cur, plan, snapshot)
             try:
                 quarantined = dict(src.execute(
                     f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
                 for move in plan.of_type(CopyRows):
-                    load_source_rows(cur, src, move, "_dpro_source")
-                    count, sample = compare_move(cur, move, plan.archived_tables(), entry.state.get("xid"))
+                    if streamed:
+                        count, sample = stream_compare_move(conn, src, move, plan.archived_tables(),
+                                                            entry.state.get("xid"))
+                    else:
+                        load_source_rows(cur, src, move, "_dpro_source")
+                        count, sample = compare_move(cur, move, plan.archived_tables(), entry.state.get("xid"))
                     counts.append(count)
                     checks.append(move_check(f"rows {move.name}", count, sample, strict))
                 checks.append(accounting_check(counts, quarantined, lambda name: count_rows(src, name)))
@@ -135,9 +155,222 @@ def verify_postgres(target: Target, *, strict: bool = False) -> VerifyReport:
         if snapshot:
             checks.append(source_since_snapshot(Path(plan.source), snapshot, list(plan.legacy_tables)))
         return VerifyReport(target.display, entry.backup, checks, counts)
+    except psycopg.errors.SerializationFailure as exc:  # a standby cancels a read that holds up its replay
+        raise BadInput(f"{target.display}: the server cancelled verify's read ({first_line(exc)}); run verify again, "
+                       "or let the standby wait for it (hot_standby_feedback, max_standby_streaming_delay)") from None
     finally:
         conn.close()
 
 
 def count_rows(src: sqlite3.Connection, table: str) -> int:
     return src.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
+
+
+# --- the read-only comparison (a hot standby): both sides streamed in id order, merge-joined here ---------
+
+
+def in_recovery(conn: psycopg.Connection) -> bool:
+    """A hot standby (or a server still replaying): it refuses every write, a temporary table too."""
+    return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+
+
+def _target_value_sql(column: str, pg_type: str) -> str:
+    """A target value in its legacy SQLite representation (the type class's write-back). The write-back of a
+    timestamp keeps whole seconds of years 1-9999 only; any other timestamp is given as timestamptz text
+    (with its zone, so never equal to a source value), as the server comparison finds it different too."""
+    cls = type_class_of_pg(pg_type)
+    back = cls.write_back(column)
+    if cls is not TIMESTAMPTZ:
+        return back
+    c = quote_ident(column)
+    return (f"CASE WHEN isfinite({c}) AND {c} = date_trunc('second', {c}) AND {c} >= '0001-01-01 00:00:00+00' "
+            f"AND {c} < '10000-01-01 00:00:00+00' THEN {back} ELSE {c}::text END")
+
+
+def target_rows_sql(move: CopyRows, archived: set[str], apply_xid: str | None) -> str:
+    """The domain table's rows (its archive's too) in id order: the move's columns as the legacy file holds
+    them, then whether the row version is apply's own (its xmin is apply's transaction)."""
+    table = (rows_with_archive_sql(move.target, move.columns, POSTGRES, also="xmin AS dpro_xmin")
+             if move.target in archived else f"(SELECT *, xmin AS dpro_xmin FROM {table_sql(move.target, POSTGRES)})")
+    values = ", ".join(_target_value_sql(c, move.types[c]) for c in move.columns)
+    by_apply = f"dpro_xmin = {_xid(apply_xid)}" if apply_xid else "true"
+    return f"SELECT {values}, {by_apply} FROM {table} t ORDER BY \"id\""
+
+
+def source_rows_sql(move: CopyRows) -> str:
+    """The snapshot's rows of the move in id order, each value as apply's COPY encoder sends it."""
+    fields = ", ".join(type_class_of_pg(move.types[c]).copy_field(c) for c in move.columns)
+    where = f" WHERE {move.where}" if move.where else ""
+    return f"SELECT {fields} FROM {quote_ident(move.legacy)}{where} ORDER BY \"id\""
+
+
+# A COPY field -> the value the server stores, in its legacy representation (what the target side streams).
+# COPY reads an unquoted field as written and a quoted one with "" for "; numbers arrive bare. Text (and JSON
+# text, compared parsed when the texts differ) is unquoted inline in _source_rows: one call per value costs.
+_FROM_COPY_FIELD: dict[str, Callable | None] = {
+    BIGINT.name: None,  # integers pass as they are
+    DOUBLE.name: float,  # the 21 significant digits SQLite printed, read back as the server reads them
+    BOOLEAN.name: lambda v: 1 if v == "t" else 0,
+    TIMESTAMPTZ.name: None,  # the canonical text, which the write-back gives back
+    BYTEA.name: lambda v: bytes.fromhex(v[2:]),  # '\x' then hex digits
+}
+_TEXT_FIELDS = (TEXT.name, JSONB.name)
+_REFUSED_VALUE = REFUSED_FIELD.strip("'")
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+# As jsonb reads JSON: the last of duplicate keys wins (as in a dict), fractions exact (integers are anyway).
+_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+
+
+def _json(text: str):
+    try:  # most values have no whitespace around them (jsonb's text never has): skip decode()'s regex
+        value, end = _JSON.raw_decode(text)
+        if end == len(text):
+            return value
+    except ValueError:
+        pass
+    return _JSON.decode(text)
+
+
+class _Column:
+    """One column's comparison, as the server's IS DISTINCT FROM between the loaded value and the stored one."""
+
+    def __init__(self, move: CopyRows, column: str):
+        self.move, self.name, self.pg_type = move, column, move.types[column]
+        self.cls = type_class_of_pg(self.pg_type)
+        self.max_length = varchar_length(self.pg_type)
+
+    def same(self, source, target) -> bool:
+        """Called only when the two differ as Python values."""
+        if source is None or target is None:
+            self.stored(source)
+            return False
+        stored = self.stored(source)
+        if self.cls is JSONB:
+            if stored != (parsed := _json(target)):
+                return False
+            # Python's == takes true for 1: only a value with a boolean needs the strict comparison.
+            return _json_equal(stored, parsed) if any(w in v for w in ("true", "false") for v in (source, target)) else True
+        if self.cls is DOUBLE:
+            return source != source and target != target  # NaN equals NaN in PostgreSQL
+        return stored == target
+
+    def stored(self, value):
+        """The source value as the server stores it (a JSON value parsed), or ChecksFailed where the server
+        refuses it (COPY would have refused the load)."""
+        if value is None:
+            return None
+        try:
+            if self.cls is JSONB:
+                if "\\u0000" in value:
+                    raise ValueError("unsupported Unicode escape sequence \\u0000")
+                return _json(value)
+            if self.cls is TIMESTAMPTZ:
+                datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+            if self.max_length is not None and len(value) > self.max_length:
+                if value[self.max_length:].strip(" "):
+                    raise ValueError(f"value too long for type {self.pg_type.lower()}")
+                return value[:self.max_length]  # spaces beyond a VARCHAR(n) are cut, not refused
+        except ValueError as exc:
+            raise _no_longer_converts(self.move, f"{self.name}: {exc}") from None
+        return value
+
+
+def _no_longer_converts(move: CopyRows, why: str) -> ChecksFailed:
+    return ChecksFailed(f"rows of {move.legacy} in the source no longer convert as apply converted them "
+                        f"(the file changed after apply?): {why}")
+
+
+def _json_equal(a, b) -> bool:
+    """jsonb equality: true and false equal only themselves, numbers by value, objects by keys, arrays in order."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _differs(columns: list[_Column], source: tuple, target: tuple) -> bool:
+    """IS DISTINCT FROM over the move's columns (`target` ends with one more value: apply's or not)."""
+    return any(a != b and not column.same(a, b) for column, a, b in zip(columns, source, target, strict=False))
+
+
+def _batches(cursor, batch_rows: int) -> Iterator[list]:
+    while batch := cursor.fetchmany(batch_rows):
+        yield batch
+
+
+def _source_rows(batches: Iterator[list], move: CopyRows) -> Iterator[tuple]:
+    """The snapshot's rows of the move, converted as the server converts the COPY fields."""
+    classes = [type_class_of_pg(move.types[c]).name for c in move.columns]
+    texts = [i for i, name in enumerate(classes) if name in _TEXT_FIELDS]
+    convert = [(i, f) for i, name in enumerate(classes) if (f := _FROM_COPY_FIELD.get(name)) is not None]
+    for batch in batches:
+        for row in batch:
+            if _REFUSED_VALUE in row:
+                column = move.columns[row.index(_REFUSED_VALUE)]
+                raise _no_longer_converts(move, f"{column}: a value of a storage class the column does not take")
+            row = list(row)
+            for i in texts:
+                v = row[i]
+                if v.__class__ is str:
+                    if v[:1] == '"':
+                        row[i] = v[1:-1].replace('""', '"')
+                elif v is not None:
+                    row[i] = str(v)
+            for i, f in convert:
+                if (v := row[i]) is not None:
+                    row[i] = f(v)
+            yield tuple(row)
+
+
+def stream_compare_move(conn: psycopg.Connection, src: sqlite3.Connection, move: CopyRows, archived: set[str],
+                        apply_xid: str | None, batch_rows: int = 5000) -> tuple[MoveCount, list]:
+    """compare_move without writing: the snapshot's rows and the domain table's, both in id order (a
+    server-side cursor on the target), merge-joined here; both sides are read a few batches ahead in threads
+    (memory: those batches). Counts and sample are those of compare_move's join, row for row."""
+    columns = [_Column(move, c) for c in move.columns]
+    key = itemgetter(move.columns.index("id"))
+    source_rows = found = bad = changed = target_rows = 0
+    sample: list = []
+    with conn.cursor(name="dpro_target_rows") as cur:
+        cur.execute(target_rows_sql(move, archived, apply_xid))
+        with (closing(prefetched(_batches(src.execute(source_rows_sql(move)), batch_rows))) as source_batches,
+              closing(prefetched(_batches(cur, batch_rows))) as target_batches):
+            targets = groupby(chain.from_iterable(target_batches), key)
+            target_id, group = next(targets, (None, ()))
+            for source_id, sources in groupby(_source_rows(source_batches, move), key):
+                while target_id is not None and target_id < source_id:  # added after the cutover
+                    target_rows += sum(1 for _ in group)
+                    target_id, group = next(targets, (None, ()))
+                matches = []
+                if target_id == source_id:
+                    matches = list(group)
+                    target_rows += len(matches)
+                    target_id, group = next(targets, (None, ()))
+                for s in sources:
+                    if not matches:  # deleted after the cutover (the load would still have read it)
+                        source_rows += 1
+                        for column, value in zip(columns, s, strict=True):
+                            column.stored(value)
+                    for t in matches:
+                        source_rows += 1
+                        found += 1
+                        if s != t[:-1] and _differs(columns, s, t):
+                            if t[-1]:
+                                bad += 1
+                                if len(sample) < SAMPLE:
+                                    sample.append(source_id)
+                            else:
+                                changed += 1
+            while target_id is not None:
+                target_rows += sum(1 for _ in group)
+                target_id, group = next(targets, (None, ()))
+    return MoveCount(move.legacy, move.target, source_rows, found - bad - changed, bad, target_rows - found, changed,
+                     source_rows - found), sample
