@@ -263,3 +263,19 @@ def test_rollback_reproduces_any_traffic(traffic_source, tmp_path, pg_url, ops):
     expected = expected_after_write_back(pg_url, plan, db)
     verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
     assert same_state(sqlite_rows(db, plan), expected, plan)
+
+
+def test_a_second_dpro_migrate_on_the_database_refuses_and_reads_nothing(migrated):
+    """Another dpro-migrate at work (its session holds the advisory lock): apply and rollback refuse with the
+    lock named, never a stale 'nothing to roll back' or 'already migrated'."""
+    from dpro_migrate.db.connections import LOCK_KEY
+    from dpro_migrate.errors import Locked
+
+    db, target, _ = migrated
+    with psycopg.connect(target.conninfo, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        with pytest.raises(Locked, match="another dpro-migrate"):
+            verbs.rollback(db, target, backup_dir=db.parent / "bk")
+        with pytest.raises(Locked, match="another dpro-migrate"):
+            verbs.apply(db, target, backup_dir=db.parent / "bk")
+    assert schemas(target.conninfo)

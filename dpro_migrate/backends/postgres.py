@@ -17,7 +17,7 @@ import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import attach_readonly
-from dpro_migrate.db.connections import LOCK_KEY, connect, locked_transaction, open_for_write, open_source, write_transaction
+from dpro_migrate.db.connections import LOCK_KEY, claim_session, connect, locked_transaction, open_for_write, open_source, write_transaction
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed, OutcomeUnknown
@@ -135,6 +135,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
     conn = connect(target)
     src = None
     try:
+        claim_session(conn, target)  # before the ledger is read: a second dpro-migrate refuses, never reads a stale state
         if has_ledger(conn):
             last = ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
             return ApplyResult(True, applied_at=last.at if last else None)
@@ -204,7 +205,7 @@ def _check_counts(src: sqlite3.Connection, plan: Plan, moved: dict[str, int], re
 
 def finalize_postgres(target: Target) -> list[str]:
     """End of the cutover window: drop the compatibility views."""
-    conn, entry = read_ledger(target)
+    conn, entry = read_ledger(target, claim=True)
     try:
         if entry is None:
             raise BadInput(f"{target.display}: is not migrated; nothing to finalize")
@@ -381,7 +382,7 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
     if on_conflict not in ON_CONFLICT:
         raise BadInput(f"--on-conflict {on_conflict!r}: choose {', '.join(ON_CONFLICT)}")
     started = time.monotonic()
-    conn, entry = read_ledger(target)
+    conn, entry = read_ledger(target, claim=True)
     written_back: Reconciled | None = None
     committing = False
     try:

@@ -314,13 +314,19 @@ def locked_transaction(conn: psycopg.Connection, target: Target) -> Iterator[Non
 
 
 @contextmanager
+def claim_session(conn: psycopg.Connection, target: Target) -> None:
+    """Take dpro-migrate's advisory lock for the session (released when it ends), or refuse: another
+    dpro-migrate is at work on this database."""
+    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        raise Locked(f"{target.display}: another dpro-migrate is at work on this database; nothing was changed")
+
+
 def claim_database(conn: psycopg.Connection, target: Target) -> Iterator[None]:
     """The same advisory lock as locked_transaction, held by the session from before the checks a verb makes
     ahead of its transaction (apply reads the ledger first) to its end, so that a second dpro-migrate
     refuses before it reads a state the first is changing. locked_transaction inside it is granted: a
     session that holds an advisory lock gets it again at any level."""
-    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
-        raise Locked(f"{target.display}: another dpro-migrate is at work on this database; nothing was changed")
+    claim_session(conn, target)
     try:
         yield
     finally:

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import psycopg
 
 import dpro_migrate.safety.ledger as ledger
-from dpro_migrate.db.connections import connect, open_source
+from dpro_migrate.db.connections import claim_session, connect, open_source
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines
 from dpro_migrate.dialects import POSTGRES, get_dialect, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
@@ -45,9 +45,13 @@ def has_ledger(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table_sql(LEDGER_TABLE, POSTGRES),)).fetchone()[0]
 
 
-def read_ledger(target: Target):
+def read_ledger(target: Target, *, claim: bool = False):
+    """(connection, the last apply's ledger entry or None). `claim`: first take dpro-migrate's lock for the
+    session, so that a verb that changes the database never reads a state another dpro-migrate is changing."""
     conn = connect(target)
     try:
+        if claim:
+            claim_session(conn, target)
         if not has_ledger(conn):
             return conn, None
         return conn, ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
