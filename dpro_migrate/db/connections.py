@@ -313,7 +313,6 @@ def locked_transaction(conn: psycopg.Connection, target: Target) -> Iterator[Non
         yield
 
 
-@contextmanager
 def claim_session(conn: psycopg.Connection, target: Target) -> None:
     """Take dpro-migrate's advisory lock for the session (released when it ends), or refuse: another
     dpro-migrate is at work on this database."""
@@ -321,6 +320,7 @@ def claim_session(conn: psycopg.Connection, target: Target) -> None:
         raise Locked(f"{target.display}: another dpro-migrate is at work on this database; nothing was changed")
 
 
+@contextmanager
 def claim_database(conn: psycopg.Connection, target: Target) -> Iterator[None]:
     """The same advisory lock as locked_transaction, held by the session from before the checks a verb makes
     ahead of its transaction (apply reads the ledger first) to its end, so that a second dpro-migrate
