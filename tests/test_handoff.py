@@ -20,6 +20,7 @@ from alembic.config import Config
 from dpro_migrate import DOMAINS, verbs
 from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.connect import sqlalchemy_url
 from dpro_migrate.handoff.drift import context_options, schema_drift
 from dpro_migrate.handoff.environment import URL_ENV, alembic_init, baseline_revision, stamp_baseline
@@ -365,12 +366,14 @@ def test_drift_unexpected_table_postgresql(legacy_db, tmp_path, request):
 
 
 def test_legacy_leftovers_and_ledger_are_not_drift(legacy_db, tmp_path, request):
-    """SQLite keeps unknown legacy tables (legacy_feedback) and the ledger beside the domain tables."""
+    """SQLite keeps unknown legacy tables (legacy_feedback) and the ledger beside the domain tables; a table
+    someone adds is seen, as on PostgreSQL (an application's table must be visible to Alembic)."""
     db = _migrate(SQLITE, legacy_db, tmp_path, request, extras=True)
     tables = {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"legacy_feedback", "system_migration_ledger"} <= tables
-    db.sql("CREATE TABLE notes_of_someone (id INTEGER PRIMARY KEY)")
     assert schema_drift(db.path) == []
+    db.sql("CREATE TABLE notes_of_someone (id INTEGER PRIMARY KEY)")
+    assert _kinds(schema_drift(db.path)) == {("unexpected_table", "notes_of_someone")}
 
 
 # --- Alembic environment ------------------------------------------------------------------------
@@ -399,8 +402,9 @@ def test_alembic_files(tmp_path):
     text = ini.read_text()
     assert "s3cr" not in text and "sqlalchemy.url = postgresql+psycopg://app@db.example:5432/dpro" in text
     env = (tmp_path / "env" / "env.py").read_text()
-    assert URL_ENV in env and "metadata_for(DIALECT, EXTRA_COLUMNS)" in env and "DIALECT = 'postgresql'" in env
-    assert "**context_options(DIALECT)" in env
+    assert URL_ENV in env and "target_metadata = [APPLIED.metadata()]" in env and "DIALECT = 'postgresql'" in env
+    assert "**context_options(DIALECT, APPLIED, target_metadata)" in env
+    assert "'system.migration_ledger': \"dpro-migrate's ledger" in env  # excluded, with the reason
     (baseline,) = (tmp_path / "env" / "versions").glob("*_dpro_baseline.py")
     rev = baseline_revision(tmp_path / "env")
     assert baseline.name == f"{rev}_dpro_baseline.py"
@@ -423,12 +427,21 @@ def test_context_options():
     assert not include("quarantine", "table", {"schema_name": "system"})
     assert not include("users", "table", {"schema_name": "public"})
     assert include("someone_elses", "table", {"schema_name": "iam"})  # a table added to a domain schema is drift
+    # The schemas the environment's metadata names are compared too: an application's models in public.
+    app = sa.MetaData()
+    sa.Table("notes", app, sa.Column("id", sa.Integer, primary_key=True))
+    include = context_options(POSTGRES, metadata=[metadata_for(POSTGRES), app])["include_name"]
+    assert include(None, "schema", {}) and include("notes", "table", {"schema_name": None})
     lite = context_options(SQLITE)
     assert "version_table_schema" not in lite and lite["render_as_batch"] is True
     include = lite["include_name"]
     assert include(None, "schema", {}) and include("iam_users", "table", {"schema_name": None})
-    for leftover in ("users", "legacy_feedback", "system_migration_ledger", "system_quarantine", "alembic_version"):
-        assert not include(leftover, "table", {"schema_name": None})
+    for bookkeeping in ("system_migration_ledger", "alembic_version"):
+        assert not include(bookkeeping, "table", {"schema_name": None})
+    assert include("app_notes", "table", {"schema_name": None})  # an application's table is seen
+    # Legacy tables apply left in place come from its plan (test_legacy_leftovers_and_ledger_are_not_drift).
+    include = context_options(SQLITE, Applied(SQLITE, excluded={"legacy_feedback": "left in place"}))["include_name"]
+    assert not include("legacy_feedback", "table", {"schema_name": None})
 
 
 @pytest.mark.postgres
