@@ -127,9 +127,10 @@ def context_options(dialect: str, applied: Applied | None = None,
         opts["autogenerate_plugins"] = plugins
     if impl.version_table_schema:
         opts["version_table_schema"] = impl.version_table_schema
-    # SQLite's render_as_batch (no ALTER for most changes: Alembic's copy-and-move). Caution: a batch recreate
-    # loses the triggers and the DESC of indexes (schema_drift reports both).
+    # SQLite's render_as_batch (no ALTER for most changes: Alembic's copy-and-move, which the environment
+    # makes keep triggers, AUTOINCREMENT and indexes: batch_sqlite.py) and its transactional DDL.
     opts.update(impl.alembic_options)
+    opts.update(catalog_for(dialect).ALEMBIC_OPTIONS)
     return opts
 
 

@@ -19,6 +19,7 @@ DIALECT = POSTGRES
 # The seven domain schemas (not public, where compat views live, nor any other); the environment adds the
 # schemas its metadata names (an application's models).
 SCHEMAS: set[str | None] = set(DOMAINS)
+ALEMBIC_OPTIONS: dict = {}  # Alembic's defaults (transactional DDL)
 
 
 def bookkeeping(plan) -> dict[str, str]:

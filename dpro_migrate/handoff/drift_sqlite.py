@@ -20,6 +20,9 @@ from dpro_migrate.sqlnames import quote_ident
 DIALECT = SQLITE
 # No schemas: Alembic sees the one database (None) with every table in it but those excluded.
 SCHEMAS: set[str | None] = {None}
+# SQLite's DDL is transactional (Alembic assumes not, after pysqlite): with the environment's engine
+# (runtime.migration_engine) a migration that fails halfway leaves nothing behind.
+ALEMBIC_OPTIONS = {"transactional_ddl": True}
 
 
 def bookkeeping(plan) -> dict[str, str]:

@@ -114,6 +114,7 @@ from alembic import context
 from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.connect import sqlalchemy_url
 from dpro_migrate.handoff.drift import context_options
+from dpro_migrate.handoff.runtime import migration_engine, prepare_context
 
 DIALECT = {dialect!r}
 
@@ -160,10 +161,13 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = sa.create_engine(database_url(), poolclass=sa.pool.NullPool)
+    # SQLite: the whole migration is one transaction, and a batch alters in place where SQLite can and
+    # otherwise keeps the table's triggers, AUTOINCREMENT and indexes through its rebuild (batch_sqlite.py).
+    engine = migration_engine(database_url())
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
                           **context_options(DIALECT, APPLIED, target_metadata))
+        prepare_context(context.get_context())
         with context.begin_transaction():
             context.run_migrations()
 
