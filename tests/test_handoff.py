@@ -528,3 +528,22 @@ def test_release_baseline_sqlite(legacy_db, tmp_path, request):
     finally:
         conn.close()
     assert VERSION_TABLE not in {r[0] for r in db.query("SELECT name FROM sqlite_master")}
+
+
+def test_sqlalchemy_reflects_every_constraint_name_on_sqlite(legacy_db, tmp_path, request):
+    """SQLAlchemy's SQLite reflection reads names out of the table's SQL line by line: apply writes one column
+    or constraint a line, so every foreign key, CHECK and UNIQUE comes back under its ddl/ name (a batch
+    rebuild writes what reflection read)."""
+    db = _migrate(SQLITE, legacy_db, tmp_path, request)
+    engine = sa.create_engine(sqlalchemy_url(db.url), poolclass=sa.pool.NullPool)
+    try:
+        inspector = sa.inspect(engine)
+        for qualified, table in load_schema().tables.items():
+            name = qualified.replace(".", "_")
+            reflected = {"foreign_key": {f["name"] for f in inspector.get_foreign_keys(name)},
+                         "check": {c["name"] for c in inspector.get_check_constraints(name)},
+                         "unique": {u["name"] for u in inspector.get_unique_constraints(name)}}
+            for kind, names in reflected.items():
+                assert names == {c.name for c in table.constraints if c.kind == kind}, (name, kind)
+    finally:
+        engine.dispose()
