@@ -267,3 +267,22 @@ def test_a_sqlite_rebuild_that_would_break_a_trigger_is_refused(legacy_db, tmp_p
                                            "trg_iam_users_updated_at reads; nothing was changed"):
         command.upgrade(db.config, "head")
     assert db.dump() == before
+
+
+# --- 4. verify --schema-only after the application's migrations ----------------------------------
+
+
+@pytest.mark.parametrize("dialect", [SQLITE, pytest.param(POSTGRES, marks=pytest.mark.postgres)])
+def test_verify_after_the_applications_migrations(dialect, legacy_db, tmp_path, request):
+    """Past the baseline, the application's tables and columns are its own (`alembic check` compares them):
+    verify stays green, says what it compares with, and still guards what Alembic cannot see."""
+    db = _hand_over(dialect, (), legacy_db, tmp_path, request)
+    assert "dpro baseline" in schema_drift(db.url).basis
+    _add_to_env(db, APP_MODELS + NEW_COLUMNS[dialect])
+    db.autogenerate("the application's first revision")
+    command.upgrade(db.config, "head")
+    assert _check_finds(db) is None
+    drift = schema_drift(db.url)
+    assert drift == [] and "past the dpro baseline" in drift.basis
+    db.sql(f"DROP TRIGGER trg_iam_users_updated_at{'' if dialect == SQLITE else ' ON iam.users'}")
+    assert {(d.kind, d.object) for d in schema_drift(db.url)} == {("missing_trigger", "trg_iam_users_updated_at")}

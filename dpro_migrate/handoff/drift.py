@@ -23,14 +23,15 @@ from sqlglot import exp
 from dpro_migrate.dialects import expression_sql, get_dialect, physical_name
 from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.catalogs import catalog_for
-from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of
-from dpro_migrate.handoff.differences import Difference, from_alembic
+from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, has_table
+from dpro_migrate.handoff.differences import Difference, Drift, from_alembic, trigger_table
 from dpro_migrate.model.schema import TargetSchema
-from dpro_migrate.safety.alembic_version import VERSION_TABLE
+from dpro_migrate.safety.alembic_version import BASELINE_ID, VERSION_TABLE
 
 __all__ = [
     "Applied",
     "Difference",
+    "Drift",
     "catalog_for",
     "context_options",
     "from_alembic",
@@ -196,13 +197,34 @@ def index_differences(conn: sa.engine.Connection, dialect: str, schema: TargetSc
 # --- drift --------------------------------------------------------------------------------------
 
 
+def _still_there(conn: sa.engine.Connection, dialect: str, schema: TargetSchema) -> TargetSchema:
+    """The part of the schema whose tables the database still has (with their indexes and triggers)."""
+    tables = {q: t for q, t in schema.tables.items() if has_table(conn, dialect, q)}
+    physical = {physical_name(q, dialect) for q in tables}
+    live = get_dialect(dialect).name
+    triggers = [t for t in schema.triggers[live] if t.kind != "trigger" or trigger_table(t.sql, live) in physical]
+    return TargetSchema(tables, [i for i in schema.indexes if i.table in tables], {**schema.triggers, live: triggers})
+
+
+def _alembic_heads(conn: sa.engine.Connection, opts: dict[str, Any]) -> tuple[str, ...]:
+    from alembic.migration import MigrationContext
+
+    versions = {k: v for k, v in opts.items() if k in ("version_table", "version_table_schema")}
+    return MigrationContext.configure(conn, opts=versions).get_current_heads()
+
+
 def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
-                 extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> list[Difference]:
+                 extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> Drift:
     """How the live database differs from what apply built: empty on a database apply has just migrated.
 
-    What `alembic check` finds with the environment alembic_init writes (the same metadata and filters, from
-    the plan in the ledger: handoff.applied), and what Alembic cannot see: triggers and trigger functions,
-    partial-index predicates, SQLite's index order, row-level security policies.
+    At the dpro baseline (or before the handoff): what `alembic check` finds with the environment alembic_init
+    writes (the same metadata and filters, from the plan in the ledger: handoff.applied), and what Alembic
+    cannot see: triggers and trigger functions, partial-index predicates, SQLite's index order, row-level
+    security policies. Once the application's Alembic revisions have moved the database past the baseline,
+    its tables, columns, indexes and keys are what the application's models say (`alembic check` compares
+    those), and its additions are its own: then only what Alembic cannot see is compared, for the tables apply
+    built that are still there, and nothing the database has beyond them is reported. The result's `basis`
+    says which, in one line.
 
     connection_or_url: a SQLAlchemy Connection or Engine, a URL (postgresql://..., sqlite:///path) or a SQLite
     file path; the database is only read. dialect: checked against the connection (None: taken from it).
@@ -222,12 +244,25 @@ def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
         metadata = applied.metadata()
         # Rendering options (batch mode) are for writing migrations, not for comparing.
         opts = {k: v for k, v in context_options(live, applied, metadata).items() if k != "render_as_batch"}
-        context = MigrationContext.configure(conn, opts=opts)
-        differences = from_alembic(compare_metadata(context, metadata))
+        heads = _alembic_heads(conn, opts)
+        beyond = [h for h in heads if not BASELINE_ID.match(h)]
+        differences: list[Difference] = []
+        if beyond:
+            schema = _still_there(conn, live, schema)
+            basis = (f"the database is at Alembic revision {', '.join(beyond)}, past the dpro baseline: its tables, "
+                     "columns, indexes and keys are the application's models' (`alembic check` compares them); "
+                     "compared here: the triggers, trigger functions, policies and index predicates and order "
+                     "apply built, on its tables that are still there")
+        else:
+            differences = from_alembic(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))
+            at = f"at the dpro baseline {heads[0]}" if heads else "before any Alembic stamp"
+            basis = f"the schema apply built ({at}): ddl/ and the plan's --with tables, as `alembic check` sees it"
         reported = {d.object.split(" on ")[0] for d in differences if d.kind.endswith("_index")}
         differences += index_differences(conn, live, schema, reported)
         differences += trigger_differences(conn, live, schema)
         differences += catalog_for(live).policy_differences(conn, applied.policies)
+        if beyond:
+            differences = [d for d in differences if not d.kind.startswith("unexpected_")]
         if conn.in_transaction() and not isinstance(connection_or_url, sa.engine.Connection):
             conn.rollback()
-        return differences
+        return Drift(differences, basis)
