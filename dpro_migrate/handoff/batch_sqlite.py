@@ -10,7 +10,8 @@ keep_what_apply_built(migration_context) gives the migration context an SQLite i
   SQLite itself first: the batch's operations run in a savepoint that is rolled back, and only if SQLite
   took them all does the batch run them for real, without a rebuild;
 - otherwise lets Alembic rebuild, and keeps what the rebuild would drop: the table's triggers (re-created
-  as written), AUTOINCREMENT and its counter in sqlite_sequence, and its indexes as written (DESC, WHERE);
+  as written), AUTOINCREMENT and its counter in sqlite_sequence, and its indexes as written (DESC, WHERE),
+  and the foreign keys' names as SQLite has them (not as reflection misreads a table written on one line);
 - refuses, before anything changes, a rebuild that would break them: one that drops or renames a column a
   trigger of the table reads, or that drops a table other tables reference while foreign keys are on
   (SQLite's DROP TABLE would delete their rows through ON DELETE CASCADE).
@@ -26,8 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+import sqlglot
 from alembic.ddl.sqlite import SQLiteImpl
 from alembic.util import CommandError
+from sqlalchemy.sql.elements import conv
+from sqlglot import exp
 
 from dpro_migrate.sqlnames import quote_ident
 
@@ -50,6 +54,7 @@ class Rebuilt:
 
     table: str
     temp: str  # Alembic's copy, renamed to `table` at the end of the rebuild
+    sql: str  # its CREATE TABLE
     triggers: dict[str, str]  # name -> CREATE TRIGGER as written
     indexes: dict[str, SavedIndex]
     autoincrement: bool
@@ -75,8 +80,24 @@ def _saved(conn: sa.engine.Connection, table: str, temp: str) -> Rebuilt:
         "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'").fetchone()
     seq = conn.exec_driver_sql("SELECT seq FROM main.sqlite_sequence WHERE name = ?", (table,)).fetchone() \
         if has_sequence else None
-    return Rebuilt(table, temp, triggers, indexes, bool(row and _AUTOINCREMENT.search(row[0] or "")),
+    table_sql = row[0] if row and row[0] else ""
+    return Rebuilt(table, temp, table_sql, triggers, indexes, bool(_AUTOINCREMENT.search(table_sql)),
                    seq[0] if seq else None)
+
+
+def _foreign_key_names(table_sql: str) -> dict[tuple[tuple[str, ...], str], str]:
+    """{(columns, referenced table): constraint name} of the named foreign keys in a CREATE TABLE, parsed."""
+    try:
+        tree = sqlglot.parse_one(table_sql, read="sqlite")
+    except sqlglot.errors.ParseError:
+        return {}
+    out = {}
+    for con in tree.find_all(exp.Constraint):
+        fk = con.find(exp.ForeignKey)
+        ref = fk.args.get("reference") if fk is not None else None
+        if ref is not None and con.name:
+            out[(tuple(i.name for i in fk.expressions), ref.find(exp.Table).name)] = con.name
+    return out
 
 
 def _referenced_by(conn: sa.engine.Connection, table: str) -> list[str]:
@@ -136,6 +157,14 @@ class KeepingSQLiteImpl(SQLiteImpl):
                 f"rebuilding {table.name} drops it, and with PRAGMA foreign_keys on SQLite deletes the rows of "
                 f"{', '.join(children)} that reference it (ON DELETE CASCADE); nothing was changed. Run this "
                 "migration on a connection without PRAGMA foreign_keys")
+        # SQLAlchemy reads a foreign key's name from the table's SQL with a pattern that, on a table written
+        # on one line (apply before 0.2), runs across the clauses before it: take the name SQLite keeps.
+        names = _foreign_key_names(saved.sql)
+        for fk in batch_impl.new_table.foreign_key_constraints:
+            referred = fk.elements[0].target_fullname.rsplit(".", 1)[0] if fk.elements else ""
+            name = names.get((tuple(fk.column_keys), referred))
+            if name and fk.name != name:
+                fk.name = conv(name)
         if saved.autoincrement:
             # The rebuild's copy is made from reflection, which has no AUTOINCREMENT.
             batch_impl.new_table.dialect_options["sqlite"]["autoincrement"] = True
