@@ -416,7 +416,7 @@ def test_alembic_files(tmp_path):
 
 
 def test_context_options():
-    pg = context_options(POSTGRES)
+    pg = context_options(POSTGRES, Applied.from_plan(None, POSTGRES))
     assert pg["version_table_schema"] == "system" and pg["include_schemas"] is True
     assert "alembic.ext.checkconstraint_byname" in pg["autogenerate_plugins"]
     include = pg["include_name"]
@@ -430,9 +430,10 @@ def test_context_options():
     # The schemas the environment's metadata names are compared too: an application's models in public.
     app = sa.MetaData()
     sa.Table("notes", app, sa.Column("id", sa.Integer, primary_key=True))
-    include = context_options(POSTGRES, metadata=[metadata_for(POSTGRES), app])["include_name"]
+    include = context_options(POSTGRES, Applied.from_plan(None, POSTGRES),
+                              metadata=[metadata_for(POSTGRES), app])["include_name"]
     assert include(None, "schema", {}) and include("notes", "table", {"schema_name": None})
-    lite = context_options(SQLITE)
+    lite = context_options(SQLITE, Applied.from_plan(None, SQLITE))
     assert "version_table_schema" not in lite and lite["render_as_batch"] is True
     include = lite["include_name"]
     assert include(None, "schema", {}) and include("iam_users", "table", {"schema_name": None})
@@ -442,6 +443,12 @@ def test_context_options():
     # Legacy tables apply left in place come from its plan (test_legacy_leftovers_and_ledger_are_not_drift).
     include = context_options(SQLITE, Applied(SQLITE, excluded={"legacy_feedback": "left in place"}))["include_name"]
     assert not include("legacy_feedback", "table", {"schema_name": None})
+    # Without what apply built (an env.py written before it was known): ddl/'s tables, nothing else.
+    for dialect, ours, other in ((SQLITE, ("iam_users", None), ("legacy_feedback", None)),
+                                 (POSTGRES, ("users", "iam"), ("messages_y2024m03", "communication"))):
+        include = context_options(dialect)["include_name"]
+        assert include(ours[0], "table", {"schema_name": ours[1]})
+        assert not include(other[0], "table", {"schema_name": other[1]})
 
 
 @pytest.mark.postgres

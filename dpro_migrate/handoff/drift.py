@@ -25,7 +25,7 @@ from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.catalogs import catalog_for
 from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, has_table
 from dpro_migrate.handoff.differences import Difference, Drift, from_alembic, trigger_table
-from dpro_migrate.model.schema import TargetSchema
+from dpro_migrate.model.schema import TargetSchema, load_schema
 from dpro_migrate.safety.alembic_version import BASELINE_ID, VERSION_TABLE
 
 __all__ = [
@@ -59,6 +59,9 @@ def include_name_filter(dialect: str, applied: Applied | None = None,
     Alembic must leave alone (Applied.excluded: partitions, archives, bookkeeping, legacy leftovers). So a table
     the application adds is seen, as a table someone adds by hand is (drift).
     """
+    # Without what apply built (an env.py written by dpro-migrate 0.1 passes none): ddl/'s tables only, so that
+    # nothing else the database holds (partitions, archives, legacy leftovers) is ever proposed for dropping.
+    known = None if applied is not None else {physical_name(q, dialect) for q in load_schema().tables}
     applied = _applied(dialect, applied)
     schemas = set(catalog_for(dialect).SCHEMAS)
     for meta in [metadata] if isinstance(metadata, sa.MetaData) else metadata or []:
@@ -71,6 +74,8 @@ def include_name_filter(dialect: str, applied: Applied | None = None,
         if type_ == "table":
             schema_name = parent_names.get("schema_name")
             full = f"{schema_name}.{name}" if schema_name else name
+            if known is not None:
+                return full in known
             return schema_name in schemas and full not in excluded
         return True
 
