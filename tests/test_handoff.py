@@ -20,6 +20,7 @@ from alembic.config import Config
 from dpro_migrate import DOMAINS, verbs
 from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.connect import sqlalchemy_url
 from dpro_migrate.handoff.drift import context_options, schema_drift
 from dpro_migrate.handoff.environment import URL_ENV, alembic_init, baseline_revision, stamp_baseline
@@ -365,12 +366,14 @@ def test_drift_unexpected_table_postgresql(legacy_db, tmp_path, request):
 
 
 def test_legacy_leftovers_and_ledger_are_not_drift(legacy_db, tmp_path, request):
-    """SQLite keeps unknown legacy tables (legacy_feedback) and the ledger beside the domain tables."""
+    """SQLite keeps unknown legacy tables (legacy_feedback) and the ledger beside the domain tables; a table
+    someone adds is seen, as on PostgreSQL (an application's table must be visible to Alembic)."""
     db = _migrate(SQLITE, legacy_db, tmp_path, request, extras=True)
     tables = {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"legacy_feedback", "system_migration_ledger"} <= tables
-    db.sql("CREATE TABLE notes_of_someone (id INTEGER PRIMARY KEY)")
     assert schema_drift(db.path) == []
+    db.sql("CREATE TABLE notes_of_someone (id INTEGER PRIMARY KEY)")
+    assert _kinds(schema_drift(db.path)) == {("unexpected_table", "notes_of_someone")}
 
 
 # --- Alembic environment ------------------------------------------------------------------------
@@ -399,8 +402,9 @@ def test_alembic_files(tmp_path):
     text = ini.read_text()
     assert "s3cr" not in text and "sqlalchemy.url = postgresql+psycopg://app@db.example:5432/dpro" in text
     env = (tmp_path / "env" / "env.py").read_text()
-    assert URL_ENV in env and "metadata_for(DIALECT, EXTRA_COLUMNS, shared_ids=SHARED_IDS)" in env and "DIALECT = 'postgresql'" in env
-    assert "**context_options(DIALECT)" in env
+    assert URL_ENV in env and "target_metadata = [APPLIED.metadata()]" in env and "DIALECT = 'postgresql'" in env
+    assert "**context_options(DIALECT, APPLIED, target_metadata)" in env
+    assert "'system.migration_ledger': \"dpro-migrate's ledger" in env  # excluded, with the reason
     (baseline,) = (tmp_path / "env" / "versions").glob("*_dpro_baseline.py")
     rev = baseline_revision(tmp_path / "env")
     assert baseline.name == f"{rev}_dpro_baseline.py"
@@ -412,7 +416,7 @@ def test_alembic_files(tmp_path):
 
 
 def test_context_options():
-    pg = context_options(POSTGRES)
+    pg = context_options(POSTGRES, Applied.from_plan(None, POSTGRES))
     assert pg["version_table_schema"] == "system" and pg["include_schemas"] is True
     assert "alembic.ext.checkconstraint_byname" in pg["autogenerate_plugins"]
     include = pg["include_name"]
@@ -423,24 +427,40 @@ def test_context_options():
     assert not include("quarantine", "table", {"schema_name": "system"})
     assert not include("users", "table", {"schema_name": "public"})
     assert include("someone_elses", "table", {"schema_name": "iam"})  # a table added to a domain schema is drift
-    lite = context_options(SQLITE)
+    # The schemas the environment's metadata names are compared too: an application's models in public.
+    app = sa.MetaData()
+    sa.Table("notes", app, sa.Column("id", sa.Integer, primary_key=True))
+    include = context_options(POSTGRES, Applied.from_plan(None, POSTGRES),
+                              metadata=[metadata_for(POSTGRES), app])["include_name"]
+    assert include(None, "schema", {}) and include("notes", "table", {"schema_name": None})
+    lite = context_options(SQLITE, Applied.from_plan(None, SQLITE))
     assert "version_table_schema" not in lite and lite["render_as_batch"] is True
     include = lite["include_name"]
     assert include(None, "schema", {}) and include("iam_users", "table", {"schema_name": None})
-    for leftover in ("users", "legacy_feedback", "system_migration_ledger", "system_quarantine", "alembic_version"):
-        assert not include(leftover, "table", {"schema_name": None})
+    for bookkeeping in ("system_migration_ledger", "alembic_version"):
+        assert not include(bookkeeping, "table", {"schema_name": None})
+    assert include("app_notes", "table", {"schema_name": None})  # an application's table is seen
+    # Legacy tables apply left in place come from its plan (test_legacy_leftovers_and_ledger_are_not_drift).
+    include = context_options(SQLITE, Applied(SQLITE, excluded={"legacy_feedback": "left in place"}))["include_name"]
+    assert not include("legacy_feedback", "table", {"schema_name": None})
+    # Without what apply built (an env.py written before it was known): ddl/'s tables, nothing else.
+    for dialect, ours, other in ((SQLITE, ("iam_users", None), ("legacy_feedback", None)),
+                                 (POSTGRES, ("users", "iam"), ("messages_y2024m03", "communication"))):
+        include = context_options(dialect)["include_name"]
+        assert include(ours[0], "table", {"schema_name": ours[1]})
+        assert not include(other[0], "table", {"schema_name": other[1]})
 
 
 @pytest.mark.postgres
 def test_alembic_url_from_environment(legacy_db, tmp_path, request, monkeypatch):
     """alembic.ini holds no password; env.py takes the whole URL from DPRO_MIGRATE_DATABASE_URL."""
     db = _migrate(POSTGRES, legacy_db, tmp_path, request)
-    from dpro_migrate.handoff.connect import Bind, shared_id_columns
+    from dpro_migrate.handoff.applied import Applied
+    from dpro_migrate.handoff.connect import Bind, applied_plan
 
     with Bind(db.url, read_only=True) as conn:  # what the ledger says, given instead of read at init
-        shared = shared_id_columns(conn)
-    ini = alembic_init(tmp_path / "alembic", "postgresql://nobody:pw@127.0.0.1:1/nowhere", extra_columns={},
-                       shared_ids=shared)
+        applied = Applied.from_plan(applied_plan(conn, POSTGRES), POSTGRES)
+    ini = alembic_init(tmp_path / "alembic", "postgresql://nobody:pw@127.0.0.1:1/nowhere", applied=applied)
     stamp_baseline(db.url, tmp_path / "alembic")
     monkeypatch.setenv(URL_ENV, db.url)
     assert _upgrade_body(_autogenerate(ini)) == ["pass"]
@@ -520,3 +540,22 @@ def test_release_baseline_sqlite(legacy_db, tmp_path, request):
     finally:
         conn.close()
     assert VERSION_TABLE not in {r[0] for r in db.query("SELECT name FROM sqlite_master")}
+
+
+def test_sqlalchemy_reflects_every_constraint_name_on_sqlite(legacy_db, tmp_path, request):
+    """SQLAlchemy's SQLite reflection reads names out of the table's SQL line by line: apply writes one column
+    or constraint a line, so every foreign key, CHECK and UNIQUE comes back under its ddl/ name (a batch
+    rebuild writes what reflection read)."""
+    db = _migrate(SQLITE, legacy_db, tmp_path, request)
+    engine = sa.create_engine(sqlalchemy_url(db.url), poolclass=sa.pool.NullPool)
+    try:
+        inspector = sa.inspect(engine)
+        for qualified, table in load_schema().tables.items():
+            name = qualified.replace(".", "_")
+            reflected = {"foreign_key": {f["name"] for f in inspector.get_foreign_keys(name)},
+                         "check": {c["name"] for c in inspector.get_check_constraints(name)},
+                         "unique": {u["name"] for u in inspector.get_unique_constraints(name)}}
+            for kind, names in reflected.items():
+                assert names == {c.name for c in table.constraints if c.kind == kind}, (name, kind)
+    finally:
+        engine.dispose()

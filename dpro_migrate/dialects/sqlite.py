@@ -74,6 +74,22 @@ class SQLiteDialect(Dialect):
             node.set("nulls_first", not node.args.get("desc"))
         return node
 
+    def render(self, node: exp.Expression) -> str:
+        """As every dialect renders, but a CREATE TABLE has one column or constraint a line. SQLAlchemy's
+        SQLite reflection reads constraint names out of the table's SQL with patterns that stop only at the
+        end of a line: with every clause on one line, a CHECK's name and the FOREIGN KEY after it read as one
+        garbage foreign-key name (which an Alembic batch rebuild then writes into the schema)."""
+        one_line = super().render(node)
+        schema = node.this if isinstance(node, exp.Create) and node.kind == "TABLE" else None
+        if not isinstance(schema, exp.Schema) or not schema.expressions:
+            return one_line
+        tree = node.copy().transform(self.transform)
+        items = [item.sql(self.sqlglot_name, identify=True, comments=False) for item in tree.this.expressions]
+        body = ", ".join(items)
+        if one_line.count(f"({body})") != 1:
+            return one_line  # rendered otherwise than item by item: leave it as it is
+        return one_line.replace(f"({body})", "(\n  " + ",\n  ".join(items) + "\n)")
+
     def ride_along_column(self, name: str, decl_type: str) -> exp.ColumnDef:
         # declared verbatim: the legacy declaration keeps the legacy affinity
         kind = exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=decl_type) if decl_type else None

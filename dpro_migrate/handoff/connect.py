@@ -14,7 +14,6 @@ from dpro_migrate.dialects import POSTGRES, SQLITE, get_dialect, physical_name, 
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.plan.operations import CreateTable, ShareIdSpace
 
 
 def sqlalchemy_url(url: str | Path) -> str:
@@ -126,21 +125,3 @@ def applied_plan(conn: sa.engine.Connection, dialect: str | None = None):
         f"SELECT \"plan\" FROM {table_sql(LEDGER_TABLE, dialect)} WHERE \"action\" = 'apply' ORDER BY \"id\" DESC LIMIT 1"
     ).fetchone()
     return Plan.from_json(row[0]) if row and row[0] else None
-
-
-def ride_along_columns(conn: sa.engine.Connection, dialect: str | None = None) -> dict[str, list[tuple[str, str]]]:
-    """Legacy columns the last apply carried into domain tables (not in ddl/), from the ledger in the database:
-    {qualified table: [(column, legacy declared type)]}. Empty when there is no ledger."""
-    plan = applied_plan(conn, dialect)
-    if plan is None:
-        return {}
-    return {op.table: [tuple(c) for c in op.extra_columns] for op in plan.of_type(CreateTable) if op.extra_columns}
-
-
-def shared_id_columns(conn: sa.engine.Connection, dialect: str | None = None) -> dict[str, str]:
-    """{qualified table: shared sequence}: the parts of a split whose ids come from one sequence (apply's
-    ShareIdSpace on PostgreSQL; SQLite keeps AUTOINCREMENT and has none)."""
-    plan = applied_plan(conn, dialect)
-    if plan is None:
-        return {}
-    return {t: op.sequence for op in plan.of_type(ShareIdSpace) if op.sequence for t in op.tables}

@@ -31,6 +31,15 @@ class Difference:
         return f"{self.kind} {self.object}: {self.detail}"
 
 
+class Drift(list):
+    """The Differences schema_drift found (a list of them), and `basis`: what the database was compared
+    with, in one readable line."""
+
+    def __init__(self, differences=(), basis: str = ""):
+        super().__init__(differences)
+        self.basis = basis
+
+
 # --- Alembic's diff tuples ----------------------------------------------------------------------
 
 

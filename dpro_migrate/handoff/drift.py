@@ -1,67 +1,100 @@
-"""Schema drift: how a live database differs from ddl/, through Alembic's own comparison and the checks
-Alembic cannot make.
+"""Schema drift: how a live database differs from what apply built (ddl/ and the plan's `--with` tables),
+through Alembic's own comparison and the checks Alembic cannot make.
 
-schema_drift() compares the database with handoff.metadata's MetaData through Alembic's autogenerate
-comparison (so "no drift" here means "`alembic revision --autogenerate` finds nothing"), with the options the
-written env.py uses too (context_options). Alembic sees tables, columns, types, nullability, server defaults,
-indexes, unique/foreign keys and (with the checkconstraint_byname plugin) named CHECKs. It does not see
-triggers or trigger functions; it does not compare partial-index predicates on any dialect (Alembic #1112);
-on SQLite it cannot see DESC in an index, because SQLAlchemy's SQLite reflection drops it. Those are read from
-each dialect's catalog (drift_sqlite.py, drift_postgresql.py) and checked against ddl/ here.
+schema_drift() compares the database with the metadata of handoff.applied.Applied (built from ddl/ and the
+plan in the ledger) through Alembic's autogenerate comparison, with the options the written env.py uses too
+(context_options): so "no drift" here means "`alembic check` finds nothing". Alembic sees tables, columns,
+types, nullability, server defaults, indexes, unique/foreign keys and (with the checkconstraint_byname plugin)
+named CHECKs. It does not see triggers or trigger functions, nor row-level security policies; it does not
+compare partial-index predicates on any dialect (Alembic #1112); on SQLite it cannot see DESC in an index,
+because SQLAlchemy's SQLite reflection drops it. Those are read from each dialect's catalog (drift_sqlite.py,
+drift_postgresql.py) and checked here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import ModuleType
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
-from dpro_migrate.dialects import POSTGRES, SQLITE, expression_sql, get_dialect, physical_name
-from dpro_migrate.handoff import drift_postgresql, drift_sqlite
-from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, ride_along_columns, shared_id_columns
-from dpro_migrate.handoff.differences import Difference, from_alembic
-from dpro_migrate.handoff.metadata import metadata_for
-from dpro_migrate.model.schema import TargetSchema, load_new, load_schema
-from dpro_migrate.plan.archived import archive_index_name
-from dpro_migrate.plan.operations import CreateArchive, CreatePartition, CreateTable, ShareIdSpace
-from dpro_migrate.safety.alembic_version import VERSION_TABLE
+from dpro_migrate.dialects import expression_sql, get_dialect, physical_name
+from dpro_migrate.handoff.applied import Applied
+from dpro_migrate.handoff.catalogs import catalog_for
+from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, has_table
+from dpro_migrate.handoff.differences import Difference, Drift, from_alembic, trigger_table
+from dpro_migrate.model.schema import TargetSchema, load_schema
+from dpro_migrate.safety.alembic_version import BASELINE_ID, VERSION_TABLE
 
 __all__ = [
+    "Applied",
     "Difference",
+    "Drift",
     "catalog_for",
     "context_options",
     "from_alembic",
     "include_name_filter",
+    "include_object_filter",
     "index_differences",
     "schema_drift",
     "trigger_differences",
 ]
 
-# Each reads its dialect's catalog: include_name(tables), trigger_differences(conn, schema),
-# live_index(conn, index) -> LiveIndex | None.
-CATALOGS: dict[str, ModuleType] = {SQLITE: drift_sqlite, POSTGRES: drift_postgresql}
-
-
-def catalog_for(dialect: str) -> ModuleType:
-    return CATALOGS[get_dialect(dialect).name]  # BadInput for an unknown name
-
 
 # --- Alembic options shared by schema_drift and the written env.py --------------------------------
 
 
-def include_name_filter(dialect: str, schema: TargetSchema | None = None) -> Callable[[str | None, str, dict], bool]:
-    """Alembic include_name: what of the live database is compared with ddl/.
+def _applied(dialect: str, applied: Applied | None) -> Applied:
+    return applied if applied is not None else Applied.from_plan(None, dialect)
 
-    PostgreSQL: the seven domain schemas, every table in them but dpro-migrate's bookkeeping and Alembic's
-    version table. SQLite: the domain tables by name, nothing else (see drift_sqlite.include_name).
+
+def include_name_filter(dialect: str, applied: Applied | None = None,
+                        metadata: sa.MetaData | Sequence[sa.MetaData] | None = None) -> Callable[[str | None, str, dict], bool]:
+    """Alembic include_name: what of the live database Alembic compares.
+
+    Schemas: the dialect's (PostgreSQL: the seven domain schemas; SQLite: its one database) and any schema the
+    metadata names (an application's own models). Tables: every table in them but those apply built that
+    Alembic must leave alone (Applied.excluded: partitions, archives, bookkeeping, legacy leftovers). So a table
+    the application adds is seen, as a table someone adds by hand is (drift).
     """
+    # Without what apply built (an env.py written by dpro-migrate 0.1 passes none): ddl/'s tables only, so that
+    # nothing else the database holds (partitions, archives, legacy leftovers) is ever proposed for dropping.
+    known = None if applied is not None else {physical_name(q, dialect) for q in load_schema().tables}
+    applied = _applied(dialect, applied)
+    schemas = set(catalog_for(dialect).SCHEMAS)
+    for meta in [metadata] if isinstance(metadata, sa.MetaData) else metadata or []:
+        schemas |= {t.schema for t in meta.tables.values()}
+    excluded = set(applied.excluded)
+
+    def include(name: str | None, type_: str, parent_names: dict) -> bool:
+        if type_ == "schema":
+            return name in schemas
+        if type_ == "table":
+            schema_name = parent_names.get("schema_name")
+            full = f"{schema_name}.{name}" if schema_name else name
+            if known is not None:
+                return full in known
+            return schema_name in schemas and full not in excluded
+        return True
+
+    return include
+
+
+def include_object_filter(dialect: str, applied: Applied | None = None) -> Callable[..., bool]:
+    """Alembic include_object: a partition of a table apply partitioned is that table's rows, whatever its
+    name (a month's partition added after the cutover too), never a table of its own to drop."""
+    applied = _applied(dialect, applied)
     catalog = catalog_for(dialect)
-    schema = schema or load_schema()
-    return catalog.include_name({physical_name(q, dialect) for q in schema.tables})
+    parents = applied.partition_parents()
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and reflected and compare_to is None and parents:
+            return catalog.partition_parent(obj) not in parents
+        return True
+
+    return include
 
 
 AUTOGENERATE_PLUGINS = [
@@ -81,12 +114,17 @@ def _autogenerate_plugins() -> list[str] | None:
     return list(AUTOGENERATE_PLUGINS)
 
 
-def context_options(dialect: str, schema: TargetSchema | None = None) -> dict[str, Any]:
-    """Keyword arguments for MigrationContext.configure(opts=...) / EnvironmentContext.configure(**...)."""
+def context_options(dialect: str, applied: Applied | None = None,
+                    metadata: sa.MetaData | Sequence[sa.MetaData] | None = None) -> dict[str, Any]:
+    """Keyword arguments for MigrationContext.configure(opts=...) / EnvironmentContext.configure(**...).
+
+    applied: what apply built (None: ddl/ alone); metadata: the environment's target_metadata (one MetaData or
+    a list), whose schemas Alembic then compares too."""
     impl = get_dialect(dialect)
     opts: dict[str, Any] = {
         "include_schemas": True,
-        "include_name": include_name_filter(dialect, schema),
+        "include_name": include_name_filter(dialect, applied, metadata),
+        "include_object": include_object_filter(dialect, applied),
         "compare_type": True,
         "compare_server_default": True,
         "version_table": VERSION_TABLE,
@@ -95,36 +133,11 @@ def context_options(dialect: str, schema: TargetSchema | None = None) -> dict[st
         opts["autogenerate_plugins"] = plugins
     if impl.version_table_schema:
         opts["version_table_schema"] = impl.version_table_schema
-    # SQLite's render_as_batch (no ALTER for most changes: Alembic's copy-and-move). Caution: a batch recreate
-    # loses the triggers and the DESC of indexes (schema_drift reports both).
+    # SQLite's render_as_batch (no ALTER for most changes: Alembic's copy-and-move, which the environment
+    # makes keep triggers, AUTOINCREMENT and indexes: batch_sqlite.py) and its transactional DDL.
     opts.update(impl.alembic_options)
+    opts.update(catalog_for(dialect).ALEMBIC_OPTIONS)
     return opts
-
-
-# --- what apply promised beyond ddl/*.sql -------------------------------------------------------
-
-
-def _expected_schema(plan, schema: TargetSchema) -> tuple[TargetSchema, set[str]]:
-    """What apply promised beyond ddl/*.sql: the new tables (ddl/new/) join the expected schema; archive
-    tables and monthly partitions are the plan's own, compared by verify, not here (names returned)."""
-    if plan is None:
-        return schema, set()
-    if "new-tables" in plan.features:
-        new = load_new()
-        schema = TargetSchema({**schema.tables, **new.tables}, schema.indexes + list(new.indexes), schema.triggers)
-    own = {op.name for op in plan.operations if isinstance(op, (CreateArchive, CreatePartition))}
-    own |= {t for op in plan.of_type(ShareIdSpace) for t in op.triggers}  # SQLite: the shared-id triggers
-    own |= {name.split(".")[-1] for name in own}
-    own |= {archive_index_name(op.archive_of) for op in plan.of_type(CreateArchive)}
-    # Partitioning makes the partition key NOT NULL (it is in the primary key).
-    own |= {f"{op.name}.created_at" for op in plan.of_type(CreateTable) if op.partition_months is not None}
-    return schema, own
-
-
-def _planned_object(difference, planned: set[str]) -> bool:
-    """A difference about an archive table or a partition the plan created (or their indexes and keys)."""
-    words = f"{difference.object} {difference.detail}".replace(",", " ").split()
-    return any(w in planned or w.split(".")[-1] in planned for w in words)
 
 
 # --- what Alembic cannot see --------------------------------------------------------------------
@@ -189,31 +202,73 @@ def index_differences(conn: sa.engine.Connection, dialect: str, schema: TargetSc
 # --- drift --------------------------------------------------------------------------------------
 
 
+def _still_there(conn: sa.engine.Connection, dialect: str, schema: TargetSchema) -> TargetSchema:
+    """The part of the schema whose tables the database still has (with their indexes and triggers)."""
+    tables = {q: t for q, t in schema.tables.items() if has_table(conn, dialect, q)}
+    physical = {physical_name(q, dialect) for q in tables}
+    live = get_dialect(dialect).name
+    triggers = [t for t in schema.triggers[live] if t.kind != "trigger" or trigger_table(t.sql, live) in physical]
+    return TargetSchema(tables, [i for i in schema.indexes if i.table in tables], {**schema.triggers, live: triggers})
+
+
+def _alembic_heads(conn: sa.engine.Connection, opts: dict[str, Any]) -> tuple[str, ...]:
+    from alembic.migration import MigrationContext
+
+    versions = {k: v for k, v in opts.items() if k in ("version_table", "version_table_schema")}
+    return MigrationContext.configure(conn, opts=versions).get_current_heads()
+
+
 def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
-                 extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> list[Difference]:
-    """How the live database differs from ddl/: empty on a database dpro-migrate apply has just migrated.
+                 extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> Drift:
+    """How the live database differs from what apply built: empty on a database apply has just migrated.
+
+    At the dpro baseline (or before the handoff): what `alembic check` finds with the environment alembic_init
+    writes (the same metadata and filters, from the plan in the ledger: handoff.applied), and what Alembic
+    cannot see: triggers and trigger functions, partial-index predicates, SQLite's index order, row-level
+    security policies. Once the application's Alembic revisions have moved the database past the baseline,
+    its tables, columns, indexes and keys are what the application's models say (`alembic check` compares
+    those), and its additions are its own: then only what Alembic cannot see is compared, for the tables apply
+    built that are still there, and nothing the database has beyond them is reported. The result's `basis`
+    says which, in one line.
 
     connection_or_url: a SQLAlchemy Connection or Engine, a URL (postgresql://..., sqlite:///path) or a SQLite
     file path; the database is only read. dialect: checked against the connection (None: taken from it).
     extra_columns: the legacy columns apply carried along; None reads them from the ledger in the database.
     """
+    from dataclasses import replace
+
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
     with Bind(connection_or_url, read_only=True) as conn:
         live = dialect_of(conn, dialect)
-        schema, planned = _expected_schema(applied_plan(conn, live), load_schema())
-        if extra_columns is None:
-            extra_columns = ride_along_columns(conn, live)
-        metadata = metadata_for(live, extra_columns, schema, shared_id_columns(conn, live))
-        from alembic.autogenerate import compare_metadata
-        from alembic.migration import MigrationContext
-
+        applied = Applied.from_plan(applied_plan(conn, live), live)
+        if extra_columns is not None:
+            applied = replace(applied, extra_columns={t: [list(c) for c in cols] for t, cols in extra_columns.items()})
+        schema = applied.schema()
+        metadata = applied.metadata()
         # Rendering options (batch mode) are for writing migrations, not for comparing.
-        opts = {k: v for k, v in context_options(live, schema).items() if k != "render_as_batch"}
-        context = MigrationContext.configure(conn, opts=opts)
-        differences = from_alembic(compare_metadata(context, metadata))
+        opts = {k: v for k, v in context_options(live, applied, metadata).items() if k != "render_as_batch"}
+        heads = _alembic_heads(conn, opts)
+        beyond = [h for h in heads if not BASELINE_ID.match(h)]
+        differences: list[Difference] = []
+        if beyond:
+            schema = _still_there(conn, live, schema)
+            basis = (f"the database is at Alembic revision {', '.join(beyond)}, past the dpro baseline: its tables, "
+                     "columns, indexes and keys are the application's models' (`alembic check` compares them); "
+                     "compared here: the triggers, trigger functions, policies and index predicates and order "
+                     "apply built, on its tables that are still there")
+        else:
+            differences = from_alembic(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))
+            at = f"at the dpro baseline {heads[0]}" if heads else "before any Alembic stamp"
+            basis = f"the schema apply built ({at}): ddl/ and the plan's --with tables, as `alembic check` sees it"
         reported = {d.object.split(" on ")[0] for d in differences if d.kind.endswith("_index")}
         differences += index_differences(conn, live, schema, reported)
-        differences += trigger_differences(conn, live, schema)
-        differences = [d for d in differences if not _planned_object(d, planned)]
+        differences += [d for d in trigger_differences(conn, live, schema)
+                        if not (d.kind == "unexpected_trigger" and d.object in applied.own_triggers)]
+        differences += catalog_for(live).policy_differences(conn, applied.policies)
+        if beyond:
+            differences = [d for d in differences if not d.kind.startswith("unexpected_")]
         if conn.in_transaction() and not isinstance(connection_or_url, sa.engine.Connection):
             conn.rollback()
-        return differences
+        return Drift(differences, basis)

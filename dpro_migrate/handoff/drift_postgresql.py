@@ -5,8 +5,6 @@ here itself."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-
 import sqlalchemy as sa
 
 from dpro_migrate import DOMAINS
@@ -17,25 +15,47 @@ from dpro_migrate.model.schema import Index, TargetSchema
 from dpro_migrate.safety.alembic_version import VERSION_TABLE
 
 _PG = get_dialect(POSTGRES)
-# dpro-migrate's bookkeeping and Alembic's version table: in the system schema, never drift.
-BOOKKEEPING = {_PG.physical_name(LEDGER_TABLE), _PG.physical_name(QUARANTINE_TABLE),
-               f"{_PG.version_table_schema}.{VERSION_TABLE}"}
+DIALECT = POSTGRES
+# The seven domain schemas (not public, where compat views live, nor any other); the environment adds the
+# schemas its metadata names (an application's models).
+SCHEMAS: set[str | None] = set(DOMAINS)
+ALEMBIC_OPTIONS: dict = {}  # Alembic's defaults (transactional DDL)
 
 
-def include_name(tables: set[str]) -> Callable[[str | None, str, dict], bool]:
-    """The seven domain schemas (not public, where compat views live, nor any other), every table in them
-    but the bookkeeping: a table someone adds to a domain schema is drift. tables: unused (the schemas say
-    which tables are ours)."""
+def bookkeeping(plan) -> dict[str, str]:
+    """Tables of the domain schemas Alembic leaves alone, with the reason: dpro-migrate's bookkeeping and
+    Alembic's version table, all in the system schema. plan: unused (the names are fixed)."""
+    return {_PG.physical_name(LEDGER_TABLE): "dpro-migrate's ledger: what apply did, read by verify and rollback",
+            _PG.physical_name(QUARANTINE_TABLE): "dpro-migrate's quarantine: rows apply refused",
+            f"{_PG.version_table_schema}.{VERSION_TABLE}": "Alembic's version table"}
 
-    def include(name: str | None, type_: str, parent_names: dict) -> bool:
-        if type_ == "schema":
-            return name in DOMAINS
-        if type_ == "table":
-            full = f"{parent_names.get('schema_name')}.{name}"
-            return parent_names.get("schema_name") in DOMAINS and full not in BOOKKEEPING
-        return True
 
-    return include
+def partition_parent(table: sa.Table) -> str | None:
+    """The table a reflected table is a partition of (SQLAlchemy reflects pg_inherits as postgresql_inherits;
+    a partition lives in its parent's schema here), or None."""
+    parents = table.dialect_options["postgresql"].get("inherits")
+    if not parents:
+        return None
+    return f"{table.schema}.{parents[0]}" if table.schema else str(parents[0])
+
+
+def policy_differences(conn: sa.engine.Connection, policies: dict[str, str]) -> list[Difference]:
+    """Every policy apply created (--with row-level-security) exists, on a table with row-level security on."""
+    out: list[Difference] = []
+    for table, policy in sorted(policies.items()):
+        schema_name, name = table.split(".", 1)
+        row = conn.execute(sa.text(
+            "SELECT c.relrowsecurity, EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = :p) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relname = :n"),
+            {"s": schema_name, "n": name, "p": policy}).fetchone()
+        if row is None:
+            continue  # the table is missing: Alembic reports that
+        if not row[1]:
+            out.append(Difference("missing_policy", f"{policy} on {table}", "row-level security policy in the plan, "
+                                  "not in the database"))
+        elif not row[0]:
+            out.append(Difference("changed_policy", f"{policy} on {table}", "row-level security is disabled"))
+    return out
 
 
 def _function_body(sql: str) -> str | None:
@@ -45,13 +65,13 @@ def _function_body(sql: str) -> str | None:
 
 def trigger_differences(conn: sa.engine.Connection, schema: TargetSchema) -> list[Difference]:
     """Every trigger of ddl/ exists, enabled, on its table, and every trigger function with its body as
-    written; no other trigger sits in a domain schema."""
+    written; no other trigger sits in a domain schema. A partition's triggers are its parent's, cloned."""
     expected = [t for t in schema.triggers[POSTGRES] if t.kind == "trigger"]
     out: list[Difference] = []
     live = {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(sa.text(
         "SELECT n.nspname, t.tgname, c.relname, t.tgenabled FROM pg_trigger t "
         "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE NOT t.tgisinternal AND n.nspname = ANY(:schemas)"), {"schemas": list(DOMAINS)})}
+        "WHERE NOT t.tgisinternal AND NOT c.relispartition AND n.nspname = ANY(:schemas)"), {"schemas": list(DOMAINS)})}
     by_name = {name: (nsp, rel, enabled) for (nsp, name), (rel, enabled) in live.items()}
     for trig in expected:
         table = trigger_table(trig.sql, POSTGRES)

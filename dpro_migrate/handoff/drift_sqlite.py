@@ -3,31 +3,54 @@ PRAGMA index_xinfo keeps the ASC/DESC of index columns that SQLAlchemy's SQLite 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
 from dpro_migrate.dialects import SQLITE, physical_name
 from dpro_migrate.handoff.differences import Difference, LiveIndex, normal_ws, trigger_table
+from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.model.schema import Index, TargetSchema
+from dpro_migrate.plan.build_sqlite import quarantine_table
+from dpro_migrate.plan.operations import CreateQuarantine, CreateTable, DropLegacyTable, QuarantineRows
+from dpro_migrate.safety.alembic_version import VERSION_TABLE
 from dpro_migrate.sqlnames import quote_ident
 
 
-def include_name(tables: set[str]) -> Callable[[str | None, str, dict], bool]:
-    """The domain tables by name, nothing else: the file also holds legacy tables a migration leaves behind
-    (unknown ones such as legacy_feedback, under any name), the ledger, the quarantine tables and
-    alembic_version. tables: the physical names of ddl/'s tables."""
+DIALECT = SQLITE
+# No schemas: Alembic sees the one database (None) with every table in it but those excluded.
+SCHEMAS: set[str | None] = {None}
+# SQLite's DDL is transactional (Alembic assumes not, after pysqlite): with the environment's engine
+# (runtime.migration_engine) a migration that fails halfway leaves nothing behind.
+ALEMBIC_OPTIONS = {"transactional_ddl": True}
 
-    def include(name: str | None, type_: str, parent_names: dict) -> bool:
-        if type_ == "schema":
-            return name is None
-        if type_ == "table":
-            return name in tables
-        return True
 
-    return include
+def bookkeeping(plan) -> dict[str, str]:
+    """Tables of the file Alembic leaves alone, with the reason: dpro-migrate's ledger and quarantine, Alembic's
+    version table, and the legacy tables apply left in place (unknown ones such as legacy_feedback, under any
+    name). plan: the last apply's (None: no ledger)."""
+    out = {physical_name(LEDGER_TABLE, SQLITE): "dpro-migrate's ledger: what apply did, read by verify and rollback",
+           VERSION_TABLE: "Alembic's version table"}
+    if plan is None:
+        return out
+    for op in plan.of_type(CreateQuarantine):
+        out[op.name] = "dpro-migrate's quarantine: rows apply refused, put back by rollback"
+    for op in plan.of_type(QuarantineRows):
+        for legacy in op.tables:
+            out[quarantine_table(legacy)] = f"dpro-migrate's quarantine: the refused rows of legacy {legacy}"
+    created = {physical_name(op.table, SQLITE) for op in plan.of_type(CreateTable)}
+    dropped = {op.name for op in plan.of_type(DropLegacyTable)}
+    for legacy in sorted((set(plan.legacy_tables) | set(plan.unknown_tables)) - dropped - created):
+        out[legacy] = "legacy table apply left in place (not migrated); rollback and old readers may need it"
+    return out
+
+
+def partition_parent(table: sa.Table) -> str | None:
+    return None  # SQLite has no partitions
+
+
+def policy_differences(conn: sa.engine.Connection, policies: dict[str, str]) -> list[Difference]:
+    return []  # SQLite has no row-level security
 
 
 def trigger_differences(conn: sa.engine.Connection, schema: TargetSchema) -> list[Difference]:

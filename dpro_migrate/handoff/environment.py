@@ -1,13 +1,16 @@
 """Hand the migrated database over to Alembic: an Alembic environment whose baseline is what apply created.
 
-alembic_init() writes an Alembic environment whose env.py uses handoff.metadata's MetaData (built from ddl/)
-and handoff.drift's filter and comparison options; stamp_baseline() records its baseline revision in the
+alembic_init() writes an Alembic environment whose env.py describes what apply built (handoff.applied: the
+MetaData of ddl/ and of the plan's `--with` tables, the tables Alembic must leave alone) and uses
+handoff.drift's filters and comparison options; stamp_baseline() records its baseline revision in the
 database, once schema_drift() finds nothing. The pieces, by job: metadata.py (SQLAlchemy MetaData from ddl/),
-connect.py (URLs, connections, the ledger), drift.py (the comparison; drift_<dialect>.py read each catalog).
+applied.py (what the plan in the ledger adds to it), connect.py (URLs, connections, the ledger), drift.py (the
+comparison; drift_<dialect>.py read each catalog).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,8 @@ import sqlalchemy as sa
 from dpro_migrate import DOMAINS
 from dpro_migrate.dialects import get_dialect
 from dpro_migrate.errors import BadInput
-from dpro_migrate.handoff.connect import (Bind, database_dialect, dialect_of, has_table, ride_along_columns,
-                                          shared_id_columns, sqlalchemy_url)
+from dpro_migrate.handoff.applied import Applied
+from dpro_migrate.handoff.connect import Bind, applied_plan, database_dialect, dialect_of, has_table, sqlalchemy_url
 from dpro_migrate.handoff.drift import schema_drift
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.safety.alembic_version import BASELINE_PREFIX, VERSION_TABLE
@@ -96,9 +99,10 @@ datefmt = %H:%M:%S
 _ENV = '''\
 """Alembic environment for a database migrated by dpro-migrate ({dialect}); written by dpro-migrate {version}.
 
-target_metadata is dpro-migrate's own description of the schema (built from its ddl/), so on a freshly
-migrated database `alembic revision --autogenerate` finds nothing to do. Alembic sees only {scope};
-triggers are invisible to it: `dpro-migrate verify --schema-only` checks them too.
+target_metadata starts with dpro-migrate's own description of what apply built (ddl/, and the `--with` tables
+the plan in the ledger lists), so on a freshly migrated database `alembic check` finds nothing. Alembic sees
+{scope}, and every table in them but those in EXCLUDED below, which it never proposes to drop or change.
+Triggers and row-level security policies are invisible to it: `dpro-migrate verify --schema-only` checks them.
 """
 
 import os
@@ -107,24 +111,45 @@ from logging.config import fileConfig
 import sqlalchemy as sa
 from alembic import context
 
+from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.connect import sqlalchemy_url
 from dpro_migrate.handoff.drift import context_options
-from dpro_migrate.handoff.metadata import metadata_for
+from dpro_migrate.handoff.runtime import migration_engine, prepare_context
 
 DIALECT = {dialect!r}
 
 # Legacy columns that `dpro-migrate apply` carried into domain tables (they are not in ddl/ but they are in
-# the database): {{qualified table: [(column, legacy declared type)]}}.
-EXTRA_COLUMNS = {extra!r}
+# the database): {{qualified table: [[column, legacy declared type]]}}.
+EXTRA_COLUMNS = {extra}
 
-# The parts of a split legacy table whose ids come from one shared sequence: {{qualified table: sequence}}.
-SHARED_IDS = {shared!r}
+# Whether `apply --with new-tables` created the ddl/new/ tables.
+NEW_TABLES = {new_tables!r}
+
+# Tables apply partitioned (--with partition-by-month), with their primary key, which holds the partition key.
+PARTITIONED = {partitioned}
+
+# Tables Alembic leaves alone (include_name), each with the reason. A partition of a partitioned table is
+# left alone whatever its name, a month added after the cutover too (include_object).
+EXCLUDED = {excluded}
+
+# Row-level security policies apply created (--with row-level-security): invisible to Alembic.
+POLICIES = {policies}
+
+# The parts of a split legacy table whose ids come from one shared sequence (PostgreSQL), and the triggers
+# that keep their counters level (SQLite): {{qualified table: sequence}}, [trigger].
+SHARED_IDS = {shared_ids}
+OWN_TRIGGERS = {own_triggers}
+
+APPLIED = Applied(DIALECT, EXTRA_COLUMNS, NEW_TABLES, PARTITIONED, EXCLUDED, POLICIES, SHARED_IDS, OWN_TRIGGERS)
 
 config = context.config
 if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = metadata_for(DIALECT, EXTRA_COLUMNS, shared_ids=SHARED_IDS)
+# The application's own models go beside dpro-migrate's (Alembic compares a list of MetaData), e.g.
+#   from myapp.models import Base
+#   target_metadata.append(Base.metadata)
+target_metadata = [APPLIED.metadata()]
 
 
 def database_url() -> str:
@@ -135,15 +160,19 @@ def database_url() -> str:
 
 def run_migrations_offline() -> None:
     context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True,
-                      dialect_opts={{"paramstyle": "named"}}, **context_options(DIALECT))
+                      dialect_opts={{"paramstyle": "named"}}, **context_options(DIALECT, APPLIED, target_metadata))
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
-    engine = sa.create_engine(database_url(), poolclass=sa.pool.NullPool)
+    # SQLite: the whole migration is one transaction, and a batch alters in place where SQLite can and
+    # otherwise keeps the table's triggers, AUTOINCREMENT and indexes through its rebuild (batch_sqlite.py).
+    engine = migration_engine(database_url())
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, **context_options(DIALECT))
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          **context_options(DIALECT, APPLIED, target_metadata))
+        prepare_context(context.get_context())
         with context.begin_transaction():
             context.run_migrations()
 
@@ -230,15 +259,24 @@ def _ini_url(url: str) -> str:
     return bare.render_as_string(hide_password=False).replace("%", "%%")
 
 
+def _literal(value, indent: int = 4) -> str:
+    """A dict as Python source, one item a line (readable in env.py)."""
+    if not value:
+        return "{}"
+    pad = " " * indent
+    return "{\n" + "".join(f"{pad}{k!r}: {v!r},\n" for k, v in value.items()) + " " * (indent - 4) + "}"
+
+
 def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | None = None, *,
                  extra_columns: dict[str, list[tuple[str, str]]] | None = None,
-                 shared_ids: dict[str, str] | None = None) -> Path:
+                 applied: Applied | None = None) -> Path:
     """Write an Alembic environment for a migrated database into directory (new or empty); return its alembic.ini.
 
-    Written: alembic.ini (sqlalchemy.url without a password), env.py (target_metadata = metadata_for(dialect),
-    the include_name filter and options of schema_drift), script.py.mako, and versions/<rev>_dpro_baseline.py,
-    the baseline revision (an empty upgrade; a downgrade that refuses). extra_columns: the legacy columns apply
-    carried along; None reads them from the database's ledger (connecting to target_url; no ledger: none).
+    Written: alembic.ini (sqlalchemy.url without a password), env.py (target_metadata: what apply built, the
+    filters and options of schema_drift), script.py.mako, and versions/<rev>_dpro_baseline.py, the baseline
+    revision (an empty upgrade; a downgrade that refuses). applied: what apply built; None reads it from the
+    plan in the database's ledger (connecting to target_url; no ledger: ddl/ alone), unless extra_columns
+    (the legacy columns apply carried along) is given: then ddl/ with those columns, without connecting.
     """
     from alembic.util import rev_id
 
@@ -252,12 +290,13 @@ def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | N
     dialect = dialect or live
     if get_dialect(dialect).name != live:
         raise BadInput(f"the target URL is {live}, not {dialect}")
-    if extra_columns is None:  # what apply did beyond ddl/, from the ledger
+    if applied is None and extra_columns is None:
         with Bind(url, read_only=True) as conn:
-            extra_columns = ride_along_columns(conn, dialect)
-            shared_ids = shared_id_columns(conn, dialect)
-    extra = {t: [list(c) for c in cols] for t, cols in sorted(extra_columns.items())}
-    shared = dict(sorted((shared_ids or {}).items()))
+            applied = Applied.from_plan(applied_plan(conn, dialect), dialect)
+    elif applied is None:
+        applied = replace(Applied.from_plan(None, dialect),
+                          extra_columns={t: [list(c) for c in cols] for t, cols in extra_columns.items()})
+    extra = {t: [list(c) for c in cols] for t, cols in sorted(applied.extra_columns.items())}
     rev = BASELINE_PREFIX + rev_id()
     from datetime import datetime, timezone
 
@@ -269,8 +308,11 @@ def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | N
         raise BadInput(f"{directory}: cannot be created ({exc.strerror}); nothing was written") from None
     (directory / "alembic.ini").write_text(_INI.format(version=__version__, date=date, rev=rev, slug=BASELINE_SLUG,
                                                        env=URL_ENV, url=_ini_url(url)))
-    (directory / "env.py").write_text(_ENV.format(dialect=dialect, version=__version__, extra=extra, shared=shared,
-                                                  env=URL_ENV, scope=scope))
+    (directory / "env.py").write_text(_ENV.format(
+        dialect=dialect, version=__version__, env=URL_ENV, scope=scope, extra=_literal(extra),
+        excluded=_literal(applied.excluded), new_tables=applied.new_tables,
+        partitioned=_literal(applied.partitioned), policies=_literal(applied.policies),
+        shared_ids=_literal(applied.shared_ids), own_triggers=repr(list(applied.own_triggers))))
     (directory / "script.py.mako").write_text(_MAKO)
     (directory / "versions" / f"{rev}_{BASELINE_SLUG}.py").write_text(
         _BASELINE.format(rev=rev, date=date, version=__version__, domains=", ".join(DOMAINS)))

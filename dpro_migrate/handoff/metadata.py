@@ -73,17 +73,19 @@ def _sql_text(sql: str) -> sa.TextClause:
 
 
 def _sa_table(meta: sa.MetaData, table: Table, dialect: str, extra: list[tuple[str, str]],
-              shared_sequence: str | None = None) -> sa.Table:
+              partitioning: dict[str, Any] | None = None, shared_sequence: str | None = None) -> sa.Table:
     impl = get_dialect(dialect)
     ident = next((c for c in table.columns if c.identity), None)
     pk = next(c for c in table.constraints if c.kind == "primary_key")
+    # A partitioned table's primary key holds its partition key (apply's, see Applied.partitioned).
+    key = list(partitioning["primary_key"]) if partitioning and partitioning.get("primary_key") else pk.columns
     columns = []
     for col in table.columns:
-        kw: dict[str, Any] = {"nullable": col.nullable}
+        kw: dict[str, Any] = {"nullable": col.nullable and col.name not in key}
         if col.default is not None:
             default = col.node.find(exp.DefaultColumnConstraint).this
             kw["server_default"] = _sql_text(expression_sql(default, dialect))
-        if col.name in pk.columns:
+        if col.name in key:
             kw["primary_key"] = True
             kw["autoincrement"] = col is ident
             if impl.primary_key_declared_nullable:
@@ -97,15 +99,17 @@ def _sa_table(meta: sa.MetaData, table: Table, dialect: str, extra: list[tuple[s
         columns.append(sa.Column(col.name, sa_type(col.node.args["kind"]), *args, **kw))
     for name, decl in extra:
         columns.append(sa.Column(name, LEGACY_TYPES[impl.name](decl), nullable=True))
-    constraints = [_sa_constraint(c, dialect) for c in table.constraints]
-    return sa.Table(physical_name(table.qualified, dialect).split(".")[-1], meta, *columns, *constraints,
-                    **impl.sa_table_options(table, ident is not None))
+    constraints = [_sa_constraint(c, dialect, key) for c in table.constraints]
+    options = impl.sa_table_options(table, ident is not None)
+    if partitioning and partitioning.get("partition_by"):
+        options["postgresql_partition_by"] = partitioning["partition_by"]  # only PostgreSQL partitions
+    return sa.Table(physical_name(table.qualified, dialect).split(".")[-1], meta, *columns, *constraints, **options)
 
 
-def _sa_constraint(con: Constraint, dialect: str) -> sa.Constraint:
+def _sa_constraint(con: Constraint, dialect: str, key: list[str]) -> sa.Constraint:
     if con.kind == "primary_key":
         named = get_dialect(dialect).names_primary_keys
-        return sa.PrimaryKeyConstraint(*con.columns, name=conv(con.name) if named else None)
+        return sa.PrimaryKeyConstraint(*key, name=conv(con.name) if named else None)
     if con.kind == "unique":
         return sa.UniqueConstraint(*con.columns, name=conv(con.name))
     body = con.node.expressions[0]
@@ -139,19 +143,24 @@ def _sa_index(index: Index, tables: dict[str, sa.Table], dialect: str) -> sa.Ind
 
 
 def metadata_for(dialect: str, extra_columns: dict[str, list[tuple[str, str]]] | None = None,
-                 schema: TargetSchema | None = None, shared_ids: dict[str, str] | None = None) -> sa.MetaData:
+                 schema: TargetSchema | None = None, *,
+                 partitioned: dict[str, dict[str, Any]] | None = None,
+                 shared_ids: dict[str, str] | None = None) -> sa.MetaData:
     """The target schema as SQLAlchemy MetaData: PostgreSQL Table("users", schema="iam"), SQLite Table("iam_users").
 
     extra_columns: {qualified table: [(column, legacy declared type)]}, the legacy columns apply carried along
-    (a plan's create_table steps list them; see handoff.connect.ride_along_columns()). shared_ids: {qualified
-    table: sequence}, the parts of a split whose ids come from one sequence (handoff.connect.shared_id_columns()).
+    (a plan's create_table steps list them; see handoff.applied.Applied).
+    partitioned: {qualified table: {"partition_by": ..., "primary_key": [columns]}}, the tables apply created
+    partitioned (handoff.applied.Applied.partitioned).
+    shared_ids: {qualified table: sequence}, the parts of a split whose ids come from one sequence.
     """
     dialect = get_dialect(dialect).name  # BadInput for an unknown name
     schema = schema or load_schema()
     meta = sa.MetaData(naming_convention=NAMING_CONVENTION)
     extra_columns = extra_columns or {}
-    shared_ids = shared_ids or {}
-    tables = {q: _sa_table(meta, t, dialect, [tuple(c) for c in extra_columns.get(q, [])], shared_ids.get(q))
+    partitioned, shared_ids = partitioned or {}, shared_ids or {}
+    tables = {q: _sa_table(meta, t, dialect, [tuple(c) for c in extra_columns.get(q, [])], partitioned.get(q),
+                           shared_ids.get(q))
               for q, t in schema.tables.items()}
     for index in schema.indexes:
         _sa_index(index, tables, dialect)

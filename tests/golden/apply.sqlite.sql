@@ -12,43 +12,290 @@ INSERT INTO temp.dpro_apply_counts SELECT 'source', 'users', count(*) FROM "user
 -- the legacy AUTOINCREMENT counters, for rollback
 CREATE TEMP TABLE dpro_legacy_sequences AS SELECT name, seq FROM sqlite_sequence WHERE name IN ('users', 'user_settings', 'user_profiles', 'user_sessions', 'activity_logs', 'agents', 'conversations', 'messages', 'chat_session_history', 'boards', 'board_nodes', 'board_connections', 'board_executions', 'board_templates', 'workflows', 'tasks', 'system_info', 'marketplace_tools');
 -- + table iam_users
-CREATE TABLE "iam_users" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "username" VARCHAR(50) NOT NULL, "email" VARCHAR(100) NOT NULL, "password_hash" VARCHAR(255) NOT NULL, "full_name" VARCHAR(100), "is_active" BOOLEAN DEFAULT 1, "is_admin" BOOLEAN DEFAULT 0, "subscription_type" VARCHAR(20) DEFAULT 'free', "preferences" JSON, "last_login" TIMESTAMP, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "nickname" VARCHAR(40), CONSTRAINT "uq_users_username" UNIQUE ("username"), CONSTRAINT "uq_users_email" UNIQUE ("email"), CONSTRAINT "chk_users_email_format" CHECK ("email" LIKE '%@%.%'), CONSTRAINT "chk_users_username_length" CHECK (LENGTH("username") >= 3));
+CREATE TABLE "iam_users" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "username" VARCHAR(50) NOT NULL,
+  "email" VARCHAR(100) NOT NULL,
+  "password_hash" VARCHAR(255) NOT NULL,
+  "full_name" VARCHAR(100),
+  "is_active" BOOLEAN DEFAULT 1,
+  "is_admin" BOOLEAN DEFAULT 0,
+  "subscription_type" VARCHAR(20) DEFAULT 'free',
+  "preferences" JSON,
+  "last_login" TIMESTAMP,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "nickname" VARCHAR(40),
+  CONSTRAINT "uq_users_username" UNIQUE ("username"),
+  CONSTRAINT "uq_users_email" UNIQUE ("email"),
+  CONSTRAINT "chk_users_email_format" CHECK ("email" LIKE '%@%.%'),
+  CONSTRAINT "chk_users_username_length" CHECK (LENGTH("username") >= 3)
+);
 -- + table iam_user_preferences
-CREATE TABLE "iam_user_preferences" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER NOT NULL, "theme" VARCHAR(20) DEFAULT 'light', "language" VARCHAR(10) DEFAULT 'en', "timezone" VARCHAR(50) DEFAULT 'UTC', "notifications_enabled" BOOLEAN DEFAULT 1, "settings" JSON, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "fk_user_preferences_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE);
+CREATE TABLE "iam_user_preferences" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "user_id" INTEGER NOT NULL,
+  "theme" VARCHAR(20) DEFAULT 'light',
+  "language" VARCHAR(10) DEFAULT 'en',
+  "timezone" VARCHAR(50) DEFAULT 'UTC',
+  "notifications_enabled" BOOLEAN DEFAULT 1,
+  "settings" JSON,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "fk_user_preferences_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE
+);
 -- + table iam_user_profiles
-CREATE TABLE "iam_user_profiles" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER NOT NULL, "display_name" VARCHAR(100), "bio" TEXT, "avatar_url" TEXT, "learning_style" VARCHAR(50), "preferred_language" VARCHAR(10) DEFAULT 'en', "profile_data" JSON, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "fk_user_profiles_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE);
+CREATE TABLE "iam_user_profiles" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "user_id" INTEGER NOT NULL,
+  "display_name" VARCHAR(100),
+  "bio" TEXT,
+  "avatar_url" TEXT,
+  "learning_style" VARCHAR(50),
+  "preferred_language" VARCHAR(10) DEFAULT 'en',
+  "profile_data" JSON,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "fk_user_profiles_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE
+);
 -- + table iam_user_sessions
-CREATE TABLE "iam_user_sessions" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER NOT NULL, "session_token" VARCHAR(255) NOT NULL, "device_info" JSON, "ip_address" VARCHAR(45), "expires_at" TIMESTAMP NOT NULL, "is_active" BOOLEAN DEFAULT 1, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "uq_user_sessions_session_token" UNIQUE ("session_token"), CONSTRAINT "fk_user_sessions_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE);
+CREATE TABLE "iam_user_sessions" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "user_id" INTEGER NOT NULL,
+  "session_token" VARCHAR(255) NOT NULL,
+  "device_info" JSON,
+  "ip_address" VARCHAR(45),
+  "expires_at" TIMESTAMP NOT NULL,
+  "is_active" BOOLEAN DEFAULT 1,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "uq_user_sessions_session_token" UNIQUE ("session_token"),
+  CONSTRAINT "fk_user_sessions_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE
+);
 -- + table iam_authentication_logs
-CREATE TABLE "iam_authentication_logs" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER, "action" VARCHAR(100) NOT NULL, "resource_type" VARCHAR(50), "resource_id" INTEGER, "details" JSON, "ip_address" VARCHAR(45), "user_agent" TEXT, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "fk_authentication_logs_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL);
+CREATE TABLE "iam_authentication_logs" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "user_id" INTEGER,
+  "action" VARCHAR(100) NOT NULL,
+  "resource_type" VARCHAR(50),
+  "resource_id" INTEGER,
+  "details" JSON,
+  "ip_address" VARCHAR(45),
+  "user_agent" TEXT,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "fk_authentication_logs_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL
+);
 -- + table ai_agents_agents
-CREATE TABLE "ai_agents_agents" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER NOT NULL, "parent_agent_id" INTEGER, "name" VARCHAR(100) NOT NULL, "description" TEXT, "agent_type" VARCHAR(50) DEFAULT 'general', "model_provider" VARCHAR(30), "model_name" VARCHAR(50), "configuration" JSON, "system_prompt" TEXT, "temperature" REAL DEFAULT 0.7, "max_tokens" INTEGER DEFAULT 4000, "performance_score" REAL DEFAULT 0.0, "is_active" BOOLEAN DEFAULT 1, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "success_rate" REAL, CONSTRAINT "chk_agents_temperature_range" CHECK ("temperature" >= 0.0 AND "temperature" <= 2.0), CONSTRAINT "chk_agents_performance_range" CHECK ("performance_score" >= 0.0 AND "performance_score" <= 1.0), CONSTRAINT "chk_agents_success_rate_range" CHECK ("success_rate" >= 0.0 AND "success_rate" <= 1.0), CONSTRAINT "fk_agents_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE, CONSTRAINT "fk_agents_parent" FOREIGN KEY ("parent_agent_id") REFERENCES "ai_agents_agents" ("id") ON DELETE SET NULL);
+CREATE TABLE "ai_agents_agents" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "user_id" INTEGER NOT NULL,
+  "parent_agent_id" INTEGER,
+  "name" VARCHAR(100) NOT NULL,
+  "description" TEXT,
+  "agent_type" VARCHAR(50) DEFAULT 'general',
+  "model_provider" VARCHAR(30),
+  "model_name" VARCHAR(50),
+  "configuration" JSON,
+  "system_prompt" TEXT,
+  "temperature" REAL DEFAULT 0.7,
+  "max_tokens" INTEGER DEFAULT 4000,
+  "performance_score" REAL DEFAULT 0.0,
+  "is_active" BOOLEAN DEFAULT 1,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "success_rate" REAL,
+  CONSTRAINT "chk_agents_temperature_range" CHECK ("temperature" >= 0.0 AND "temperature" <= 2.0),
+  CONSTRAINT "chk_agents_performance_range" CHECK ("performance_score" >= 0.0 AND "performance_score" <= 1.0),
+  CONSTRAINT "chk_agents_success_rate_range" CHECK ("success_rate" >= 0.0 AND "success_rate" <= 1.0),
+  CONSTRAINT "fk_agents_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE,
+  CONSTRAINT "fk_agents_parent" FOREIGN KEY ("parent_agent_id") REFERENCES "ai_agents_agents" ("id") ON DELETE SET NULL
+);
 -- + table communication_conversations
-CREATE TABLE "communication_conversations" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER NOT NULL, "agent_id" INTEGER, "title" VARCHAR(200), "is_active" BOOLEAN DEFAULT 1, "metadata" JSON, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "satisfaction_rating" INTEGER, CONSTRAINT "chk_conversations_satisfaction_rating" CHECK ("satisfaction_rating" >= 1 AND "satisfaction_rating" <= 5), CONSTRAINT "fk_conversations_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE, CONSTRAINT "fk_conversations_agent" FOREIGN KEY ("agent_id") REFERENCES "ai_agents_agents" ("id") ON DELETE SET NULL);
+CREATE TABLE "communication_conversations" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "user_id" INTEGER NOT NULL,
+  "agent_id" INTEGER,
+  "title" VARCHAR(200),
+  "is_active" BOOLEAN DEFAULT 1,
+  "metadata" JSON,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "satisfaction_rating" INTEGER,
+  CONSTRAINT "chk_conversations_satisfaction_rating" CHECK ("satisfaction_rating" >= 1 AND "satisfaction_rating" <= 5),
+  CONSTRAINT "fk_conversations_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE,
+  CONSTRAINT "fk_conversations_agent" FOREIGN KEY ("agent_id") REFERENCES "ai_agents_agents" ("id") ON DELETE SET NULL
+);
 -- + table communication_messages
-CREATE TABLE "communication_messages" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "conversation_id" INTEGER NOT NULL, "user_id" INTEGER, "agent_id" INTEGER, "sender_type" VARCHAR(10) NOT NULL, "content" TEXT NOT NULL, "message_type" VARCHAR(20) DEFAULT 'text', "tokens_used" INTEGER DEFAULT 0, "response_time_ms" INTEGER, "metadata" JSON, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "sentiment" REAL, CONSTRAINT "fk_messages_conversation" FOREIGN KEY ("conversation_id") REFERENCES "communication_conversations" ("id") ON DELETE CASCADE, CONSTRAINT "fk_messages_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL, CONSTRAINT "fk_messages_agent" FOREIGN KEY ("agent_id") REFERENCES "ai_agents_agents" ("id") ON DELETE SET NULL);
+CREATE TABLE "communication_messages" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "conversation_id" INTEGER NOT NULL,
+  "user_id" INTEGER,
+  "agent_id" INTEGER,
+  "sender_type" VARCHAR(10) NOT NULL,
+  "content" TEXT NOT NULL,
+  "message_type" VARCHAR(20) DEFAULT 'text',
+  "tokens_used" INTEGER DEFAULT 0,
+  "response_time_ms" INTEGER,
+  "metadata" JSON,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "sentiment" REAL,
+  CONSTRAINT "fk_messages_conversation" FOREIGN KEY ("conversation_id") REFERENCES "communication_conversations" ("id") ON DELETE CASCADE,
+  CONSTRAINT "fk_messages_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL,
+  CONSTRAINT "fk_messages_agent" FOREIGN KEY ("agent_id") REFERENCES "ai_agents_agents" ("id") ON DELETE SET NULL
+);
 -- + table communication_chat_session_history
-CREATE TABLE "communication_chat_session_history" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "session_id" VARCHAR(64) NOT NULL, "conversation_id" INTEGER, "user_id" INTEGER, "event" VARCHAR(50) NOT NULL, "payload" JSON, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "fk_chat_history_conversation" FOREIGN KEY ("conversation_id") REFERENCES "communication_conversations" ("id") ON DELETE SET NULL, CONSTRAINT "fk_chat_history_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL);
+CREATE TABLE "communication_chat_session_history" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "session_id" VARCHAR(64) NOT NULL,
+  "conversation_id" INTEGER,
+  "user_id" INTEGER,
+  "event" VARCHAR(50) NOT NULL,
+  "payload" JSON,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "fk_chat_history_conversation" FOREIGN KEY ("conversation_id") REFERENCES "communication_conversations" ("id") ON DELETE SET NULL,
+  CONSTRAINT "fk_chat_history_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL
+);
 -- + table workflow_boards
-CREATE TABLE "workflow_boards" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER NOT NULL, "name" VARCHAR(200) NOT NULL, "description" TEXT, "board_type" VARCHAR(50) DEFAULT 'workflow', "is_public" BOOLEAN DEFAULT 0, "config" JSON, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "fk_boards_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE);
+CREATE TABLE "workflow_boards" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "user_id" INTEGER NOT NULL,
+  "name" VARCHAR(200) NOT NULL,
+  "description" TEXT,
+  "board_type" VARCHAR(50) DEFAULT 'workflow',
+  "is_public" BOOLEAN DEFAULT 0,
+  "config" JSON,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "fk_boards_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE
+);
 -- + table workflow_board_nodes
-CREATE TABLE "workflow_board_nodes" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "board_id" INTEGER NOT NULL, "node_type" VARCHAR(50) NOT NULL, "label" VARCHAR(200), "position_x" REAL DEFAULT 0, "position_y" REAL DEFAULT 0, "config" JSON, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "fk_board_nodes_board" FOREIGN KEY ("board_id") REFERENCES "workflow_boards" ("id") ON DELETE CASCADE);
+CREATE TABLE "workflow_board_nodes" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "board_id" INTEGER NOT NULL,
+  "node_type" VARCHAR(50) NOT NULL,
+  "label" VARCHAR(200),
+  "position_x" REAL DEFAULT 0,
+  "position_y" REAL DEFAULT 0,
+  "config" JSON,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "fk_board_nodes_board" FOREIGN KEY ("board_id") REFERENCES "workflow_boards" ("id") ON DELETE CASCADE
+);
 -- + table workflow_board_connections
-CREATE TABLE "workflow_board_connections" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "board_id" INTEGER NOT NULL, "source_node_id" INTEGER NOT NULL, "target_node_id" INTEGER NOT NULL, "condition" JSON, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "fk_board_connections_board" FOREIGN KEY ("board_id") REFERENCES "workflow_boards" ("id") ON DELETE CASCADE, CONSTRAINT "fk_board_connections_source" FOREIGN KEY ("source_node_id") REFERENCES "workflow_board_nodes" ("id") ON DELETE CASCADE, CONSTRAINT "fk_board_connections_target" FOREIGN KEY ("target_node_id") REFERENCES "workflow_board_nodes" ("id") ON DELETE CASCADE);
+CREATE TABLE "workflow_board_connections" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "board_id" INTEGER NOT NULL,
+  "source_node_id" INTEGER NOT NULL,
+  "target_node_id" INTEGER NOT NULL,
+  "condition" JSON,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "fk_board_connections_board" FOREIGN KEY ("board_id") REFERENCES "workflow_boards" ("id") ON DELETE CASCADE,
+  CONSTRAINT "fk_board_connections_source" FOREIGN KEY ("source_node_id") REFERENCES "workflow_board_nodes" ("id") ON DELETE CASCADE,
+  CONSTRAINT "fk_board_connections_target" FOREIGN KEY ("target_node_id") REFERENCES "workflow_board_nodes" ("id") ON DELETE CASCADE
+);
 -- + table workflow_board_executions
-CREATE TABLE "workflow_board_executions" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "board_id" INTEGER NOT NULL, "user_id" INTEGER, "status" VARCHAR(20) DEFAULT 'running', "input_data" JSON, "output_data" JSON, "error_message" TEXT, "started_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "finished_at" TIMESTAMP, CONSTRAINT "fk_board_executions_board" FOREIGN KEY ("board_id") REFERENCES "workflow_boards" ("id") ON DELETE CASCADE, CONSTRAINT "fk_board_executions_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL);
+CREATE TABLE "workflow_board_executions" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "board_id" INTEGER NOT NULL,
+  "user_id" INTEGER,
+  "status" VARCHAR(20) DEFAULT 'running',
+  "input_data" JSON,
+  "output_data" JSON,
+  "error_message" TEXT,
+  "started_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "finished_at" TIMESTAMP,
+  CONSTRAINT "fk_board_executions_board" FOREIGN KEY ("board_id") REFERENCES "workflow_boards" ("id") ON DELETE CASCADE,
+  CONSTRAINT "fk_board_executions_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL
+);
 -- + table workflow_board_templates
-CREATE TABLE "workflow_board_templates" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "name" VARCHAR(200) NOT NULL, "description" TEXT, "category" VARCHAR(50), "template_data" JSON, "is_public" BOOLEAN DEFAULT 1, "created_by" INTEGER, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "fk_board_templates_created_by" FOREIGN KEY ("created_by") REFERENCES "iam_users" ("id") ON DELETE SET NULL);
+CREATE TABLE "workflow_board_templates" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "name" VARCHAR(200) NOT NULL,
+  "description" TEXT,
+  "category" VARCHAR(50),
+  "template_data" JSON,
+  "is_public" BOOLEAN DEFAULT 1,
+  "created_by" INTEGER,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "fk_board_templates_created_by" FOREIGN KEY ("created_by") REFERENCES "iam_users" ("id") ON DELETE SET NULL
+);
 -- + table workflow_workflows
-CREATE TABLE "workflow_workflows" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "board_id" INTEGER, "user_id" INTEGER NOT NULL, "name" VARCHAR(200) NOT NULL, "status" VARCHAR(20) DEFAULT 'draft', "definition" JSON, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, CONSTRAINT "fk_workflows_board" FOREIGN KEY ("board_id") REFERENCES "workflow_boards" ("id") ON DELETE SET NULL, CONSTRAINT "fk_workflows_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE);
+CREATE TABLE "workflow_workflows" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "board_id" INTEGER,
+  "user_id" INTEGER NOT NULL,
+  "name" VARCHAR(200) NOT NULL,
+  "status" VARCHAR(20) DEFAULT 'draft',
+  "definition" JSON,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  CONSTRAINT "fk_workflows_board" FOREIGN KEY ("board_id") REFERENCES "workflow_boards" ("id") ON DELETE SET NULL,
+  CONSTRAINT "fk_workflows_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE
+);
 -- + table tasks_tasks
-CREATE TABLE "tasks_tasks" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER NOT NULL, "assigned_to" INTEGER, "agent_id" INTEGER, "title" VARCHAR(200) NOT NULL, "description" TEXT, "status" VARCHAR(20) DEFAULT 'pending', "priority" VARCHAR(10) DEFAULT 'medium', "category" VARCHAR(50), "due_date" TIMESTAMP, "completed_at" TIMESTAMP, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "completion_percentage" INTEGER DEFAULT 0, CONSTRAINT "chk_tasks_priority_values" CHECK ("priority" IN ('low', 'medium', 'high', 'urgent')), CONSTRAINT "chk_tasks_status_values" CHECK ("status" IN ('pending', 'in_progress', 'completed', 'cancelled')), CONSTRAINT "chk_tasks_completion_percentage" CHECK ("completion_percentage" >= 0 AND "completion_percentage" <= 100), CONSTRAINT "fk_tasks_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE, CONSTRAINT "fk_tasks_assigned_to" FOREIGN KEY ("assigned_to") REFERENCES "iam_users" ("id") ON DELETE SET NULL, CONSTRAINT "fk_tasks_agent" FOREIGN KEY ("agent_id") REFERENCES "ai_agents_agents" ("id") ON DELETE SET NULL);
+CREATE TABLE "tasks_tasks" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "user_id" INTEGER NOT NULL,
+  "assigned_to" INTEGER,
+  "agent_id" INTEGER,
+  "title" VARCHAR(200) NOT NULL,
+  "description" TEXT,
+  "status" VARCHAR(20) DEFAULT 'pending',
+  "priority" VARCHAR(10) DEFAULT 'medium',
+  "category" VARCHAR(50),
+  "due_date" TIMESTAMP,
+  "completed_at" TIMESTAMP,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "completion_percentage" INTEGER DEFAULT 0,
+  CONSTRAINT "chk_tasks_priority_values" CHECK ("priority" IN ('low', 'medium', 'high', 'urgent')),
+  CONSTRAINT "chk_tasks_status_values" CHECK ("status" IN ('pending', 'in_progress', 'completed', 'cancelled')),
+  CONSTRAINT "chk_tasks_completion_percentage" CHECK ("completion_percentage" >= 0 AND "completion_percentage" <= 100),
+  CONSTRAINT "fk_tasks_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE CASCADE,
+  CONSTRAINT "fk_tasks_assigned_to" FOREIGN KEY ("assigned_to") REFERENCES "iam_users" ("id") ON DELETE SET NULL,
+  CONSTRAINT "fk_tasks_agent" FOREIGN KEY ("agent_id") REFERENCES "ai_agents_agents" ("id") ON DELETE SET NULL
+);
 -- + table system_configurations
-CREATE TABLE "system_configurations" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "key" VARCHAR(100) NOT NULL, "value" TEXT, "category" VARCHAR(50), "description" TEXT, "is_public" BOOLEAN DEFAULT 0, "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "last_modified_by" INTEGER, CONSTRAINT "uq_configurations_key" UNIQUE ("key"), CONSTRAINT "fk_configurations_last_modified_by" FOREIGN KEY ("last_modified_by") REFERENCES "iam_users" ("id") ON DELETE SET NULL);
+CREATE TABLE "system_configurations" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "key" VARCHAR(100) NOT NULL,
+  "value" TEXT,
+  "category" VARCHAR(50),
+  "description" TEXT,
+  "is_public" BOOLEAN DEFAULT 0,
+  "updated_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "last_modified_by" INTEGER,
+  CONSTRAINT "uq_configurations_key" UNIQUE ("key"),
+  CONSTRAINT "fk_configurations_last_modified_by" FOREIGN KEY ("last_modified_by") REFERENCES "iam_users" ("id") ON DELETE SET NULL
+);
 -- + table system_audit_logs
-CREATE TABLE "system_audit_logs" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER, "action" VARCHAR(100) NOT NULL, "resource_type" VARCHAR(50), "resource_id" INTEGER, "details" JSON, "ip_address" VARCHAR(45), "user_agent" TEXT, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "log_level" VARCHAR(10) DEFAULT 'info', CONSTRAINT "chk_audit_logs_log_level" CHECK ("log_level" IN ('debug', 'info', 'warning', 'error', 'critical')), CONSTRAINT "fk_audit_logs_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL);
+CREATE TABLE "system_audit_logs" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "user_id" INTEGER,
+  "action" VARCHAR(100) NOT NULL,
+  "resource_type" VARCHAR(50),
+  "resource_id" INTEGER,
+  "details" JSON,
+  "ip_address" VARCHAR(45),
+  "user_agent" TEXT,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  "log_level" VARCHAR(10) DEFAULT 'info',
+  CONSTRAINT "chk_audit_logs_log_level" CHECK ("log_level" IN ('debug', 'info', 'warning', 'error', 'critical')),
+  CONSTRAINT "fk_audit_logs_user" FOREIGN KEY ("user_id") REFERENCES "iam_users" ("id") ON DELETE SET NULL
+);
 -- + table marketplace_tools
-CREATE TABLE "marketplace_tools__dpro_new" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "name" VARCHAR(200) NOT NULL, "description" TEXT, "category" VARCHAR(50), "version" VARCHAR(20), "author" VARCHAR(100), "rating" REAL DEFAULT 0, "download_count" INTEGER DEFAULT 0, "is_active" BOOLEAN DEFAULT 1, "is_verified" BOOLEAN DEFAULT 0, "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE "marketplace_tools__dpro_new" (
+  "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+  "name" VARCHAR(200) NOT NULL,
+  "description" TEXT,
+  "category" VARCHAR(50),
+  "version" VARCHAR(20),
+  "author" VARCHAR(100),
+  "rating" REAL DEFAULT 0,
+  "download_count" INTEGER DEFAULT 0,
+  "is_active" BOOLEAN DEFAULT 1,
+  "is_verified" BOOLEAN DEFAULT 0,
+  "created_at" TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
 -- - drop legacy trigger trg_legacy_tasks_touch
 DROP TRIGGER "trg_legacy_tasks_touch";
 -- - drop legacy view active_users
