@@ -9,6 +9,7 @@ instead of answering from a state the first one is about to change.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -77,7 +78,15 @@ _claims: dict[tuple[str, int], list[int]] = {}  # (lock file, thread) -> [descri
 
 
 def migrate_lock_path(path: Path) -> Path:
-    path = Path(path).resolve()
+    """<file>.dpro-migrate.lock beside the file; a name too long for that is cut and tagged with its hash.
+    realpath, not resolve(): a symbolic link loop is refused by the file checks that follow, in one line."""
+    path = Path(os.path.realpath(path))
+    name = os.fsencode(path.name)
+    if len(name) + len(MIGRATE_LOCK_SUFFIX) > NAME_MAX:
+        tag = "~" + hashlib.sha256(name).hexdigest()[:8]
+        keep = NAME_MAX - len(MIGRATE_LOCK_SUFFIX) - len(tag)
+        return path.with_name(os.fsdecode(name[:keep]) + tag
+                              + MIGRATE_LOCK_SUFFIX)
     return path.with_name(path.name + MIGRATE_LOCK_SUFFIX)
 
 

@@ -106,7 +106,7 @@ def _source_of(source_or_plan: Path) -> Path:
             return Path(json.loads(path.read_text())["source"])
         except (OSError, ValueError, KeyError, TypeError):
             pass  # not a usable plan: apply itself says why
-    return path.resolve()
+    return Path(os.path.realpath(path))  # never raises: a symbolic link loop is refused by the verb, in one line
 
 
 def _first_line(exc: BaseException) -> str:
