@@ -227,16 +227,18 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
           on_reject: str = "fail", compat_views: bool = False, features: tuple[str, ...] = (),
           replace_existing: bool = False, progress=None, rows_progress=None) -> tuple[Plan | None, ApplyResult]:
     target = target or parse_target(None)
-    if not looks_like_plan(source_or_plan):
-        done = site_for(source_or_plan, target).already_applied()
-        if done:
-            return None, done
-    plan = planned(source_or_plan, target, on_reject=on_reject, compat_views=compat_views, features=features,
-                   find_now=False)
-    source = Path(plan.source)
-    return plan, site_for(source, target).apply(plan, backup_dir=backup_dir or default_backup_dir(source),
-                                                replace_existing=replace_existing, progress=progress,
-                                                rows_progress=rows_progress)
+    site = site_for(_source_of(source_or_plan), target)
+    with site.claimed():  # from the first read to the commit: a second dpro-migrate refuses, never reads a stale state
+        if not looks_like_plan(source_or_plan):
+            done = site.already_applied()
+            if done:
+                return None, done
+        plan = planned(source_or_plan, target, on_reject=on_reject, compat_views=compat_views, features=features,
+                       find_now=False)
+        source = Path(plan.source)
+        return plan, site_for(source, target).apply(plan, backup_dir=backup_dir or default_backup_dir(source),
+                                                    replace_existing=replace_existing, progress=progress,
+                                                    rows_progress=rows_progress)
 
 
 @recorded("finalize", _finalized)

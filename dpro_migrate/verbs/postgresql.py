@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import dpro_migrate.safety.ledger as ledger
@@ -26,6 +27,10 @@ class PostgresSite:
 
     def __init__(self, source: Path, target: Target):
         self.source, self.target = Path(source), target
+
+    def claimed(self):
+        """PostgreSQL: the verbs take dpro-migrate's lock on their own connection (db.connections.claim_session)."""
+        return nullcontext()
 
     def already_applied(self) -> ApplyResult | None:
         return None  # apply reads the target's ledger under its own connection

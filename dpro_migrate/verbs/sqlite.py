@@ -47,6 +47,11 @@ class SQLiteSite:
         self.source, self.target = Path(source), target
         self.path = target.path if target.path else self.source  # what verify, rollback and status look at
 
+    def claimed(self):
+        """The file's dpro-migrate lock, held across a whole verb (reentrant: the verb's own steps take it too),
+        so that a second dpro-migrate refuses before it reads anything the first is changing."""
+        return migrate_lock(self.source)
+
     def already_applied(self) -> backend.ApplyResult | None:
         """In place, a migrated file is a finished apply: its time, from the ledger. Read under the file's
         dpro-migrate lock: while a rollback runs, its state is about to change, and apply refuses."""
