@@ -45,6 +45,8 @@ class Dialect:
     def compat_view_sql(self, legacy: str) -> str:
         raise NotImplementedError
 
+    compat_view_options: ClassVar[str] = ""  # between a compatibility view's name and AS
+
     # --- DDL rendering ------------------------------------------------------------------------
     def transform(self, node: exp.Expression) -> exp.Expression:
         """ddl/ is written for PostgreSQL: what changes, node by node, for this dialect."""

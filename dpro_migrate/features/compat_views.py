@@ -19,6 +19,6 @@ def compat_view_operations(res: Resolution, dialect: str, taken: set[str]) -> li
         cols = column_list(res.moves_from(name)[0].columns)
         union = " UNION ALL ".join(f"SELECT {cols} FROM {table_sql(m.target, dialect)}" for m in res.moves_from(name))
         view = impl.compat_view_sql(name)
-        ops.append(CreateCompatView(name, [f"CREATE VIEW {view} AS {impl.compat_view_body(union)}"],
+        ops.append(CreateCompatView(name, [f"CREATE VIEW {view}{impl.compat_view_options} AS {impl.compat_view_body(union)}"],
                                     [f"DROP VIEW IF EXISTS {view}"]))
     return ops
