@@ -7,10 +7,16 @@ DBA usually gives (every table of a schema), and checks what the server answers.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -266,3 +272,138 @@ def test_force_holds_the_owner_to_the_policies(legacy_db, tmp_path, pg_url):
         q(pg_url, f'DROP OWNED BY "{owner}"')
         q(pg_url, f'DROP ROLE "{owner}"')
 
+
+# --- secrets ----------------------------------------------------------------------------------------
+
+
+def with_secrets(url, secret):
+    """The test server trusts local connections: a password in the URL is never asked for, but carried."""
+    parsed = make_url(url).set(password=secret + "-a")
+    return parsed.update_query_dict({"password": secret + "-b"}).render_as_string(hide_password=False)
+
+
+def cli(*args, env_target=None, check=True, timeout=300):
+    env = {**os.environ, "DPRO_MIGRATE_TARGET": env_target} if env_target else dict(os.environ)
+    done = subprocess.run([sys.executable, "-m", "dpro_migrate", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+class CommandLineWatcher(threading.Thread):
+    """Reads every process's command line over and over, and keeps those holding `secret`."""
+
+    def __init__(self, secret):
+        super().__init__(daemon=True)
+        self.secret, self.found, self.seen, self.done = secret.encode(), [], set(), threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            for proc in Path("/proc").iterdir():
+                try:
+                    argv = (proc / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                self.seen.add(argv.split(b"\0")[0].rsplit(b"/", 1)[-1])
+                if self.secret in argv:
+                    self.found.append(argv.replace(b"\0", b" ").decode(errors="replace"))
+            time.sleep(0.005)
+
+    def stop(self):
+        self.done.set()
+        self.join()
+
+
+def test_no_password_in_any_command_line_output_plan_or_ledger(legacy_db, tmp_path, pg_url):
+    secret = f"S3cret{uuid.uuid4().hex[:8]}"
+    url = with_secrets(pg_url, secret)
+    q(pg_url, "CREATE TABLE public.kept (id int); INSERT INTO public.kept VALUES (1)")  # apply dumps it first
+    db = legacy_db()
+    watcher = CommandLineWatcher(secret)
+    watcher.start()
+    try:
+        outputs = [cli("plan", str(db), "--out", str(tmp_path / "plan.json"), env_target=url),
+                   cli("apply", str(tmp_path / "plan.json"), "--yes", "--backup-dir", str(tmp_path / "backups"),
+                       env_target=url),
+                   cli("status", str(db), "--json", env_target=url),
+                   cli("verify", str(db), "--json", env_target=url)]
+        ledger = q(pg_url, "SELECT string_agg(l::text, ' ') FROM system.migration_ledger l")[0][0]
+        outputs.append(cli("rollback", str(db), "--yes", "--backup-dir", str(tmp_path / "backups"), env_target=url))
+    finally:
+        watcher.stop()
+    assert b"pg_dump" in watcher.seen and list((tmp_path / "backups").glob("pg-*.dump"))
+    assert watcher.found == []
+    for done in outputs:
+        assert secret not in done.stdout + done.stderr
+    assert "***" in outputs[2].stdout  # status shows the target, masked
+    assert secret not in (tmp_path / "plan.json").read_text()
+    assert secret not in ledger and "***" in ledger
+
+
+def child_processes(parent, name):
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if comm == name and int(rest[1]) == parent:
+            out.append(int(proc.name))
+    return out
+
+
+def running(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_pg_dump_dies_with_dpro_migrate_and_its_file_is_private(legacy_db, tmp_path, pg_url):
+    secret = f"S3cret{uuid.uuid4().hex[:8]}"
+    q(pg_url, "CREATE TABLE public.kept (id int); INSERT INTO public.kept VALUES (1)")
+    db = legacy_db()
+    backups = tmp_path / "backups"
+    with psycopg.connect(pg_url) as holder:  # pg_dump waits for this lock: it stays alive long enough to look at
+        holder.execute("LOCK TABLE public.kept IN ACCESS EXCLUSIVE MODE")
+        env = {**os.environ, "DPRO_MIGRATE_TARGET": with_secrets(pg_url, secret)}
+        proc = subprocess.Popen([sys.executable, "-m", "dpro_migrate", "apply", str(db), "--yes", "--backup-dir",
+                                 str(backups)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while not (dumps := child_processes(proc.pid, "pg_dump")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert dumps, "pg_dump never started"
+            dump = dumps[0]
+            assert secret.encode() not in Path(f"/proc/{dump}/cmdline").read_bytes()
+            deadline = time.monotonic() + 10
+            while not (partial := list(backups.glob("*.tmp"))) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert partial and partial[0].stat().st_mode & 0o077 == 0
+            proc.kill()  # SIGKILL: dpro-migrate gets no chance to clean up
+            proc.wait()
+            deadline = time.monotonic() + 10
+            while running(dump) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not running(dump), "pg_dump outlived dpro-migrate"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            for pid in child_processes(proc.pid, "pg_dump"):
+                os.kill(pid, 9)
+            holder.rollback()
+
+
+def test_a_malformed_url_is_one_line_without_its_password(legacy_db):
+    for url in ("postgresql://u:hunter2@db.internal:54x2/dpro", "postgresql://u:hunter2@db.internal:99999/dpro"):
+        with pytest.raises(BadInput) as refused:
+            parse_target(url)
+        assert "hunter2" not in str(refused.value) and "port" in str(refused.value)
+        done = cli("status", str(legacy_db()), env_target=url, check=False)
+        assert done.returncode == 2 and "hunter2" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert parse_target("postgresql://u@h/db?password=hunter2&sslmode=require").display == \
+        "postgresql://u@h/db?password=***&sslmode=require"
+    assert "hunter2" not in parse_target("postgresql://u:hunter2@h/db?sslpassword=hunter2").display

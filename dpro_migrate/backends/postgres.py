@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql as pgsql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
@@ -56,20 +61,59 @@ def user_table_count(conn: psycopg.Connection) -> int:
 
 
 def pg_dump(target: Target, directory: Path) -> PgBackup:
-    """A custom-format dump of the whole target database, written under a temporary name then renamed."""
+    """A custom-format dump of the whole target database, written under a temporary name then renamed.
+
+    The password reaches pg_dump through its environment (PGPASSWORD), never its command line, which every
+    local user can read (ps). pg_dump dies with dpro-migrate (Linux: the parent-death signal), and writes
+    its file 0600 from the first byte (umask 077 in the child), removed unless it is complete."""
     if not shutil.which("pg_dump"):
         raise BadInput("the target holds data and pg_dump is not installed to back it up first")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conninfo, env = libpq_command(target)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     final = directory / f"pg-{stamp}.dump"
     tmp = final.with_name(final.name + ".tmp")
-    done = subprocess.run(["pg_dump", "-Fc", "-f", str(tmp), "-d", target.conninfo], capture_output=True, text=True)
-    if done.returncode:
+    parent = os.getpid()
+    try:
+        done = subprocess.run(["pg_dump", "-Fc", "-f", str(tmp), "-d", conninfo], capture_output=True, text=True,
+                              env=env, preexec_fn=lambda: _child_of(parent))
+        if done.returncode:
+            raise BadInput(f"pg_dump of {target.display} failed: "
+                           f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f'exit {done.returncode}'}")
+        tmp.chmod(0o600)
+        tmp.replace(final)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise BadInput(f"pg_dump of {target.display} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
-    tmp.chmod(0o600)
-    tmp.replace(final)
     return PgBackup(final, final.stat().st_size)
+
+
+def libpq_command(target: Target) -> tuple[str, dict[str, str]]:
+    """(conninfo without its password, the environment with PGPASSWORD): how a libpq client program (pg_dump,
+    pg_restore) is told where to connect without a secret in its argv. `sslpassword` has no environment
+    variable: refused rather than shown."""
+    params = {k: v for k, v in conninfo_to_dict(target.conninfo).items() if v is not None}
+    if "sslpassword" in params:
+        raise BadInput(f"{target.display}: sslpassword cannot be handed to pg_dump without showing it on its command "
+                       "line; use a key without a passphrase or a service file (?service=NAME)")
+    env = dict(os.environ)
+    password = params.pop("password", None)
+    if password is not None:
+        env["PGPASSWORD"] = password
+    env["PGAPPNAME"] = "dpro-migrate (pg_dump)"
+    return make_conninfo("", **params), env
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_of(parent: int) -> None:
+    """In the child, before exec: files it creates are private, and it is killed when dpro-migrate dies."""
+    os.umask(0o077)
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # dpro-migrate died before prctl took effect
+            os._exit(1)
 
 
 class PostgresRunner:
