@@ -33,3 +33,21 @@ class OutcomeUnknown(DproMigrateError):
     """A commit whose outcome cannot be known (the connection failed during it): see `status`."""
 
     exit_code = OUTCOME_UNKNOWN
+
+
+class PermissionDenied(DproMigrateError):
+    """The database refused dpro-migrate's role a privilege it needs: nothing was changed."""
+
+    exit_code = BAD_INPUT
+
+
+class Blocked(DproMigrateError):
+    """Another session's lock, a timeout or a cancel stopped the work before it committed: nothing was changed."""
+
+    exit_code = BAD_INPUT
+
+
+class ConnectionLost(DproMigrateError):
+    """The connection broke before COMMIT was sent: the server committed nothing."""
+
+    exit_code = BAD_INPUT

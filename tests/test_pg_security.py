@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import add_orphan_message
 from dpro_migrate import DOMAINS, verbs
-from dpro_migrate.errors import BadInput, DproMigrateError
+from dpro_migrate.errors import BadInput, Blocked, ConnectionLost, OutcomeUnknown, PermissionDenied
 from dpro_migrate.features.app_roles import APPLICATION_ROLE
 from dpro_migrate.targets import parse_target
 
@@ -236,7 +236,7 @@ def test_app_roles_leave_a_role_the_dba_made(legacy_db, tmp_path, pg_url):
     q(pg_url, f'CREATE ROLE "{APPLICATION_ROLE}" NOLOGIN BYPASSRLS')
     try:
         db, target = legacy_db(), parse_target(pg_url)
-        with pytest.raises(DproMigrateError, match="BYPASSRLS"):  # every policy would be void for it
+        with pytest.raises(PermissionDenied, match="BYPASSRLS"):  # every policy would be void for it
             verbs.apply(db, target, backup_dir=tmp_path, features=("row-level-security", "app-roles"))
         assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'")[0][0] == 0
         q(pg_url, f'ALTER ROLE "{APPLICATION_ROLE}" NOBYPASSRLS')
@@ -249,7 +249,7 @@ def test_app_roles_leave_a_role_the_dba_made(legacy_db, tmp_path, pg_url):
         q(pg_url, f'DROP ROLE "{APPLICATION_ROLE}"')
 
 
-def test_force_holds_the_owner_to_the_policies(legacy_db, tmp_path, pg_url):
+def test_force_holds_the_owner_to_the_policies_and_dpro_migrate_refuses_a_filtered_view(legacy_db, tmp_path, pg_url):
     db, target = legacy_db(), parse_target(pg_url)
     with pytest.raises(BadInput, match="also pass --with row-level-security"):
         verbs.make_plan(db, target, features=("force-row-level-security",))
@@ -259,13 +259,19 @@ def test_force_holds_the_owner_to_the_policies(legacy_db, tmp_path, pg_url):
     q(pg_url, f'GRANT CREATE ON DATABASE "{name}" TO "{owner}"')
     as_owner = parse_target(make_url(pg_url).set(username=owner).render_as_string(hide_password=False))
     try:
-        verbs.apply(db, as_owner, backup_dir=tmp_path, features=("row-level-security", "force-row-level-security"))
+        verbs.apply(db, as_owner, backup_dir=tmp_path,
+                    features=("archive-tables", "row-level-security", "force-row-level-security"))
         forced = {r[0] for r in q(pg_url, "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relforcerowsecurity")}
         assert {"iam.users", "communication.messages", "tasks.tasks"} <= forced
         with psycopg.connect(as_owner.conninfo, autocommit=True) as conn:
             assert one(conn, "SELECT count(*) FROM iam.users") == 0  # the owner too, without a user
             conn.execute("SET dpro.user_id = '1'")
             assert conn.execute("SELECT array_agg(id) FROM iam.users").fetchone()[0] == [1]
+        # dpro-migrate's own sessions would see one user's rows: they refuse instead of verifying those
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            verbs.verify(db, as_owner)
+        with pytest.raises(PermissionDenied, match="row-level security"):
+            verbs.archive(db, as_owner, table="messages", older_than=datetime(2024, 6, 1))
         assert verbs.verify(db, target).ok  # a superuser (or BYPASSRLS) sees every row
         verbs.rollback(db, target, backup_dir=tmp_path)
     finally:
@@ -407,3 +413,95 @@ def test_a_malformed_url_is_one_line_without_its_password(legacy_db):
     assert parse_target("postgresql://u@h/db?password=hunter2&sslmode=require").display == \
         "postgresql://u@h/db?password=***&sslmode=require"
     assert "hunter2" not in parse_target("postgresql://u:hunter2@h/db?sslpassword=hunter2").display
+
+
+# --- failures said truly ----------------------------------------------------------------------------
+
+
+def terminate_dpro_migrate(url):
+    """End every session dpro-migrate has open on the test database (found by its application_name)."""
+    return q(url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND application_name = 'dpro-migrate' AND pid <> pg_backend_pid()")[0][0]
+
+
+def test_a_connection_lost_during_the_load_says_nothing_was_committed(legacy_db, tmp_path, pg_url):
+    db, target = legacy_db(), parse_target(pg_url)
+    ended = []
+
+    def cut(op, rows):
+        if not ended:
+            ended.append(terminate_dpro_migrate(pg_url))
+
+    started = time.monotonic()
+    with pytest.raises(ConnectionLost) as lost:
+        verbs.apply(db, target, backup_dir=tmp_path, rows_progress=cut)
+    assert ended == [1]  # the session was found by its name: dpro-migrate
+    message = str(lost.value)
+    assert "COMMIT was never sent" in message and "committed nothing" in message and "status" in message
+    assert "refused" not in message and lost.value.exit_code == 2
+    assert time.monotonic() - started < 10  # told at once, without rerunning the preflight
+    assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = ANY(%s)", (list(DOMAINS),))[0][0] == 0
+
+
+def test_a_connection_lost_during_commit_is_outcome_unknown(legacy_db, tmp_path, pg_url, monkeypatch):
+    import dpro_migrate.safety.ledger as ledger
+
+    db, target = legacy_db(), parse_target(pg_url)
+    q(pg_url, "CREATE FUNCTION public.dpro_end_session() RETURNS trigger LANGUAGE plpgsql AS "
+              "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$")
+    create = ledger.create_sql
+    # the ledger's row fires a deferred trigger, at COMMIT, that ends the session
+    monkeypatch.setattr(ledger, "create_sql", lambda dialect: create(dialect) + "; CREATE CONSTRAINT TRIGGER "
+                        "dpro_end_session AFTER INSERT ON system.migration_ledger DEFERRABLE INITIALLY DEFERRED "
+                        "FOR EACH ROW EXECUTE FUNCTION public.dpro_end_session()")
+    with pytest.raises(OutcomeUnknown) as unknown:
+        verbs.apply(db, target, backup_dir=tmp_path)
+    assert "while PostgreSQL committed the load" in str(unknown.value) and "status" in str(unknown.value)
+    assert unknown.value.exit_code == 3
+
+
+def test_a_lock_held_by_another_session_is_named(legacy_db, tmp_path, pg_url, monkeypatch):
+    monkeypatch.setenv("DPRO_MIGRATE_PG_LOCK_TIMEOUT_MS", "500")
+    db, target = legacy_db(), parse_target(pg_url)
+    q(pg_url, "CREATE SCHEMA iam; CREATE TABLE iam.old_users (id int); INSERT INTO iam.old_users VALUES (1)")
+    with psycopg.connect(pg_url, application_name="the-app") as app:
+        app.execute("SELECT * FROM iam.old_users").fetchall()  # idle in transaction, holding a lock
+        app_pid = app.info.backend_pid
+        # before the fix dpro-migrate waited forever: end the wait, so that the test fails rather than hangs
+        rescue = threading.Timer(30, lambda: q(pg_url, "SELECT pg_terminate_backend(%s)", (app_pid,)))
+        rescue.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(Blocked) as blocked:
+                verbs.apply(db, target, backup_dir=tmp_path, replace_existing=True)
+        finally:
+            rescue.cancel()
+    assert time.monotonic() - started < 20
+    message = str(blocked.value)
+    assert f"pid {app_pid}" in message and "'the-app'" in message and "iam.old_users" in message
+    assert "nothing was changed" in message and "500 ms" in message and blocked.value.exit_code == 2
+    assert q(pg_url, "SELECT count(*) FROM iam.old_users")[0][0] == 1  # replaced nothing
+
+
+def test_a_database_statement_timeout_does_not_cut_dpro_migrate_short(legacy_db, tmp_path, pg_url):
+    db, target = legacy_db(), parse_target(pg_url)
+    q(pg_url, f'ALTER DATABASE "{make_url(pg_url).database}" SET statement_timeout = 1')
+    verbs.apply(db, target, backup_dir=tmp_path, features=("archive-tables",))
+    report = verbs.verify(db, target)
+    assert report.ok, report.failures
+    verbs.rollback(db, target, backup_dir=tmp_path)
+    assert verbs.status(db, target).state == "legacy"
+
+
+def test_a_missing_privilege_is_said_as_such(legacy_db, tmp_path, pg_url):
+    db = legacy_db()
+    limited = f"dpro_limited_{uuid.uuid4().hex[:10]}"
+    q(pg_url, f'CREATE ROLE "{limited}" LOGIN')
+    try:
+        target = parse_target(make_url(pg_url).set(username=limited).render_as_string(hide_password=False))
+        with pytest.raises(PermissionDenied) as denied:
+            verbs.apply(db, target, backup_dir=tmp_path)
+        assert "lacks a privilege" in str(denied.value) and "permission denied" in str(denied.value)
+        assert denied.value.exit_code == 2
+    finally:
+        q(pg_url, f'DROP ROLE "{limited}"')

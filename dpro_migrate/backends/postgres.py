@@ -21,7 +21,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
-from dpro_migrate.db.connections import LOCK_KEY, connect, locked_transaction, open_for_write, open_source, write_transaction
+from dpro_migrate.db.connections import (LOCK_KEY, connect, locked_transaction, open_for_write, open_source,
+                                         transaction_settings_sql, write_transaction)
+from dpro_migrate.db.pgerrors import classify, refused_rows
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed, OutcomeUnknown
@@ -149,8 +151,7 @@ def apply_program(plan: Plan) -> list[Statement]:
     return [Statement("BEGIN", script_only=True),
             Statement(f"SELECT pg_try_advisory_xact_lock({LOCK_KEY})", script_only=True,
                       comment="one dpro-migrate at a time: apply refuses when this answers false"),
-            Statement("SET LOCAL TIME ZONE 'UTC'", script_only=True),
-            Statement("SET LOCAL maintenance_work_mem = '256MB'", script_only=True)]
+            *(Statement(s, script_only=True) for s in transaction_settings_sql())]
 
 
 def apply_script(plan: Plan, backup_dir: Path | None = None) -> str:
@@ -177,6 +178,8 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
     source = Path(plan.source)
     conn = connect(target)
     src = None
+    runner: PostgresRunner | None = None
+    committing = False
     try:
         if has_ledger(conn):
             last = ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
@@ -212,11 +215,13 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                                              state={"target": target.display, "snapshot": str(snapshot.path),
                                                     "xid": xid})
             cur.execute(insert.sql, insert.params)
+            committing = True  # what fails from here on fails during COMMIT
         return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started)
     except psycopg.Error as exc:
-        if plan.on_reject == "fail" and src is not None:  # say which rows, under which rules
-            refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
-        raise ChecksFailed(f"PostgreSQL refused the load, nothing was changed: {first_line(exc)}") from None
+        if refused_rows(exc) and not committing and plan.on_reject == "fail" and src is not None:
+            refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])  # which rows, which rules
+        step = "COMMIT" if committing else runner.current.describe() if runner and runner.current else ""
+        raise classify(exc, conn, display=target.display, work="the load", step=step, committing=committing) from None
     finally:
         conn.close()
         if src is not None:

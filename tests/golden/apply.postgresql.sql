@@ -5,6 +5,8 @@ BEGIN;
 SELECT pg_try_advisory_xact_lock(1685090927);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL maintenance_work_mem = '256MB';
+SET LOCAL statement_timeout = 0;
+SET LOCAL lock_timeout = 5000;
 -- + schema iam
 CREATE SCHEMA "iam";
 -- + schema ai_agents
