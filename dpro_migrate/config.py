@@ -28,12 +28,12 @@ DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 @dataclass(frozen=True)
 class Settings:
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS  # how long to wait for another writer's lock before refusing
-    # PostgreSQL's lock_timeout in dpro-migrate's sessions: a statement waiting longer for a lock another session
-    # holds is cancelled (while it waits, every later request for that table queues behind it); 0: no limit
-    pg_lock_timeout_ms: int = DEFAULT_PG_LOCK_TIMEOUT_MS
     database_url: str | None = None  # the full URL (password included) the generated Alembic env.py uses
     test_pg_url: str = DEFAULT_TEST_PG  # the PostgreSQL server the test suite creates its databases on
     log_dir: Path | None = None  # where the CLI writes the traceback of an unexpected error (None: the temp dir)
+    # PostgreSQL's lock_timeout in dpro-migrate's sessions: a statement waiting longer for a lock another session
+    # holds is cancelled (while it waits, every later request for that table queues behind it); 0: no limit
+    pg_lock_timeout_ms: int = DEFAULT_PG_LOCK_TIMEOUT_MS
 
 
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
