@@ -14,11 +14,13 @@ from typing import Mapping
 from .errors import BadInput
 
 BUSY_TIMEOUT_ENV = "DPRO_MIGRATE_BUSY_TIMEOUT_MS"
+PG_LOCK_TIMEOUT_ENV = "DPRO_MIGRATE_PG_LOCK_TIMEOUT_MS"
 DATABASE_URL_ENV = "DPRO_MIGRATE_DATABASE_URL"
 TEST_PG_ENV = "DPRO_MIGRATE_TEST_PG"
 TARGET_ENV = "DPRO_MIGRATE_TARGET"
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+DEFAULT_PG_LOCK_TIMEOUT_MS = 5000
 MAX_BUSY_TIMEOUT_MS = 2**31 - 1  # SQLite's busy_timeout is a C int
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -29,6 +31,9 @@ class Settings:
     database_url: str | None = None  # the full URL (password included) the generated Alembic env.py uses
     test_pg_url: str = DEFAULT_TEST_PG  # the PostgreSQL server the test suite creates its databases on
     log_dir: Path | None = None  # where the CLI writes the traceback of an unexpected error (None: the temp dir)
+    # PostgreSQL's lock_timeout in dpro-migrate's sessions: a statement waiting longer for a lock another session
+    # holds is cancelled (while it waits, every later request for that table queues behind it); 0: no limit
+    pg_lock_timeout_ms: int = DEFAULT_PG_LOCK_TIMEOUT_MS
 
 
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
@@ -36,6 +41,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     A variable set to the empty string counts as unset."""
     return Settings(
         busy_timeout_ms=_milliseconds(environ, BUSY_TIMEOUT_ENV, DEFAULT_BUSY_TIMEOUT_MS),
+        pg_lock_timeout_ms=_milliseconds(environ, PG_LOCK_TIMEOUT_ENV, DEFAULT_PG_LOCK_TIMEOUT_MS),
         database_url=environ.get(DATABASE_URL_ENV) or None,
         test_pg_url=environ.get(TEST_PG_ENV) or DEFAULT_TEST_PG,
         log_dir=_log_dir(environ),

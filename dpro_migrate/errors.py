@@ -41,3 +41,21 @@ class Locked(DproMigrateError):
     or another dpro-migrate is at work on the same file or database: nothing was changed; try again later."""
 
     exit_code = LOCKED
+
+
+class PermissionDenied(DproMigrateError):
+    """The database refused dpro-migrate's role a privilege it needs: nothing was changed."""
+
+    exit_code = BAD_INPUT
+
+
+class Blocked(DproMigrateError):
+    """Another session's lock, a timeout or a cancel stopped the work before it committed: nothing was changed."""
+
+    exit_code = BAD_INPUT
+
+
+class ConnectionLost(DproMigrateError):
+    """The connection broke before COMMIT was sent: the server committed nothing."""
+
+    exit_code = BAD_INPUT

@@ -30,13 +30,22 @@ def in_place() -> Target:
     return Target(SQLITE, IN_PLACE)
 
 
+# libpq parameters that carry a secret when given in a URL's query (postgresql://host/db?password=...)
+SECRET_PARAMS = frozenset({"password", "sslpassword"})
+HIDDEN = "***"
+
+
 def parse_target(url: str | None) -> Target:
     if not url:
         return in_place()
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise BadInput(f"--target {mask(url)!r} is not a database URL (postgresql://... or sqlite:///path)") from None
+        port = parsed.port  # SQLAlchemy reads it as a number: "5432x" fails here
+    except (ArgumentError, ValueError) as exc:
+        reason = "not a database URL" if isinstance(exc, ArgumentError) else "its port is not a number"
+        raise BadInput(f"--target {mask(url)!r}: {reason} (postgresql://user@host:5432/db or sqlite:///path)") from None
+    if port is not None and not 0 < port < 65536:
+        raise BadInput(f"--target {mask(url)!r}: port {port} is not between 1 and 65535")
     backend = parsed.get_backend_name()
     if backend not in TARGETS:
         raise BadInput(f"--target {backend}: only postgresql:// and sqlite:/// targets are supported")
@@ -51,7 +60,15 @@ def _sqlite_file(url: URL) -> Target:
 
 def _postgres_server(url: URL) -> Target:
     plain = url.set(drivername="postgresql")
-    return Target(POSTGRES, plain.render_as_string(hide_password=True), conninfo=plain.render_as_string(hide_password=False))
+    return Target(POSTGRES, _shown(plain), conninfo=plain.render_as_string(hide_password=False))
+
+
+def _shown(url: URL) -> str:
+    """The URL as it may be printed, logged and stored: every secret it carries replaced by ***."""
+    secrets = {k: HIDDEN for k in url.query if k.lower() in SECRET_PARAMS}
+    text = url.update_query_dict(secrets).render_as_string(hide_password=True) if secrets else \
+        url.render_as_string(hide_password=True)
+    return text.replace("%2A%2A%2A", HIDDEN)
 
 
 # SQLAlchemy's backend name of a --target URL -> the target it names
@@ -60,6 +77,9 @@ TARGETS = {SQLITE: _sqlite_file, POSTGRES: _postgres_server}
 
 def mask(url: str) -> str:
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
+        return _shown(make_url(url))
+    except (ArgumentError, ValueError):
+        # Unparsable: show the scheme and host part only, never what may be a password.
+        scheme, sep, rest = url.partition("://")
+        host = rest.rpartition("@")[2].split("/")[0].split("?")[0]
+        return f"{scheme}{sep}…@{host}" if sep and "@" in rest else (f"{scheme}{sep}{host}" if sep else "<unparsable URL>")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -12,12 +16,15 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql as pgsql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import attach_readonly
-from dpro_migrate.db.connections import LOCK_KEY, claim_session, connect, locked_transaction, open_for_write, open_source, write_transaction
+from dpro_migrate.db.connections import (LOCK_KEY, claim_session, connect, locked_transaction, open_for_write,
+                                         open_source, transaction_settings_sql, write_transaction)
+from dpro_migrate.db.pgerrors import classify, refused_rows
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed, OutcomeUnknown
@@ -57,20 +64,59 @@ def user_table_count(conn: psycopg.Connection) -> int:
 
 
 def pg_dump(target: Target, directory: Path) -> PgBackup:
-    """A custom-format dump of the whole target database, written under a temporary name then renamed."""
+    """A custom-format dump of the whole target database, written under a temporary name then renamed.
+
+    The password reaches pg_dump through its environment (PGPASSWORD), never its command line, which every
+    local user can read (ps). pg_dump dies with dpro-migrate (Linux: the parent-death signal), and writes
+    its file 0600 from the first byte (umask 077 in the child), removed unless it is complete."""
     if not shutil.which("pg_dump"):
         raise BadInput("the target holds data and pg_dump is not installed to back it up first")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conninfo, env = libpq_command(target)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     final = directory / f"pg-{stamp}.dump"
     tmp = final.with_name(final.name + ".tmp")
-    done = subprocess.run(["pg_dump", "-Fc", "-f", str(tmp), "-d", target.conninfo], capture_output=True, text=True)
-    if done.returncode:
+    parent = os.getpid()
+    try:
+        done = subprocess.run(["pg_dump", "-Fc", "-f", str(tmp), "-d", conninfo], capture_output=True, text=True,
+                              env=env, preexec_fn=lambda: _child_of(parent))
+        if done.returncode:
+            raise BadInput(f"pg_dump of {target.display} failed: "
+                           f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f'exit {done.returncode}'}")
+        tmp.chmod(0o600)
+        tmp.replace(final)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise BadInput(f"pg_dump of {target.display} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
-    tmp.chmod(0o600)
-    tmp.replace(final)
     return PgBackup(final, final.stat().st_size)
+
+
+def libpq_command(target: Target) -> tuple[str, dict[str, str]]:
+    """(conninfo without its password, the environment with PGPASSWORD): how a libpq client program (pg_dump,
+    pg_restore) is told where to connect without a secret in its argv. `sslpassword` has no environment
+    variable: refused rather than shown."""
+    params = {k: v for k, v in conninfo_to_dict(target.conninfo).items() if v is not None}
+    if "sslpassword" in params:
+        raise BadInput(f"{target.display}: sslpassword cannot be handed to pg_dump without showing it on its command "
+                       "line; use a key without a passphrase or a service file (?service=NAME)")
+    env = dict(os.environ)
+    password = params.pop("password", None)
+    if password is not None:
+        env["PGPASSWORD"] = password
+    env["PGAPPNAME"] = "dpro-migrate (pg_dump)"
+    return make_conninfo("", **params), env
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_of(parent: int) -> None:
+    """In the child, before exec: files it creates are private, and it is killed when dpro-migrate dies."""
+    os.umask(0o077)
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # dpro-migrate died before prctl took effect
+            os._exit(1)
 
 
 class PostgresRunner:
@@ -106,8 +152,7 @@ def apply_program(plan: Plan) -> list[Statement]:
     return [Statement("BEGIN", script_only=True),
             Statement(f"SELECT pg_try_advisory_xact_lock({LOCK_KEY})", script_only=True,
                       comment="one dpro-migrate at a time: apply refuses when this answers false"),
-            Statement("SET LOCAL TIME ZONE 'UTC'", script_only=True),
-            Statement("SET LOCAL maintenance_work_mem = '256MB'", script_only=True)]
+            *(Statement(s, script_only=True) for s in transaction_settings_sql())]
 
 
 def apply_script(plan: Plan, backup_dir: Path | None = None) -> str:
@@ -134,6 +179,8 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
     source = Path(plan.source)
     conn = connect(target)
     src = None
+    runner: PostgresRunner | None = None
+    committing = False
     try:
         claim_session(conn, target)  # before the ledger is read: a second dpro-migrate refuses, never reads a stale state
         if has_ledger(conn):
@@ -170,11 +217,13 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                                              state={"target": target.display, "snapshot": str(snapshot.path),
                                                     "xid": xid})
             cur.execute(insert.sql, insert.params)
+            committing = True  # what fails from here on fails during COMMIT
         return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started)
     except psycopg.Error as exc:
-        if plan.on_reject == "fail" and src is not None:  # say which rows, under which rules
-            refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
-        raise ChecksFailed(f"PostgreSQL refused the load, nothing was changed: {first_line(exc)}") from None
+        if refused_rows(exc) and not committing and plan.on_reject == "fail" and src is not None:
+            refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])  # which rows, which rules
+        step = "COMMIT" if committing else runner.current.describe() if runner and runner.current else ""
+        raise classify(exc, conn, display=target.display, work="the load", step=step, committing=committing) from None
     finally:
         conn.close()
         if src is not None:

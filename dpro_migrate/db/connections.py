@@ -37,6 +37,8 @@ MIGRATE_LOCK_SUFFIX = ".dpro-migrate.lock"
 # Told what a lock wait is waiting for, once, when the wait begins.
 Waiting = Callable[[str], None]
 
+APPLICATION_NAME = "dpro-migrate"  # pg_stat_activity.application_name of every session dpro-migrate opens
+
 
 def lock_timeout_ms() -> int:
     """How long to wait for another writer (the application, another dpro-migrate) before refusing."""
@@ -302,14 +304,37 @@ def connect(target: Target) -> psycopg.Connection:
     return connect_postgres(target.conninfo, target.display)
 
 
+def pg_lock_timeout_ms() -> int:
+    """How long a statement of dpro-migrate waits for a lock another session holds (PostgreSQL lock_timeout)."""
+    return load_settings().pg_lock_timeout_ms
+
+
+def session_settings_sql() -> list[str]:
+    """What every dpro-migrate session sets, whatever the role or database defaults say: no statement_timeout
+    (a COPY or an index build may take minutes, and a cancelled verify would blame the data), a bounded wait
+    for locks (a waiting ALTER or DROP queues every later query of the application on that table behind it),
+    and row_security off: a table whose policies would hide rows from this role is an error, never a
+    silently smaller table to verify, compare or write back (superusers and BYPASSRLS roles are unaffected;
+    a FORCE'd table's owner is refused)."""
+    return ["SET statement_timeout = 0", f"SET lock_timeout = {int(pg_lock_timeout_ms())}", "SET row_security = off"]
+
+
 def connect_postgres(conninfo: str, display: str) -> psycopg.Connection:
-    """`display` is what messages may show: the URL without its password."""
+    """`display` is what messages may show: the URL without its password. The session is named
+    `dpro-migrate` (pg_stat_activity.application_name) for the DBA."""
     try:
         # autocommit: every unit of work is an explicit `with conn.transaction()`, nothing left open by accident.
-        return psycopg.connect(conninfo, connect_timeout=10, autocommit=True)
+        conn = psycopg.connect(conninfo, connect_timeout=10, autocommit=True, application_name=APPLICATION_NAME)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
         raise BadInput(f"cannot connect to {display}: {reason}") from None
+    try:
+        for statement in session_settings_sql():
+            conn.execute(statement)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 @contextmanager
@@ -317,8 +342,8 @@ def locked_transaction(conn: psycopg.Connection, target: Target) -> Iterator[Non
     with conn.transaction():
         if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
             raise Locked(f"{target.display}: another dpro-migrate is at work on this database; nothing was changed")
-        conn.execute("SET LOCAL TIME ZONE 'UTC'")
-        conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for statement in transaction_settings_sql():
+            conn.execute(statement)
         yield
 
 
@@ -341,6 +366,13 @@ def claim_database(conn: psycopg.Connection, target: Target) -> Iterator[None]:
     finally:
         if not conn.closed:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def transaction_settings_sql() -> list[str]:
+    """The settings of dpro-migrate's own transactions (SET LOCAL: they hold through a pooler that hands the
+    session to someone else afterwards)."""
+    return ["SET LOCAL TIME ZONE 'UTC'", "SET LOCAL maintenance_work_mem = '256MB'", "SET LOCAL statement_timeout = 0",
+            f"SET LOCAL lock_timeout = {int(pg_lock_timeout_ms())}"]
 
 
 def open_source(path: Path) -> sqlite3.Connection:

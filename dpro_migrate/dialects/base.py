@@ -55,6 +55,8 @@ class Dialect:
     def compat_view_sql(self, legacy: str) -> str:
         raise NotImplementedError
 
+    compat_view_options: ClassVar[str] = ""  # between a compatibility view's name and AS
+
     def compat_view_body(self, union: str) -> str:
         raise NotImplementedError
 

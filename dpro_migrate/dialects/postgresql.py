@@ -25,7 +25,8 @@ class PostgresDialect(Dialect):
     ledger_key = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
     has_schemas = True
     trigger_body_starts = r"\bEXECUTE\b"
-    features = ("new-tables", "archive-tables", "row-level-security", "partition-by-month")
+    features = ("new-tables", "archive-tables", "row-level-security", "partition-by-month", "force-row-level-security",
+                "app-roles")
     alembic_options = {}
     # Alembic's version table lives in system, with dpro-migrate's own bookkeeping: see handoff/environment.py.
     version_table_schema = "system"
@@ -49,6 +50,10 @@ class PostgresDialect(Dialect):
 
     def compat_view_sql(self, legacy: str) -> str:
         return f"\"public\".{quote_ident(legacy)}"
+
+    # The view reads its tables with the rights of whoever queries it, not its owner's (the migrating role,
+    # which row-level security does not restrict): the tables' grants and policies apply through it.
+    compat_view_options = " WITH (security_invoker = true)"
 
     def compat_view_body(self, union: str) -> str:
         # OFFSET 0: PostgreSQL would otherwise let writes through a simple view; these are for reading.

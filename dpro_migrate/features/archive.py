@@ -28,6 +28,7 @@ import psycopg
 
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate.db.connections import connect_postgres, open_for_write, write_transaction
+from dpro_migrate.db.pgerrors import classify
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.plan.archived import SUFFIX, archive_index_name, archive_of
 from dpro_migrate.plan.operations import CreateArchive, Operation
@@ -270,6 +271,7 @@ def _move_postgres(connection_info, src_q: str, dst_q: str, cond: tuple[str, tup
     conninfo, display = _pg_target(connection_info)
     s, d = table_sql(src_q, POSTGRES), table_sql(dst_q, POSTGRES)
     conn = connect_postgres(conninfo, display)
+    committing = False
     try:
         with conn.transaction(), conn.cursor() as cur:
             src_cols, dst_cols = _pg_columns(cur, src_q), _pg_columns(cur, dst_q)
@@ -315,11 +317,10 @@ def _move_postgres(connection_info, src_q: str, dst_q: str, cond: tuple[str, tup
             for rel, name in triggers:
                 cur.execute(f"ALTER TABLE {rel} ENABLE TRIGGER {quote_ident(name)}")
             _check_counts(n, inserted, same, deleted, absent, src_q, dst_q)
+            committing = True
         return ArchiveResult(deleted, src_q, dst_q, None, same)
     except psycopg.Error as exc:
-        text = str(exc).strip()
-        raise ChecksFailed(f"PostgreSQL refused the archive move, nothing was changed: "
-                           f"{text.splitlines()[0] if text else type(exc).__name__}") from None
+        raise classify(exc, conn, display=display, work="the archive move", committing=committing) from None
     finally:
         conn.close()
 

@@ -29,7 +29,8 @@ def compat_view_operations(res: Resolution, dialect: str, taken: set[str],
         view = impl.compat_view_sql(name)
         parts = [ViewPart(table_sql(m.target, dialect), m.where) for m in moves]
         writes = impl.compat_view_write_sql(name, columns, parts, _defaults(moves[0], schema, dialect))
-        ops.append(CreateCompatView(name, [f"CREATE VIEW {view} AS {impl.compat_view_body(union)}", *writes],
+        ops.append(CreateCompatView(name, [f"CREATE VIEW {view}{impl.compat_view_options} AS {impl.compat_view_body(union)}",
+                                     *writes],
                                     [f"DROP VIEW IF EXISTS {view}"], writable=bool(writes)))
     return ops
 

@@ -10,8 +10,10 @@ from typing import Iterable
 
 from dpro_migrate.dialects import POSTGRES, get_dialect, table_sql
 from dpro_migrate.errors import BadInput
+from dpro_migrate.features.rls import rls_operation_like
 from dpro_migrate.model.legacy import connect_readonly
-from dpro_migrate.plan.operations import AddConstraint, CopyRows, CreatePartition, CreateTable, Operation, RowMove
+from dpro_migrate.plan.operations import (AddConstraint, CopyRows, CreatePartition, CreateTable, EnableRowLevelSecurity,
+                                          Operation, RowMove)
 from dpro_migrate.plan.preflight import SETUP_SQL
 from dpro_migrate.sqlnames import quote_ident
 
@@ -98,7 +100,11 @@ def partition_plan(ops: list[Operation], source: Path, tables: Iterable[str] = P
     key is part of the primary key, so NOT NULL: apply would fail) or the rows span more than max_months
     months. `months_ahead` adds partitions for that many months after the last one (rows written after
     the cutover would otherwise all land in the DEFAULT partition, and a month's partition cannot be
-    created later while DEFAULT holds rows of that month)."""
+    created later while DEFAULT holds rows of that month).
+
+    A table with row-level security in `ops` gets the same on each partition, right after its own: a
+    partition is a table an application role can be granted, and reading it directly applies its own
+    policies, not its parent's. A partition a DBA adds later needs the same (see README)."""
     tables = list(tables)
     by_name = {op.table: op for op in ops if isinstance(op, CreateTable)}
     missing = [t for t in tables if t not in by_name]
@@ -133,6 +139,11 @@ def partition_plan(ops: list[Operation], source: Path, tables: Iterable[str] = P
             out += [replace(parent, extra_columns=op.extra_columns), *partitions]
         elif isinstance(op, AddConstraint) and op.table in replaced and op.constraint == "primary_key":
             out.append(replace(op, sql=[replaced[op.table][1]], columns=["id", PARTITION_KEY]))
+        elif isinstance(op, EnableRowLevelSecurity) and op.table in replaced:
+            out.append(op)
+            secured = {o.table for o in ops if isinstance(o, EnableRowLevelSecurity)}
+            out += [rls_operation_like(op, p.name) for p in replaced[op.table][0][1:]
+                    if isinstance(p, CreatePartition) and p.name not in secured]
         elif isinstance(op, CopyRows) and op.target in replaced:
             out.append(replace(op, sql=[DIALECT.copy_statement(table_sql(op.target, POSTGRES), op.columns,
                                                                freeze=False)]))

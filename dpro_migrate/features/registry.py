@@ -9,6 +9,7 @@ from typing import Callable
 
 from dpro_migrate.dialects import DIALECTS, get_dialect, physical_name
 from dpro_migrate.errors import BadInput
+from dpro_migrate.features.app_roles import app_role_operations
 from dpro_migrate.features.archive import archive_operations
 from dpro_migrate.features.compat_views import compat_view_operations
 from dpro_migrate.features.new_tables import new_table_operations
@@ -53,7 +54,18 @@ def _archive_tables(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
 
 
 def _row_level_security(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
-    return ops + rls_operations(ctx.schema, new_tables() if "new-tables" in ctx.features else ())
+    return ops + rls_operations(ctx.schema, new_tables() if "new-tables" in ctx.features else (), ops,
+                                force="force-row-level-security" in ctx.features)
+
+
+def _force_row_level_security(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
+    if "row-level-security" not in ctx.features:  # _row_level_security reads it
+        raise BadInput("--with force-row-level-security: also pass --with row-level-security")
+    return ops
+
+
+def _app_roles(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
+    return app_role_operations(ops)  # last: its grants cover every table and view the plan creates
 
 
 def _partition_by_month(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
@@ -66,6 +78,8 @@ FEATURES: dict[str, Callable[[list[Operation], PlanContext], list[Operation]]] =
     "archive-tables": _archive_tables,
     "row-level-security": _row_level_security,
     "partition-by-month": _partition_by_month,
+    "force-row-level-security": _force_row_level_security,
+    "app-roles": _app_roles,
 }
 
 

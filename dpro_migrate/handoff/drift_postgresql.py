@@ -42,7 +42,8 @@ def partition_parent(table: sa.Table) -> str | None:
 def policy_differences(conn: sa.engine.Connection, policies: dict[str, str]) -> list[Difference]:
     """Every policy apply created (--with row-level-security) exists, on a table with row-level security on."""
     out: list[Difference] = []
-    for table, policy in sorted(policies.items()):
+    named = ((table, policy.strip()) for table, names in sorted(policies.items()) for policy in names.split(","))
+    for table, policy in named:  # a table may have several policies, listed "a, b" by its operation
         schema_name, name = table.split(".", 1)
         row = conn.execute(sa.text(
             "SELECT c.relrowsecurity, EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = :p) "

@@ -99,12 +99,14 @@ def share_id_space(legacy: str, targets: list[str], legacy_sequence: int) -> Sha
     an identity; an identity owns its sequence and cannot share it, and keeping two identities level with a
     trigger leaves a window between one session's nextval and its setval of the other (two concurrent inserts
     then get one id). nextval on one sequence has no such window. The reverse gives each part its identity
-    back, continuing after the shared sequence, and drops the sequence."""
+    back, continuing after the shared sequence, and drops the sequence. An identity needs no privilege beyond
+    INSERT on its table; a sequence needs USAGE: granted to PUBLIC, so every role that may insert into either
+    part still can (nextval hands out numbers; it reads no data)."""
     sequence = f"{targets[0].split('.')[0]}.{legacy}_id_seq"
     seq = table_sql(sequence, POSTGRES)
     tables = [table_sql(t, POSTGRES) for t in targets]
     highest = ", ".join(f"(SELECT max(\"id\") FROM {t})" for t in tables)
-    sql = [f"CREATE SEQUENCE {seq} AS bigint",
+    sql = [f"CREATE SEQUENCE {seq} AS bigint", f"GRANT USAGE ON SEQUENCE {seq} TO PUBLIC",
            f"SELECT setval({quote_literal(seq)}, greatest(m, {int(legacy_sequence)}, 1), m > 0 OR {int(legacy_sequence)} > 0) "
            f"FROM (SELECT greatest({highest}, 0) AS m) AS highest"]
     reverse = []

@@ -397,6 +397,25 @@ class EnableRowLevelSecurity(Operation):
     force: bool = False
 
 
+@dataclass
+class CreateRole(Operation):
+    """A role the application is granted through (--with app-roles). Roles belong to the whole server: apply
+    creates it only when absent, and its reverse drops it only when dpro-migrate made it and nothing uses it."""
+
+    kind = "create_role"
+    what = "role"
+
+
+@dataclass
+class GrantPrivileges(Operation):
+    """The privileges a role gets on what the plan creates; they go with the objects when rollback drops them."""
+
+    kind = "grant"
+    symbol = "~"
+    what = "privileges for"
+    role: str = ""
+
+
 # --- (de)serialisation --------------------------------------------------------------------------
 
 

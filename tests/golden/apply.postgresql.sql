@@ -5,6 +5,8 @@ BEGIN;
 SELECT pg_try_advisory_xact_lock(1685090927);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL maintenance_work_mem = '256MB';
+SET LOCAL statement_timeout = 0;
+SET LOCAL lock_timeout = 5000;
 -- + schema iam
 CREATE SCHEMA "iam";
 -- + schema ai_agents
@@ -569,6 +571,7 @@ WHEN (NEW.sender_type = 'agent' AND NEW.agent_id IS NOT NULL)
 EXECUTE FUNCTION system.touch_agent_activity();
 -- ~ one id space for activity_logs: iam.authentication_logs, system.audit_logs
 CREATE SEQUENCE "iam"."activity_logs_id_seq" AS bigint;
+GRANT USAGE ON SEQUENCE "iam"."activity_logs_id_seq" TO PUBLIC;
 SELECT setval('"iam"."activity_logs_id_seq"', greatest(m, 40, 1), m > 0 OR 40 > 0) FROM (SELECT greatest((SELECT max("id") FROM "iam"."authentication_logs"), (SELECT max("id") FROM "system"."audit_logs"), 0) AS m) AS highest;
 ALTER TABLE "iam"."authentication_logs" ALTER COLUMN "id" DROP IDENTITY;
 ALTER TABLE "iam"."authentication_logs" ALTER COLUMN "id" SET DEFAULT nextval('"iam"."activity_logs_id_seq"'::regclass);
