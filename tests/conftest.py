@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 
@@ -114,3 +115,16 @@ def pg_url(request):
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """An Alembic env.py configures logging from alembic.ini (as every Alembic env does): undo it after each test."""
+    root = logging.getLogger()
+    saved = (root.level, root.handlers[:],
+             {n: logging.getLogger(n).level for n in ("alembic", "sqlalchemy.engine")})
+    yield
+    root.setLevel(saved[0])
+    root.handlers[:] = saved[1]
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)

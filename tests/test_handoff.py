@@ -6,7 +6,6 @@ a throwaway PostgreSQL database from the pg_url fixture).
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 import sqlite3
@@ -33,17 +32,6 @@ from dpro_migrate.targets import parse_target
 DIALECTS = [SQLITE, pytest.param(POSTGRES, marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """env.py configures logging from alembic.ini (as every Alembic env does): undo it after each test."""
-    root = logging.getLogger()
-    saved = (root.level, root.handlers[:],
-             {n: logging.getLogger(n).level for n in ("alembic", "sqlalchemy.engine")})
-    yield
-    root.setLevel(saved[0])
-    root.handlers[:] = saved[1]
-    for name, level in saved[2].items():
-        logging.getLogger(name).setLevel(level)
 
 
 # --- helpers ------------------------------------------------------------------------------------

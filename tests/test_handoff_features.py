@@ -7,7 +7,6 @@ Alembic's real commands (check, revision --autogenerate, upgrade, downgrade) aga
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sqlite3
 import subprocess
@@ -32,17 +31,6 @@ EVERY_FEATURE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """env.py configures logging from alembic.ini (as every Alembic env does): undo it after each test."""
-    root = logging.getLogger()
-    saved = (root.level, root.handlers[:],
-             {n: logging.getLogger(n).level for n in ("alembic", "sqlalchemy.engine")})
-    yield
-    root.setLevel(saved[0])
-    root.handlers[:] = saved[1]
-    for name, level in saved[2].items():
-        logging.getLogger(name).setLevel(level)
 
 
 class Handed:

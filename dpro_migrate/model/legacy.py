@@ -140,17 +140,22 @@ def is_symlink_loop(path: Path) -> bool:
     return False
 
 
-def check_sqlite_file(path: Path) -> None:
-    """Refuse, with one line, anything that is not an intact SQLite file. Reads the header only."""
+def check_file_stat(path: Path) -> None:
+    """Refuse, with one line, what cannot be a SQLite file by its directory entry alone (never opened)."""
     if not path.exists():
         raise BadInput(f"{path}: is a symbolic link loop" if is_symlink_loop(path) else f"{path}: no such file")
     if path.is_dir():
         raise BadInput(f"{path}: is a directory, not a SQLite database file")
     if not os.access(path, os.R_OK):
         raise BadInput(f"{path}: cannot be read (permission denied)")
-    size = path.stat().st_size
-    if size == 0:
+    if path.stat().st_size == 0:
         raise BadInput(f"{path}: is empty, not a SQLite database")
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse, with one line, anything that is not an intact SQLite file. Reads the header only."""
+    check_file_stat(path)
+    size = path.stat().st_size
     with path.open("rb") as f:
         header = f.read(100)
     if not header.startswith(SQLITE_HEADER):

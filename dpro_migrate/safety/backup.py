@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 
 from dpro_migrate.db.connections import NAME_MAX, is_busy, lock_timeout_ms, locked_message
 from dpro_migrate.errors import BadInput, ChecksFailed, Locked
-from dpro_migrate.model.legacy import is_symlink_loop
+from dpro_migrate.model.legacy import check_file_stat
 from dpro_migrate.sqlnames import quote_ident
 
 
@@ -156,20 +156,14 @@ def copy_connection(conn: sqlite3.Connection, source: Path, directory: Path | No
 
 
 def _check_without_opening(source: Path) -> None:
-    """The stat-only part of legacy.check_sqlite_file; SQLite itself refuses a file that is not a database.
+    """legacy.check_file_stat, the part of check_sqlite_file that does not open the file; SQLite itself
+    refuses a file that is not a database.
 
     backup_file must not open the database file from Python: apply and rollback call it while their
     connection holds SQLite's write lock, and closing any descriptor of that file releases every POSIX
     lock this process holds on it, so another process could start writing in the middle of the migration.
     """
-    if not source.exists():
-        raise BadInput(f"{source}: is a symbolic link loop" if is_symlink_loop(source) else f"{source}: no such file")
-    if source.is_dir():
-        raise BadInput(f"{source}: is a directory, not a SQLite database file")
-    if not os.access(source, os.R_OK):
-        raise BadInput(f"{source}: cannot be read (permission denied)")
-    if source.stat().st_size == 0:
-        raise BadInput(f"{source}: is empty, not a SQLite database")
+    check_file_stat(source)
 
 
 def copy_under_lock(transaction, directory: Path | None = None, progress=None) -> CopiedBackup:
