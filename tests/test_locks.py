@@ -456,3 +456,17 @@ def test_a_database_claimed_by_one_dpro_migrate_refuses_another(pg_url):
     finally:
         first.close()
         second.close()
+
+
+def test_readers_name_a_lock_as_a_lock(legacy_db):
+    """inspect and plan (the readers) facing a writer that locks every reader out: exit 4, worded as a lock,
+    never as an unusable or unreadable file."""
+    db = legacy_db()
+    exclusive = HOLD_READ.replace('"BEGIN"', '"BEGIN EXCLUSIVE"')
+    with held(db, exclusive):
+        for verb in ("inspect", "plan"):
+            done = subprocess.run(cli(verb, db), capture_output=True, text=True,
+                                  env={**os.environ, "DPRO_MIGRATE_BUSY_TIMEOUT_MS": "200"})
+            assert done.returncode == 4, (verb, done.stderr)
+            assert "is locked by another connection" in done.stderr, done.stderr
+            assert "not a usable" not in done.stderr and "cannot be read" not in done.stderr

@@ -22,7 +22,7 @@ import psycopg
 
 from dpro_migrate.config import load_settings
 from dpro_migrate.errors import BadInput, Locked
-from dpro_migrate.model.legacy import check_sqlite_file, connect_readonly
+from dpro_migrate.model.legacy import check_sqlite_file, connect_readonly, is_busy
 from dpro_migrate.targets import Target
 
 try:
@@ -43,13 +43,6 @@ APPLICATION_NAME = "dpro-migrate"  # pg_stat_activity.application_name of every 
 def lock_timeout_ms() -> int:
     """How long to wait for another writer (the application, another dpro-migrate) before refusing."""
     return load_settings().busy_timeout_ms
-
-
-def is_busy(exc: BaseException | None) -> bool:
-    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock (not a damaged or unreadable file)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in (
-        sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def locked_message(path: Path, timeout_ms: int | None = None, outcome: str = "nothing was changed") -> str:

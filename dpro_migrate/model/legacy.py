@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dpro_migrate.errors import BadInput
+from dpro_migrate.errors import BadInput, Locked
 from dpro_migrate.sqlnames import quote_ident
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -140,6 +140,13 @@ def is_symlink_loop(path: Path) -> bool:
     return False
 
 
+def is_busy(exc: BaseException | None) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock (not a damaged or unreadable file)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in (
+        sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def check_file_stat(path: Path) -> None:
     """Refuse, with one line, what cannot be a SQLite file by its directory entry alone (never opened)."""
     if not path.exists():
@@ -191,6 +198,8 @@ def connect_readonly(path: Path, *, any_thread: bool = False) -> sqlite3.Connect
         except sqlite3.OperationalError as exc:
             if attempt == 1 and "readonly" in str(exc) and _recover_hot_journal(path):
                 continue
+            if is_busy(exc):
+                raise Locked(f"{path}: is locked by another connection (a writer); nothing was changed") from None
             raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
         except sqlite3.DatabaseError as exc:
             raise BadInput(f"{path}: is not a usable SQLite database ({exc})") from None
@@ -240,6 +249,8 @@ def read_database(conn: sqlite3.Connection, path: Path) -> LegacyDatabase:
         user_version = conn.execute("PRAGMA user_version").fetchone()[0]
         journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     except sqlite3.DatabaseError as exc:
+        if is_busy(exc):
+            raise Locked(f"{path}: is locked by another connection (a writer); nothing was changed") from None
         raise BadInput(f"{path}: cannot be read as a SQLite database ({exc})") from None
     return LegacyDatabase(
         path=path,
