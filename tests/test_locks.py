@@ -34,7 +34,7 @@ from dpro_migrate.planning import make_plan
 from tests.conftest import file_digest
 
 SPILLING = 200_000  # messages: a 45 MB file, more than apply's 40 MB page cache: its transaction spills
-WINDOW = 30_000  # messages: apply and rollback last about half a second each in-process
+WINDOW = 60_000  # messages: apply and rollback last about a second each in-process, long enough for reads inside
 TIMEOUT_MS = 1000
 SLACK = 1.0  # seconds allowed past the busy timeout, on a loaded 2-core machine
 
@@ -124,7 +124,7 @@ APP = textwrap.dedent("""
             time.sleep(0.01)
 
     def reader():
-        # Does not wait: every 50 ms, either it reads at once or the file is locked.
+        # Does not wait: every 20 ms, either it reads at once or the file is locked.
         conn = sqlite3.connect(db, timeout=0, isolation_level=None)
         while not stop.is_set():
             before = time.monotonic()
@@ -133,7 +133,7 @@ APP = textwrap.dedent("""
                 reads.append([before, time.monotonic(), "ok"])
             except sqlite3.OperationalError as exc:
                 reads.append([before, time.monotonic(), str(exc)])
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
     for t in threads:
