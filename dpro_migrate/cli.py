@@ -219,7 +219,8 @@ def verify_cmd(source: Path = SOURCE,
     foreign_key_check and integrity_check are clean, and every promised object exists. Exit 1 otherwise."""
     if schema_only:
         drift = verbs.schema_drift(source, parse_target(target))
-        render.print_json({"ok": not drift, "differences": drift}) if as_json else render.drift_report(drift)
+        render.print_json({"ok": not drift, "basis": getattr(drift, "basis", ""), "differences": drift}) if as_json \
+            else render.drift_report(drift)
         if drift:
             raise typer.Exit(CHECKS_FAILED)
         return

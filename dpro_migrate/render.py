@@ -163,10 +163,12 @@ def verify_report(r) -> None:
 
 
 def drift_report(differences) -> None:
+    basis = getattr(differences, "basis", "") or "ddl/"
     if not differences:
-        out.print("[green]no drift: the schema is exactly what ddl/ describes[/]")
+        out.print(f"[green]no drift[/]: compared with {escape(basis)}")
         return
-    t = Table("kind", "object", "detail", title=f"{len(differences)} differences from ddl/")
+    out.print(f"compared with {escape(basis)}")
+    t = Table("kind", "object", "detail", title=f"{len(differences)} differences")
     for d in differences:
         t.add_row(d.kind, escape(d.object), escape(d.detail or ""))
     out.print(t)

@@ -161,7 +161,9 @@ def test_alembic_handoff_and_drift_through_the_cli(legacy_db, tmp_path):
                                 "--alembic", tmp_path / "alembic"]).stdout)
     assert out["alembic"]["revision"].startswith("dpro")
     assert (tmp_path / "alembic" / "alembic.ini").exists()
-    assert json.loads(invoke(0, ["verify", db, "--schema-only", "--json"]).stdout)["differences"] == []
+    clean = json.loads(invoke(0, ["verify", db, "--schema-only", "--json"]).stdout)
+    assert clean["differences"] == [] and "ddl/" in clean["basis"]  # it says what it compared with
+    assert "compared with" in invoke(0, ["verify", db, "--schema-only"]).stdout
     conn = sqlite3.connect(db)
     conn.execute("DROP INDEX idx_msg_user_time")
     conn.commit()
