@@ -279,3 +279,20 @@ def test_a_second_dpro_migrate_on_the_database_refuses_and_reads_nothing(migrate
         with pytest.raises(Locked, match="another dpro-migrate"):
             verbs.apply(db, target, backup_dir=db.parent / "bk")
     assert schemas(target.conninfo)
+
+
+def test_a_rollback_blocked_by_the_application_says_so_and_changes_nothing(migrated, monkeypatch):
+    """An application transaction holds a row lock on iam.users: rollback waits lock_timeout, then refuses
+    naming the blocking session (exit 2), nothing changed on either side."""
+    from dpro_migrate.errors import Blocked
+
+    db, target, _ = migrated
+    monkeypatch.setenv("DPRO_MIGRATE_PG_LOCK_TIMEOUT_MS", "300")
+    digest = file_digest(db)
+    with psycopg.connect(target.conninfo) as app:  # not autocommit: its transaction stays open
+        app.execute("UPDATE iam.users SET full_name = full_name WHERE id = 1")
+        with pytest.raises(Blocked, match="waited 300 ms for a lock") as blocked:
+            verbs.rollback(db, target, write_back=True, backup_dir=db.parent / "bk")
+        app.rollback()
+    assert blocked.value.exit_code == 2 and blocked.value.details["blocking"]
+    assert file_digest(db) == digest and schemas(target.conninfo)

@@ -493,7 +493,9 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                f"(backup {written_back.backup.path}), but PostgreSQL refused to drop its schemas "
                                f"({first_line(exc)}): they are unchanged; run rollback again to finish "
                                "(nothing is written twice)") from None
-        raise ChecksFailed(f"PostgreSQL refused the rollback, nothing was changed: {first_line(exc)}") from None
+        # nothing was written back and PostgreSQL committed nothing: said as the failure was (a lock held past
+        # lock_timeout, a missing privilege, a lost connection, ...)
+        raise classify(exc, conn, display=target.display, work="the rollback") from None
     finally:
         conn.close()
 
