@@ -103,12 +103,6 @@ def table_policies(table: Table) -> list[Policy]:
     return policies
 
 
-def rls_policy_sql(table: Table) -> str | None:
-    """What the table's user sees (the USING expressions of its policies, OR'ed), or None when it gets none."""
-    policies = table_policies(table)
-    return " OR ".join(f"({p.using})" for p in policies) if policies else None
-
-
 def rls_operation(relation: str, policies: Sequence[Policy], *, force: bool = False) -> EnableRowLevelSecurity:
     """ENABLE (and with `force`, FORCE) ROW LEVEL SECURITY on one relation, with its policies. No policy:
     nobody but the owner and BYPASSRLS roles reads a row."""
