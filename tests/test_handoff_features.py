@@ -25,38 +25,24 @@ from dpro_migrate.handoff.drift import schema_drift
 from dpro_migrate.handoff.environment import alembic_init, stamp_baseline
 from dpro_migrate.targets import parse_target
 
+from tests.test_handoff import Migrated
+
 EVERY_FEATURE = {
     SQLITE: ("new-tables", "archive-tables"),
     POSTGRES: ("new-tables", "archive-tables", "partition-by-month", "row-level-security"),
 }
 
 
-
-
-class Handed:
+class Handed(Migrated):
     """A database migrated by apply and handed to Alembic: .url, .ini (alembic.ini), .config."""
 
     def __init__(self, dialect: str, url: str, path: Path, ini: Path):
-        self.dialect, self.url, self.path, self.ini = dialect, url, path, ini
+        super().__init__(dialect, url, path)
+        self.ini = ini
 
     @property
     def config(self) -> Config:
         return Config(str(self.ini))
-
-    def sql(self, *statements: str) -> None:
-        if self.dialect == SQLITE:
-            conn = sqlite3.connect(self.path, isolation_level=None)
-            try:
-                for s in statements:
-                    conn.execute(s)
-            finally:
-                conn.close()
-            return
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            for s in statements:
-                conn.execute(s)
 
     def autogenerate(self, message: str = "check") -> Path:
         return Path(command.revision(self.config, message=message, autogenerate=True).path)
