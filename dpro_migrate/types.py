@@ -136,7 +136,9 @@ def _ok_bytea(column: str, length: int | None = None) -> str:
 
 
 def _text_value(c: str) -> str:
-    return f"typeof({c}) IN ('text', 'integer', 'real') AND instr(CAST({c} AS BLOB), x'00') = 0"
+    """instr() on the text, not on CAST(.. AS BLOB): a blob cast is in the file's encoding, and every UTF-16
+    character below U+0100 holds a zero byte."""
+    return f"typeof({c}) IN ('text', 'integer', 'real') AND instr({c}, char(0)) = 0"
 
 
 def _ok_jsonb(column: str, length: int | None = None) -> str:

@@ -19,8 +19,13 @@ def stream_lines(src: sqlite3.Connection, lines_sql: str, block_bytes: int = 4 <
     itself: Python handles one object per block. Each batch is sized from the previous one's mean line length
     to about `block_bytes`, so memory stays at a few blocks whatever the table's size or width.
     One reader only: two threads reading at once contend on SQLite's global allocator mutex (3x the CPU)."""
+    # A UTF-8 file's text goes as its bytes (no decoding in Python); another encoding's CAST AS BLOB would hand
+    # over UTF-16: its text is read as text (SQLite converts it) and encoded here.
+    utf8 = src.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
+    block_sql = "CAST(group_concat(line, '') AS BLOB)" if utf8 else "group_concat(line, '')"
+
     def batch_sql(where: str) -> str:
-        return (f"SELECT max(\"id\"), count(*), CAST(group_concat(line, '') AS BLOB) FROM "
+        return (f"SELECT max(\"id\"), count(*), {block_sql} FROM "
                 f"(SELECT \"id\", line FROM ({lines_sql}){where} ORDER BY \"id\" LIMIT ?)")
 
     sql, params, rows = batch_sql(""), [], 100  # the first batch has no lower bound: any id, -2**63 too
@@ -28,7 +33,7 @@ def stream_lines(src: sqlite3.Connection, lines_sql: str, block_bytes: int = 4 <
         top, n, block = src.execute(sql, params + [rows]).fetchone()
         if not n:
             return
-        yield block, n
+        yield (block if utf8 else block.encode()), n
         if top is None:
             return
         sql, params = batch_sql(' WHERE "id" > ?'), [top]

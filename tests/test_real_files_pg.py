@@ -1,0 +1,69 @@
+"""Real files on PostgreSQL (issue 13): any text encoding, exact decimals, every value PostgreSQL would
+normalise or reject found per row and named, long names refused up front, quarantine that streams."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dpro_migrate import verbs
+from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.targets import parse_target
+
+from tests.conftest import file_digest
+from tests.test_real_files import rebuild, variant
+
+
+def pg_rows(pg_url: str, sql: str, params=()) -> list[tuple]:
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def quarantined(pg_url: str) -> dict[tuple[str, int], str]:
+    """(legacy table, id) -> rule, as system.quarantine holds them (the plan creates it only for refused rows)."""
+    if not pg_rows(pg_url, "SELECT to_regclass('system.quarantine') IS NOT NULL")[0][0]:
+        return {}
+    return {(t, pk): rule for t, pk, rule in pg_rows(pg_url, "SELECT source_table, source_pk, rule FROM system.quarantine")}
+
+
+def reencoded(db: Path, encoding: str) -> Path:
+    """The same file, its text stored in another encoding (PRAGMA encoding, set before anything is written)."""
+    out = db.with_name(db.stem + f"-{encoding}.db")
+    src = sqlite3.connect(db)
+    dst = sqlite3.connect(out)
+    dst.execute(f"PRAGMA encoding = '{encoding}'")
+    dst.executescript("".join(f"{line}\n" for line in src.iterdump()))
+    dst.commit()
+    assert dst.execute("PRAGMA encoding").fetchone()[0] == encoding
+    src.close()
+    dst.close()
+    out.replace(db)
+    return db
+
+
+# --- 1. any text encoding ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16le", "UTF-16be"])
+@pytest.mark.parametrize("on_reject", ["fail", "quarantine"])
+def test_a_utf16_file_loads_every_row(legacy_db, tmp_path, pg_url, encoding, on_reject):
+    db = reencoded(legacy_db(), encoding)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE messages SET content = 'héllo wörld ✓ 𝄞' WHERE id = 1")
+    conn.commit()
+    messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    conn.close()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject=on_reject)
+    assert pg_rows(pg_url, "SELECT count(*) FROM communication.messages")[0][0] == messages
+    assert pg_rows(pg_url, "SELECT content FROM communication.messages WHERE id = 1")[0][0] == "héllo wörld ✓ 𝄞"
+    if on_reject == "quarantine":
+        assert quarantined(pg_url) == {}
+    assert verbs.verify(db, target).ok
+    digest = file_digest(db)
+    verbs.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert file_digest(db) == digest
