@@ -87,10 +87,30 @@ def _copy_boolean(column: str) -> str:
 
 
 def _copy_timestamptz(column: str) -> str:
-    """The canonical form only: PostgreSQL would read other forms, differently."""
+    """The canonical form only: PostgreSQL would read other forms, differently. Hour 24 and second 60 it reads
+    as the next day or minute: refused here (an impossible date or year 0 the server refuses by itself)."""
     x = quote_ident(column)
-    return (f"CASE WHEN typeof({x}) = 'text' AND {x} GLOB {TIMESTAMP_GLOB} THEN {x} "
+    return (f"CASE WHEN typeof({x}) = 'text' AND {x} GLOB {TIMESTAMP_GLOB} AND {_clock_ok(x)} THEN {x} "
             f"WHEN {x} IS NULL THEN NULL ELSE {REFUSED_FIELD} END")
+
+
+def _clock_ok(x: str) -> str:
+    """Of a canonical timestamp: hour, minute and second in range (string comparisons: cheap, per row)."""
+    return f"substr({x}, 12, 2) < '24' AND substr({x}, 15, 2) < '60' AND substr({x}, 18, 2) < '60'"
+
+
+def _copy_jsonb(column: str) -> str:
+    """JSON travels as text (PostgreSQL refuses what is not JSON), but an object with a key twice jsonb would
+    keep once, silently: refused here."""
+    x = quote_ident(column)
+    return f"CASE WHEN {_json_keys_unique(x)} THEN {_copy_text(column)} ELSE {REFUSED_FIELD} END"
+
+
+def _json_keys_unique(x: str) -> str:
+    """No object in the JSON value holds a key twice (json_tree unescapes keys as jsonb compares them;
+    array elements are keyed by their index). True for a value that is not JSON."""
+    return (f"(typeof({x}) <> 'text' OR NOT json_valid({x}) OR NOT EXISTS (SELECT 1 FROM json_tree({x}) "
+            f"WHERE type IS NOT NULL GROUP BY parent, key HAVING count(*) > 1))")
 
 
 def _copy_bytea(column: str) -> str:
@@ -107,6 +127,30 @@ def _copy_text(column: str) -> str:
 
 
 # --- preflight predicates (SQLite SQL) ----------------------------------------------------------
+
+# A function the preflight registers on its SQLite connection (see sqlite_functions): SQLite has no test of
+# whether a text's bytes are valid in the file's encoding, and PostgreSQL refuses a load holding one that is not.
+VALID_TEXT = "dpro_valid_text"
+_CODECS = {"UTF-8": "utf-8", "UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}
+
+
+def _valid_text(codec: str) -> Callable[[bytes | None], int]:
+    def valid(raw: bytes | None) -> int:
+        if raw is None or (codec == "utf-8" and raw.isascii()):
+            return 1
+        try:
+            raw.decode(codec)  # strict: a stray byte, an overlong form or a lone surrogate fails
+        except UnicodeDecodeError:
+            return 0
+        return 1
+    return valid
+
+
+def sqlite_functions(encoding: str) -> dict[str, tuple[int, Callable]]:
+    """name -> (number of arguments, function): what preflight predicates call, for a file of `encoding`
+    (PRAGMA encoding)."""
+    return {VALID_TEXT: (1, _valid_text(_CODECS[encoding]))}
+
 
 
 def _ok_bigint(column: str, length: int | None = None) -> str:
@@ -125,9 +169,11 @@ def _ok_boolean(column: str, length: int | None = None) -> str:
 
 
 def _ok_timestamptz(column: str, length: int | None = None) -> str:
-    """Only the canonical form round-trips; datetime() also rejects 2024-02-30."""
+    """Only the canonical form round-trips. A modifier makes datetime() compute the date, so 2024-02-30,
+    24:00:00 and a leap second come back as another time (or NULL); PostgreSQL has no year 0."""
     c = quote_ident(column)
-    return f"({c} IS NULL OR (typeof({c}) = 'text' AND datetime({c}) IS {c}))"
+    return (f"({c} IS NULL OR (typeof({c}) = 'text' AND datetime({c}, '+0 seconds') IS {c} "
+            f"AND substr({c}, 1, 4) <> '0000'))")
 
 
 def _ok_bytea(column: str, length: int | None = None) -> str:
@@ -137,14 +183,16 @@ def _ok_bytea(column: str, length: int | None = None) -> str:
 
 def _text_value(c: str) -> str:
     """instr() on the text, not on CAST(.. AS BLOB): a blob cast is in the file's encoding, and every UTF-16
-    character below U+0100 holds a zero byte."""
-    return f"typeof({c}) IN ('text', 'integer', 'real') AND instr({c}, char(0)) = 0"
+    character below U+0100 holds a zero byte. SQLite stores any bytes as text: only valid ones pass."""
+    return (f"typeof({c}) IN ('text', 'integer', 'real') AND instr({c}, char(0)) = 0 "
+            f"AND (typeof({c}) <> 'text' OR {VALID_TEXT}(CAST({c} AS BLOB)))")
 
 
 def _ok_jsonb(column: str, length: int | None = None) -> str:
     """PostgreSQL's jsonb refuses the \\u0000 escape as well."""
     c = quote_ident(column)
-    return f"({c} IS NULL OR ({_text_value(c)} AND json_valid({c}) AND instr({c}, '\\u0000') = 0))"
+    return (f"({c} IS NULL OR ({_text_value(c)} AND json_valid({c}) AND instr({c}, '\\u0000') = 0 "
+            f"AND {_json_keys_unique(c)}))")
 
 
 def _ok_text(column: str, length: int | None = None) -> str:
@@ -238,8 +286,7 @@ JSONB = TypeClass(
     name="jsonb", ddl_types={_T.JSONB: "JSON", _T.JSON: "JSON"}, sqlite_affinity="NUMERIC",
     pg_type="JSONB", legacy_names=("JSON",), pg_pattern=r"JSONB|JSON",
     conversion="JSON text -> jsonb (keys reordered, whitespace normalised by PostgreSQL)",
-    # JSON travels as text; PostgreSQL refuses what is not JSON.
-    copy_field=_copy_text, preflight_ok=_ok_jsonb, write_back=_back_jsonb, sa_type=_sa_jsonb)
+    copy_field=_copy_jsonb, preflight_ok=_ok_jsonb, write_back=_back_jsonb, sa_type=_sa_jsonb)
 TEXT = TypeClass(
     name="text", ddl_types={_T.TEXT: "TEXT", _T.VARCHAR: "VARCHAR"}, sqlite_affinity="TEXT",
     pg_type="TEXT", legacy_names=(), pg_pattern=None,

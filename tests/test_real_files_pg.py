@@ -67,3 +67,55 @@ def test_a_utf16_file_loads_every_row(legacy_db, tmp_path, pg_url, encoding, on_
     digest = file_digest(db)
     verbs.rollback(db, target, backup_dir=tmp_path / "bk")
     assert file_digest(db) == digest
+
+
+# --- 3. every value PostgreSQL would normalise or reject: found per row, named, quarantined ---------
+
+ODD_VALUES = [  # (column, SQL value, the rule's words)
+    ("created_at", "'2024-01-05 24:00:00'", "timestamptz"),
+    ("created_at", "'2016-12-31 23:59:60'", "timestamptz"),
+    ("created_at", "'2024-02-30 10:00:00'", "timestamptz"),
+    ("created_at", "'0000-01-01 00:00:00'", "timestamptz"),
+    ("content", "CAST(x'61ff62' AS TEXT)", "text"),
+    ("content", "CAST(x'c0af' AS TEXT)", "text"),
+    ("content", "'a' || char(0) || 'b'", "text"),
+    ("metadata", "'{\"a\": 1, \"a\": 2}'", "jsonb"),
+    ("metadata", "CAST(x'7b2261223a2261ff227d' AS TEXT)", "jsonb"),
+]
+
+
+@pytest.mark.parametrize("column, value, rule", ODD_VALUES)
+def test_a_value_postgresql_would_change_or_refuse_is_quarantined_by_name(legacy_db, tmp_path, pg_url, column,
+                                                                           value, rule):
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute(f"UPDATE messages SET {column} = {value} WHERE id = 7")
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    plan = verbs.make_plan(db, target, on_reject="quarantine")
+    assert any(f["legacy"] == "messages" and 7 in f["ids"] for f in plan.preflight["findings"]), plan.preflight
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    found = quarantined(pg_url)
+    assert found[("messages", 7)].startswith(f"type communication.messages.{column} {rule}")
+    assert pg_rows(pg_url, "SELECT count(*) FROM communication.messages WHERE id = 7")[0][0] == 0
+    assert verbs.verify(db, target).ok
+    digest = file_digest(db)
+    verbs.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert file_digest(db) == digest
+
+
+@pytest.mark.parametrize("column, value, rule", ODD_VALUES)
+def test_a_value_postgresql_would_change_or_refuse_stops_the_load_by_name(legacy_db, tmp_path, pg_url, column,
+                                                                          value, rule):
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute(f"UPDATE messages SET {column} = {value} WHERE id = 7")
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    with pytest.raises(ChecksFailed) as refusal:
+        verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    findings = refusal.value.details["findings"]
+    assert [(f["table"], f["rule"].split(" ")[2]) for f in findings] == [("messages", rule)], findings
+    assert pg_rows(pg_url, "SELECT to_regnamespace('communication') IS NULL")[0][0]

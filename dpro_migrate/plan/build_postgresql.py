@@ -17,7 +17,7 @@ from dpro_migrate.plan.operations import (AddConstraint, CopyRows, CreateFunctio
                                           SetSequence, ShareIdSpace)
 from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql, without_refused
 from dpro_migrate.sqlnames import quote_ident, quote_literal
-from dpro_migrate.types import pg_type_for_legacy, type_class_of_pg
+from dpro_migrate.types import VALID_TEXT, pg_type_for_legacy, type_class_of_pg
 
 DIALECT = get_dialect(POSTGRES)
 
@@ -36,11 +36,14 @@ def preflight_types(schema: TargetSchema, res: Resolution) -> dict[str, dict[str
 
 
 def _json_value(column: str) -> str:
-    """A legacy value inside json_object(): blobs as hex, reals with every bit (json_object's own rounds)."""
+    """A legacy value inside json_object(): blobs as hex, reals with every bit (json_object's own rounds), text
+    that is not valid in the file's encoding as the hex of its bytes (PostgreSQL would refuse it)."""
     c = f"l.{quote_ident(column)}"
-    return (f"CASE typeof({c}) WHEN 'blob' THEN 'blob:' || hex({c}) WHEN 'real' THEN "
+    return (f"CASE WHEN typeof({c}) = 'text' AND NOT {VALID_TEXT}(CAST({c} AS BLOB)) THEN "
+            f"'invalid text:' || hex(CAST({c} AS BLOB)) ELSE "
+            f"CASE typeof({c}) WHEN 'blob' THEN 'blob:' || hex({c}) WHEN 'real' THEN "
             f"CASE WHEN abs({c}) <= 1.7976931348623157e308 THEN json(printf('%!.20e', {c})) ELSE printf('%!.20e', {c}) END "
-            f"ELSE {c} END")
+            f"ELSE {c} END END")
 
 
 def _quarantine_operations(legacy: LegacyDatabase, rules: list[Rule], tables: list[str]) -> list[Operation]:
