@@ -13,7 +13,7 @@ A leaf module (sqlglot, SQLAlchemy, errors, sqlnames only): every other module m
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 import sqlalchemy as sa
@@ -64,6 +64,10 @@ class TypeClass:
     preflight_ok: Callable[[str, int | None], str]
     write_back: Callable[[str], str]
     sa_type: Callable[[exp.DataType], sa.types.TypeEngine]  # a ddl/ type of the class -> what apply declared
+    # A class whose SQL depends on the type's parameters (numeric(p,s)): the PostgreSQL type -> the class bound to
+    # them, and the legacy declared type -> the PostgreSQL type with them.
+    bind: Callable[[str], "TypeClass"] | None = None
+    pg_type_of_legacy: Callable[[str], str] | None = None
 
 
 # --- COPY encoders (SQLite SQL) -----------------------------------------------------------------
@@ -260,6 +264,83 @@ def _sa_bytea(node: exp.DataType) -> sa.types.TypeEngine:
     return sa.LargeBinary()
 
 
+# --- numeric(p,s): SQL bound to the type's precision and scale ----------------------------------
+
+_NUMERIC = re.compile(r"(?:NUMERIC|DECIMAL)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?", re.I)
+_FINITE = "1.7976931348623157e308"
+
+
+def _numeric_parameters(type_text: str) -> tuple[int | None, int]:
+    """(precision or None, scale) of NUMERIC(p,s) / DECIMAL(p) / NUMERIC; a form PostgreSQL would not take
+    (a negative scale, a precision of 0) counts as unconstrained."""
+    m = _NUMERIC.fullmatch(type_text.strip())
+    if not m or not m.group(1) or not 1 <= int(m.group(1)) <= 1000 or int(m.group(2) or 0) > int(m.group(1)):
+        return None, 0
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+def _numeric_real(x: str, scale: int | None) -> str:
+    """A real as the decimal PostgreSQL stores: at the column's scale (printf's at most 16 significant digits),
+    or the shortest of 15, 16, 17 significant digits that reads back as the same real (unconstrained). NULL
+    when that decimal is not the real (1.005 at scale 2, infinity): the value is refused."""
+    if scale is not None:
+        d = f"printf('%.{scale}f', {x})"
+        return f"CASE WHEN CAST({d} AS REAL) = {x} THEN {d} END"
+    digits = [f"printf('%!.{n}g', {x})" for n in (15, 16, 17)]
+    return (f"CASE WHEN {x} NOT BETWEEN -{_FINITE} AND {_FINITE} THEN NULL "
+            + " ".join(f"WHEN CAST({d} AS REAL) = {x} THEN {d}" for d in digits) + " END")
+
+
+def _numeric_fits(x: str, precision: int | None, scale: int) -> str:
+    """Fewer integer digits than precision - scale allow (PostgreSQL refuses a larger value, "numeric field
+    overflow"); a real literal, which SQLite compares with an integer exactly."""
+    return "1" if precision is None else f"{x} > -1e{precision - scale} AND {x} < 1e{precision - scale}"
+
+
+def _copy_numeric(precision: int | None, scale: int) -> Callable[[str], str]:
+    def field(column: str) -> str:
+        x = quote_ident(column)
+        real = _numeric_real(x, scale if precision is not None else None)
+        return (f"CASE typeof({x}) WHEN 'integer' THEN {x} WHEN 'real' THEN coalesce({real}, {REFUSED_FIELD}) "
+                f"WHEN 'null' THEN NULL ELSE {REFUSED_FIELD} END")
+    return field
+
+
+def _ok_numeric(precision: int | None, scale: int) -> Callable[[str, int | None], str]:
+    def ok(column: str, length: int | None = None) -> str:
+        c = quote_ident(column)
+        real = _numeric_real(c, scale if precision is not None else None)
+        fits = _numeric_fits(c, precision, scale)
+        return (f"({c} IS NULL OR (typeof({c}) = 'integer' AND {fits}) "
+                f"OR (typeof({c}) = 'real' AND {real} IS NOT NULL AND {fits}))")
+    return ok
+
+
+def _back_numeric(column: str) -> str:
+    """As text: the legacy column's NUMERIC affinity makes '20.00' the integer 20 and '19.99' the real again."""
+    return f"{quote_ident(column)}::text"
+
+
+def _sa_numeric(node: exp.DataType) -> sa.types.TypeEngine:
+    return sa.Numeric(*[int(p.name) for p in node.expressions])
+
+
+_NUMERIC_BOUND: dict[tuple[int | None, int], "TypeClass"] = {}
+
+
+def _bind_numeric(pg_type: str) -> "TypeClass":
+    precision, scale = _numeric_parameters(pg_type)
+    if (precision, scale) not in _NUMERIC_BOUND:
+        _NUMERIC_BOUND[precision, scale] = replace(NUMERIC, copy_field=_copy_numeric(precision, scale),
+                                                   preflight_ok=_ok_numeric(precision, scale))
+    return _NUMERIC_BOUND[precision, scale]
+
+
+def _pg_numeric_of_legacy(decl_type: str) -> str:
+    precision, scale = _numeric_parameters(decl_type)
+    return "NUMERIC" if precision is None else f"NUMERIC({precision},{scale})"
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 BIGINT = TypeClass(
@@ -298,7 +379,16 @@ BYTEA = TypeClass(
     conversion="blob -> bytea",
     copy_field=_copy_bytea, preflight_ok=_ok_bytea, write_back=_back_unchanged, sa_type=_sa_bytea)
 
-TYPE_CLASSES: dict[str, TypeClass] = {c.name: c for c in (BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ, JSONB, TEXT, BYTEA)}
+NUMERIC = TypeClass(
+    name="numeric", ddl_types={_T.DECIMAL: "NUMERIC"}, sqlite_affinity="NUMERIC",
+    pg_type="NUMERIC", legacy_names=("DECIMAL", "NUMERIC"), pg_pattern=r"(NUMERIC|DECIMAL)\s*(\(.*\))?",
+    conversion="integer or real -> numeric: the decimal that reads back as the same real, at the column's scale "
+               "(a value that does not fit the precision and scale is refused)",
+    copy_field=_copy_numeric(None, 0), preflight_ok=_ok_numeric(None, 0), write_back=_back_numeric,
+    sa_type=_sa_numeric, bind=_bind_numeric, pg_type_of_legacy=_pg_numeric_of_legacy)
+
+TYPE_CLASSES: dict[str, TypeClass] = {c.name: c for c in (BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ, JSONB, TEXT, BYTEA,
+                                                           NUMERIC)}
 
 # A legacy declared type that no class names, by its SQLite affinity. NUMERIC (DECIMAL, DATE, ...) becomes text:
 # text takes integers, reals and text alike, so no value is refused for its storage class.
@@ -311,7 +401,8 @@ _LEGACY_BY_AFFINITY = {"INTEGER": BIGINT, "TEXT": TEXT, "REAL": DOUBLE, "BLOB": 
 def type_class_of_pg(pg_type: str) -> TypeClass:
     """The class of a PostgreSQL type name (ddl/ types as PostgreSQL spells them, pg_type_for_legacy's)."""
     t = pg_type.upper()
-    return next((c for c in TYPE_CLASSES.values() if c.pg_pattern and re.fullmatch(c.pg_pattern, t, re.S)), TEXT)
+    cls = next((c for c in TYPE_CLASSES.values() if c.pg_pattern and re.fullmatch(c.pg_pattern, t, re.S)), TEXT)
+    return cls.bind(t) if cls.bind else cls
 
 
 def type_class_of_ddl(node: exp.DataType) -> TypeClass:
@@ -351,7 +442,8 @@ def type_class_of_legacy(decl_type: str) -> TypeClass:
 
 
 def pg_type_for_legacy(decl_type: str) -> str:
-    return type_class_of_legacy(decl_type).pg_type
+    cls = type_class_of_legacy(decl_type)
+    return cls.pg_type_of_legacy(decl_type) if cls.pg_type_of_legacy else cls.pg_type
 
 
 def varchar_length(pg_type: str) -> int | None:

@@ -119,3 +119,68 @@ def test_a_value_postgresql_would_change_or_refuse_stops_the_load_by_name(legacy
     findings = refusal.value.details["findings"]
     assert [(f["table"], f["rule"].split(" ")[2]) for f in findings] == [("messages", rule)], findings
     assert pg_rows(pg_url, "SELECT to_regnamespace('communication') IS NULL")[0][0]
+
+
+# --- 2. NUMERIC/DECIMAL columns arrive as numeric, exactly ------------------------------------------
+
+PRICES = {1: 19.99, 2: 20, 3: 0.1, 4: -12345678.5, 5: None, 6: 99999999.99}
+
+
+def _priced(legacy_db, declared: str, prices: dict) -> Path:
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute(f"ALTER TABLE messages ADD COLUMN price {declared}")
+    for id_, price in prices.items():
+        conn.execute("UPDATE messages SET price = ? WHERE id = ?", (price, id_))
+    conn.commit()
+    conn.close()
+    return db
+
+
+@pytest.mark.parametrize("declared, pg_type", [("DECIMAL(10,2)", "numeric(10,2)"), ("NUMERIC", "numeric"),
+                                               ("numeric(12, 4)", "numeric(12,4)")])
+def test_a_decimal_column_arrives_as_numeric_with_exact_values(legacy_db, tmp_path, pg_url, declared, pg_type):
+    db = _priced(legacy_db, declared, PRICES)
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    assert pg_rows(pg_url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = 'communication.messages'::regclass AND attname = 'price'")[0][0] == pg_type
+    stored = dict(pg_rows(pg_url, "SELECT id, price FROM communication.messages WHERE id <= 6"))
+    assert {i: (None if v is None else Decimal(str(v))) for i, v in PRICES.items()} == stored
+    assert verbs.verify(db, target).ok
+    digest = file_digest(db)
+    verbs.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert file_digest(db) == digest
+
+
+def test_a_decimal_written_after_the_cutover_goes_back_with_its_storage_class(legacy_db, tmp_path, pg_url):
+    db = _priced(legacy_db, "DECIMAL(10,2)", PRICES)
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("UPDATE communication.messages SET price = 7.25 WHERE id = 1")
+        conn.execute("UPDATE communication.messages SET price = 30 WHERE id = 2")
+    verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+    conn = sqlite3.connect(db)
+    back = dict(conn.execute("SELECT id, price FROM messages WHERE id IN (1, 2)"))
+    types = dict(conn.execute("SELECT id, typeof(price) FROM messages WHERE id IN (1, 2)"))
+    conn.close()
+    assert back == {1: 7.25, 2: 30} and types == {1: "real", 2: "integer"}
+
+
+@pytest.mark.parametrize("value", [1.005, 123456789.5, 10**8, "abc", b"\x01", float("inf")])
+def test_a_decimal_that_does_not_fit_is_quarantined_by_name(legacy_db, tmp_path, pg_url, value):
+    db = _priced(legacy_db, "DECIMAL(10,2)", {**PRICES, 7: value})
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    assert quarantined(pg_url) == {("messages", 7): "type communication.messages.price numeric(10,2)"}
+    assert verbs.verify(db, target).ok
+
+
+@pytest.mark.parametrize("value", [1.005, 123456789.5, 10**8])
+def test_a_decimal_that_does_not_fit_stops_the_load_by_name(legacy_db, tmp_path, pg_url, value):
+    db = _priced(legacy_db, "DECIMAL(10,2)", {7: value})
+    with pytest.raises(ChecksFailed) as refusal:
+        verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path / "bk")
+    assert refusal.value.details["findings"] == [
+        {"table": "messages", "rule": "type communication.messages.price numeric(10,2)", "rows": 1}]

@@ -28,7 +28,7 @@ from dpro_migrate.plan.operations import CopyRows, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, SETUP_SQL
 from dpro_migrate.sqlnames import quote_ident
 from dpro_migrate.targets import Target
-from dpro_migrate.types import (BIGINT, BOOLEAN, BYTEA, DOUBLE, JSONB, REFUSED_FIELD, TEXT, TIMESTAMPTZ,
+from dpro_migrate.types import (BIGINT, BOOLEAN, BYTEA, DOUBLE, JSONB, NUMERIC, REFUSED_FIELD, TEXT, TIMESTAMPTZ,
                                 type_class_of_pg, varchar_length)
 from dpro_migrate.verify.report import (SAMPLE, MoveCount, VerifyReport, accounting_check, move_check,
                                          promises_check, source_since_snapshot)
@@ -217,6 +217,7 @@ _FROM_COPY_FIELD: dict[str, Callable | None] = {
     BOOLEAN.name: lambda v: 1 if v == "t" else 0,
     TIMESTAMPTZ.name: None,  # the canonical text, which the write-back gives back
     BYTEA.name: lambda v: bytes.fromhex(v[2:]),  # '\x' then hex digits
+    NUMERIC.name: lambda v: Decimal(str(v)),  # the decimal sent, compared by value with the stored one's text
 }
 _TEXT_FIELDS = (TEXT.name, JSONB.name)
 _REFUSED_VALUE = REFUSED_FIELD.strip("'")
@@ -261,6 +262,8 @@ class _Column:
             return _json_equal(stored, parsed) if any(w in v for w in ("true", "false") for v in (source, target)) else True
         if self.cls is DOUBLE:
             return source != source and target != target  # NaN equals NaN in PostgreSQL
+        if self.cls.name == NUMERIC.name:
+            return stored == Decimal(target)  # 20 sent, '20.00' stored
         return stored == target
 
     def stored(self, value):
