@@ -330,6 +330,8 @@ _NUMERIC_BOUND: dict[tuple[int | None, int], "TypeClass"] = {}
 
 def _bind_numeric(pg_type: str) -> "TypeClass":
     precision, scale = _numeric_parameters(pg_type)
+    if precision is None:
+        return NUMERIC
     if (precision, scale) not in _NUMERIC_BOUND:
         _NUMERIC_BOUND[precision, scale] = replace(NUMERIC, copy_field=_copy_numeric(precision, scale),
                                                    preflight_ok=_ok_numeric(precision, scale))
