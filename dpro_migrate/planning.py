@@ -7,12 +7,12 @@ import dataclasses
 from pathlib import Path
 
 import dpro_migrate.plan.preflight as preflight
-from dpro_migrate.dialects import SQLITE
+from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.errors import BadInput
 from dpro_migrate.features.registry import PlanContext, add_features, check_features
 from dpro_migrate.model.legacy import connect_readonly
 from dpro_migrate.model.mapping import load_mapping, resolve
-from dpro_migrate.model.obstacles import in_place_obstacles
+from dpro_migrate.model.obstacles import in_place_obstacles, postgres_obstacles
 from dpro_migrate.model.schema import load_schema
 from dpro_migrate.plan.builders import builder_for
 from dpro_migrate.plan.document import Plan
@@ -21,7 +21,7 @@ from dpro_migrate.targets import Target, parse_target
 
 ON_REJECT = ("fail", "quarantine")
 # What each target cannot carry: a SQLite target is the legacy file (or a copy of it) migrated in place.
-OBSTACLES = {SQLITE: in_place_obstacles}
+OBSTACLES = {SQLITE: in_place_obstacles, POSTGRES: postgres_obstacles}
 
 
 def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "fail",

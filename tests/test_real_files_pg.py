@@ -184,3 +184,57 @@ def test_a_decimal_that_does_not_fit_stops_the_load_by_name(legacy_db, tmp_path,
         verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path / "bk")
     assert refusal.value.details["findings"] == [
         {"table": "messages", "rule": "type communication.messages.price numeric(10,2)", "rows": 1}]
+
+
+# --- 4, 6. what PostgreSQL cannot hold as it is: refused up front, the file and the server unchanged ------
+
+
+def refused_for_postgres(db: Path, tmp_path: Path, pg_url: str, *words: str) -> str:
+    """plan and apply refuse with one line naming the object; the file stays byte-identical and the server
+    empty."""
+    digest = file_digest(db)
+    target = parse_target(pg_url)
+    messages = []
+    for verb in (lambda: verbs.make_plan(db, target), lambda: verbs.apply(db, target, backup_dir=tmp_path / "bk")):
+        with pytest.raises(BadInput) as refusal:
+            verb()
+        message = str(refusal.value)
+        assert "\n" not in message
+        for word in words:
+            assert word in message
+        messages.append(message)
+    assert file_digest(db) == digest
+    assert pg_rows(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('iam', 'communication', 'system')")[0][0] == 0
+    return messages[0]
+
+
+def test_a_column_name_longer_than_63_bytes_is_refused(legacy_db, tmp_path, pg_url):
+    long = "a_column_the_application_added_with_a_name_far_too_long_for_postgres_xy"
+    assert len(long) == 71
+    db = variant(legacy_db, f"ALTER TABLE messages ADD COLUMN {long} TEXT;")
+    refused_for_postgres(db, tmp_path, pg_url, "messages", long, "63")
+
+
+def test_a_column_name_of_63_bytes_in_multibyte_characters_is_refused(legacy_db, tmp_path, pg_url):
+    name = "é" * 32  # 32 characters, 64 bytes
+    db = variant(legacy_db, f'ALTER TABLE messages ADD COLUMN "{name}" TEXT;')
+    refused_for_postgres(db, tmp_path, pg_url, name, "64 bytes")
+
+
+def test_a_column_name_of_exactly_63_bytes_is_carried(legacy_db, tmp_path, pg_url):
+    name = "c" * 63
+    db = variant(legacy_db, f"ALTER TABLE messages ADD COLUMN {name} TEXT; UPDATE messages SET {name} = 'v' || id;")
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    assert pg_rows(pg_url, f"SELECT count(*) FROM communication.messages WHERE {name} = 'v' || id")[0][0] > 0
+    assert verbs.verify(db, target).ok
+
+
+@pytest.mark.parametrize("kind", ["VIRTUAL", "STORED"])
+def test_a_generated_column_is_refused_for_postgresql(legacy_db, tmp_path, pg_url, kind):
+    db = variant(legacy_db, f"ALTER TABLE messages ADD COLUMN content_length INTEGER "
+                            f"GENERATED ALWAYS AS (length(content)) {kind};") if kind == "VIRTUAL" else legacy_db()
+    if kind == "STORED":  # SQLite adds no STORED column to an existing table: rebuilt with it
+        rebuild(db, "messages", lambda sql: sql.rstrip().rstrip(")") +
+                ", content_length INTEGER GENERATED ALWAYS AS (length(content)) STORED)")
+    refused_for_postgres(db, tmp_path, pg_url, "messages", "content_length", "generated", "DROP COLUMN")
