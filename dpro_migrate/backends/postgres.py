@@ -128,7 +128,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             raise BadInput(f"{source}: its schema changed since the plan was made (fingerprint differs); make a new plan")
         refused = _refuse(src, plan)
         # the dump counts the rows of the schemas it replaces, in its own snapshot
-        backup = pg_dump(target, backup_dir, conn, existing) if user_table_count(conn) else None
+        backup = pg_dump(target, backup_dir, conn, existing) if existing or user_table_count(conn) else None
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
             replace_schemas(cur, existing, target.display)  # checked again: nothing outside them goes

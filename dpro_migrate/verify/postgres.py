@@ -126,7 +126,10 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
     """Against the snapshot apply loaded (the source as it was then). Changes made in PostgreSQL since the
     cutover are reported as such, and fail only with `strict`; what apply wrote differently never passes.
     `streamed`: compare without writing anything (stream_compare_move); None: so on a server in recovery."""
-    conn, entry = read_ledger(target)
+    try:
+        conn, entry = read_ledger(target)
+    except psycopg.Error as exc:
+        raise classify(exc, None, display=target.display, work="verify", changes=False) from None
     try:
         if entry is None:
             raise BadInput(f"{target.display}: is not migrated (no ledger); nothing to verify")
