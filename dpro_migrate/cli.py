@@ -335,11 +335,23 @@ def restore_cmd(backup: Path = typer.Argument(..., help="A backup written by dpr
                 to: Optional[Path] = typer.Option(None, "--to", help="The database to replace (default: the one the backup was "
                                                   "taken of, when it sits in dpro-migrate-backups/ beside it)."),
                 yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+                target: Optional[str] = typer.Option(None, "--target", "-t", envvar=TARGET_ENV,
+                                                     help="A pg_dump backup: the PostgreSQL database whose domain "
+                                                     "schemas it brings back (postgresql://user@host/db)."),
                 backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON):
-    """Bring a database back from a backup. The backup is checked first (a SQLite file, integrity_check)
-    and only read; the database as it is now is backed up, then replaced in one transaction."""
+    """Bring a database back from a backup. The backup is checked first (a SQLite file, integrity_check; a
+    pg_dump: pg_restore reads it, its SHA-256 is the one recorded) and only read; what the database holds now
+    is backed up, then replaced in one transaction. A pg_dump brings back the seven domain schemas it holds,
+    nothing else."""
+    from dpro_migrate.safety.pg_dump import is_pg_dump
     from dpro_migrate.safety.restore import default_destination, restore
 
+    if is_pg_dump(backup):
+        dest_db = parse_target(target)
+        confirm(f"Replace the domain schemas of {dest_db.display} with those in {backup}?", yes or as_json)
+        restored = verbs.restore_dump(backup, dest_db, backup_dir=backup_dir)
+        render.print_json(restored) if as_json else render.pg_restore_result(restored)
+        return
     dest = to or default_destination(backup)
     confirm(f"Replace {dest} with {backup}?", yes or as_json)
     result = restore(backup, dest, backup_dir=backup_dir)

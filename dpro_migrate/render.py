@@ -90,8 +90,17 @@ def inspect_report(r) -> None:
     findings_table(r.findings)
 
 
+def pg_restore_result(r) -> None:
+    if r.previous:
+        out.print(f"what {escape(r.target)} held of them is kept in [bold]{escape(str(r.previous.path))}[/]")
+    out.print(f"restored schemas {', '.join(r.schemas)} of {escape(r.target)} from {escape(str(r.backup))} in "
+              f"{r.seconds:.2f}s: {sum(r.tables.values()):,} rows in {len(r.tables)} tables, as the dump holds them")
+
+
 def error_details(details) -> None:
     """What stands behind an error (rules broken, rows stranded), as a table on stderr."""
+    if isinstance(details, dict) and details.get("outside_dependents"):
+        return  # the message lists them already, one line each
     rows = details.get("findings") or details.get("foreign_key_violations") if isinstance(details, dict) else None
     if rows:
         t = Table(*rows[0].keys())
@@ -137,6 +146,12 @@ def plan_summary(plan, path: Path | None) -> None:
 
 def backup_result(b) -> None:
     if b is None:  # a PostgreSQL apply/rollback with nothing to back up
+        return
+    if hasattr(b, "database_tables"):  # a pg_dump: it holds the whole database; counted in its own snapshot
+        kept = (f"the schemas replaced ({', '.join(b.schemas)}): {sum(b.tables.values()):,} rows in {len(b.tables)} "
+                "tables, counted in the dump's snapshot" if b.schemas else "no schema replaced")
+        out.print(f"backup [bold]{escape(str(b.path))}[/] ({b.bytes:,} bytes, pg_dump of the whole database, "
+                  f"{b.database_tables:,} tables): {kept}")
         return
     out.print(f"backup [bold]{b.path}[/] ({b.bytes:,} bytes): integrity {b.integrity}, "
               f"{sum(b.tables.values()):,} rows in {len(b.tables)} tables match the source")
@@ -184,6 +199,9 @@ def rollback_result(r) -> None:
                   f"{n['deleted']:,} deleted" + (f", {n['renumbered']:,} under a new id" if n["renumbered"] else ""))
     if r.conflicts:
         out.print(f"[yellow]{len(r.conflicts)} rows changed on both sides were settled by --on-conflict[/]")
+    if r.schemas_restored:
+        out.print(f"the schemas apply replaced are back from its pg_dump: {sum(r.schemas_restored.values()):,} rows in "
+                  f"{len(r.schemas_restored)} tables")
     out.print(f"rolled back in {r.seconds:.2f}s: {sum(r.rows_restored.values()):,} rows back in "
               f"{len(r.rows_restored)} legacy tables" + (f", {r.renumbered} renumbered" if r.renumbered else ""))
 

@@ -400,6 +400,12 @@ def test_pg_dump_dies_with_dpro_migrate_and_its_file_is_private(legacy_db, tmp_p
             for pid in child_processes(proc.pid, "pg_dump"):
                 os.kill(pid, 9)
             holder.rollback()
+    # the partial dump a SIGKILL left is private, and the next run removes it
+    left = list(backups.glob("*.dump.tmp"))
+    assert left and all(p.stat().st_mode & 0o077 == 0 for p in left)
+    verbs.apply(db, parse_target(pg_url), backup_dir=backups)
+    assert not list(backups.glob("*.tmp"))
+    assert all(p.stat().st_mode & 0o077 == 0 for p in backups.iterdir())
 
 
 def test_a_malformed_url_is_one_line_without_its_password(legacy_db):

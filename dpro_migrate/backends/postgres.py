@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
-import os
-import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
-from psycopg import sql as pgsql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
@@ -36,20 +27,15 @@ from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatVi
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
 from dpro_migrate.plan.program import Statement
 from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
+from dpro_migrate.backends.pg_replace import (check_replaced_dump, outside_dependents, refuse_outside, replace_schemas,
+                                              restore_command, restore_replaced)
 from dpro_migrate.safety.backup import backup_file
+from dpro_migrate.safety.pg_dump import PgBackup, libpq_command, pg_dump  # noqa: F401 (PgBackup, libpq_command: their old home)
 from dpro_migrate.sqlnames import column_list, quote_ident
 from dpro_migrate.targets import Target
 from dpro_migrate.verify.postgres import (count_rows, first_line, has_ledger, load_source_rows, open_source_as_applied,
                                           read_ledger, rows_of)
 from dpro_migrate.verify.report import per_legacy, unaccounted
-
-
-@dataclass
-class PgBackup:
-    path: Path
-    bytes: int
-    tables: dict[str, int] = field(default_factory=dict)
-    integrity: str = "pg_dump ok"
 
 
 def existing_schemas(conn: psycopg.Connection) -> list[str]:
@@ -61,62 +47,6 @@ def user_table_count(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                         "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
                         "AND n.nspname NOT LIKE 'pg_toast%%'").fetchone()[0]
-
-
-def pg_dump(target: Target, directory: Path) -> PgBackup:
-    """A custom-format dump of the whole target database, written under a temporary name then renamed.
-
-    The password reaches pg_dump through its environment (PGPASSWORD), never its command line, which every
-    local user can read (ps). pg_dump dies with dpro-migrate (Linux: the parent-death signal), and writes
-    its file 0600 from the first byte (umask 077 in the child), removed unless it is complete."""
-    if not shutil.which("pg_dump"):
-        raise BadInput("the target holds data and pg_dump is not installed to back it up first")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    conninfo, env = libpq_command(target)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    final = directory / f"pg-{stamp}.dump"
-    tmp = final.with_name(final.name + ".tmp")
-    parent = os.getpid()
-    try:
-        done = subprocess.run(["pg_dump", "-Fc", "-f", str(tmp), "-d", conninfo], capture_output=True, text=True,
-                              env=env, preexec_fn=lambda: _child_of(parent))
-        if done.returncode:
-            raise BadInput(f"pg_dump of {target.display} failed: "
-                           f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f'exit {done.returncode}'}")
-        tmp.chmod(0o600)
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return PgBackup(final, final.stat().st_size)
-
-
-def libpq_command(target: Target) -> tuple[str, dict[str, str]]:
-    """(conninfo without its password, the environment with PGPASSWORD): how a libpq client program (pg_dump,
-    pg_restore) is told where to connect without a secret in its argv. `sslpassword` has no environment
-    variable: refused rather than shown."""
-    params = {k: v for k, v in conninfo_to_dict(target.conninfo).items() if v is not None}
-    if "sslpassword" in params:
-        raise BadInput(f"{target.display}: sslpassword cannot be handed to pg_dump without showing it on its command "
-                       "line; use a key without a passphrase or a service file (?service=NAME)")
-    env = dict(os.environ)
-    password = params.pop("password", None)
-    if password is not None:
-        env["PGPASSWORD"] = password
-    env["PGAPPNAME"] = "dpro-migrate (pg_dump)"
-    return make_conninfo("", **params), env
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-_PR_SET_PDEATHSIG = 1
-
-
-def _child_of(parent: int) -> None:
-    """In the child, before exec: files it creates are private, and it is killed when dpro-migrate dies."""
-    os.umask(0o077)
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # dpro-migrate died before prctl took effect
-            os._exit(1)
 
 
 class PostgresRunner:
@@ -190,17 +120,18 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         if existing and not replace_existing:
             raise BadInput(f"{target.display} already holds schemas {', '.join(existing)}; nothing was changed "
                            "(pass --replace-existing to back them up with pg_dump and replace them)")
+        refuse_outside(outside_dependents(conn, existing), target.display)  # nothing outside the seven ever goes
         snapshot = backup_file(source, backup_dir)
         src = open_source(snapshot.path)
         if schema_fingerprint(src) != plan.source_fingerprint:
             snapshot.path.unlink(missing_ok=True)
             raise BadInput(f"{source}: its schema changed since the plan was made (fingerprint differs); make a new plan")
         refused = _refuse(src, plan)
-        backup = pg_dump(target, backup_dir) if user_table_count(conn) else None
+        # the dump counts the rows of the schemas it replaces, in its own snapshot
+        backup = pg_dump(target, backup_dir, conn, existing) if existing or user_table_count(conn) else None
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
-            for name in existing:
-                cur.execute(pgsql.SQL("DROP SCHEMA {} CASCADE").format(pgsql.Identifier(name)))
+            replace_schemas(cur, existing, target.display)  # checked again: nothing outside them goes
             runner = PostgresRunner(cur, src, rows_progress)
             for i, op in enumerate(plan.operations):
                 if progress:
@@ -215,7 +146,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             xid = cur.execute("SELECT pg_current_xact_id()::xid::text").fetchone()[0]
             insert = ledger.insert_statement(POSTGRES, "apply", plan, str(backup.path) if backup else None,
                                              state={"target": target.display, "snapshot": str(snapshot.path),
-                                                    "xid": xid})
+                                                    "xid": xid, "replaced": existing})
             cur.execute(insert.sql, insert.params)
             committing = True  # what fails from here on fails during COMMIT
         return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started)
@@ -433,6 +364,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
     started = time.monotonic()
     conn, entry = read_ledger(target, claim=True)
     written_back: Reconciled | None = None
+    schemas_restored: dict[str, int] = {}
+    dump = None
     committing = False
     try:
         if entry is None:
@@ -443,6 +376,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         if snapshot and not snapshot.exists():
             raise BadInput(f"the snapshot apply loaded is gone: {snapshot}; rollback needs it to tell the rows "
                            "written to the source after it from those written to PostgreSQL; nothing was changed")
+        replaced = entry.state.get("replaced") or []  # schemas apply replaced: back from its dump, same transaction
+        dump = check_replaced_dump(entry.backup, replaced, target.display)
         with locked_transaction(conn, target), conn.cursor() as cur:
             cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # the write-back may take a while
             _lock_domain_tables(cur, plan)  # no application write slips between the comparison and the drop
@@ -473,6 +408,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                 if progress:
                     progress(i, len(ops), op)
                 op.backward(runner)
+            if dump:
+                schemas_restored = restore_replaced(cur, dump.path, replaced, (dump.manifest or {}).get("tables"))
             committing = True
         restored = {t: n["inserted"] + n["updated"] + n["deleted"] + n["renumbered"]
                     for t, n in (written_back.written if written_back else {}).items()}
@@ -480,7 +417,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                               sum(n["renumbered"] for n in (written_back.written if written_back else {}).values()),
                               time.monotonic() - started,
                               changes={t: n for t, n in (written_back.written if written_back else {}).items()},
-                              conflicts=written_back.conflicts if written_back else [])
+                              conflicts=written_back.conflicts if written_back else [],
+                              schemas_restored=schemas_restored)
     except psycopg.Error as exc:
         if committing:
             raise OutcomeUnknown(f"the connection to {target.display} failed while PostgreSQL committed the rollback "
@@ -495,7 +433,11 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                "(nothing is written twice)") from None
         # nothing was written back and PostgreSQL committed nothing: said as the failure was (a lock held past
         # lock_timeout, a missing privilege, a lost connection, ...)
-        raise classify(exc, conn, display=target.display, work="the rollback") from None
+        error = classify(exc, conn, display=target.display, work="the rollback")
+        if dump:
+            error.args = (f"{error.args[0]}; the schemas apply replaced are in {dump.path}: "
+                          f"`{restore_command(dump.path, target.display)}` restores them after a rollback",)
+        raise error from None
     finally:
         conn.close()
 

@@ -76,6 +76,7 @@ class RollbackResult:
     changes: dict[str, dict[str, int]] = field(default_factory=dict)  # PostgreSQL: written back, per legacy table
     conflicts: list[dict] = field(default_factory=list)  # rows changed on both sides, settled by --on-conflict
     history_error: str | None = None
+    schemas_restored: dict[str, int] = field(default_factory=dict)  # PostgreSQL: tables apply replaced, back, rows
 
 
 class SQLiteRunner:

@@ -303,6 +303,18 @@ def recorded_plan(source: Path, target: Target | None = None) -> Plan:
     return site_for(source, target).recorded_plan()
 
 
+def restore_dump(dump: Path, target: Target | None = None, *, backup_dir: Path | None = None):
+    """The seven domain schemas a pg_dump backup holds, back into the PostgreSQL target (what it holds of them
+    now backed up first, in the dump's directory unless `backup_dir`)."""
+    from dpro_migrate.backends.pg_replace import restore_postgres
+
+    target = target or parse_target(None)
+    if target.dialect != POSTGRES:
+        raise BadInput(f"{dump}: is a pg_dump backup: name the PostgreSQL database it goes back into with --target "
+                       "(or DPRO_MIGRATE_TARGET); nothing was changed")
+    return restore_postgres(Path(dump), target, backup_dir=Path(backup_dir) if backup_dir else Path(dump).parent)
+
+
 def backup(source: Path, to: Path | None = None, progress=None) -> BackupResult:
     return backup_file(source, to, progress)
 

@@ -18,6 +18,7 @@ import psycopg
 
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate.db.connections import claim_session, connect, open_source
+from dpro_migrate.db.pgerrors import classify
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines
 from dpro_migrate.dialects import POSTGRES, get_dialect, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
@@ -67,7 +68,8 @@ def load_source_rows(cur, src: sqlite3.Connection, move: CopyRows, temp: str) ->
     cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
     try:
         copy_into(cur, DIALECT.copy_statement(temp, move.columns), prefetched(stream_lines(src, move.source_sql)))
-    except psycopg.Error as exc:  # the source changed since apply, into values apply would have refused
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:  # the source changed since apply, into values apply
+        # would have refused; any other failure (a lost connection, a cancel) is said as what it is by the caller
         raise ChecksFailed(f"rows of {move.legacy} in the source no longer convert as apply converted them "
                            f"(the file changed after apply?): {first_line(exc)}") from None
     cur.execute(f"CREATE INDEX ON {temp} (\"id\")")
@@ -124,7 +126,10 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
     """Against the snapshot apply loaded (the source as it was then). Changes made in PostgreSQL since the
     cutover are reported as such, and fail only with `strict`; what apply wrote differently never passes.
     `streamed`: compare without writing anything (stream_compare_move); None: so on a server in recovery."""
-    conn, entry = read_ledger(target)
+    try:
+        conn, entry = read_ledger(target)
+    except psycopg.Error as exc:
+        raise classify(exc, None, display=target.display, work="verify", changes=False) from None
     try:
         if entry is None:
             raise BadInput(f"{target.display}: is not migrated (no ledger); nothing to verify")
@@ -162,6 +167,8 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
     except psycopg.errors.SerializationFailure as exc:  # a standby cancels a read that holds up its replay
         raise BadInput(f"{target.display}: the server cancelled verify's read ({first_line(exc)}); run verify again, "
                        "or let the standby wait for it (hot_standby_feedback, max_standby_streaming_delay)") from None
+    except psycopg.Error as exc:  # a lost connection, a cancel, a missing privilege: said as what happened
+        raise classify(exc, conn, display=target.display, work="verify", changes=False) from None
     finally:
         conn.close()
 
