@@ -71,14 +71,16 @@ class Handed(Migrated):
                 sequences]
 
 
-def _hand_over(dialect: str, features: tuple[str, ...], legacy_db, tmp_path: Path, request) -> Handed:
+def _hand_over(dialect: str, features: tuple[str, ...], legacy_db, tmp_path: Path, request, *,
+               compat_views: bool = False) -> Handed:
     source = legacy_db(extras=True)
     if dialect == SQLITE:
-        verbs.apply(source, backup_dir=tmp_path / "backups", features=features)
+        verbs.apply(source, backup_dir=tmp_path / "backups", features=features, compat_views=compat_views)
         url = f"sqlite:///{source}"
     else:
         url = request.getfixturevalue("pg_url")
-        verbs.apply(source, parse_target(url), backup_dir=tmp_path / "backups", features=features)
+        verbs.apply(source, parse_target(url), backup_dir=tmp_path / "backups", features=features,
+                    compat_views=compat_views)
     ini = alembic_init(tmp_path / "alembic", url)
     stamp_baseline(url, tmp_path / "alembic")
     return Handed(dialect, url, source, ini)

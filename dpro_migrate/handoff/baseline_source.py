@@ -129,7 +129,8 @@ def _table(table: sa.Table, dialect: str) -> list[str]:
     var = _variable(table)
     lines = [f"{var} = sa.Table(", f"    {table.name!r},", "    metadata,"]
     lines += [f"    {_column(c, dialect)}," for c in table.columns]
-    constraints = sorted(table.constraints, key=lambda c: (type(c).__name__ != "PrimaryKeyConstraint", str(c.name)))
+    # In the order they were declared, which is the order CREATE TABLE lists them (ddl/'s).
+    constraints = sorted(table.constraints, key=lambda c: c._creation_order)
     lines += [f"    {_constraint(c)}," for c in constraints]
     if table.schema:
         lines.append(f"    schema={table.schema!r},")
