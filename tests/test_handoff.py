@@ -390,8 +390,8 @@ def test_alembic_files(tmp_path):
     text = ini.read_text()
     assert "s3cr" not in text and "sqlalchemy.url = postgresql+psycopg://app@db.example:5432/dpro" in text
     env = (tmp_path / "env" / "env.py").read_text()
-    assert URL_ENV in env and "target_metadata = [APPLIED.metadata()]" in env and "DIALECT = 'postgresql'" in env
-    assert "**context_options(DIALECT, APPLIED, target_metadata)" in env
+    assert URL_ENV in env and "target_metadata = [baseline_metadata]" in env and "VERSION_TABLE_SCHEMA = 'system'" in env
+    assert "options.context_options(schemas=SCHEMAS, excluded=EXCLUDED" in env
     assert "'system.migration_ledger': \"dpro-migrate's ledger" in env  # excluded, with the reason
     (baseline,) = (tmp_path / "env" / "versions").glob("*_dpro_baseline.py")
     rev = baseline_revision(tmp_path / "env")

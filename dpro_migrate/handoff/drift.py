@@ -25,6 +25,7 @@ from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.catalogs import catalog_for
 from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, has_table
 from dpro_migrate.handoff.differences import Difference, Drift, from_alembic, trigger_table
+from dpro_migrate.handoff.standalone import options
 from dpro_migrate.model.schema import TargetSchema, load_schema
 from dpro_migrate.safety.alembic_version import BASELINE_ID, VERSION_TABLE
 
@@ -50,68 +51,39 @@ def _applied(dialect: str, applied: Applied | None) -> Applied:
     return applied if applied is not None else Applied.from_plan(None, dialect)
 
 
+def _known(dialect: str, applied: Applied | None) -> set[str] | None:
+    # Without what apply built (an env.py written by dpro-migrate 0.1 passes none): ddl/'s tables only, so that
+    # nothing else the database holds (partitions, archives, legacy leftovers) is ever proposed for dropping.
+    return None if applied is not None else {physical_name(q, dialect) for q in load_schema().tables}
+
+
 def include_name_filter(dialect: str, applied: Applied | None = None,
                         metadata: sa.MetaData | Sequence[sa.MetaData] | None = None) -> Callable[[str | None, str, dict], bool]:
-    """Alembic include_name: what of the live database Alembic compares.
+    """Alembic include_name: what of the live database Alembic compares (standalone/options.py).
 
     Schemas: the dialect's (PostgreSQL: the seven domain schemas; SQLite: its one database) and any schema the
     metadata names (an application's own models). Tables: every table in them but those apply built that
     Alembic must leave alone (Applied.excluded: partitions, archives, bookkeeping, legacy leftovers). So a table
     the application adds is seen, as a table someone adds by hand is (drift).
     """
-    # Without what apply built (an env.py written by dpro-migrate 0.1 passes none): ddl/'s tables only, so that
-    # nothing else the database holds (partitions, archives, legacy leftovers) is ever proposed for dropping.
-    known = None if applied is not None else {physical_name(q, dialect) for q in load_schema().tables}
-    applied = _applied(dialect, applied)
-    schemas = set(catalog_for(dialect).SCHEMAS)
-    for meta in [metadata] if isinstance(metadata, sa.MetaData) else metadata or []:
-        schemas |= {t.schema for t in meta.tables.values()}
-    excluded = set(applied.excluded)
-
-    def include(name: str | None, type_: str, parent_names: dict) -> bool:
-        if type_ == "schema":
-            return name in schemas
-        if type_ == "table":
-            schema_name = parent_names.get("schema_name")
-            full = f"{schema_name}.{name}" if schema_name else name
-            if known is not None:
-                return full in known
-            return schema_name in schemas and full not in excluded
-        return True
-
-    return include
+    return options.include_name_filter(catalog_for(dialect).SCHEMAS, _applied(dialect, applied).excluded,
+                                       metadata, _known(dialect, applied))
 
 
 def include_object_filter(dialect: str, applied: Applied | None = None) -> Callable[..., bool]:
     """Alembic include_object: a partition of a table apply partitioned is that table's rows, whatever its
     name (a month's partition added after the cutover too), never a table of its own to drop."""
-    applied = _applied(dialect, applied)
-    catalog = catalog_for(dialect)
-    parents = applied.partition_parents()
-
-    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-        if type_ == "table" and reflected and compare_to is None and parents:
-            return catalog.partition_parent(obj) not in parents
-        return True
-
-    return include
+    return options.include_object_filter(_applied(dialect, applied).partition_parents())
 
 
-AUTOGENERATE_PLUGINS = [
-    "alembic.autogenerate.*",
-    # Compares named CHECK constraints by name (added, removed; not their expressions). Opt-in since Alembic
-    # 1.19.2 ("recommended only for schemas that name all constraints", which ddl/ and NAMING_CONVENTION do).
-    # Without it a renamed or dropped CHECK is invisible to autogenerate.
-    "alembic.ext.checkconstraint_byname",
-]
+AUTOGENERATE_PLUGINS = options.AUTOGENERATE_PLUGINS
 
 
-def _autogenerate_plugins() -> list[str] | None:
-    try:
-        import alembic.ext.checkconstraint_byname  # noqa: F401  (Alembic >= 1.19.2)
-    except ImportError:
-        return None  # older Alembic: its defaults (and no CHECK comparison)
-    return list(AUTOGENERATE_PLUGINS)
+def dialect_options(dialect: str) -> dict[str, Any]:
+    """The Alembic options a dialect needs: SQLite's render_as_batch (no ALTER for most changes: Alembic's
+    copy-and-move, which the environment makes keep triggers, AUTOINCREMENT and indexes: standalone/
+    sqlite_batch.py) and its transactional DDL."""
+    return {**get_dialect(dialect).alembic_options, **catalog_for(dialect).ALEMBIC_OPTIONS}
 
 
 def context_options(dialect: str, applied: Applied | None = None,
@@ -119,25 +91,15 @@ def context_options(dialect: str, applied: Applied | None = None,
     """Keyword arguments for MigrationContext.configure(opts=...) / EnvironmentContext.configure(**...).
 
     applied: what apply built (None: ddl/ alone); metadata: the environment's target_metadata (one MetaData or
-    a list), whose schemas Alembic then compares too."""
+    a list), whose schemas Alembic then compares too. The written env.py passes the same data, as literals,
+    to the same function (standalone/options.py)."""
     impl = get_dialect(dialect)
-    opts: dict[str, Any] = {
-        "include_schemas": True,
-        "include_name": include_name_filter(dialect, applied, metadata),
-        "include_object": include_object_filter(dialect, applied),
-        "compare_type": True,
-        "compare_server_default": True,
-        "version_table": VERSION_TABLE,
-    }
-    if (plugins := _autogenerate_plugins()) is not None:
-        opts["autogenerate_plugins"] = plugins
-    if impl.version_table_schema:
-        opts["version_table_schema"] = impl.version_table_schema
-    # SQLite's render_as_batch (no ALTER for most changes: Alembic's copy-and-move, which the environment
-    # makes keep triggers, AUTOINCREMENT and indexes: batch_sqlite.py) and its transactional DDL.
-    opts.update(impl.alembic_options)
-    opts.update(catalog_for(dialect).ALEMBIC_OPTIONS)
-    return opts
+    done = _applied(dialect, applied)
+    return options.context_options(schemas=catalog_for(dialect).SCHEMAS, excluded=done.excluded,
+                                   partition_parents=done.partition_parents(),
+                                   version_table_schema=impl.version_table_schema,
+                                   dialect_options=dialect_options(dialect), metadata=metadata,
+                                   known=_known(dialect, applied))
 
 
 # --- what Alembic cannot see --------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""Column types of the baseline whose behaviour on SQLite must match PostgreSQL's.
+
+UTCTimestamp: a TIMESTAMP WITH TIME ZONE column on SQLite. SQLite has no timestamp type: dpro-migrate stores
+a moment as the text 'YYYY-MM-DD HH:MM:SS' in UTC, the form CURRENT_TIMESTAMP writes, apply wrote and
+every dpro-migrate check reads. SQLAlchemy's own SQLite DateTime writes an aware datetime's wall clock and
+drops its offset (10:00+02:00 becomes 10:00, two hours off), and adds '.000000'. This type converts an aware
+datetime to UTC first (the same instant: nothing is lost), takes a naive one as UTC (as CURRENT_TIMESTAMP
+and PostgreSQL with TimeZone=UTC do), writes the canonical form (whole seconds, as CURRENT_TIMESTAMP keeps),
+and reads aware UTC datetimes back, as psycopg does from timestamptz. A string is refused, as SQLAlchemy's
+DateTime refuses it. PostgreSQL's timestamptz does all this itself: there the column is a plain TIMESTAMP(timezone=True).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+CANONICAL = "%Y-%m-%d %H:%M:%S"
+
+
+def to_utc_text(value: dt.datetime | None) -> str | None:
+    """The canonical UTC text of a datetime (naive: taken as UTC)."""
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"a timestamp column takes a datetime, not {type(value).__name__} {value!r}; "
+                        "write text as 'YYYY-MM-DD HH:MM:SS' in UTC through raw SQL")
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.strftime(CANONICAL)
+
+
+def from_text(value) -> dt.datetime | None:
+    """An aware UTC datetime from the stored text (any form SQLite's datetime() reads; an offset applied)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        moment = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    if moment.tzinfo is not None and moment.utcoffset() is not None:
+        return moment.astimezone(dt.timezone.utc)
+    return moment.replace(tzinfo=dt.timezone.utc)
+
+
+class UTCTimestamp(sa.types.TypeDecorator):
+    """TIMESTAMP (WITH TIME ZONE) on SQLite, holding UTC: see the module's docstring."""
+
+    impl = sa.TIMESTAMP
+    cache_ok = True
+
+    def __init__(self, timezone: bool = True):
+        super().__init__(timezone=timezone)
+
+    def bind_processor(self, dialect):
+        return to_utc_text  # the whole conversion (SQLAlchemy's SQLite DateTime would add '.000000')
+
+    def result_processor(self, dialect, coltype):
+        return from_text
+
+    def literal_processor(self, dialect):
+        return lambda value: "'" + to_utc_text(value) + "'"
+
+    @property
+    def python_type(self):
+        return dt.datetime
+
+    def __repr__(self) -> str:
+        return "UTCTimestamp()"
