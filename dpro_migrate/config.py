@@ -18,10 +18,12 @@ PG_LOCK_TIMEOUT_ENV = "DPRO_MIGRATE_PG_LOCK_TIMEOUT_MS"
 DATABASE_URL_ENV = "DPRO_MIGRATE_DATABASE_URL"
 TEST_PG_ENV = "DPRO_MIGRATE_TEST_PG"
 TARGET_ENV = "DPRO_MIGRATE_TARGET"
+COPY_PRODUCERS_ENV = "DPRO_MIGRATE_COPY_PRODUCERS"
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_PG_LOCK_TIMEOUT_MS = 5000
 MAX_BUSY_TIMEOUT_MS = 2**31 - 1  # SQLite's busy_timeout is a C int
+MAX_COPY_PRODUCERS = 16
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -34,6 +36,8 @@ class Settings:
     # PostgreSQL's lock_timeout in dpro-migrate's sessions: a statement waiting longer for a lock another session
     # holds is cancelled (while it waits, every later request for that table queues behind it); 0: no limit
     pg_lock_timeout_ms: int = DEFAULT_PG_LOCK_TIMEOUT_MS
+    # processes that build COPY lines for a PostgreSQL apply (None: one per CPU, 2 to 4; 1: in dpro-migrate's own)
+    copy_producers: int | None = None
 
 
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
@@ -45,7 +49,18 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         database_url=environ.get(DATABASE_URL_ENV) or None,
         test_pg_url=environ.get(TEST_PG_ENV) or DEFAULT_TEST_PG,
         log_dir=_log_dir(environ),
+        copy_producers=_producers(environ),
     )
+
+
+def _producers(environ: Mapping[str, str]) -> int | None:
+    text = environ.get(COPY_PRODUCERS_ENV, "").strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= MAX_COPY_PRODUCERS:
+        raise BadInput(f"{COPY_PRODUCERS_ENV}={text!r}: expected a whole number from 1 to {MAX_COPY_PRODUCERS} "
+                       "(unset: one per CPU, 2 to 4; 1: lines built in dpro-migrate's own process)")
+    return int(text)
 
 
 def _milliseconds(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -13,12 +13,13 @@ import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import attach_readonly
-from dpro_migrate.db.connections import (LOCK_KEY, claim_session, connect, locked_transaction, open_for_write,
-                                         open_source, transaction_settings_sql, write_transaction)
+from dpro_migrate.db.connections import (LOCK_KEY, claim_session, connect, copy_producers, locked_transaction,
+                                         open_for_write, open_source, transaction_settings_sql, write_transaction)
 from dpro_migrate.db.pgerrors import classify, refused_rows
+from dpro_migrate.db.copy_producers import Producers, ProducerFailed, open_producers
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
-from dpro_migrate.errors import BadInput, ChecksFailed, OutcomeUnknown
+from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, OutcomeUnknown
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
@@ -52,9 +53,10 @@ def user_table_count(conn: psycopg.Connection) -> int:
 class PostgresRunner:
     """What operations run on: a cursor inside apply's transaction, and the SQLite source to COPY from."""
 
-    def __init__(self, cur, src: sqlite3.Connection, rows_progress=None):
+    def __init__(self, cur, src: sqlite3.Connection, rows_progress=None, producers: Producers | None = None):
         self.cur, self.src = cur, src
         self.rows_progress = rows_progress
+        self.producers = producers  # processes building the moves' lines; None: a thread of this process
         self.current: Operation | None = None
         self.renumbered = 0
 
@@ -68,7 +70,12 @@ class PostgresRunner:
     def copy(self, copy_sql: str, source_sql: str) -> int:
         op = self.current
         report = (lambda n: self.rows_progress(op, n)) if self.rows_progress and op and op.moves_rows else None
-        blocks = prefetched(stream_lines(self.src, source_sql)) if op and op.moves_rows else stream_rows(self.src, source_sql)
+        if not (op and op.moves_rows):
+            blocks = stream_rows(self.src, source_sql)
+        elif self.producers:
+            blocks = self.producers.blocks(source_sql)
+        else:
+            blocks = prefetched(stream_lines(self.src, source_sql))
         return copy_into(self.cur, copy_sql, blocks, report)
 
     def refuse(self, once: list[str], repeat: list[str], tables: list[str]) -> dict[str, int]:
@@ -132,14 +139,21 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
             replace_schemas(cur, existing, target.display)  # checked again: nothing outside them goes
-            runner = PostgresRunner(cur, src, rows_progress)
-            for i, op in enumerate(plan.operations):
-                if progress:
-                    progress(i, len(plan.operations), op)
-                runner.current = op
-                rows = op.forward(runner)
-                if op.moves_rows:
-                    moved[op.name] = rows
+            producers = _producers(snapshot.path, src, plan)
+            try:
+                runner = PostgresRunner(cur, src, rows_progress, producers)
+                for i, op in enumerate(plan.operations):
+                    if progress:
+                        progress(i, len(plan.operations), op)
+                    runner.current = op
+                    rows = op.forward(runner)
+                    if op.moves_rows:
+                        moved[op.name] = rows
+                if producers:
+                    producers.check_snapshot()
+            finally:
+                if producers:
+                    producers.close()
             _check_counts(src, plan, moved, refused)
             cur.execute(ledger.create_sql(POSTGRES))
             # the transaction's id: rows whose xmin is still this one are as apply wrote them (verify)
@@ -150,6 +164,9 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             cur.execute(insert.sql, insert.params)
             committing = True  # what fails from here on fails during COMMIT
         return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started)
+    except ProducerFailed as exc:
+        # a producer killed from outside, or the snapshot written under the copy: the transaction never committed
+        raise Blocked(f"the copy into {target.display} stopped: {exc}; nothing was changed") from None
     except psycopg.Error as exc:
         if refused_rows(exc) and not committing and plan.on_reject == "fail" and src is not None:
             refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])  # which rows, which rules
@@ -159,6 +176,14 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         conn.close()
         if src is not None:
             src.close()
+
+
+def _producers(path: Path, src: sqlite3.Connection, plan: Plan) -> Producers | None:
+    """Producer processes for the plan's moves, reading the snapshot `src` holds open (see db/copy_producers.py);
+    None: the lines are built by a thread of this process."""
+    moves = [(op.source_sql, op.legacy) for op in plan.of_type(CopyRows)]
+    refused = src.execute(f"SELECT source_table, source_pk, rule FROM {REFUSED}") if plan.on_reject != "fail" else ()
+    return open_producers(path, src, moves, copy_producers(), refused)
 
 
 def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
