@@ -9,6 +9,7 @@ the URL's database and always dropped afterwards.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import shutil
@@ -52,6 +53,7 @@ class CheckReport:
     seconds: float
     cleanup: str = ""  # what was removed afterwards, or why it could not be
     started_at: str = ""
+    plan: dict | None = None  # the plan the check made, as `plan --json` prints it (the source's name, not the copy's)
 
     @property
     def ok(self) -> bool:
@@ -236,6 +238,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
             except BadInput as exc:  # the source itself is unusable: not DPRO, already or partly migrated
                 raise _SourceUnusable(_scrub(str(exc), scratch, source), details=exc.details) from None
             state["plan_path"] = save_plan(made, scratch_dir / "plan.json")
+            state["plan"] = {**json.loads(made.to_json()), "source": str(source)}
             refused = (getattr(made, "preflight", None) or {}).get("findings") or []
             moves = made.moves
             detail = (f"{len(made.operations)} operations, {len(moves)} row moves, "
@@ -295,7 +298,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
         shutil.rmtree(scratch_dir, ignore_errors=True)
         cleanup = "; ".join(x for x in (cleanup, f"removed {scratch_dir}") if x)
     return CheckReport(str(source), target.display, str(scratch) + (f" and database {pg_name}" if pg_name else ""),
-                       stages, time.monotonic() - started, cleanup, started_at)
+                       stages, time.monotonic() - started, cleanup, started_at, state.get("plan"))
 
 
 def _scrub(message: str, scratch: Path, source: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sqlite3
 import sys
@@ -37,6 +38,8 @@ COMPAT_VIEWS = typer.Option(False, "--compat-views", help="Leave read-only views
 WITH = typer.Option([], "--with", help="What the seeds plan beyond the move, repeatable: new-tables (the seeds' missing "
                     "tables, empty), archive-tables, row-level-security and partition-by-month (PostgreSQL).")
 BACKUP_DIR = typer.Option(None, "--backup-dir", help="Where backups go (default: dpro-migrate-backups/ beside the file).")
+REPORT = typer.Option(None, "--report", help="Also write a self-contained HTML report here for the change ticket "
+                      "(FILE.json: the same data as JSON).")
 
 
 def handled(fn):
@@ -146,13 +149,15 @@ def inspect_cmd(source: Path = SOURCE, as_json: bool = JSON):
 def plan_cmd(source: Path = SOURCE, out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the plan (JSON) here."),
              sql: bool = typer.Option(False, "--sql", help="Print the exact SQL apply would run."),
              target: Optional[str] = TARGET, on_reject: str = ON_REJECT, compat_views: bool = COMPAT_VIEWS,
-             extras: list[str] = WITH, as_json: bool = JSON):
+             extras: list[str] = WITH, as_json: bool = JSON, report: Optional[Path] = REPORT):
     """Make a reviewable plan: every step with its SQL and its reverse, every row the target would refuse,
     and the source's schema fingerprint."""
     dest = parse_target(target)
+    _report_destination(report)
     plan = verbs.make_plan(source, dest, on_reject=on_reject, compat_views=compat_views, features=tuple(extras))
     if out:
         save_plan(plan, out)
+    _write_report(report, "plan", None, source, dest, plan=plan)
     if sql:
         print(verbs.site_for(source, dest).apply_script(plan), end="")
     elif as_json:
@@ -181,7 +186,8 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
                                                      "here (if none) and stamp its baseline revision."),
               replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) and "
                                                     "replace domain schemas that already exist."),
-              backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
+              backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET,
+              report: Optional[Path] = REPORT):
     """Back up, then migrate in one transaction: domain tables, rows, indexes, constraints, triggers,
     ledger written; in place, the legacy tables are replaced. All of it or none of it."""
     dest = parse_target(target)
@@ -189,15 +195,19 @@ def apply_cmd(source: Path = typer.Argument(..., help="The legacy file, or a pla
         print(verbs.apply_script(source, dest, on_reject=on_reject, compat_views=compat_views,
                                  features=tuple(extras)), end="")
         return
+    _report_destination(report)
     confirm(f"Migrate {source} into {dest.display}?", yes or as_json)
     with render.step_progress(not (quiet or as_json), "apply") as (progress, rows):
         plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=on_reject, compat_views=compat_views,
                                       features=tuple(extras), replace_existing=replace_existing, progress=progress,
                                       rows_progress=rows)
     handoff = verbs.alembic_handoff(alembic, source if plan is None else Path(plan.source), dest) if alembic else None
+    payload = {"plan_operations": len(plan.operations) if plan else 0, **render._plain(result),
+               "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None}
+    _write_report(report, "apply", payload, source if plan is None else Path(plan.source), dest, plan=plan,
+                  backup_dir=backup_dir)
     if as_json:
-        render.print_json({"plan_operations": len(plan.operations) if plan else 0, **render._plain(result),
-                           "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None})
+        render.print_json(payload)
     else:
         render.apply_result(plan, result)
         if handoff:
@@ -214,17 +224,20 @@ def verify_cmd(source: Path = SOURCE,
                                                 "(drift: tables, columns, indexes, keys, checks, triggers)."),
                strict: bool = typer.Option(False, "--strict", help="Rows changed, deleted or added after the cutover "
                                            "fail too (by default they are reported)."),
-               as_json: bool = JSON):
+               as_json: bool = JSON, report_to: Optional[Path] = REPORT):
     """Prove every legacy row is in its domain table value for value (against the backup), counts match,
     foreign_key_check and integrity_check are clean, and every promised object exists. Exit 1 otherwise."""
+    _report_destination(report_to)
     if schema_only:
         drift = verbs.schema_drift(source, parse_target(target))
-        render.print_json({"ok": not drift, "basis": getattr(drift, "basis", ""), "differences": drift}) if as_json \
-            else render.drift_report(drift)
+        payload = {"ok": not drift, "basis": getattr(drift, "basis", ""), "differences": drift}
+        _write_report(report_to, "verify", render._plain(payload), source, parse_target(target))
+        render.print_json(payload) if as_json else render.drift_report(drift)
         if drift:
             raise typer.Exit(CHECKS_FAILED)
         return
     report = verbs.verify(source, parse_target(target), backup=backup, strict=strict)
+    _write_report(report_to, "verify", {"ok": report.ok, **render._plain(report)}, source, parse_target(target))
     render.print_json({"ok": report.ok, **render._plain(report)}) if as_json else render.verify_report(report)
     if not report.ok:
         raise typer.Exit(CHECKS_FAILED)
@@ -240,7 +253,8 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes",
                  on_conflict: str = typer.Option("refuse", "--on-conflict", help="PostgreSQL, with --write-back: a row "
                                                  "changed both in the source and in PostgreSQL since the snapshot: "
                                                  "refuse, postgres (its version wins) or source (the source's stays)."),
-                 backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
+                 backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET,
+                 report: Optional[Path] = REPORT):
     """Undo apply. In place: everything back into the legacy tables with their original DDL, indexes, views,
     triggers and AUTOINCREMENT counters, rows written after the cutover included. PostgreSQL: remove
     exactly what apply created; refuses while it holds changes made since the cutover, unless --write-back."""
@@ -248,10 +262,13 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = typer.Option(False, "--yes",
     if sql:
         print(verbs.rollback_script(source, dest), end="")
         return
+    _report_destination(report)
     confirm(f"Roll back {dest.display if not dest.in_place else source}?", yes or as_json)
+    undone = _recorded_plan(source, dest) if report else None  # the ledger that records it goes with the rollback
     with render.step_progress(not (quiet or as_json), "rollback") as (progress, rows):
         result = verbs.rollback(source, dest, write_back=write_back, on_conflict=on_conflict, backup_dir=backup_dir,
                                 progress=progress, rows_progress=rows)
+    _write_report(report, "rollback", render._plain(result), source, dest, plan=undone, backup_dir=backup_dir)
     render.print_json(result) if as_json else render.rollback_result(result)
 
 
@@ -360,7 +377,7 @@ def check_cmd(source: Path = SOURCE,
               target: Optional[str] = typer.Option(None, "--target", "-t", help="postgresql://user:pass@host/db: run the "
                                                    "cycle in a throwaway database created through this one (default: a SQLite copy)."),
               junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here (one testcase per stage)."),
-              as_json: bool = JSON):
+              as_json: bool = JSON, report_to: Optional[Path] = REPORT):
     """For CI: plan, apply, verify and rollback on a scratch copy (and a throwaway PostgreSQL database with
     --target), then check the copy is back to the source. The source is only read. Exit 0 all good,
     1 a stage failed, 2 unusable input."""
@@ -368,9 +385,12 @@ def check_cmd(source: Path = SOURCE,
 
     from dpro_migrate import check as checking
 
+    _report_destination(report_to)
     report = checking.run_check(source, parse_target(target))
     if junit:
         checking.write_junit(report, junit)
+    _write_report(report_to, "check", {"ok": report.ok, **render._plain(report)}, source, parse_target(target),
+                  plan=report.plan)
     if as_json:
         render.print_json({"ok": report.ok, **render._plain(report)})
     else:
@@ -388,6 +408,50 @@ def check_cmd(source: Path = SOURCE,
                          + ", ".join(s.name for s in report.failed))
     if not report.ok:
         raise typer.Exit(CHECKS_FAILED)
+
+
+# --- --report: the verb's --json data as a page for the change ticket (dpro_migrate/report/) -------
+
+
+def _report_destination(path: Path | None) -> None:
+    """Refuse an unusable --report before the verb changes anything (exit 2)."""
+    if path is not None:
+        from dpro_migrate import report
+
+        report.check_destination(path)
+
+
+def _recorded_plan(source: Path, target):
+    try:
+        return verbs.recorded_plan(source, target)
+    except (DproMigrateError, sqlite3.Error, OSError):  # not migrated: rollback says so itself
+        return None
+
+
+def _write_report(path: Path | None, verb: str, payload: dict | None, source: Path, target, *, plan=None,
+                  backup_dir: Path | None = None) -> None:
+    """After the verb: the report is extra, so a failure to write it is said on stderr, not the verb's outcome."""
+    if path is None:
+        return
+    from dpro_migrate import report
+
+    plan_data = json.loads(plan.to_json()) if hasattr(plan, "to_json") else plan
+    if plan_data is None and verb in ("apply", "verify"):
+        recorded = _recorded_plan(source, target)
+        plan_data = json.loads(recorded.to_json()) if recorded else None
+    try:
+        doc = report.build(verb, payload, source=source, target=target, plan=plan_data, backup_dir=backup_dir,
+                           written_to=path)
+        written = report.write(path, doc)
+    except DproMigrateError as exc:
+        render.err.print(f"[yellow]warning:[/] {escape(str(exc))}; the {verb} itself stands")
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the verb's own result comes first
+        log = _write_traceback(exc)
+        render.err.print(f"[yellow]warning:[/] the report was not written: unexpected {type(exc).__name__}"
+                         + (f"; the traceback is in {escape(str(log))}" if log else "") + f"; the {verb} itself stands")
+        return
+    render.err.print(f"report written to {escape(str(written))}")
 
 
 def main() -> None:
