@@ -34,8 +34,8 @@ def dot_source(domain: dict, foreign_keys: list[dict]) -> str:
     own = {t["qualified"] for t in domain["tables"]}
     for table in domain["tables"]:
         rows = "".join(
-            f'<tr><td align="left" port="{_port(c["name"])}">{_mark(c)}{html.escape(c["name"])}</td>'
-            f'<td align="left"><font color="#6b7785">{html.escape(c["type"].lower())}</font></td></tr>'
+            f'<tr><td align="left" port="{_port(c["name"])}_in">{_mark(c)}{html.escape(c["name"])}</td>'
+            f'<td align="left" port="{_port(c["name"])}_out"><font color="#6b7785">{html.escape(c["type"].lower())}</font></td></tr>'
             for c in table["columns"])
         label = (f'<table border="0" cellborder="1" cellspacing="0" cellpadding="3" color="#9aa8b8">'
                  f'<tr><td colspan="2" bgcolor="#dbe7f5"><b>{html.escape(table["qualified"])}</b></td></tr>{rows}</table>')
@@ -49,8 +49,9 @@ def dot_source(domain: dict, foreign_keys: list[dict]) -> str:
             outside.add(ref)
             lines.append(f'  "{_id(ref)}" [shape=box, style="dashed,rounded", fontsize=10, color="#9aa8b8", '
                          f'label="{html.escape(ref)}"];')
-        tail = f'"{_id(fk["table"])}":"{_port(fk["columns"][0])}"' if fk["columns"] else f'"{_id(fk["table"])}"'
-        head = f'"{_id(ref)}":"{_port(fk["ref_columns"][0])}"' if ref in own and fk["ref_columns"] else f'"{_id(ref)}"'
+        # from the referencing column's right edge to the referenced key's left edge (the graph runs left to right)
+        tail = f'"{_id(fk["table"])}":"{_port(fk["columns"][0])}_out":e' if fk["columns"] else f'"{_id(fk["table"])}"'
+        head = f'"{_id(ref)}":"{_port(fk["ref_columns"][0])}_in":w' if ref in own and fk["ref_columns"] else f'"{_id(ref)}"'
         lines.append(f'  {tail} -> {head} [tooltip="{html.escape(fk["name"])}"];')
     lines.append("}")
     return "\n".join(lines)

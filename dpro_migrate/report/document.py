@@ -9,8 +9,10 @@ and what to run next. A section the verb did not record is None, and the HTML sa
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,7 +33,8 @@ def build(verb: str, result: dict | None, *, source: Path | str | None, target: 
     None: the plan is the result); `plan` the plan as `plan --json` prints it, when there is one."""
     if verb not in VERBS:
         raise ValueError(f"no report for {verb}")
-    source_path = Path(plan["source"]) if plan and plan.get("source") else (Path(source) if source else None)
+    named = plan["source"] if plan and plan.get("source") else source
+    source_path = Path(os.path.realpath(named)) if named else None
     directory = Path(backup_dir) if backup_dir else (default_backup_dir(source_path) if source_path else None)
     doc = {
         "report_format": REPORT_FORMAT,
@@ -44,7 +47,7 @@ def build(verb: str, result: dict | None, *, source: Path | str | None, target: 
         "plan": plan,
         "result": {**result, "plan": "the plan section"} if result and plan and result.get("plan") is plan else result,
         "schema": schema_graph(),
-        "history": _history(directory, source_path, written_to),
+        "history": _history(directory, source_path, written_to, target.display),
     }
     doc["next"] = (result or {}).get("next") or next_commands(doc)
     return mask_secrets(doc, target)
@@ -93,23 +96,25 @@ def _read_legacy(path: Path) -> dict:
             "as_of": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def _history(directory: Path | None, source: Path | None, written_to: Path | None) -> dict | None:
+def _history(directory: Path | None, source: Path | None, written_to: Path | None, database: str) -> dict | None:
     """The history file's lines for this source (what earlier verbs did), and the reports beside it."""
     if directory is None:
         return None
     lines = history.read(directory, source) if source else history.read(directory)
     return {"path": str(history.history_path(directory)), "lines": lines[-50:], "earlier_lines": max(0, len(lines) - 50),
-            "reports": _reports_beside(written_to)}
+            "reports": _reports_beside(written_to, source, database)}
 
 
-def _reports_beside(written_to: Path | None) -> list[dict]:
-    """Other reports in the directory this one is written to, newest first: a later verb's report links them."""
+def _reports_beside(written_to: Path | None, source: Path | None, database: str) -> list[dict]:
+    """Other reports of the same source and database in the directory this one is written to, newest first:
+    a later verb's report links the earlier ones (their <meta> tags name both)."""
     if written_to is None:
         return []
     here = Path(written_to).resolve()
+    want = (str(source or ""), database)
     found = []
     try:
-        candidates = list(here.parent.glob("*.html"))
+        candidates = sorted(here.parent.glob("*.htm*"))
     except OSError:
         return []
     for p in candidates:
@@ -119,10 +124,13 @@ def _reports_beside(written_to: Path | None) -> list[dict]:
             head = p.read_text(encoding="utf-8", errors="replace")[:4000]
         except OSError:
             continue
-        if 'name="generator" content="dpro-migrate' in head:
-            found.append({"name": p.name, "modified": datetime.fromtimestamp(p.stat().st_mtime, timezone.utc)
-                          .isoformat(timespec="seconds")})
-    return sorted(found, key=lambda r: r["modified"], reverse=True)
+        meta = {name: html.unescape(value) for name, value in _META.findall(head)}
+        if "dpro-migrate-verb" in meta and (meta.get("dpro-migrate-source"), meta.get("dpro-migrate-database")) == want:
+            found.append({"name": p.name, "verb": meta["dpro-migrate-verb"], "written": meta.get("dpro-migrate-written")})
+    return sorted(found, key=lambda r: r["written"] or "", reverse=True)
+
+
+_META = re.compile(r'<meta name="(dpro-migrate-[a-z]+)" content="([^"]*)">')
 
 
 def schema_graph() -> dict:

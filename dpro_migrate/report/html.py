@@ -32,12 +32,14 @@ def _seconds(value) -> str:
 def _size(n) -> str:
     if not isinstance(n, int):
         return "not recorded"
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit} ({n:,} bytes)"
-        n_f = n / 1024
-        n = int(n_f) if n_f.is_integer() else n_f  
-    return str(n)
+    if n < 1024:
+        return f"{n:,} bytes"
+    scaled, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if scaled < 1024:
+            break
+        scaled, unit = scaled / 1024, bigger
+    return f"{scaled:,.1f} {unit} ({n:,} bytes)"
 
 
 def render(doc: dict, diagrams: Diagrams | None = None) -> str:
