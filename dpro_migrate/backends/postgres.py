@@ -34,6 +34,7 @@ from dpro_migrate.types import type_class_of_pg
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
+from dpro_migrate.results import Timings
 from dpro_migrate.plan.program import Statement
 from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
 from dpro_migrate.safety.backup import backup_file
@@ -176,6 +177,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
     application is held up for the copy only, and the copy is the snapshot rollback later reconciles against
     (rows written on either side after it)."""
     started = time.monotonic()
+    timings = Timings()
     source = Path(plan.source)
     conn = connect(target)
     src = None
@@ -190,13 +192,16 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         if existing and not replace_existing:
             raise BadInput(f"{target.display} already holds schemas {', '.join(existing)}; nothing was changed "
                            "(pass --replace-existing to back them up with pg_dump and replace them)")
-        snapshot = backup_file(source, backup_dir)
+        with timings.timed("snapshot of the source"):
+            snapshot = backup_file(source, backup_dir)
         src = open_source(snapshot.path)
         if schema_fingerprint(src) != plan.source_fingerprint:
             snapshot.path.unlink(missing_ok=True)
             raise BadInput(f"{source}: its schema changed since the plan was made (fingerprint differs); make a new plan")
-        refused = _refuse(src, plan)
-        backup = pg_dump(target, backup_dir) if user_table_count(conn) else None
+        with timings.timed("find refused rows"):
+            refused = _refuse(src, plan)
+        with timings.timed("backup (pg_dump)"):
+            backup = pg_dump(target, backup_dir) if user_table_count(conn) else None
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
             for name in existing:
@@ -206,10 +211,13 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                 if progress:
                     progress(i, len(plan.operations), op)
                 runner.current = op
+                began = time.monotonic()
                 rows = op.forward(runner)
+                timings.operation(op, time.monotonic() - began, rows)
                 if op.moves_rows:
                     moved[op.name] = rows
-            _check_counts(src, plan, moved, refused)
+            with timings.timed("checks"):
+                _check_counts(src, plan, moved, refused)
             cur.execute(ledger.create_sql(POSTGRES))
             # the transaction's id: rows whose xmin is still this one are as apply wrote them (verify)
             xid = cur.execute("SELECT pg_current_xact_id()::xid::text").fetchone()[0]
@@ -218,7 +226,10 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                                                     "xid": xid})
             cur.execute(insert.sql, insert.params)
             committing = True  # what fails from here on fails during COMMIT
-        return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started)
+            commit = time.monotonic()
+        timings.add_phase("commit", time.monotonic() - commit)
+        return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started, timings=timings,
+                           quarantined=refused)
     except psycopg.Error as exc:
         if refused_rows(exc) and not committing and plan.on_reject == "fail" and src is not None:
             refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])  # which rows, which rules
@@ -431,6 +442,7 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
     if on_conflict not in ON_CONFLICT:
         raise BadInput(f"--on-conflict {on_conflict!r}: choose {', '.join(ON_CONFLICT)}")
     started = time.monotonic()
+    timings = Timings()
     conn, entry = read_ledger(target, claim=True)
     written_back: Reconciled | None = None
     committing = False
@@ -464,7 +476,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                    details={n: {**c.counts(), "inserted_ids": c.inserted, "updated_ids": c.updated,
                                                 "deleted_ids": c.deleted} for n, c in changes.items()})
             if changes:
-                written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
+                with timings.timed("write back"):
+                    written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
             release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             runner = PostgresRunner(cur, None)
@@ -472,15 +485,19 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
             for i, op in enumerate(ops):
                 if progress:
                     progress(i, len(ops), op)
+                began = time.monotonic()
                 op.backward(runner)
+                timings.operation(op, time.monotonic() - began)
             committing = True
+            commit = time.monotonic()
+        timings.add_phase("commit", time.monotonic() - commit)
         restored = {t: n["inserted"] + n["updated"] + n["deleted"] + n["renumbered"]
                     for t, n in (written_back.written if written_back else {}).items()}
         return RollbackResult(False, written_back.backup if written_back else None, restored,
                               sum(n["renumbered"] for n in (written_back.written if written_back else {}).values()),
                               time.monotonic() - started,
                               changes={t: n for t, n in (written_back.written if written_back else {}).items()},
-                              conflicts=written_back.conflicts if written_back else [])
+                              conflicts=written_back.conflicts if written_back else [], timings=timings)
     except psycopg.Error as exc:
         if committing:
             raise OutcomeUnknown(f"the connection to {target.display} failed while PostgreSQL committed the rollback "

@@ -179,6 +179,9 @@ def backup(doc: dict, result: dict) -> dict | None:
         info = {"path": b}
     else:
         return None
+    checked = doc.get("backup")
+    if isinstance(checked, dict) and checked.get("path") == info.get("path"):
+        info = {**checked, **info}
     source = doc["source"].get("path") or "dpro_agent.db"
     info["meaning"] = {"apply": "the legacy file as it was just before apply",
                        "rollback": "the database as it was just before rollback (migrated)",
