@@ -70,5 +70,5 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
         compat_views=compat_views,
         features=list(features),
         preflight={"findings": [dataclasses.asdict(f) for f in found.findings], "refused_rows": found.refused_rows,
-                   "sql_once": once, "sql_repeat": repeat},
+                   "dirty": found.dirty.to_json(), "sql_once": once, "sql_repeat": repeat},
     )

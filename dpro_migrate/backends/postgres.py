@@ -26,6 +26,7 @@ from dpro_migrate.types import type_class_of_pg
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
+from dpro_migrate.results import Timings
 from dpro_migrate.plan.program import Statement
 from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
 from dpro_migrate.backends.pg_replace import (check_replaced_dump, outside_dependents, refuse_outside, replace_schemas,
@@ -113,6 +114,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
     application is held up for the copy only, and the copy is the snapshot rollback later reconciles against
     (rows written on either side after it)."""
     started = time.monotonic()
+    timings = Timings()
     source = Path(plan.source)
     conn = connect(target)
     src = None
@@ -128,14 +130,17 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             raise BadInput(f"{target.display} already holds schemas {', '.join(existing)}; nothing was changed "
                            "(pass --replace-existing to back them up with pg_dump and replace them)")
         refuse_outside(outside_dependents(conn, existing), target.display)  # nothing outside the seven ever goes
-        snapshot = backup_file(source, backup_dir)
+        with timings.timed("snapshot of the source"):
+            snapshot = backup_file(source, backup_dir)
         src = open_source(snapshot.path)
         if schema_fingerprint(src) != plan.source_fingerprint:
             snapshot.path.unlink(missing_ok=True)
             raise BadInput(f"{source}: its schema changed since the plan was made (fingerprint differs); make a new plan")
-        refused = _refuse(src, plan)
-        # the dump counts the rows of the schemas it replaces, in its own snapshot
-        backup = pg_dump(target, backup_dir, conn, existing) if existing or user_table_count(conn) else None
+        with timings.timed("find refused rows"):
+            refused = _refuse(src, plan)
+        with timings.timed("backup (pg_dump)"):
+            # the dump counts the rows of the schemas it replaces, in its own snapshot
+            backup = pg_dump(target, backup_dir, conn, existing) if existing or user_table_count(conn) else None
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
             replace_schemas(cur, existing, target.display)  # checked again: nothing outside them goes
@@ -146,7 +151,9 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                     if progress:
                         progress(i, len(plan.operations), op)
                     runner.current = op
+                    began = time.monotonic()
                     rows = op.forward(runner)
+                    timings.operation(op, time.monotonic() - began, rows)
                     if op.moves_rows:
                         moved[op.name] = rows
                 if producers:
@@ -154,7 +161,8 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             finally:
                 if producers:
                     producers.close()
-            _check_counts(src, plan, moved, refused)
+            with timings.timed("checks"):
+                _check_counts(src, plan, moved, refused)
             cur.execute(ledger.create_sql(POSTGRES))
             # the transaction's id: rows whose xmin is still this one are as apply wrote them (verify)
             xid = cur.execute("SELECT pg_current_xact_id()::xid::text").fetchone()[0]
@@ -163,7 +171,10 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                                                     "xid": xid, "replaced": existing})
             cur.execute(insert.sql, insert.params)
             committing = True  # what fails from here on fails during COMMIT
-        return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started)
+            commit = time.monotonic()
+        timings.add_phase("commit", time.monotonic() - commit)
+        return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started, timings=timings,
+                           quarantined=refused)
     except ProducerFailed as exc:
         # a producer killed from outside, or the snapshot written under the copy: the transaction never committed
         raise Blocked(f"the copy into {target.display} stopped: {exc}; nothing was changed") from None
@@ -387,6 +398,7 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
     if on_conflict not in ON_CONFLICT:
         raise BadInput(f"--on-conflict {on_conflict!r}: choose {', '.join(ON_CONFLICT)}")
     started = time.monotonic()
+    timings = Timings()
     conn, entry = read_ledger(target, claim=True)
     written_back: Reconciled | None = None
     schemas_restored: dict[str, int] = {}
@@ -424,7 +436,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                    details={n: {**c.counts(), "inserted_ids": c.inserted, "updated_ids": c.updated,
                                                 "deleted_ids": c.deleted} for n, c in changes.items()})
             if changes:
-                written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
+                with timings.timed("write back"):
+                    written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
             release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             runner = PostgresRunner(cur, None)
@@ -432,17 +445,21 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
             for i, op in enumerate(ops):
                 if progress:
                     progress(i, len(ops), op)
+                began = time.monotonic()
                 op.backward(runner)
+                timings.operation(op, time.monotonic() - began)
             if dump:
                 schemas_restored = restore_replaced(cur, dump.path, replaced, (dump.manifest or {}).get("tables"))
             committing = True
+            commit = time.monotonic()
+        timings.add_phase("commit", time.monotonic() - commit)
         restored = {t: n["inserted"] + n["updated"] + n["deleted"] + n["renumbered"]
                     for t, n in (written_back.written if written_back else {}).items()}
         return RollbackResult(False, written_back.backup if written_back else None, restored,
                               sum(n["renumbered"] for n in (written_back.written if written_back else {}).values()),
                               time.monotonic() - started,
                               changes={t: n for t, n in (written_back.written if written_back else {}).items()},
-                              conflicts=written_back.conflicts if written_back else [],
+                              conflicts=written_back.conflicts if written_back else [], timings=timings,
                               schemas_restored=schemas_restored)
     except psycopg.Error as exc:
         if committing:

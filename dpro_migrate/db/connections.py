@@ -317,6 +317,17 @@ def session_settings_sql() -> list[str]:
     return ["SET statement_timeout = 0", f"SET lock_timeout = {int(pg_lock_timeout_ms())}", "SET row_security = off"]
 
 
+def connection_failure(exc: Exception) -> str:
+    """libpq's own reason ("Connection refused", "password authentication failed for user ..."), then its hint;
+    libpq puts the reason at the end of its first line, after the server it tried."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return "connection failed"
+    reason = lines[0].rpartition(" failed: ")[2] if " failed: " in lines[0] else lines[0]
+    reason = reason.removeprefix("FATAL:").strip()
+    return reason + (f" ({' '.join(lines[1:])})" if lines[1:] else "")
+
+
 def connect_postgres(conninfo: str, display: str) -> psycopg.Connection:
     """`display` is what messages may show: the URL without its password. The session is named
     `dpro-migrate` (pg_stat_activity.application_name) for the DBA."""
@@ -324,8 +335,7 @@ def connect_postgres(conninfo: str, display: str) -> psycopg.Connection:
         # autocommit: every unit of work is an explicit `with conn.transaction()`, nothing left open by accident.
         conn = psycopg.connect(conninfo, connect_timeout=10, autocommit=True, application_name=APPLICATION_NAME)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
-        raise BadInput(f"cannot connect to {display}: {reason}") from None
+        raise BadInput(f"cannot connect to {display}: {connection_failure(exc)}") from None
     try:
         for statement in session_settings_sql():
             conn.execute(statement)

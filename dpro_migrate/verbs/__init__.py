@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +20,7 @@ from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.dirty import add_dirty_data
-from dpro_migrate.errors import BadInput, DproMigrateError, OutcomeUnknown
+from dpro_migrate.errors import BadInput, ChecksFailed, DproMigrateError, OutcomeUnknown
 from dpro_migrate.example import SHAPES, generate_legacy_db
 from dpro_migrate.model.mapping import Resolution, load_mapping, resolve
 from dpro_migrate.model.schema import load_schema
@@ -28,7 +29,10 @@ from dpro_migrate.planning import make_plan
 from dpro_migrate.safety import history
 from dpro_migrate.safety.backup import BackupResult, backup_file, default_backup_dir
 from dpro_migrate.safety.state import file_state, read_file
-from dpro_migrate.targets import Target, parse_target
+from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.results import DirtyReport
+from dpro_migrate.sqlnames import quote_ident
+from dpro_migrate.targets import Target, parse_target, recorded_target
 from dpro_migrate.verbs.postgresql import PostgresSite
 from dpro_migrate.verbs.sqlite import SQLiteSite, StatusReport
 from dpro_migrate.verify.report import VerifyReport
@@ -68,7 +72,8 @@ class InspectReport:
     unknown_tables: dict[str, str | None]
     missing_legacy_tables: list[str]
     plan_summary: dict[str, int] = field(default_factory=dict)
-    findings: list[dict] = field(default_factory=list)  # rows the target would refuse, every id
+    findings: list[dict] = field(default_factory=list)  # rows the target would refuse, every id, per rule
+    dirty: dict = field(default_factory=dict)  # the same, explained: results.DirtyReport.to_json()
 
 
 def inspect(source: Path) -> InspectReport:
@@ -77,12 +82,13 @@ def inspect(source: Path) -> InspectReport:
     res: Resolution | None = None
     summary: dict[str, int] = {}
     findings: list[dict] = []
+    dirty: dict = {}
     if state == "legacy":
         plan = make_plan(source)
         res = resolve(db, load_schema(), load_mapping())
-        for op in plan.operations:
-            summary[op.kind] = summary.get(op.kind, 0) + 1
+        summary = plan_phases(plan)
         findings = plan.preflight["findings"]
+        dirty = plan.preflight.get("dirty") or {}
     tables = []
     for name, t in sorted(db.tables.items()):
         moves = res.moves_from(name) if res else []
@@ -92,7 +98,41 @@ def inspect(source: Path) -> InspectReport:
     objs = lambda kind: [{"name": o.name, "table": o.table} for o in db.objects if o.type == kind]  # noqa: E731
     return InspectReport(str(source), state, db.fingerprint, source.stat().st_size, tables, objs("index"),
                          objs("trigger"), objs("view"), res.unknown_tables if res else {},
-                         res.missing_legacy if res else [], summary, findings)
+                         res.missing_legacy if res else [], summary, findings, dirty)
+
+
+def plan_phases(plan: Plan) -> dict[str, int]:
+    """The plan's operations counted by phase, in words ("indexes": 59), in the order they run."""
+    from dpro_migrate.results import PHASE_OF_KIND
+
+    phases: dict[str, int] = {}
+    for op in plan.operations:
+        phase = PHASE_OF_KIND.get(op.kind, op.kind.replace("_", " "))
+        phases[phase] = phases.get(phase, 0) + 1
+    return phases
+
+
+def move_rows(plan: Plan) -> dict[str, int]:
+    """Rows each move takes from its legacy table, counted on the source now: the halves of a split
+    (activity_logs) separately."""
+    conn = connect_readonly(Path(plan.source))
+    try:
+        return {m.name: conn.execute(f"SELECT count(*) FROM {quote_ident(m.legacy)}"
+                                     + (f" WHERE {m.where}" if m.where else "")).fetchone()[0] for m in plan.moves}
+    finally:
+        conn.close()
+
+
+def dirty_of(plan: Plan) -> DirtyReport:
+    return DirtyReport.from_json(plan.preflight.get("dirty"))
+
+
+def target_for(source_or_plan: Path, url: str | None) -> Target:
+    """--target when given; else a plan file's own target (its URL less the password: libpq takes that from
+    PGPASSWORD or ~/.pgpass), else the file in place."""
+    if url or not looks_like_plan(Path(source_or_plan)):
+        return parse_target(url)
+    return recorded_target(load_plan(Path(source_or_plan)).target)
 
 
 # --- history: one line per apply, verify, rollback, finalize and archive, beside the backups ------
@@ -236,9 +276,29 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
         plan = planned(source_or_plan, target, on_reject=on_reject, compat_views=compat_views, features=features,
                        find_now=False)
         source = Path(plan.source)
-        return plan, site_for(source, target).apply(plan, backup_dir=backup_dir or default_backup_dir(source),
+        try:
+            result = site_for(source, target).apply(plan, backup_dir=backup_dir or default_backup_dir(source),
                                                     replace_existing=replace_existing, progress=progress,
                                                     rows_progress=rows_progress)
+        except ChecksFailed as refused:
+            _explain(refused, source, target, plan)
+            raise
+        if not result.already_migrated and result.applied_at is None:
+            result.applied_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return plan, result
+
+
+def _explain(refused: ChecksFailed, source: Path, target: Target, plan: Plan) -> None:
+    """A refusal that lists rules and counts gets the rules explained and every id (results.DirtyReport), from
+    the preflight run again on the source, only read: nothing was changed."""
+    details = refused.details if isinstance(refused.details, dict) else None
+    if not details or "findings" not in details or "dirty" in details:
+        return
+    try:
+        again = make_plan(source, target, features=tuple(plan.features), compat_views=plan.compat_views)
+    except Exception:  # noqa: BLE001 - the refusal as it was is still the answer
+        return
+    details["dirty"] = again.preflight.get("dirty")
 
 
 @recorded("finalize", _finalized)
@@ -315,7 +375,12 @@ def restore_dump(dump: Path, target: Target | None = None, *, backup_dir: Path |
     return restore_postgres(Path(dump), target, backup_dir=Path(backup_dir) if backup_dir else Path(dump).parent)
 
 
-def backup(source: Path, to: Path | None = None, progress=None) -> BackupResult:
+def backup(source: Path, to: Path | None = None, progress=None, *, create: bool = False) -> BackupResult:
+    """A verified backup into the folder `to` (default: dpro-migrate-backups/ beside the file). A folder given
+    that does not exist is refused (a typo would scatter backups), unless `create`."""
+    if to is not None and not create and not Path(to).is_dir():
+        what = "is not a folder" if Path(to).exists() else "does not exist"
+        raise BadInput(f"--backup-dir {to}: {what}; nothing was written (pass --create to make it)")
     return backup_file(source, to, progress)
 
 
@@ -343,6 +408,9 @@ class DemoResult:
     rollback: RollbackResult
     differences_after_rollback: list[str]
     domains: list[str] = field(default_factory=lambda: list(DOMAINS))
+    moves: dict[str, int] = field(default_factory=dict)  # rows each move takes ("activity_logs -> ...": 115)
+    phases: dict[str, int] = field(default_factory=dict)  # the plan's operations per phase
+    backups: str = ""  # the folder of the backups and the history
 
 
 def demo(workdir: Path | None = None, *, messages: int = 2000, shape: str = "18", progress=None) -> DemoResult:
@@ -362,7 +430,8 @@ def demo(workdir: Path | None = None, *, messages: int = 2000, shape: str = "18"
     verified = verify(db, backup_dir=workdir / "backups")
     rolled = rollback(db, backup_dir=workdir / "backups", progress=progress)
     diffs = logical_differences(applied.backup.path, db)
-    return DemoResult(str(workdir), str(db), generated, report, plan, applied, verified, rolled, diffs)
+    return DemoResult(str(workdir), str(db), generated, report, plan, applied, verified, rolled, diffs,
+                      moves=move_rows(plan), phases=plan_phases(plan), backups=str(workdir / "backups"))
 
 
 def example(path: Path, *, messages: int, shape: str, seed: int = 0, extras: bool = False,

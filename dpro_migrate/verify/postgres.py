@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from contextlib import closing
 from datetime import datetime
 from decimal import Decimal
@@ -126,6 +127,7 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
     """Against the snapshot apply loaded (the source as it was then). Changes made in PostgreSQL since the
     cutover are reported as such, and fail only with `strict`; what apply wrote differently never passes.
     `streamed`: compare without writing anything (stream_compare_move); None: so on a server in recovery."""
+    started = time.monotonic()
     try:
         conn, entry = read_ledger(target)
     except psycopg.Error as exc:
@@ -149,12 +151,14 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
                 quarantined = dict(src.execute(
                     f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
                 for move in plan.of_type(CopyRows):
+                    began = time.monotonic()
                     if streamed:
                         count, sample = stream_compare_move(conn, src, move, plan.archived_tables(),
                                                             entry.state.get("xid"))
                     else:
                         load_source_rows(cur, src, move, "_dpro_source")
                         count, sample = compare_move(cur, move, plan.archived_tables(), entry.state.get("xid"))
+                    count.seconds = time.monotonic() - began
                     counts.append(count)
                     checks.append(move_check(f"rows {move.name}", count, sample, strict))
                 checks.append(accounting_check(counts, quarantined, lambda name: count_rows(src, name)))
@@ -163,7 +167,8 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
             checks.append(promises_check(plan, DIALECT.catalog(cur)))
         if snapshot:
             checks.append(source_since_snapshot(Path(plan.source), snapshot, list(plan.legacy_tables)))
-        return VerifyReport(target.display, entry.backup, checks, counts)
+        return VerifyReport(target.display, entry.backup, checks, counts, seconds=time.monotonic() - started,
+                            quarantined=quarantined)
     except psycopg.errors.SerializationFailure as exc:  # a standby cancels a read that holds up its replay
         raise BadInput(f"{target.display}: the server cancelled verify's read ({first_line(exc)}); run verify again, "
                        "or let the standby wait for it (hot_standby_feedback, max_standby_streaming_delay)") from None
