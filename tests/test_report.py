@@ -116,7 +116,14 @@ def test_reports_of_a_cycle_in_place(legacy_db, tmp_path):
         target = name.split(" -> ")[1]
         assert any(c.replace(".", "_") == target and r[-2] == f"{n:,}" for r in rows for c in r), (name, n, rows)
     words = text_of(page)
-    assert applied["backup"]["path"] in words and f'dpro-migrate restore "{applied["backup"]["path"]}"' in words
+    backup = applied["backup"]["path"] if isinstance(applied["backup"], dict) else applied["backup"]
+    assert backup in words and f'dpro-migrate restore "{backup}"' in words
+    tables = planned["legacy_tables"]
+    assert f"integrity_check ok, {sum(t['rows'] for t in tables.values()):,} rows in {len(tables)} tables" in words
+    timings = page[page.index('id="timings"'):page.index('id="backup"')]
+    for phase in applied.get("phases") or []:  # per phase and per table, as --json has them
+        assert f"<td>{html.escape(phase['phase'])}</td>" in timings
+    assert timings.count("<tr>") >= len(applied.get("phases") or []) + len(applied.get("tables") or [])
     assert "plan.html" in words  # the earlier report of this database
 
     page = (out / "verify.html").read_text()
@@ -147,6 +154,8 @@ def test_plan_report_of_dirty_data_lists_the_refused_rows(legacy_db, tmp_path):
     assert findings
     for f in findings:
         assert f["rule"] in words and str(f["ids"][0]) in words
+    for rule in (planned["preflight"].get("dirty") or {}).get("rules") or []:  # root causes, the rule in words
+        assert rule["definition"] in words
     assert "rows refused" in words and "--on-reject quarantine" in words
 
 
