@@ -86,18 +86,18 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no table
 YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")
 SQL = typer.Option(False, "--sql", help="Print the exact SQL it would run, and change nothing.")
 APPLY_TARGET = typer.Option(None, "--target", "-t", envvar=TARGET_ENV, show_default=False,
-                            help="Where to migrate: postgresql://user:pass@host:5432/db (postgres:// too; the URL must "
-                                 "name the database) or sqlite:///new.db. Default: the file itself, in place; for a plan "
-                                 "file, the target the plan records.")
+                            help="Where to migrate: a postgresql:// or postgres:// URL that names the database, or "
+                                 "sqlite:///new.db. Default: the file itself, in place; for a plan file, the target the "
+                                 "plan records.")
 TARGET = typer.Option(None, "--target", "-t", envvar=TARGET_ENV, show_default=False,
                       help="Where apply migrated to: the same URL apply was given. Default: the file itself, in place.")
 ON_REJECT_OPT = typer.Option(OnReject.fail, "--on-reject", help="Rows the target would refuse: fail (change nothing, "
                              "list them) or quarantine (keep them whole aside; verify counts them; rollback restores them).")
 COMPAT_VIEWS = typer.Option(False, "--compat-views", help="Leave views with the legacy table names over the domain "
                             "tables, for old readers and writers during the cutover window (`finalize` drops them).")
-WITH = typer.Option([], "--with", show_default=False, help="What the seeds plan beyond the move, repeatable: new-tables, "
-                    "archive-tables; PostgreSQL: row-level-security, force-row-level-security, app-roles, "
-                    "partition-by-month.")
+WITH = typer.Option([], "--with", show_default=False, metavar="<feature>",
+                    help="What the seeds plan beyond the move, repeatable; one of: " + ", ".join(FEATURES)
+                    + " (the last four: PostgreSQL only).")
 BACKUP_DIR = typer.Option(None, "--backup-dir", show_default=False, help="The folder for backups and the history file "
                           "(default: dpro-migrate-backups/ beside the legacy file).")
 
@@ -208,11 +208,15 @@ def _state_after_interrupt(command: str, kwargs) -> str:
     return "an unfinished transaction is rolled back and changes nothing; `dpro-migrate status` tells the state"
 
 
+def can_ask() -> bool:
+    return sys.stdin.isatty()
+
+
 def confirm(question: str, yes: bool) -> None:
     """Ask, on a terminal; declining exits with its own code and says that nothing changed."""
     if yes:
         return
-    if not sys.stdin.isatty():
+    if not can_ask():
         raise DproMigrateError(f"{question} needs confirmation: pass --yes (no terminal to ask)")
     if not typer.confirm(question, default=False):
         render.err.print("declined: nothing was changed")
@@ -317,6 +321,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
         render.print_json({**summary.to_json(), "plan_operations": len(plan.operations) if plan else 0,
                            "already_migrated": result.already_migrated, "applied_at": result.applied_at,
                            "rows_moved": result.rows_moved, "history_error": result.history_error,
+                           "backup_details": render.plain(result.backup),
                            "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None})
     else:
         render.summary(summary)
@@ -357,7 +362,7 @@ def verify_cmd(source: Path = SOURCE,
     report = verbs.verify(source, dest, backup=backup, strict=strict, backup_dir=backup_dir)
     summary = verbs.summary.verify_summary(report, source, dest)
     if as_json:
-        render.print_json({**summary.to_json(), **render.plain(report), "ok": report.ok})
+        render.print_json({**render.plain(report), **summary.to_json(), "ok": report.ok})
     else:
         render.verify_report(report, summary)
     if not report.ok:
@@ -392,7 +397,9 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = YES, sql: bool = SQL, target
                                 backup_dir=backup_dir, progress=progress, rows_progress=rows)
     summary = verbs.summary.rollback_summary(result, source, dest)
     if as_json:
-        render.print_json({**summary.to_json(), **render.plain(result)})
+        details = render.plain(result)
+        details["backup_details"] = details.pop("backup")  # "backup" is the path, as in every verb's summary
+        render.print_json({**details, **summary.to_json()})
     else:
         render.rollback_result(result, summary)
 
