@@ -181,7 +181,7 @@ def backup(doc: dict, result: dict) -> dict | None:
         info = {"path": b}
     else:
         return None
-    checked = doc.get("backup")
+    checked = result.get("backup_details")  # the backup's own checks (integrity, rows per table)
     if isinstance(checked, dict) and checked.get("path") == info.get("path"):
         info = {**checked, **info}
     source = doc["source"].get("path") or "dpro_agent.db"
