@@ -157,6 +157,10 @@ def test_plan_report_of_dirty_data_lists_the_refused_rows(legacy_db, tmp_path):
     for rule in (planned["preflight"].get("dirty") or {}).get("rules") or []:  # root causes, the rule in words
         assert rule["definition"] in words
     assert "rows refused" in words and "--on-reject quarantine" in words
+    assert planned["unknown_tables"]
+    for name in planned["unknown_tables"]:  # hostile names among them: shown as text, never as markup
+        assert name in words
+    assert_self_contained(page)
 
 
 def test_check_report_and_json_document(legacy_db, tmp_path):
@@ -194,6 +198,20 @@ def test_missing_sections_say_not_recorded_and_values_are_escaped(tmp_path):
     assert "not recorded" in words and "Diagram not drawn" in words and "FAILED" in words
     for table in load_schema().tables:  # the fallback still names every table
         assert table in words
+
+
+def test_without_graphviz_the_report_is_still_written_and_says_so(legacy_db, tmp_path, monkeypatch):
+    monkeypatch.setattr("dpro_migrate.report.diagram.shutil.which", lambda name: None)
+    db = legacy_db()
+    invoke(0, "plan", db, "--report", tmp_path / "plan.html")
+    page = (tmp_path / "plan.html").read_text()
+    assert "<svg" not in page and "Diagram not drawn: Graphviz (dot) was not found on PATH" in page
+    words = text_of(page)
+    for table in load_schema().tables:
+        assert table in words
+    for fk in embedded(page)["schema"]["foreign_keys"]:
+        assert fk["name"] in words
+    assert_self_contained(page)
 
 
 @pytest.mark.postgres
