@@ -285,7 +285,7 @@ def backup_cmd(source: Path = SOURCE,
     _quiet(quiet, as_json)
     if to and backup_dir and to != backup_dir:
         raise DproMigrateError("give the folder once: --backup-dir (--to is its old name)")
-    result = verbs.backup(source, backup_dir or to, create=create)
+    result = verbs.backup(source, backup_dir or to, create=create, refuse_missing=True)
     render.print_json(result) if as_json else render.backup_result(result, source)
 
 
@@ -317,7 +317,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
     legacy = verbs._source_of(source)
     _report_destination(report)
     confirm(f"Migrate {legacy} into {render.database_name(legacy, dest)}"
-            + (f" (plan {source})" if legacy != Path(source).resolve() else "") + "?", yes or as_json)
+            + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?", yes or as_json)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):
         plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=_value(on_reject),
                                    compat_views=compat_views, features=features, replace_existing=replace_existing,

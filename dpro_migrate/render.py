@@ -382,10 +382,9 @@ def status_report(r) -> None:
             outcome = h.get("outcome") or ""
             counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int) else f"{k} {v}"
                               for k, v in (h.get("counts") or {}).items())
-            out.print(f"  {h.get('time') or ''} {h.get('verb') or ''} [{colour.get(outcome, 'red')}]{escape(outcome)}[/]"
-                      + (f", {escape(counts)}" if counts else "") + (f": {escape(h['message'])}" if h.get("message") else ""))
-            if h.get("target") and h.get("target") != "sqlite:in-place":
-                out.print(f"      target: {escape(h['target'])}")
+            out.print(f"  {h.get('time') or ''} {h.get('verb') or ''} [{colour.get(outcome, 'red')}]{escape(outcome)}[/] "
+                      f"on {escape(h.get('target') or '')}" + (f", {escape(counts)}" if counts else "")
+                      + (f": {escape(h['message'])}" if h.get("message") else ""))
             if h.get("backup"):
                 out.print(f"      backup: {escape(h['backup'])}")
     elif r.history_path:
@@ -426,6 +425,12 @@ def check_report(report) -> None:
 
 def demo_result(d) -> None:
     """The cycle as a story a newcomer follows: each stage, its numbers, and why they add up."""
+    if quiet:
+        verdict = ("after rollback the file is logically identical to the original" if not d.differences_after_rollback
+                   else "after rollback the file differs from the original")
+        out.print(f"demo in {escape(d.workdir)}: applied, verified ({'ok' if d.verify.ok else 'FAILED'}), rolled back; "
+                  f"{verdict}")
+        return
     plan = d.plan
     moved_tables = list(plan.legacy_tables)
     moved_rows = sum(plan.legacy_tables[t]["rows"] for t in moved_tables)
@@ -478,7 +483,8 @@ def demo_result(d) -> None:
     if d.differences_after_rollback:
         out.print("   [red]the file differs from the original:[/] " + escape("; ".join(d.differences_after_rollback)))
     else:
-        out.print("   [green]identical[/]: same objects, rows, values and storage classes as the example")
+        out.print("   [green]identical[/]: after rollback the file is logically identical to the original (same objects, "
+                  "rows, values and storage classes)")
     out.print("\nthe demo's files (kept; remove the folder when done):")
     out.print(f"  {escape(d.workdir)}")
     out.print(f"  {escape(d.database)}   the example database, legacy again")

@@ -256,7 +256,7 @@ def refuse_if_found(conn: sqlite3.Connection, once: list[str], repeat: list[str]
         rows = conn.execute(f"SELECT count(*) FROM (SELECT DISTINCT source_table, source_pk FROM {REFUSED})").fetchone()[0]
         raise ChecksFailed(f"{rows} legacy rows break rules of the target ({len(found)} rules); nothing was changed "
                            "(see `dpro-migrate plan`, or use --on-reject quarantine)",
-                           details={"findings": [{"legacy": t, "rule": r, "rows": n} for t, r, n in found]})
+                           details={"findings": [{"table": t, "rule": r, "rows": n} for t, r, n in found]})
 
 
 def run(conn: sqlite3.Connection, rules: list[Rule], sample: int | None = None) -> PreflightReport:

@@ -363,10 +363,12 @@ def recorded_plan(source: Path, target: Target | None = None) -> Plan:
     return site_for(source, target).recorded_plan()
 
 
-def backup(source: Path, to: Path | None = None, progress=None, *, create: bool = False) -> BackupResult:
-    """A verified backup into the folder `to` (default: dpro-migrate-backups/ beside the file). A folder given
-    that does not exist is refused (a typo would scatter backups), unless `create`."""
-    if to is not None and not create and not Path(to).is_dir():
+def backup(source: Path, to: Path | None = None, progress=None, *, create: bool = False,
+           refuse_missing: bool = False) -> BackupResult:
+    """A verified backup into the folder `to` (default: dpro-migrate-backups/ beside the file). With
+    `refuse_missing` (the CLI), a folder given that does not exist is refused (a typo would scatter backups),
+    unless `create`."""
+    if to is not None and refuse_missing and not create and not Path(to).is_dir():
         what = "is not a folder" if Path(to).exists() else "does not exist"
         raise BadInput(f"--backup-dir {to}: {what}; nothing was written (pass --create to make it)")
     return backup_file(source, to, progress)
