@@ -200,6 +200,23 @@ def test_missing_sections_say_not_recorded_and_values_are_escaped(tmp_path):
         assert table in words
 
 
+def test_cascades_are_shown_with_their_parent_rows(tmp_path):
+    rule = {"legacy": "agents", "target": "ai_agents.agents", "rule": "check chk_agents_temperature_range", "kind": "check",
+            "definition": "ai_agents.agents takes only rows where temperature <= 2.0", "sql": "CHECK (temperature <= 2.0)",
+            "rows": 2, "ids": [2, 3], "find_sql": "SELECT id FROM agents WHERE NOT (temperature <= 2.0)"}
+    cascade = {"legacy": "messages", "target": "communication.messages", "rule": "foreign key fk_messages_agent",
+               "parent": "agents", "parent_ids": [2, 3], "rows": 168, "ids": list(range(1000, 1168))}
+    plan = {"source": str(tmp_path / "dpro_agent.db"), "source_fingerprint": "sha256:x", "legacy_tables": {}, "operations": [],
+            "on_reject": "fail", "preflight": {"findings": [], "refused_rows": {"agents": 2, "messages": 168},
+                                               "dirty": {"rows": 170, "tables": {"agents": 2, "messages": 168},
+                                                         "rules": [rule], "cascades": [cascade]}}}
+    page = render(build("plan", None, source=None, target=parse_target(None), plan=plan), Diagrams(None, problem="test"))
+    section = text_of(page[page.index('id="preflight"'):page.index('id="schema"')])
+    assert "170 rows in 2 legacy tables" in section and rule["definition"] in section and rule["find_sql"] in section
+    assert "fk_messages_agent agents 2, 3 168 1000, 1001" in section and "…" in section  # a sample of the 168 ids
+    assert embedded(page)["plan"]["preflight"]["dirty"]["cascades"][0]["ids"] == cascade["ids"]  # every id in the data
+
+
 def test_without_graphviz_the_report_is_still_written_and_says_so(legacy_db, tmp_path, monkeypatch):
     monkeypatch.setattr("dpro_migrate.report.diagram.shutil.which", lambda name: None)
     db = legacy_db()
