@@ -45,7 +45,8 @@ def build(verb: str, result: dict | None, *, source: Path | str | None, target: 
         "source": _source_facts(source_path, plan),
         "target": {"database": target.display, "dialect": target.dialect, "in_place": target.in_place},
         "plan": plan,
-        "result": {**result, "plan": "the plan section"} if result and plan and result.get("plan") is plan else result,
+        # check --json carries its plan: kept once, in the plan section
+        "result": {**result, "plan": "see the plan section"} if result and plan and result.get("plan") == plan else result,
         "schema": schema_graph(),
         "history": _history(directory, source_path, written_to, target.display),
     }
