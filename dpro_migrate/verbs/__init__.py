@@ -375,10 +375,12 @@ def restore_dump(dump: Path, target: Target | None = None, *, backup_dir: Path |
     return restore_postgres(Path(dump), target, backup_dir=Path(backup_dir) if backup_dir else Path(dump).parent)
 
 
-def backup(source: Path, to: Path | None = None, progress=None, *, create: bool = False) -> BackupResult:
-    """A verified backup into the folder `to` (default: dpro-migrate-backups/ beside the file). A folder given
-    that does not exist is refused (a typo would scatter backups), unless `create`."""
-    if to is not None and not create and not Path(to).is_dir():
+def backup(source: Path, to: Path | None = None, progress=None, *, create: bool = False,
+           refuse_missing: bool = False) -> BackupResult:
+    """A verified backup into the folder `to` (default: dpro-migrate-backups/ beside the file). With
+    `refuse_missing` (the CLI), a folder given that does not exist is refused (a typo would scatter backups),
+    unless `create`."""
+    if to is not None and refuse_missing and not create and not Path(to).is_dir():
         what = "is not a folder" if Path(to).exists() else "does not exist"
         raise BadInput(f"--backup-dir {to}: {what}; nothing was written (pass --create to make it)")
     return backup_file(source, to, progress)

@@ -3,6 +3,7 @@ per table and per phase, the backup, the quarantine, and the command to run next
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from dpro_migrate.targets import Target
 def database_of(source: Path, target: Target) -> str:
     """The database a verb acts on, as it may be printed: the file (in place), the new file, or the URL
     without its password."""
+    # realpath, not resolve(): a symbolic link loop is for the verb to refuse in one line, not a RuntimeError here
     if target.in_place:
-        return str(Path(source).resolve())
-    return str(target.path.resolve()) if target.path else target.display
+        return os.path.realpath(source)
+    return os.path.realpath(target.path) if target.path else target.display
 
 
 def command(verb: str, source: Path | str, target: Target, *extra: str) -> str:
