@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -199,6 +200,20 @@ def pg_restore_result(r) -> None:
               f"{r.seconds:.2f}s: {sum(r.tables.values()):,} rows in {len(r.tables)} tables, as the dump holds them")
 
 
+_NOT_REFUSED = re.compile(r'\s*(AND\s*)?"id" NOT IN \(SELECT source_pk FROM (temp\.dpro_refused|"?system_quarantine"?) '
+                          r'WHERE source_table = .*\)$')
+
+
+def _which_rows(where: str | None) -> str:
+    """A move's filter as the DBA wrote it in the mapping; the refused rows' exclusion said in words."""
+    if not where:
+        return "all"
+    shown = _NOT_REFUSED.sub("", where)
+    if shown == where:
+        return where
+    return f"{shown} (less the refused rows)" if shown else "all but the refused rows"
+
+
 def plan_summary(plan, path: Path | None, moves: dict[str, int], phases: dict[str, int], dirty: DirtyReport,
                  target) -> None:
     database = "the file itself, in place" if target.in_place else database_name(plan.source, target)
@@ -210,12 +225,12 @@ def plan_summary(plan, path: Path | None, moves: dict[str, int], phases: dict[st
             m = _table("legacy table", "rows", "domain table", "which rows", "riding along", numeric=("rows",))
             for move in plan.moves:
                 m.add_row(escape(move.legacy), f"{moves.get(move.name, 0):,}", escape(move.target),
-                          escape(move.where or "all"), escape(", ".join(move.extra_columns)))
+                          escape(_which_rows(move.where)), escape(", ".join(move.extra_columns)))
             out.print(m)
         else:
             for move in plan.moves:
                 out.print(f"{escape(move.legacy)} -> {escape(move.target)}: {moves.get(move.name, 0):,} rows"
-                          + (f" where {escape(move.where)}" if move.where else "")
+                          + (f" ({escape(_which_rows(move.where))})" if move.where else "")
                           + (f"; riding along: {escape(', '.join(move.extra_columns))}" if move.extra_columns else ""))
         for name, domain in plan.unknown_tables.items():
             out.print(f"[yellow]unknown table {escape(name)}: left untouched[/]" + (f" (looks like {domain})" if domain else ""))

@@ -349,3 +349,40 @@ def test_demo_tells_the_story_in_stages(tmp_path, width):
                         " ".join(out.split()))
     total, moved, kept = (int(n.replace(",", "")) for n in numbers.groups())
     assert total == moved + kept
+
+
+def test_plan_counts_what_each_move_takes_after_quarantine(refused_agents, width):
+    db = refused_agents
+    conn = sqlite3.connect(db)
+    agents = conn.execute("SELECT count(*) FROM agents").fetchone()[0]
+    conn.close()
+    out = " ".join(invoke(0, ["plan", db, "--on-reject", "quarantine"]).stdout.split())
+    assert f"{agents - 3:,}" in out and "refused rows" in out and "dpro_refused" not in out
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_postgresql_plan_file_applies_to_its_target_and_every_verb_names_it(refused_agents, pg_url, tmp_path):
+    db = refused_agents
+    invoke(0, ["plan", db, "--target", pg_url.replace("postgresql://", "postgres://"), "--on-reject", "quarantine",
+               "--out", tmp_path / "plan.json"])
+    shown = parse_target(pg_url).display
+    applied = json.loads(invoke(0, ["apply", tmp_path / "plan.json", "--yes", "--json", "--backup-dir", tmp_path / "bk"],
+                                env={"DPRO_MIGRATE_TARGET": ""}).stdout)
+    assert applied["database"] == shown and applied["ok"] is True
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        kept = dict(conn.execute("SELECT source_table, count(DISTINCT source_pk) FROM system.quarantine GROUP BY 1")
+                    .fetchall())
+        moved = conn.execute("SELECT count(*) FROM communication.messages").fetchone()[0]
+    assert applied["quarantine"]["tables"] == kept and applied["quarantine"]["rows"] == sum(kept.values())
+    assert next(t["rows"] for t in applied["tables"] if t["legacy"] == "messages") == moved
+    assert any(p["phase"] == "backup (pg_dump)" or p["phase"] == "snapshot of the source" for p in applied["phases"])
+    assert f"--target {shown}" in applied["next"][0]
+    verified = invoke(0, ["verify", db, "--target", pg_url]).stdout
+    assert shown in verified
+    rolled = invoke(0, ["rollback", db, "--target", pg_url, "--yes", "--backup-dir", tmp_path / "bk"]).stdout
+    assert shown in rolled and "the legacy file was only read" in rolled

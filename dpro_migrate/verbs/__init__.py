@@ -18,13 +18,14 @@ from typing import Callable
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import logical_differences
-from dpro_migrate.dialects import POSTGRES, SQLITE
+from dpro_migrate.dialects import POSTGRES, SQLITE, table_sql
 from dpro_migrate.dirty import add_dirty_data
 from dpro_migrate.errors import BadInput, ChecksFailed, DproMigrateError, OutcomeUnknown
 from dpro_migrate.example import SHAPES, generate_legacy_db
-from dpro_migrate.model.mapping import Resolution, load_mapping, resolve
+from dpro_migrate.model.mapping import QUARANTINE_TABLE, Resolution, load_mapping, resolve
 from dpro_migrate.model.schema import load_schema
 from dpro_migrate.plan.document import Plan, load_plan, looks_like_plan
+from dpro_migrate.plan.preflight import REFUSED, run_refusal
 from dpro_migrate.planning import make_plan
 from dpro_migrate.safety import history
 from dpro_migrate.safety.backup import BackupResult, backup_file, default_backup_dir
@@ -114,11 +115,18 @@ def plan_phases(plan: Plan) -> dict[str, int]:
 
 def move_rows(plan: Plan) -> dict[str, int]:
     """Rows each move takes from its legacy table, counted on the source now: the halves of a split
-    (activity_logs) separately."""
+    (activity_logs) separately; quarantined rows (--on-reject quarantine) not."""
     conn = connect_readonly(Path(plan.source))
     try:
+        # --on-reject quarantine: the moves leave out the refused rows, which apply will have found (SQLite in
+        # place: in the quarantine table it makes); found here the same way
+        kept_out = f"FROM {table_sql(QUARANTINE_TABLE, SQLITE)} WHERE"
+        wheres = {m.name: (m.where or "").replace(kept_out, f"FROM {REFUSED} WHERE") for m in plan.moves}
+        if any(REFUSED in w for w in wheres.values()):
+            run_refusal(conn, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
         return {m.name: conn.execute(f"SELECT count(*) FROM {quote_ident(m.legacy)}"
-                                     + (f" WHERE {m.where}" if m.where else "")).fetchone()[0] for m in plan.moves}
+                                     + (f" WHERE {wheres[m.name]}" if m.where else "")).fetchone()[0]
+                for m in plan.moves}
     finally:
         conn.close()
 

@@ -65,8 +65,15 @@ def rollback_summary(result, source: Path, target: Target) -> Summary:
     if result.backup:
         done.append(f"to undo this rollback: dpro-migrate restore {shlex.quote(str(result.backup.path))} "
                     f"--to {shlex.quote(str(source))}")
+    note = ""
+    if target.conninfo:  # the rows stay in the source file, which apply only read
+        written = sum(n["inserted"] + n["updated"] + n["deleted"] for n in result.changes.values())
+        note = ("removed what apply created (schemas, quarantine, ledger); the legacy file was only read"
+                + (f", and {written:,} rows changed in PostgreSQL since the cutover were written back to it" if written
+                   else ""))
     return Summary("rollback", database, str(source), True, result.seconds, result.timings,
-                   backup=str(result.backup.path) if result.backup else None, quarantine=quarantine, next=done)
+                   backup=str(result.backup.path) if result.backup else None, quarantine=quarantine, next=done,
+                   note=note)
 
 
 def verify_summary(report, source: Path, target: Target) -> Summary:
