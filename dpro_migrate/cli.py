@@ -333,7 +333,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
     if as_json:
         render.print_json(payload)
     else:
-        render.summary(summary)
+        render.apply_result(plan, result, summary)
         if handoff:
             render.out.print(f"Alembic environment {escape(str(handoff[0]))}, database stamped at baseline {handoff[1]}")
 

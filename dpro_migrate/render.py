@@ -313,6 +313,10 @@ def summary(s: Summary) -> None:
 
 def apply_result(plan, r, s: Summary | None = None) -> None:
     if s is not None:
+        if getattr(r.backup, "schemas", None):  # a pg_dump that holds what --replace-existing replaced
+            out.print(f"the backup holds the schemas replaced ({', '.join(r.backup.schemas)}): "
+                      f"{sum(r.backup.tables.values()):,} rows in {len(r.backup.tables)} tables, counted in the dump's "
+                      "snapshot")
         summary(s)
         return
     if r.already_migrated:
