@@ -27,7 +27,7 @@ from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, has_tab
 from dpro_migrate.handoff.differences import Difference, Drift, from_alembic, trigger_table
 from dpro_migrate.handoff.standalone import options
 from dpro_migrate.model.schema import TargetSchema, load_schema
-from dpro_migrate.safety.alembic_version import BASELINE_ID, VERSION_TABLE
+from dpro_migrate.safety.alembic_version import BASELINE_ID
 
 __all__ = [
     "Applied",

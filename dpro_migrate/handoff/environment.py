@@ -123,7 +123,8 @@ if str(HERE) in sys.path:
     sys.path.remove(str(HERE))
 sys.path.insert(0, str(HERE))
 # Another environment's dpro_baseline, loaded earlier in this process: this environment uses its own.
-if (loaded := sys.modules.get("dpro_baseline")) is not None and Path(loaded.__file__).resolve().parent.parent != HERE:
+loaded = sys.modules.get("dpro_baseline")
+if loaded is not None and Path(loaded.__file__).resolve().parent.parent != HERE:
     for name in [m for m in sys.modules if m == "dpro_baseline" or m.startswith("dpro_baseline.")]:
         del sys.modules[name]
 
@@ -260,9 +261,10 @@ Revises:
 Create Date: {date}
 
 The seven domain schemas ({domains}) with their tables, keys, checks, indexes and triggers, as
-dpro-migrate {version} built them; their tables are written down in dpro_baseline/schema.py, as they were at the
-cutover. This revision does not create them: `dpro-migrate apply` did, and stamped this revision. On a database dpro-migrate has not migrated, run `dpro-migrate apply`
-first; `alembic upgrade` on an empty database would record this revision over nothing.
+dpro-migrate {version} built them; their tables are written down in dpro_baseline/schema.py, as they were
+at the cutover. This revision does not create them: `dpro-migrate apply` did, and stamped this revision.
+On a database dpro-migrate has not migrated, run `dpro-migrate apply` first; `alembic upgrade` on an
+empty database would record this revision over nothing.
 """
 from typing import Sequence, Union
 
