@@ -212,13 +212,16 @@ def verify_cmd(source: Path = SOURCE,
                target: Optional[str] = TARGET,
                schema_only: bool = typer.Option(False, "--schema-only", help="Only compare the live schema with ddl/ "
                                                 "(drift: tables, columns, indexes, keys, checks, triggers)."),
+               alembic: Optional[Path] = typer.Option(None, "--alembic", help="With --schema-only: compare tables, "
+                                                      "columns, indexes and keys with this Alembic environment's "
+                                                      "models (the application's revisions included)."),
                strict: bool = typer.Option(False, "--strict", help="Rows changed, deleted or added after the cutover "
                                            "fail too (by default they are reported)."),
                as_json: bool = JSON):
     """Prove every legacy row is in its domain table value for value (against the backup), counts match,
     foreign_key_check and integrity_check are clean, and every promised object exists. Exit 1 otherwise."""
     if schema_only:
-        drift = verbs.schema_drift(source, parse_target(target))
+        drift = verbs.schema_drift(source, parse_target(target), environment=alembic)
         render.print_json({"ok": not drift, "basis": getattr(drift, "basis", ""), "differences": drift}) if as_json \
             else render.drift_report(drift)
         if drift:

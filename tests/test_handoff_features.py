@@ -264,6 +264,13 @@ def test_verify_after_the_applications_migrations(dialect, legacy_db, tmp_path, 
     assert _check_finds(db) is None
     drift = schema_drift(db.url)
     assert drift == [] and "past the dpro baseline" in drift.basis
+    # Given the environment, its models are compared too: at its head, nothing; a column added by hand is drift.
+    drift = schema_drift(db.url, environment=db.ini.parent)
+    assert drift == [] and f"the models of the Alembic environment {db.ini.parent}" in drift.basis
+    db.sql(f"ALTER TABLE {db.t('tasks.tasks')} ADD COLUMN by_hand TEXT")
+    assert schema_drift(db.url) == []
+    assert {(d.kind, d.object) for d in schema_drift(db.url, environment=db.ini.parent)} == {
+        ("unexpected_column", f"{db.t('tasks.tasks')}.by_hand")}
     db.sql(f"DROP TRIGGER trg_iam_users_updated_at{'' if dialect == SQLITE else ' ON iam.users'}")
     assert {(d.kind, d.object) for d in schema_drift(db.url)} == {("missing_trigger", "trg_iam_users_updated_at")}
 

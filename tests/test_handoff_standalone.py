@@ -278,3 +278,39 @@ def test_models_declared_on_the_baseline_metadata(handed):
     command.upgrade(handed.config, "head")
     assert _check_finds(handed) is None
     assert _upgrade_body(handed.autogenerate("again")) == ["pass"]
+
+
+# --- verify --schema-only --alembic DIR ------------------------------------------------------------
+
+
+def test_verify_compares_with_the_environments_models_through_the_cli(legacy_db, tmp_path):
+    """At the baseline and after the application's revision: clean, saying it compared with the environment's
+    models; a column added by hand beside the revisions is drift there (and only there)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    def verify(code: int, *extra) -> dict:
+        result = CliRunner().invoke(app, ["verify", str(db.path), "--schema-only", "--json", *map(str, extra)])
+        assert result.exit_code == code and "Traceback" not in result.stdout + result.stderr, result.stdout
+        return json.loads(result.stdout)
+
+    db = _hand_over(SQLITE, (), legacy_db, tmp_path, None)
+    environment = db.ini.parent
+    at_baseline = verify(0, "--alembic", environment)
+    assert at_baseline["differences"] == [] and str(environment) in at_baseline["basis"]
+    _add_to_schema(db, NEW_COLUMNS)
+    for name in [m for m in sys.modules if m.split(".")[0] == PACKAGE]:
+        del sys.modules[name]  # schema.py changed: as a new process would, env.py imports it again
+    db.autogenerate("columns")
+    assert "head is" in verify(1, "--alembic", environment)["basis"]  # a revision not yet applied: differences
+    command.upgrade(db.config, "head")
+    assert verify(0, "--alembic", environment)["differences"] == []
+    db.sql("ALTER TABLE iam_users ADD COLUMN by_hand TEXT")
+    assert verify(0)["differences"] == []  # past the baseline, without the environment: what Alembic cannot see
+    found = verify(1, "--alembic", environment)["differences"]
+    assert [(d["kind"], d["object"]) for d in found] == [("unexpected_column", "iam_users.by_hand")]
+    missing = CliRunner().invoke(app, ["verify", str(db.path), "--schema-only", "--alembic", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "no alembic.ini" in missing.stdout + missing.stderr

@@ -176,6 +176,13 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     # SQLite: the whole migration is one transaction, and a batch alters in place where SQLite can and
     # otherwise keeps the table's triggers, AUTOINCREMENT and indexes through its rebuild (sqlite_batch.py).
+    given = config.attributes.get("connection")  # a caller's own (dpro-migrate verify --alembic passes one)
+    if given is not None:
+        context.configure(connection=given, target_metadata=target_metadata, **alembic_options())
+        runtime.prepare_context(context.get_context())
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     engine = runtime.migration_engine(database_url())
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, **alembic_options())
