@@ -244,6 +244,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dpro_baseline.schema import metadata, tables
+from dpro_baseline.types import UTCTimestamp
 
 
 class Base(DeclarativeBase):
@@ -260,6 +261,7 @@ class Note(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey(tables["iam.users"].c.id, ondelete="CASCADE"))
     body: Mapped[str] = mapped_column(sa.Text)
+    seen_at = mapped_column(UTCTimestamp(), nullable=True)
 '''
 
 
@@ -278,6 +280,21 @@ def test_models_declared_on_the_baseline_metadata(handed):
     command.upgrade(handed.config, "head")
     assert _check_finds(handed) is None
     assert _upgrade_body(handed.autogenerate("again")) == ["pass"]
+    # The ORM over both: a note with a +02:00 time is the same instant, read back in UTC, on both targets.
+    app_models = sys.modules["app_models"]
+    from sqlalchemy.orm import Session
+
+    engine = _engine(handed)
+    try:
+        with Session(engine) as session:
+            user = session.scalars(sa.select(app_models.User).limit(1)).one()
+            seen = dt.datetime(2024, 1, 5, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+            session.add(app_models.Note(user_id=user.id, body="hello", seen_at=seen))
+            session.commit()
+            note = session.scalars(sa.select(app_models.Note)).one()
+            assert note.seen_at == seen and note.seen_at.utcoffset() == dt.timedelta(0)
+    finally:
+        engine.dispose()
 
 
 # --- verify --schema-only --alembic DIR ------------------------------------------------------------

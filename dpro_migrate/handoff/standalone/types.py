@@ -7,7 +7,8 @@ drops its offset (10:00+02:00 becomes 10:00, two hours off), and adds '.000000'.
 datetime to UTC first (the same instant: nothing is lost), takes a naive one as UTC (as CURRENT_TIMESTAMP
 and PostgreSQL with TimeZone=UTC do), writes the canonical form (whole seconds, as CURRENT_TIMESTAMP keeps),
 and reads aware UTC datetimes back, as psycopg does from timestamptz. A string is refused, as SQLAlchemy's
-DateTime refuses it. PostgreSQL's timestamptz does all this itself: there the column is a plain TIMESTAMP(timezone=True).
+DateTime refuses it. PostgreSQL's timestamptz does all this itself: there the type is TIMESTAMP(timezone=True)'s
+own, so one model serves both targets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 CANONICAL = "%Y-%m-%d %H:%M:%S"
+SQLITE = "sqlite"  # SQLAlchemy's name of the database whose timestamps are text
 
 
 def to_utc_text(value: dt.datetime | None) -> str | None:
@@ -53,13 +55,20 @@ class UTCTimestamp(sa.types.TypeDecorator):
     def __init__(self, timezone: bool = True):
         super().__init__(timezone=timezone)
 
+    # SQLite only: elsewhere (PostgreSQL's timestamptz keeps the instant itself) the type is TIMESTAMP's own.
     def bind_processor(self, dialect):
+        if dialect.name != SQLITE:
+            return super().bind_processor(dialect)
         return to_utc_text  # the whole conversion (SQLAlchemy's SQLite DateTime would add '.000000')
 
     def result_processor(self, dialect, coltype):
+        if dialect.name != SQLITE:
+            return super().result_processor(dialect, coltype)
         return from_text
 
     def literal_processor(self, dialect):
+        if dialect.name != SQLITE:
+            return super().literal_processor(dialect)
         return lambda value: "'" + to_utc_text(value) + "'"
 
     @property
@@ -67,4 +76,4 @@ class UTCTimestamp(sa.types.TypeDecorator):
         return dt.datetime
 
     def __repr__(self) -> str:
-        return "UTCTimestamp()"
+        return "UTCTimestamp()" if self.impl.timezone else "UTCTimestamp(timezone=False)"
