@@ -331,3 +331,64 @@ def test_verify_compares_with_the_environments_models_through_the_cli(legacy_db,
     assert [(d["kind"], d["object"]) for d in found] == [("unexpected_column", "iam_users.by_hand")]
     missing = CliRunner().invoke(app, ["verify", str(db.path), "--schema-only", "--alembic", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no alembic.ini" in missing.stdout + missing.stderr
+
+
+# --- UTCTimestamp's conversion, property-tested ------------------------------------------------------
+
+from hypothesis import example, given, strategies as st  # noqa: E402
+
+from dpro_migrate.handoff.standalone.types import from_text, to_utc_text  # noqa: E402
+
+OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
+MOMENTS = st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9998, 12, 30))
+
+
+@given(MOMENTS, OFFSETS)
+@example(dt.datetime(2024, 1, 5, 10, 0, 0), dt.timezone(dt.timedelta(hours=2)))
+@example(dt.datetime(2024, 3, 31, 0, 30, 0), dt.timezone(dt.timedelta(hours=5, minutes=30)))
+def test_utc_text_is_the_same_instant_in_the_canonical_form(wall, offset):
+    """Any aware datetime becomes the canonical UTC text of its instant (to the second), which SQLite's own
+    datetime() reads as itself and SQLite converts ISO text with the offset to as well; read back, the instant."""
+    import sqlite3
+
+    moment = wall.replace(tzinfo=offset)
+    text = to_utc_text(moment)
+    conn = sqlite3.connect(":memory:")
+    try:
+        assert conn.execute("SELECT datetime(?)", (text,)).fetchone()[0] == text
+        assert conn.execute("SELECT datetime(?)", (moment.replace(microsecond=0).isoformat(),)).fetchone()[0] == text
+    finally:
+        conn.close()
+    assert from_text(text) == moment.replace(microsecond=0)
+    assert to_utc_text(moment.isoformat()) == text  # ISO text, as PostgreSQL would read it
+    assert to_utc_text(moment.astimezone(dt.timezone.utc).replace(tzinfo=None)) == text  # naive: UTC
+
+
+def test_utc_text_refuses_what_is_no_timestamp():
+    with pytest.raises(ValueError):
+        to_utc_text("next tuesday")
+    with pytest.raises(TypeError):
+        to_utc_text(12345)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_baseline_revision_states_the_schema_as_at_the_cutover(dialect, tmp_path, request):
+    """SCHEMA_AT_CUTOVER, run on an empty database, builds what apply builds: no drift at all."""
+    url = request.getfixturevalue("pg_url") if dialect == POSTGRES else f"sqlite:///{tmp_path / 'empty.db'}"
+    alembic_init(tmp_path / "env", url, extra_columns={})
+    (revision,) = (tmp_path / "env" / "versions").glob("*_dpro_baseline.py")
+    spec = importlib.util.spec_from_file_location(f"baseline_{next(_loaded)}", revision)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.SCHEMA_AT_CUTOVER
+    assert "CREATE TABLE" in text and "CREATE TRIGGER trg_iam_users_updated_at" in text
+    engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            if dialect == SQLITE:
+                conn.connection.driver_connection.executescript(text)
+            else:
+                conn.exec_driver_sql(text)
+    finally:
+        engine.dispose()
+    assert schema_drift(url) == []
