@@ -124,7 +124,7 @@ if str(HERE) in sys.path:
 sys.path.insert(0, str(HERE))
 # Another environment's dpro_baseline, loaded earlier in this process: this environment uses its own.
 loaded = sys.modules.get("dpro_baseline")
-if loaded is not None and Path(loaded.__file__).resolve().parent.parent != HERE:
+if loaded is not None and Path(getattr(loaded, "__file__", None) or HERE).resolve().parent.parent != HERE:
     for name in [m for m in sys.modules if m == "dpro_baseline" or m.startswith("dpro_baseline.")]:
         del sys.modules[name]
 
