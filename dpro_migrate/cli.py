@@ -340,7 +340,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
 
 @verb("verify", examples=["dpro-migrate verify dpro_agent.db",
                           "dpro-migrate verify dpro_agent.db --target postgresql://dba@db:5432/dpro --json",
-                          "dpro-migrate verify dpro_agent.db --schema-only"],
+                          "dpro-migrate verify dpro_agent.db --schema-only --alembic migrations"],
       codes=(OK, CHECKS_FAILED, BAD_INPUT, LOCKED, UNEXPECTED))
 def verify_cmd(source: Path = SOURCE,
                backup: Optional[Path] = typer.Option(None, "--backup", show_default=False,
@@ -349,6 +349,10 @@ def verify_cmd(source: Path = SOURCE,
                target: Optional[str] = TARGET,
                schema_only: bool = typer.Option(False, "--schema-only", help="Only compare the live schema with what "
                                                 "apply built (drift: tables, columns, indexes, keys, checks, triggers)."),
+               alembic: Optional[Path] = typer.Option(None, "--alembic", show_default=False,
+                                                      help="With --schema-only: compare tables, columns, indexes and "
+                                                           "keys with this Alembic environment's models (the "
+                                                           "application's revisions included)."),
                strict: bool = typer.Option(False, "--strict", help="Rows changed, deleted or added after the cutover "
                                            "fail too (by default they are reported)."),
                backup_dir: Optional[Path] = typer.Option(None, "--backup-dir", show_default=False,
@@ -362,7 +366,7 @@ def verify_cmd(source: Path = SOURCE,
     dest = parse_target(target)
     _report_destination(report_to)
     if schema_only:
-        drift = verbs.schema_drift(source, dest)
+        drift = verbs.schema_drift(source, dest, environment=alembic)
         payload = {"ok": not drift, "database": render.database_name(source, dest),
                    "basis": getattr(drift, "basis", ""), "differences": drift}
         _write_report(report_to, "verify", render.plain(payload), source, dest, backup_dir=backup_dir)

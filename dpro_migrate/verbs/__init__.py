@@ -320,11 +320,12 @@ def database_url(source: Path, target: Target | None = None) -> str:
     return site_for(source, target).database_url()
 
 
-def schema_drift(source: Path, target: Target | None = None) -> list:
-    """Every difference between the live schema and ddl/ (tables, columns, indexes, keys, checks, triggers)."""
+def schema_drift(source: Path, target: Target | None = None, *, environment: Path | None = None) -> list:
+    """Every difference between the live schema and what apply built (tables, columns, indexes, keys, checks,
+    triggers, policies); environment: an Alembic environment whose models are compared instead of ddl/."""
     from dpro_migrate.handoff.environment import schema_drift as drift  # Alembic only when asked
 
-    return drift(database_url(source, target))
+    return drift(database_url(source, target), environment=environment)
 
 
 def alembic_handoff(directory: Path, source: Path, target: Target | None = None, *,
