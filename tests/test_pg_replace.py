@@ -20,6 +20,7 @@ from dpro_migrate.backends import postgres as backend
 from dpro_migrate.errors import BadInput, Blocked, ConnectionLost, PermissionDenied
 from dpro_migrate.safety.pg_dump import manifest_path
 from dpro_migrate.targets import parse_target
+from tests.test_pg_security import CommandLineWatcher, with_secrets
 
 pytestmark = pytest.mark.postgres
 
@@ -131,6 +132,8 @@ def test_the_backup_counts_what_the_dump_holds_and_rollback_brings_the_replaced_
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert q(pg_url, "SELECT to_regclass('iam.user_sessions') IS NOT NULL")[0][0]  # migrated
     assert verbs.verify(db, target).ok
+    script = verbs.rollback_script(db, target)
+    assert f"the schemas apply replaced (iam, system), as its pg_dump {dump} holds them" in script
 
     result = verbs.rollback(db, target, backup_dir=backups)
     assert result.schemas_restored == {"iam.users": 3, "system.settings": 2}
@@ -179,7 +182,16 @@ def test_restore_brings_the_schemas_back_from_a_pg_dump(legacy_db, tmp_path, pg_
     verbs.rollback(db, target, backup_dir=tmp_path)
     # the DBA loses rows afterwards, and adds a table to one of the schemas and one of their own elsewhere
     q(pg_url, "DELETE FROM iam.users WHERE id > 1; CREATE TABLE iam.scratch (x int); INSERT INTO public.kept VALUES (8)")
-    done = cli("restore", dump, "--yes", "--backup-dir", tmp_path / "before-restore", url=pg_url)
+    secret = f"S3cret{uuid.uuid4().hex[:8]}"
+    watcher = CommandLineWatcher(secret)
+    watcher.start()
+    try:
+        done = cli("restore", dump, "--yes", "--backup-dir", tmp_path / "before-restore",
+                   url=with_secrets(pg_url, secret))
+    finally:
+        watcher.stop()
+    assert b"pg_restore" in watcher.seen and b"pg_dump" in watcher.seen and watcher.found == []
+    assert secret not in done.stdout + done.stderr
     assert "5 rows in 2 tables" in done.stdout, done.stdout
     assert q(pg_url, "SELECT count(*) FROM iam.users")[0][0] == 3
     assert q(pg_url, "SELECT to_regclass('iam.scratch')")[0][0] is None

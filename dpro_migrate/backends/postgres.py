@@ -474,9 +474,10 @@ def _write_back(source: Path, snapshot: Path | None, plan: Plan, changes: dict[s
         conn.close()
 
 
-def rollback_script(plan: Plan) -> str:
+def rollback_script(plan: Plan, replaced: list[str] | None = None, dump: str | None = None) -> str:
     """What rollback runs in PostgreSQL, last operation first (the write-back of rows written after the cutover
-    happens before it, in the SQLite file, and only with --write-back)."""
+    happens before it, in the SQLite file, and only with --write-back); then the schemas apply replaced, from
+    its pg_dump."""
     lines = [f"-- dpro-migrate {plan.tool_version}: roll back {plan.target}",
              *(s.render("%s") for s in apply_program(plan)),
              "-- refused when a domain table holds rows the source lacks, unless --write-back copied them first",
@@ -485,4 +486,8 @@ def rollback_script(plan: Plan) -> str:
              f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)};"]
     for op in reversed(plan.operations):
         lines += op.reverse_script()
+    if replaced:
+        lines += [f"-- the schemas apply replaced ({', '.join(replaced)}), as its pg_dump {dump} holds them: the SQL "
+                  "`pg_restore -L <their entries> -f - <dump>` writes, run here, in this transaction; then each "
+                  "table's rows are counted against the dump's"]
     return "\n".join(lines + ["COMMIT;"]) + "\n"
