@@ -106,6 +106,22 @@ def test_replace_is_refused_while_objects_outside_depend_on_the_schemas(legacy_d
     assert catalog(pg_url) == before
 
 
+def test_an_extension_a_publication_and_a_default_are_outside_dependents_too(legacy_db, tmp_path, pg_url):
+    q(pg_url, OLD_SCHEMAS + "CREATE EXTENSION pgcrypto SCHEMA system; CREATE PUBLICATION dpro_pub FOR TABLE iam.users; "
+              "CREATE TABLE public.t (id int DEFAULT length(system.gen_random_uuid()::text)); "
+              "ALTER DEFAULT PRIVILEGES IN SCHEMA iam GRANT SELECT ON TABLES TO PUBLIC")
+    before = catalog(pg_url)
+    with pytest.raises(BadInput) as refused:
+        verbs.apply(legacy_db(), parse_target(pg_url), backup_dir=tmp_path, replace_existing=True)
+    said = {line.split(" depends on ")[0]: line.split(" depends on ")[1].split(":")[0]
+            for line in refused.value.details["outside_dependents"]}
+    # the default privileges IN SCHEMA iam are the schema's own: replaced with it, not listed
+    assert said == {"extension pgcrypto": "schema system",
+                    "publication relation iam.users in publication dpro_pub": "table iam.users",
+                    "default value for public.t.id": "function system.gen_random_uuid()"}
+    assert catalog(pg_url) == before
+
+
 def test_an_object_created_after_the_check_is_never_dropped(legacy_db, tmp_path, pg_url, monkeypatch):
     """The drop inside apply's transaction is checked too: a view created between the check and the drop (the
     check is skipped here to stand for it) makes apply roll back."""
