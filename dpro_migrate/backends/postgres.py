@@ -18,7 +18,7 @@ from dpro_migrate.db.connections import (LOCK_KEY, claim_session, connect, locke
 from dpro_migrate.db.pgerrors import classify, refused_rows
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
-from dpro_migrate.errors import BadInput, ChecksFailed, OutcomeUnknown
+from dpro_migrate.errors import BadInput, ChecksFailed, DproMigrateError, OutcomeUnknown
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
@@ -409,7 +409,14 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                     progress(i, len(ops), op)
                 op.backward(runner)
             if dump:
-                schemas_restored = restore_replaced(cur, dump.path, replaced, (dump.manifest or {}).get("tables"))
+                try:
+                    schemas_restored = restore_replaced(cur, dump.path, replaced, (dump.manifest or {}).get("tables"))
+                except DproMigrateError as exc:
+                    if written_back:  # the file's commit came first: say so
+                        exc.args = (f"{exc.args[0]}; the changes made in PostgreSQL after the cutover are already in "
+                                    f"{source} (backup {written_back.backup.path}); run rollback again to finish "
+                                    "(nothing is written twice)",)
+                    raise
             committing = True
         restored = {t: n["inserted"] + n["updated"] + n["deleted"] + n["renumbered"]
                     for t, n in (written_back.written if written_back else {}).items()}

@@ -149,6 +149,7 @@ def pg_dump(target: Target, directory: Path, conn=None, schemas: Iterable[str] =
         else:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # open while pg_dump runs
                 snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
                 for schema, table, _ in conn.execute(_COUNTS_SQL, (schemas,)).fetchall():
                     counted[f"{schema}.{table}"] = conn.execute(
