@@ -47,11 +47,15 @@ CREATE TABLE iam.users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name
 INSERT INTO iam.users (name) VALUES ('ann'), ('bob'), ('cy');
 CREATE TYPE iam.mood AS ENUM ('calm', 'cross');
 CREATE SCHEMA system;
-CREATE TABLE system.settings (key text PRIMARY KEY, value text);
-INSERT INTO system.settings VALUES ('theme', 'dark'), ('lang', 'en');
+CREATE TABLE system.settings (key text PRIMARY KEY, value text, changed timestamptz DEFAULT now());
+INSERT INTO system.settings (key, value) VALUES ('theme', 'dark'), ('lang', 'en');
 CREATE FUNCTION system.stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER settings_stamp BEFORE UPDATE ON system.settings FOR EACH ROW EXECUTE FUNCTION system.stamp();
+CREATE VIEW iam.names AS SELECT name FROM iam.users;
+ALTER TABLE iam.users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON iam.users USING (name = current_user);
 GRANT USAGE ON SCHEMA iam TO PUBLIC; GRANT SELECT ON iam.users TO PUBLIC;
-"""
+"""  # and what lives inside them (a default, a trigger, a view, a policy) is theirs: replaced with them
 
 # Objects outside the seven schemas that DROP SCHEMA ... CASCADE would take with it.
 OUTSIDE = """
@@ -159,6 +163,9 @@ def test_the_backup_counts_what_the_dump_holds_and_rollback_brings_the_replaced_
     assert q(pg_url, "SELECT obj_description('iam'::regnamespace)")[0][0] == "the old accounts"
     assert q(pg_url, "SELECT has_table_privilege('public', 'iam.users', 'SELECT')")[0][0]
     assert q(pg_url, "SELECT to_regtype('iam.mood') IS NOT NULL AND to_regproc('system.stamp') IS NOT NULL")[0][0]
+    assert q(pg_url, "SELECT count(*) FROM pg_policy WHERE polrelid = 'iam.users'::regclass")[0][0] == 1
+    assert q(pg_url, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'system.settings'::regclass") == [("settings_stamp",)]
+    assert q(pg_url, "SELECT count(*) FROM iam.names")[0][0] == 3
     assert q(pg_url, "SELECT to_regclass('iam.user_sessions')")[0][0] is None
     assert sorted(r[0] for r in q(pg_url, "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)",
                                   (list(DOMAINS),))) == ["iam", "system"]

@@ -26,18 +26,22 @@ from dpro_migrate.targets import Target
 from dpro_migrate.verify.postgres import has_ledger
 
 # Every object that can be dropped through a dependency has one recorded: the dependents of pg_depend, with the
-# schema each lives in (a trigger, rule or policy: its table's). Objects made by initdb (oid < 16384) never go.
+# schema each lives in (pg_identify_object names none for a trigger, rule, policy or column default: its table's;
+# nor for an operator family's member: the family's). Objects made by initdb (oid < 16384) never go.
 _CENSUS_SQL = """
 SELECT DISTINCT d.classid::regclass::text, d.objid, d.objsubid, i.type, i.identity,
-       coalesce(i.schema, tn.nspname, rn.nspname, pn.nspname)
+       coalesce(i.schema, (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE c.oid = coalesce(t.tgrelid, r.ev_class, p.polrelid, a.adrelid)),
+                (SELECT n.nspname FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace
+                 WHERE f.oid = coalesce(o.amopfamily, m.amprocfamily)))
 FROM pg_depend d
 CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) i
 LEFT JOIN pg_trigger t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid
-LEFT JOIN pg_class tc ON tc.oid = t.tgrelid LEFT JOIN pg_namespace tn ON tn.oid = tc.relnamespace
 LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
-LEFT JOIN pg_class rc ON rc.oid = r.ev_class LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_policy p ON d.classid = 'pg_policy'::regclass AND p.oid = d.objid
-LEFT JOIN pg_class pc ON pc.oid = p.polrelid LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+LEFT JOIN pg_attrdef a ON d.classid = 'pg_attrdef'::regclass AND a.oid = d.objid
+LEFT JOIN pg_amop o ON d.classid = 'pg_amop'::regclass AND o.oid = d.objid
+LEFT JOIN pg_amproc m ON d.classid = 'pg_amproc'::regclass AND m.oid = d.objid
 WHERE d.objid >= 16384 AND d.classid <> 'pg_default_acl'::regclass
   AND NOT (d.classid = 'pg_trigger'::regclass AND t.tgisinternal)"""
 
