@@ -276,9 +276,9 @@ def test_a_role_level_statement_timeout_cuts_nothing_short(legacy_db, tmp_path, 
     assert verbs.status(db, target).state == "legacy"
 
 
-def test_a_cancelled_verify_is_not_blamed_on_the_file(legacy_db, tmp_path, pg_url, monkeypatch):
-    """Were the session's statement_timeout left to the role (1 ms), verify's load would be cancelled: said as a
-    cancel, not as 'the file changed after apply?'."""
+def test_a_cancelled_verify_or_rollback_is_not_blamed_on_the_file(legacy_db, tmp_path, pg_url, monkeypatch):
+    """Were the session's statement_timeout left to the role (1 ms), verify's and rollback's loads would be
+    cancelled: said as a cancel, not as 'the file changed after apply?'."""
     import dpro_migrate.db.connections as connections
 
     db, target = legacy_db(), parse_target(pg_url)
@@ -288,6 +288,12 @@ def test_a_cancelled_verify_is_not_blamed_on_the_file(legacy_db, tmp_path, pg_ur
         verbs.verify(db, target)
     message = str(cancelled.value)
     assert "cancelled verify" in message and "file changed" not in message and "verify changes nothing" in message
+    with pytest.raises(Blocked) as cancelled:
+        verbs.rollback(db, target, backup_dir=tmp_path)
+    message = str(cancelled.value)
+    assert "cancelled the rollback" in message and "file changed" not in message and "nothing was changed" in message
+    monkeypatch.undo()
+    assert verbs.status(db, target).state == "migrated"
 
 
 def test_a_connection_lost_during_verify_is_said_as_such(legacy_db, tmp_path, pg_url, monkeypatch):

@@ -362,7 +362,10 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
     if on_conflict not in ON_CONFLICT:
         raise BadInput(f"--on-conflict {on_conflict!r}: choose {', '.join(ON_CONFLICT)}")
     started = time.monotonic()
-    conn, entry = read_ledger(target, claim=True)
+    try:
+        conn, entry = read_ledger(target, claim=True)
+    except psycopg.Error as exc:  # a cancel, a lost connection, a privilege: said as it was, nothing changed
+        raise classify(exc, None, display=target.display, work="the rollback") from None
     written_back: Reconciled | None = None
     schemas_restored: dict[str, int] = {}
     dump = None
