@@ -44,7 +44,10 @@ class PostgresSite:
         return backend.apply_script(plan)
 
     def rollback_script(self, plan: Plan) -> str:
-        return backend.rollback_script(plan)
+        conn, entry = read_ledger(self.target)
+        conn.close()
+        replaced = (entry.state.get("replaced") if entry else None) or []
+        return backend.rollback_script(plan, replaced, entry.backup if replaced else None)
 
     def verify(self, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
         return verify_postgres(self.target, strict=strict)
