@@ -44,7 +44,8 @@ CREATE TABLE communication.messages (
     response_time_ms BIGINT,
     metadata JSONB,
     created_at TIMESTAMPTZ DEFAULT CURRENT_TIMESTAMP,
-    -- New (seeds 000/001): edits of a message move it.
+    -- New (seeds 000/001): edits of a message move it; a migrated message gets its created_at
+    -- (ddl/mapping.toml `derive`: the legacy application never edited messages).
     updated_at TIMESTAMPTZ DEFAULT CURRENT_TIMESTAMP,
     -- No CHECK on sender_type: seed 000 lists user/agent/system only in a comment and
     -- legacy rows may hold other values.

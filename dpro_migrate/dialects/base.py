@@ -100,12 +100,24 @@ class Dialect:
     def create_index_sql(self, index: Index) -> str:
         return self.render(index.node)
 
+    def predicate_sql(self, where: exp.Where) -> str:
+        """A partial index's predicate (the body of its WHERE) as this dialect's CREATE INDEX writes it."""
+        return self.render(where.this)
+
     def add_constraint_sql(self, table: Table, constraint: Constraint) -> str:
         if constraint.kind == "primary_key":
             body = f"PRIMARY KEY ({quote_ident(constraint.columns[0])})"
         else:
             body = constraint.node.expressions[0].sql(self.sqlglot_name, identify=True)
         return f"ALTER TABLE {self.table_sql(table.qualified)} ADD CONSTRAINT {quote_ident(constraint.name)} {body}"
+
+    def analyze_sql(self, tables: list[str]) -> list[str]:
+        """Statistics for these tables (qualified names), and only them."""
+        raise NotImplementedError
+
+    def analyze_reverse_sql(self, stat_tables: list[str]) -> list[str]:
+        """Undo what analyze_sql left beyond the tables it analyzed; `stat_tables`: the source's own."""
+        return []
 
     # --- the ledger ---------------------------------------------------------------------------
     def placeholders(self, n: int) -> str:

@@ -65,6 +65,11 @@ class PostgresDialect(Dialect):
         # the domain tables; the views serve the old reports and readers through the window.
         return []
 
+    def analyze_sql(self, tables: list[str]) -> list[str]:
+        # in apply's transaction (ANALYZE may run in a transaction block; VACUUM may not). A partitioned table's
+        # ANALYZE samples its partitions too.
+        return [f"ANALYZE {', '.join(self.table_sql(t) for t in tables)}"] if tables else []
+
     def ride_along_column(self, name: str, decl_type: str) -> exp.ColumnDef:
         kind = exp.DataType.build(pg_type_for_legacy(decl_type), dialect="postgres")
         return exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=kind)

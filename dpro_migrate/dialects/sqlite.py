@@ -9,6 +9,7 @@ from sqlglot import exp
 
 from dpro_migrate.dialects.base import Dialect, ViewPart
 from dpro_migrate.errors import BadInput
+from dpro_migrate.model.legacy import STAT_TABLES
 from dpro_migrate.model.schema import Table, Trigger
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
@@ -36,6 +37,14 @@ class SQLiteDialect(Dialect):
 
     def table_exists_sql(self, schema: str | None, name: str) -> str:
         return f"SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = {quote_literal(name)}"
+
+    def analyze_sql(self, tables: list[str]) -> list[str]:
+        # one table at a time: ANALYZE of the whole file empties sqlite_stat1, legacy rows set aside included
+        return [f"ANALYZE {self.table_sql(t)}" for t in tables]
+
+    def analyze_reverse_sql(self, stat_tables: list[str]) -> list[str]:
+        # the domain tables' rows go with their tables; a file that had no statistics gets none back
+        return [f"DROP TABLE IF EXISTS {quote_ident(s)}" for s in STAT_TABLES if s not in stat_tables]
 
     def physical_name(self, qualified: str) -> str:
         domain, name = qualified.split(".", 1)
@@ -69,10 +78,15 @@ class SQLiteDialect(Dialect):
             return exp.Table(this=exp.to_identifier(f"{node.db}_{node.name}"))
         if isinstance(node, exp.Boolean):
             return exp.Literal.number(1 if node.this else 0)
+        if isinstance(node, exp.Where) and isinstance(node.parent, exp.IndexParameters):
+            node.set("this", _as_written(node.this))
         if isinstance(node, exp.Ordered) and isinstance(node.parent, exp.Schema | exp.IndexParameters | exp.Tuple):
             # SQLite indexes take no NULLS FIRST/LAST: ask for SQLite's own order so none is written.
             node.set("nulls_first", not node.args.get("desc"))
         return node
+
+    def predicate_sql(self, where: exp.Where) -> str:
+        return self.render(_as_written(where.this.copy()))
 
     def render(self, node: exp.Expression) -> str:
         """As every dialect renders, but a CREATE TABLE has one column or constraint a line. SQLAlchemy's
@@ -177,3 +191,16 @@ def _instead_of_update(view: str, columns: list[str], parts: list[ViewPart]) -> 
 
 def _instead_of_delete(view: str, parts: list[ViewPart]) -> str:
     return _trigger(view, "DELETE", [f"DELETE FROM {p.table} WHERE \"id\" = OLD.\"id\"" for p in parts])
+
+
+def _as_written(predicate: exp.Expression) -> exp.Expression:
+    """A partial index's predicate as the application writes it: a bare boolean column `is_active` becomes
+    `is_active = 1`. SQLite uses a partial index only when the query's WHERE implies the index's predicate
+    term by term, and it does not see `is_active = 1` (what applications write) as implying `is_active`."""
+    if isinstance(predicate, exp.Column):
+        return exp.EQ(this=predicate, expression=exp.Literal.number(1))
+    if isinstance(predicate, exp.And | exp.Or):
+        return predicate.__class__(this=_as_written(predicate.this), expression=_as_written(predicate.expression))
+    if isinstance(predicate, exp.Paren):
+        return exp.Paren(this=_as_written(predicate.this))
+    return predicate

@@ -145,7 +145,7 @@ def partition_plan(ops: list[Operation], source: Path, tables: Iterable[str] = P
             out += [rls_operation_like(op, p.name) for p in replaced[op.table][0][1:]
                     if isinstance(p, CreatePartition) and p.name not in secured]
         elif isinstance(op, CopyRows) and op.target in replaced:
-            out.append(replace(op, sql=[DIALECT.copy_statement(table_sql(op.target, POSTGRES), op.columns,
+            out.append(replace(op, sql=[DIALECT.copy_statement(table_sql(op.target, POSTGRES), op.written_columns,
                                                                freeze=False)]))
         else:
             out.append(op)

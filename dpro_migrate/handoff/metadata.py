@@ -17,7 +17,8 @@ from sqlglot import exp
 
 from dpro_migrate.types import type_class_of_ddl
 
-from dpro_migrate.dialects import POSTGRES, SQLITE, expression_sql, get_dialect, pg_type_for_legacy, physical_name
+from dpro_migrate.dialects import (POSTGRES, SQLITE, expression_sql, get_dialect, pg_type_for_legacy, physical_name,
+                                   predicate_sql)
 from dpro_migrate.model.schema import Constraint, Index, Table, TargetSchema, load_schema
 
 # Every constraint in ddl/ is named; conv() marks those names as final. The convention names anything a later
@@ -138,7 +139,7 @@ def _sa_index(index: Index, tables: dict[str, sa.Table], dialect: str) -> sa.Ind
     kw: dict[str, Any] = {}
     where = params.args.get("where")
     if where is not None:
-        kw[f"{dialect}_where"] = _sql_text(expression_sql(where.this, dialect))
+        kw[f"{dialect}_where"] = _sql_text(predicate_sql(where, dialect))
     return sa.Index(conv(index.name), *exprs, unique=index.unique, **kw)
 
 

@@ -66,7 +66,7 @@ def load_source_rows(cur, src: sqlite3.Connection, move: CopyRows, temp: str) ->
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in move.types.items())
     cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
     try:
-        copy_into(cur, DIALECT.copy_statement(temp, move.columns), prefetched(stream_lines(src, move.source_sql)))
+        copy_into(cur, DIALECT.copy_statement(temp, move.written_columns), prefetched(stream_lines(src, move.source_sql)))
     except psycopg.Error as exc:  # the source changed since apply, into values apply would have refused
         raise ChecksFailed(f"rows of {move.legacy} in the source no longer convert as apply converted them "
                            f"(the file changed after apply?): {first_line(exc)}") from None
