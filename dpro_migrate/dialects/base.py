@@ -13,9 +13,23 @@ from sqlglot import exp
 
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.schema import Constraint, Index, Table
+from dpro_migrate.model.search import SearchIndex
 from dpro_migrate.sqlnames import quote_ident
 
 DIALECTS: dict[str, Dialect] = {}
+
+
+@dataclass(frozen=True)
+class SearchObjects:
+    """What a search index (ddl/search.toml) is on one dialect: the SQL that builds it and its reverse, and the
+    objects it leaves in the catalog (for verify's promises and for the Alembic handoff, which leaves them alone
+    or describes them)."""
+
+    sql: list[str]
+    reverse: list[str]
+    tables: list[str]  # tables it creates (SQLite: the FTS table and its shadow tables), physical names
+    triggers: list[str]
+    index: str | None  # an index on the searched table (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,10 @@ class Dialect:
             body = constraint.node.expressions[0].sql(self.sqlglot_name, identify=True)
         return f"ALTER TABLE {self.table_sql(table.qualified)} ADD CONSTRAINT {quote_ident(constraint.name)} {body}"
 
+    def search_objects(self, index: SearchIndex) -> SearchObjects:
+        """The index that serves the application's `column LIKE '%...%'` on this dialect."""
+        raise NotImplementedError
+
     def analyze_sql(self, tables: list[str]) -> list[str]:
         """Statistics for these tables (qualified names), and only them."""
         raise NotImplementedError
@@ -126,6 +144,10 @@ class Dialect:
     # --- SQLAlchemy and Alembic ---------------------------------------------------------------
     def sa_table_options(self, table: Table, autoincrement: bool) -> dict[str, Any]:
         raise NotImplementedError
+
+    def sa_search_index(self, index: SearchIndex, table: Any) -> Any:
+        """The search index as SQLAlchemy declares it on `table` (an sa.Table), when it is an index of the table."""
+        return None
 
     alembic_options: ClassVar[dict[str, Any]] = {}
     version_table_schema: ClassVar[str | None] = None

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlglot import exp
 
-from dpro_migrate.dialects.base import Dialect, ViewPart
+from dpro_migrate.dialects.base import Dialect, SearchObjects, ViewPart
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.legacy import STAT_TABLES
 from dpro_migrate.model.schema import Table, Trigger
+from dpro_migrate.model.search import SearchIndex
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 from dpro_migrate.types import sqlite_declared_type
@@ -37,6 +38,27 @@ class SQLiteDialect(Dialect):
 
     def table_exists_sql(self, schema: str | None, name: str) -> str:
         return f"SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = {quote_literal(name)}"
+
+    def search_objects(self, index: SearchIndex) -> SearchObjects:
+        """An FTS5 table with the trigram tokenizer over the table's rows (external content: the text is not
+        stored twice), filled once, then kept in step by three triggers. FTS5's trigram tokenizer answers
+        `LIKE '%abc%'` and GLOB on the FTS table itself (patterns of three characters or more)."""
+        table = self.physical_name(index.table)
+        fts = f"{table}_fts"
+        t, f, c = quote_ident(table), quote_ident(fts), quote_ident(index.column)
+        triggers = [f"trg_{fts}_insert", f"trg_{fts}_delete", f"trg_{fts}_update"]
+        new = f"INSERT INTO {f} (\"rowid\", {c}) VALUES (NEW.\"id\", NEW.{c});"
+        old = f"INSERT INTO {f} ({f}, \"rowid\", {c}) VALUES ('delete', OLD.\"id\", OLD.{c});"
+        sql = [f"CREATE VIRTUAL TABLE {f} USING fts5({c}, content={quote_literal(table)}, content_rowid='id', "
+               "tokenize='trigram')",
+               f"INSERT INTO {f} ({f}) VALUES ('rebuild')",
+               f"CREATE TRIGGER {quote_ident(triggers[0])} AFTER INSERT ON {t} FOR EACH ROW\nBEGIN\n    {new}\nEND",
+               f"CREATE TRIGGER {quote_ident(triggers[1])} AFTER DELETE ON {t} FOR EACH ROW\nBEGIN\n    {old}\nEND",
+               f"CREATE TRIGGER {quote_ident(triggers[2])} AFTER UPDATE OF \"id\", {c} ON {t} FOR EACH ROW\n"
+               f"BEGIN\n    {old}\n    {new}\nEND"]
+        reverse = [f"DROP TRIGGER IF EXISTS {quote_ident(n)}" for n in triggers] + [f"DROP TABLE IF EXISTS {f}"]
+        shadows = [f"{fts}_{s}" for s in ("data", "idx", "docsize", "config")]
+        return SearchObjects(sql, reverse, [fts, *shadows], triggers, None)
 
     def analyze_sql(self, tables: list[str]) -> list[str]:
         # one table at a time: ANALYZE of the whole file empties sqlite_stat1, legacy rows set aside included

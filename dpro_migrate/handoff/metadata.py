@@ -20,6 +20,7 @@ from dpro_migrate.types import type_class_of_ddl
 from dpro_migrate.dialects import (POSTGRES, SQLITE, expression_sql, get_dialect, pg_type_for_legacy, physical_name,
                                    predicate_sql)
 from dpro_migrate.model.schema import Constraint, Index, Table, TargetSchema, load_schema
+from dpro_migrate.model.search import load_search
 
 # Every constraint in ddl/ is named; conv() marks those names as final. The convention names anything a later
 # Alembic migration adds without a name, so autogenerate can always compare constraints by name.
@@ -165,4 +166,6 @@ def metadata_for(dialect: str, extra_columns: dict[str, list[tuple[str, str]]] |
               for q, t in schema.tables.items()}
     for index in schema.indexes:
         _sa_index(index, tables, dialect)
+    for search in load_search(schema):  # apply creates them on every target (ddl/search.toml)
+        get_dialect(dialect).sa_search_index(search, tables[search.table])
     return meta

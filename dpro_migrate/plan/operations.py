@@ -426,6 +426,27 @@ class GrantPrivileges(Operation):
 
 
 @dataclass
+class CreateSearchIndex(Operation):
+    """The index behind the application's `column LIKE '%...%'` (ddl/search.toml): PostgreSQL a GIN trigram index,
+    SQLite an FTS5 trigram table kept in sync by triggers (dialects/)."""
+
+    kind = "create_search_index"
+    what = "search index"
+    table: str = ""  # qualified, the searched table
+    column: str = ""
+    tables: list[str] = field(default_factory=list)  # what it creates beyond the index (SQLite: the FTS tables)
+    triggers: list[str] = field(default_factory=list)
+    index: str | None = None
+
+    def describe(self) -> str:
+        return f"+ search index {self.name} on {self.table}.{self.column}"
+
+    def promises(self) -> list[Promise]:
+        return ([Promise("table", self.tables[0])] if self.tables else []) + [Promise("trigger", t) for t in self.triggers] \
+            + ([Promise("index", self.index)] if self.index else [])
+
+
+@dataclass
 class Analyze(Operation):
     """Statistics for every table the plan created, last, so the first query after the cutover gets a good plan
     (SQLite: one ANALYZE per table, which keeps the legacy statistics rows set aside for rollback; a whole-file

@@ -347,6 +347,8 @@ CREATE INDEX "idx_conv_user_updated" ON "communication"."conversations"("user_id
 CREATE INDEX "idx_conv_agent_rating" ON "communication"."conversations"("agent_id", "satisfaction_rating" DESC);
 -- + index idx_conv_user_recent_active
 CREATE INDEX "idx_conv_user_recent_active" ON "communication"."conversations"("user_id", "updated_at" DESC) WHERE "is_active";
+-- + index idx_conv_recent_active
+CREATE INDEX "idx_conv_recent_active" ON "communication"."conversations"("updated_at" DESC) WHERE "is_active";
 -- + index idx_msg_conversation_time
 CREATE INDEX "idx_msg_conversation_time" ON "communication"."messages"("conversation_id", "created_at" DESC);
 -- + index idx_msg_user_time
@@ -578,6 +580,9 @@ ALTER TABLE "iam"."authentication_logs" ALTER COLUMN "id" DROP IDENTITY;
 ALTER TABLE "iam"."authentication_logs" ALTER COLUMN "id" SET DEFAULT nextval('"iam"."activity_logs_id_seq"'::regclass);
 ALTER TABLE "system"."audit_logs" ALTER COLUMN "id" DROP IDENTITY;
 ALTER TABLE "system"."audit_logs" ALTER COLUMN "id" SET DEFAULT nextval('"iam"."activity_logs_id_seq"'::regclass);
+-- + search index idx_msg_content_trgm on communication.messages.content
+DO $dpro$ BEGIN IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_trgm') THEN IF NOT EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pg_trgm') THEN RAISE EXCEPTION 'the extension pg_trgm (message search) is not available on this server: install PostgreSQL''s contrib modules (Debian: postgresql-contrib), then run apply again' USING ERRCODE = 'feature_not_supported'; END IF; CREATE EXTENSION pg_trgm; COMMENT ON EXTENSION pg_trgm IS 'dpro-migrate: created by apply for message search; rollback drops it when nothing else uses it'; END IF; END $dpro$;
+CREATE INDEX "idx_msg_content_trgm" ON "communication"."messages" USING gin ("content" gin_trgm_ops);
 -- ~ statistics (ANALYZE) for 19 tables
 ANALYZE "iam"."users", "iam"."user_preferences", "iam"."user_profiles", "iam"."user_sessions", "iam"."authentication_logs", "ai_agents"."agents", "communication"."conversations", "communication"."messages", "communication"."chat_session_history", "workflow"."boards", "workflow"."board_nodes", "workflow"."board_connections", "workflow"."board_executions", "workflow"."board_templates", "workflow"."workflows", "tasks"."tasks", "system"."configurations", "system"."audit_logs", "marketplace"."tools";
 -- checked before the commit: the rows copied per legacy table, plus those quarantined, equal the rows in the source; else nothing is committed

@@ -500,6 +500,8 @@ CREATE INDEX "idx_conv_user_updated" ON "communication_conversations"("user_id",
 CREATE INDEX "idx_conv_agent_rating" ON "communication_conversations"("agent_id", "satisfaction_rating" DESC);
 -- + index idx_conv_user_recent_active
 CREATE INDEX "idx_conv_user_recent_active" ON "communication_conversations"("user_id", "updated_at" DESC) WHERE "is_active" = 1;
+-- + index idx_conv_recent_active
+CREATE INDEX "idx_conv_recent_active" ON "communication_conversations"("updated_at" DESC) WHERE "is_active" = 1;
 -- + index idx_msg_conversation_time
 CREATE INDEX "idx_msg_conversation_time" ON "communication_messages"("conversation_id", "created_at" DESC);
 -- + index idx_msg_user_time
@@ -732,6 +734,22 @@ END;
 CREATE TRIGGER "trg_system_audit_logs_shared_ids" AFTER INSERT ON "system_audit_logs" FOR EACH ROW
 BEGIN
     UPDATE "sqlite_sequence" SET "seq" = NEW."id" WHERE "name" IN ('iam_authentication_logs') AND "seq" < NEW."id";
+END;
+-- + search index communication_messages_fts on communication.messages.content
+CREATE VIRTUAL TABLE "communication_messages_fts" USING fts5("content", content='communication_messages', content_rowid='id', tokenize='trigram');
+INSERT INTO "communication_messages_fts" ("communication_messages_fts") VALUES ('rebuild');
+CREATE TRIGGER "trg_communication_messages_fts_insert" AFTER INSERT ON "communication_messages" FOR EACH ROW
+BEGIN
+    INSERT INTO "communication_messages_fts" ("rowid", "content") VALUES (NEW."id", NEW."content");
+END;
+CREATE TRIGGER "trg_communication_messages_fts_delete" AFTER DELETE ON "communication_messages" FOR EACH ROW
+BEGIN
+    INSERT INTO "communication_messages_fts" ("communication_messages_fts", "rowid", "content") VALUES ('delete', OLD."id", OLD."content");
+END;
+CREATE TRIGGER "trg_communication_messages_fts_update" AFTER UPDATE OF "id", "content" ON "communication_messages" FOR EACH ROW
+BEGIN
+    INSERT INTO "communication_messages_fts" ("communication_messages_fts", "rowid", "content") VALUES ('delete', OLD."id", OLD."content");
+    INSERT INTO "communication_messages_fts" ("rowid", "content") VALUES (NEW."id", NEW."content");
 END;
 -- ~ statistics (ANALYZE) for 19 tables
 ANALYZE "iam_users";
