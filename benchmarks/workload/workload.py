@@ -128,11 +128,12 @@ def _names(plan: list[str], query: Query, target: str) -> bool:
     return wanted is None or any(wanted in line for line in plan)
 
 
-def _timed(fn, repeat: int) -> float:
+def _timed(conn, sql: str, params: Any, repeat: int) -> float:
+    """The median wall time of running and fetching the query `repeat` times."""
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        fn()
+        conn.execute(sql, params).fetchall()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -146,20 +147,20 @@ def run_workload(legacy, migrated=None, pg=None, *, repeat: int = 5, queries: li
         res = Outcome(q.name, True, len(want))
         res.plans["legacy"] = sqlite_plan(legacy, q.legacy, params)
         res.indexed["legacy"] = sqlite_indexed(legacy, res.plans["legacy"])
-        res.seconds["legacy"] = _timed(lambda: legacy.execute(q.legacy, params).fetchall(), repeat)
+        res.seconds["legacy"] = _timed(legacy, q.legacy, params, repeat)
         if migrated is not None:
             got = migrated.execute(q.sqlite, params).fetchall()
             res.same_rows &= got == want
             res.plans["sqlite"] = sqlite_plan(migrated, q.sqlite, params)
             res.indexed["sqlite"] = sqlite_indexed(migrated, res.plans["sqlite"]) and _names(res.plans["sqlite"], q, "sqlite")
-            res.seconds["sqlite"] = _timed(lambda: migrated.execute(q.sqlite, params).fetchall(), repeat)
+            res.seconds["sqlite"] = _timed(migrated, q.sqlite, params, repeat)
         if pg is not None:
             p = pg_params(q.postgresql, params)
             got = [tuple(r) for r in pg.execute(q.postgresql, p).fetchall()]
             res.same_rows &= got == want
             res.indexed["postgresql"], res.plans["postgresql"], res.note = pg_indexed(pg, q.postgresql, p)
             res.indexed["postgresql"] &= _names(res.plans["postgresql"], q, "postgresql")
-            res.seconds["postgresql"] = _timed(lambda: pg.execute(q.postgresql, p).fetchall(), repeat)
+            res.seconds["postgresql"] = _timed(pg, q.postgresql, p, repeat)
         out.append(res)
     return out
 
