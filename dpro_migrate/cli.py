@@ -284,6 +284,24 @@ def archive_cmd(source: Path = SOURCE, table: str = typer.Option(..., "--table",
         f"moved {result.moved:,} rows {'from ' + result.table + ' to ' + result.archive if not back else 'back to ' + result.table}")
 
 
+@app.command("partitions")
+@handled
+def partitions_cmd(source: Path = SOURCE,
+                   ahead: Optional[int] = typer.Option(None, "--ahead", help="Months after the current one to create "
+                                                       "(default DPRO_MIGRATE_PARTITION_MONTHS_AHEAD, else 3)."),
+                   target: Optional[str] = TARGET, as_json: bool = JSON):
+    """PostgreSQL, apply --with partition-by-month: create the next months' partitions and move rows out of DEFAULT
+    into theirs, in one transaction (run it monthly, e.g. from cron)."""
+    result = verbs.partitions(source, parse_target(target), ahead=ahead)
+    if as_json:
+        render.print_json(result)
+        return
+    render.out.print(f"created {len(result.created)} partitions" + (f": {', '.join(result.created)}" if result.created else "")
+                     + (f"; moved {sum(result.moved.values()):,} rows out of DEFAULT" if result.moved else ""))
+    for table, n in result.in_default.items():
+        render.out.print(f"{table}: {n:,} rows remain in DEFAULT (no created_at month to put them in)")
+
+
 @app.command("finalize")
 @handled
 def finalize_cmd(source: Path = SOURCE, target: Optional[str] = TARGET, as_json: bool = JSON):

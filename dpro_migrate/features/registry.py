@@ -4,9 +4,11 @@ at its place, and each is undone by rollback like any other operation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from dpro_migrate.config import load_settings
 from dpro_migrate.dialects import DIALECTS, get_dialect, physical_name
 from dpro_migrate.errors import BadInput
 from dpro_migrate.features.app_roles import app_role_operations
@@ -69,7 +71,9 @@ def _app_roles(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
 
 
 def _partition_by_month(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
-    return partition_plan(ops, ctx.source)
+    # every month of the data, the current month and the months ahead (DPRO_MIGRATE_PARTITION_MONTHS_AHEAD)
+    return partition_plan(ops, ctx.source, months_ahead=load_settings().partition_months_ahead,
+                          today=datetime.now(timezone.utc).date())
 
 
 # In the order they are added to a plan.
