@@ -97,3 +97,4 @@ def test_partitions_refuses_a_target_without_partitioned_tables(legacy_db, tmp_p
     verbs.apply(db, target, backup_dir=tmp_path)
     with pytest.raises(BadInput, match="no table partitioned by month"):
         verbs.partitions(db, target, backup_dir=tmp_path)
+

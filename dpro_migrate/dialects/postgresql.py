@@ -33,7 +33,7 @@ class PostgresDialect(Dialect):
     has_schemas = True
     trigger_body_starts = r"\bEXECUTE\b"
     features = ("new-tables", "archive-tables", "row-level-security", "partition-by-month", "force-row-level-security",
-                "app-roles")
+                "app-roles", "monitoring-views")
     alembic_options = {}
     # Alembic's version table lives in system, with dpro-migrate's own bookkeeping: see handoff/environment.py.
     version_table_schema = "system"
@@ -142,6 +142,8 @@ class PostgresDialect(Dialect):
         out |= {Promise("trigger", r[0]) for r in cur.execute(
             "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON "
             "n.oid = c.relnamespace WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal AND t.tgenabled <> 'D'", domains)}
+        out |= {Promise("view", f"{s}.{v}") for s, v in cur.execute(
+            "SELECT schemaname, viewname FROM pg_views WHERE schemaname = ANY(%s)", domains)}
         out |= {Promise("function", f"{s}.{f}") for s, f in cur.execute(
             "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = ANY(%s)", domains)}

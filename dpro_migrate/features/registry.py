@@ -14,6 +14,7 @@ from dpro_migrate.errors import BadInput
 from dpro_migrate.features.app_roles import app_role_operations
 from dpro_migrate.features.archive import archive_operations
 from dpro_migrate.features.compat_views import compat_view_operations
+from dpro_migrate.features.monitoring import monitoring_operations
 from dpro_migrate.features.new_tables import new_table_operations
 from dpro_migrate.features.partitions import partition_plan
 from dpro_migrate.features.rls import rls_operations
@@ -66,6 +67,10 @@ def _force_row_level_security(ops: list[Operation], ctx: PlanContext) -> list[Op
     return ops
 
 
+def _monitoring_views(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
+    return ops + monitoring_operations(ctx.dialect)  # views over the catalog: after everything they report on
+
+
 def _app_roles(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
     return app_role_operations(ops)  # last: its grants cover every table and view the plan creates
 
@@ -83,6 +88,7 @@ FEATURES: dict[str, Callable[[list[Operation], PlanContext], list[Operation]]] =
     "row-level-security": _row_level_security,
     "partition-by-month": _partition_by_month,
     "force-row-level-security": _force_row_level_security,
+    "monitoring-views": _monitoring_views,
     "app-roles": _app_roles,
 }
 

@@ -426,6 +426,17 @@ class GrantPrivileges(Operation):
 
 
 @dataclass
+class CreateMonitoringView(Operation):
+    """A view over the catalog's statistics for the DBA (--with monitoring-views), qualified (system.x)."""
+
+    kind = "create_monitoring_view"
+    what = "monitoring view"
+
+    def promises(self) -> list[Promise]:
+        return [Promise("view", self.name)]
+
+
+@dataclass
 class CreateSearchIndex(Operation):
     """The index behind the application's `column LIKE '%...%'` (ddl/search.toml): PostgreSQL a GIN trigram index,
     SQLite an FTS5 trigram table kept in sync by triggers (dialects/)."""
