@@ -138,8 +138,10 @@ def _timed(conn, sql: str, params: Any, repeat: int) -> float:
     return statistics.median(times)
 
 
-def run_workload(legacy, migrated=None, pg=None, *, repeat: int = 5, queries: list[Query] | None = None) -> list[Outcome]:
-    """Each query on the legacy connection, and on the migrated SQLite and PostgreSQL connections given."""
+def run_workload(legacy, migrated=None, pg=None, *, partitioned=None, repeat: int = 5,
+                 queries: list[Query] | None = None) -> list[Outcome]:
+    """Each query on the legacy connection, and on the migrated SQLite and PostgreSQL connections given
+    (`partitioned`: a PostgreSQL database applied --with partition-by-month, reported beside the plain one)."""
     out = []
     for q in queries or load_queries():
         params = parameters(legacy, q)
@@ -161,18 +163,24 @@ def run_workload(legacy, migrated=None, pg=None, *, repeat: int = 5, queries: li
             res.indexed["postgresql"], res.plans["postgresql"], res.note = pg_indexed(pg, q.postgresql, p)
             res.indexed["postgresql"] &= _names(res.plans["postgresql"], q, "postgresql")
             res.seconds["postgresql"] = _timed(pg, q.postgresql, p, repeat)
+        if partitioned is not None:
+            p = pg_params(q.postgresql, params)
+            got = [tuple(r) for r in partitioned.execute(q.postgresql, p).fetchall()]
+            res.same_rows &= got == want
+            res.indexed["partitioned"], res.plans["partitioned"], _ = pg_indexed(partitioned, q.postgresql, p)
+            res.seconds["partitioned"] = _timed(partitioned, q.postgresql, p, repeat)
         out.append(res)
     return out
 
 
 def report(outcomes: list[Outcome]) -> str:
     """A Markdown table: median milliseconds per target, index use, same rows."""
-    targets = [t for t in ("legacy", "sqlite", "postgresql") if any(t in o.seconds for o in outcomes)]
-    head = ["query", "rows", *(f"{t} ms" for t in targets), "indexed (sqlite / pg)", "same rows"]
+    targets = [t for t in ("legacy", "sqlite", "postgresql", "partitioned") if any(t in o.seconds for o in outcomes)]
+    head = ["query", "rows", *(f"{t} ms" for t in targets), "indexed (" + " / ".join(targets[1:]) + ")", "same rows"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for o in outcomes:
         ms = [f"{o.seconds[t] * 1000:.3f}" if t in o.seconds else "" for t in targets]
-        idx = " / ".join("yes" if o.indexed.get(t) else "NO" for t in ("sqlite", "postgresql") if t in o.indexed)
+        idx = " / ".join("yes" if o.indexed.get(t) else "NO" for t in targets[1:] if t in o.indexed)
         lines.append("| " + " | ".join([o.name, str(o.rows), *ms, idx, "yes" if o.same_rows else "NO"]) + " |")
     return "\n".join(lines)
 
@@ -195,28 +203,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pg", default=None, help="an admin URL; a throwaway database is created and dropped")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--plans", action="store_true", help="print every plan")
+    ap.add_argument("--partitioned", action="store_true",
+                    help="also a PostgreSQL database applied --with partition-by-month, timed beside the plain one")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         legacy_path, migrated_path = Path(tmp) / "legacy.db", Path(tmp) / "migrated.db"
         generate_legacy_db(legacy_path, messages=args.messages)
         shutil.copyfile(legacy_path, migrated_path)
-        verbs.apply(migrated_path, backup_dir=Path(tmp))
-        pg = admin = None
-        if args.pg:
-            admin = psycopg.connect(args.pg, autocommit=True)
-            admin.execute("DROP DATABASE IF EXISTS dpro_workload WITH (FORCE)")
-            admin.execute("CREATE DATABASE dpro_workload")
-            url = make_url(args.pg).set(database="dpro_workload").render_as_string(hide_password=False)
-            verbs.apply(legacy_path, parse_target(url))
-            pg = psycopg.connect(url, autocommit=True)
+        verbs.apply(migrated_path, backup_dir=Path(tmp))  # the legacy file stays as the application left it
+        admin = psycopg.connect(args.pg, autocommit=True) if args.pg else None
+        databases = {}
+
+        def database(name: str, features: tuple[str, ...]):
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {name}")
+            url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
+            verbs.apply(legacy_path, parse_target(url), backup_dir=Path(tmp), features=features)
+            databases[name] = psycopg.connect(url, autocommit=True)
+            return databases[name]
+
+        pg = database("dpro_workload", ()) if args.pg else None
+        partitioned = database("dpro_workload_partitioned", ("partition-by-month",)) if args.pg and args.partitioned else None
         legacy = sqlite3.connect(legacy_path)
-        legacy.execute("ANALYZE")  # the legacy file as a DBA may have kept it; its 2 indexes are all it has
         try:
-            outcomes = run_workload(legacy, sqlite3.connect(migrated_path), pg, repeat=args.repeat)
+            outcomes = run_workload(legacy, sqlite3.connect(migrated_path), pg, partitioned=partitioned,
+                                    repeat=args.repeat)
         finally:
-            if pg is not None:
-                pg.close()
-                admin.execute("DROP DATABASE IF EXISTS dpro_workload WITH (FORCE)")
+            for name, conn in databases.items():
+                conn.close()
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         print(report(outcomes))
         if args.plans:
             for o in outcomes:
