@@ -16,8 +16,9 @@ from dpro_migrate.model.mapping import MoveRule, derivations
 from dpro_migrate.model.schema import load_schema
 from dpro_migrate.targets import parse_target
 
+# (text that is not JSON is left out: PostgreSQL refuses it in jsonb)
 LEVELS = [('{"level": "error"}', "error"), ('{"log_level": "warning", "level": "x"}', "warning"),
-          ('{"level": "ERROR"}', None), ('{"level": 5}', None), ("[1, 2]", None), (None, None)]  # (text that is not JSON: PostgreSQL refuses it in jsonb)
+          ('{"level": "ERROR"}', None), ('{"level": 5}', None), ("[1, 2]", None), (None, None)]
 
 
 def _legacy_with_levels(legacy_db):
@@ -26,11 +27,11 @@ def _legacy_with_levels(legacy_db):
     conn = sqlite3.connect(db)
     ids = [r[0] for r in conn.execute("SELECT id FROM activity_logs WHERE action NOT LIKE '%login%' AND action NOT "
                                       "LIKE '%auth%' ORDER BY id LIMIT ?", (len(LEVELS),))]
-    for (details, _), id_ in zip(LEVELS, ids):
+    for (details, _), id_ in zip(LEVELS, ids, strict=True):
         conn.execute("UPDATE activity_logs SET details = ? WHERE id = ?", (details, id_))
     conn.commit()
     conn.close()
-    return db, dict(zip(ids, [want for _, want in LEVELS]))
+    return db, dict(zip(ids, [want for _, want in LEVELS], strict=True))
 
 
 def _expected(db) -> dict:
