@@ -97,3 +97,4 @@ def test_postgresql_derives_from_the_row(legacy_db, tmp_path, pg_url):
     assert {i: got[i] for i in levels} == levels and set(got.values()) <= {None, "error", "warning"}
     assert verbs.verify(db, target).ok
     verbs.rollback(db, target, backup_dir=tmp_path)
+

@@ -135,3 +135,20 @@ def test_sqlite_partial_indexes_serve_the_applications_own_predicate(legacy_db, 
         "EXPLAIN QUERY PLAN SELECT id FROM iam_user_sessions WHERE user_id = 3 AND is_active = 1 ORDER BY expires_at DESC"))
     conn.close()
     assert "idx_iam_sessions_user_active" in plan
+
+
+# --- partitions ---------------------------------------------------------------------------------------------
+
+
+def test_the_partitions_verb_on_sqlite_is_bad_input_and_changes_nothing(legacy_db, tmp_path):
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+    from tests.conftest import file_digest
+
+    db = legacy_db()
+    verbs.apply(db, backup_dir=tmp_path)
+    before = file_digest(db)
+    result = CliRunner().invoke(app, ["partitions", str(db)])
+    assert result.exit_code == 2 and "SQLite has no partitions" in result.stderr
+    assert file_digest(db) == before
