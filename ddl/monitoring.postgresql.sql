@@ -8,18 +8,26 @@ CREATE VIEW system.monitoring_table_sizes AS
 SELECT n.nspname AS schema_name,
        c.relname AS table_name,
        c.relkind = 'p' AS partitioned,
-       greatest(coalesce((SELECT sum(greatest(p.reltuples, 0)) FROM pg_partition_tree(c.oid) t
-                          JOIN pg_class p ON p.oid = t.relid WHERE t.isleaf), 0), 0)::bigint AS estimated_rows,
-       (SELECT sum(pg_table_size(t.relid)) FROM pg_partition_tree(c.oid) t)::bigint AS table_bytes,
-       (SELECT sum(pg_indexes_size(t.relid)) FROM pg_partition_tree(c.oid) t)::bigint AS index_bytes,
-       (SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t)::bigint AS total_bytes,
-       pg_size_pretty((SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t)::bigint) AS total_size
+       s.estimated_rows,
+       s.table_bytes,
+       s.index_bytes,
+       s.total_bytes,
+       pg_size_pretty(s.total_bytes) AS total_size
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)::bigint AS estimated_rows,
+           coalesce(sum(pg_table_size(p.oid)), 0)::bigint AS table_bytes,
+           coalesce(sum(pg_indexes_size(p.oid)), 0)::bigint AS index_bytes,
+           coalesce(sum(pg_total_relation_size(p.oid)), 0)::bigint AS total_bytes
+    FROM pg_class p
+    -- the table itself, or every partition of a partitioned one (the leaves hold the rows and the bytes)
+    WHERE p.relkind = 'r' AND (p.oid = c.oid OR p.oid IN (SELECT t.relid FROM pg_partition_tree(c.oid) t))
+) s
 WHERE n.nspname IN ('iam', 'ai_agents', 'communication', 'workflow', 'tasks', 'system', 'marketplace')
   AND c.relkind IN ('r', 'p')
   AND NOT c.relispartition
-ORDER BY total_bytes DESC, schema_name, table_name;
+ORDER BY s.total_bytes DESC, schema_name, table_name;
 
 CREATE VIEW system.monitoring_index_usage AS
 SELECT s.schemaname AS schema_name,

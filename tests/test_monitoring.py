@@ -22,8 +22,13 @@ def test_monitoring_views_report_the_seven_schemas_and_go_with_rollback(legacy_d
         # a partitioned table counts its partitions' rows and bytes (ANALYZE ran at the end of apply)
         assert sizes[("communication", "messages")][0] == messages and sizes[("communication", "messages")][1] > 0
         assert ("communication", "messages_default") not in sizes
-        domains = dict(conn.execute("SELECT domain, tables FROM system.monitoring_rows_per_domain").fetchall())
+        users = conn.execute("SELECT count(*) FROM iam.users").fetchone()[0]  # a plain table
+        assert sizes[("iam", "users")][0] == users and sizes[("iam", "users")][1] > 0
+        domains = {d: (t, rows, total) for d, t, rows, total in conn.execute(
+            "SELECT domain, tables, estimated_rows, total_bytes FROM system.monitoring_rows_per_domain")}
         assert set(domains) == {"iam", "ai_agents", "communication", "workflow", "tasks", "system", "marketplace"}
+        assert all(total > 0 for _, _, total in domains.values())
+        assert domains["iam"][1] == sum(rows for (s, _), (rows, _) in sizes.items() if s == "iam")
         names = {r[0] for r in conn.execute("SELECT index_name FROM system.monitoring_index_usage")}
         assert "uq_users_email" in names and "idx_conv_recent_active" in names
         assert conn.execute("SELECT sum(connections) FROM system.monitoring_connections").fetchone()[0] >= 1
