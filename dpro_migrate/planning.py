@@ -29,7 +29,11 @@ OBSTACLES = {SQLITE: in_place_obstacles}
 def search_operations(schema, dialect: str) -> list[CreateSearchIndex]:
     """ddl/search.toml on this dialect; after the features (an archive moves rows through its triggers)."""
     out = []
-    for index in load_search(schema):
+    indexes = load_search(schema)
+    problem = get_dialect(dialect).search_unavailable() if indexes else None
+    if problem:
+        raise BadInput(problem)
+    for index in indexes:
         objects = get_dialect(dialect).search_objects(index)
         name = objects.tables[0] if objects.tables else index.name
         out.append(CreateSearchIndex(name, objects.sql, objects.reverse, table=index.table, column=index.column,

@@ -152,3 +152,12 @@ def test_the_partitions_verb_on_sqlite_is_bad_input_and_changes_nothing(legacy_d
     result = CliRunner().invoke(app, ["partitions", str(db)])
     assert result.exit_code == 2 and "SQLite has no partitions" in result.stderr
     assert file_digest(db) == before
+
+
+def test_a_sqlite_without_fts5_trigram_is_refused_at_plan_time(legacy_db, monkeypatch):
+    from dpro_migrate.dialects import SQLITE, get_dialect
+    from dpro_migrate.errors import BadInput
+
+    monkeypatch.setattr(type(get_dialect(SQLITE)), "search_unavailable", lambda self: "no trigram tokenizer here")
+    with pytest.raises(BadInput, match="no trigram tokenizer here"):
+        verbs.make_plan(legacy_db())

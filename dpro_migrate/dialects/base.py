@@ -125,6 +125,10 @@ class Dialect:
             body = constraint.node.expressions[0].sql(self.sqlglot_name, identify=True)
         return f"ALTER TABLE {self.table_sql(table.qualified)} ADD CONSTRAINT {quote_ident(constraint.name)} {body}"
 
+    def search_unavailable(self) -> str | None:
+        """Why this installation cannot build search indexes (said at plan time), or None."""
+        return None
+
     def search_objects(self, index: SearchIndex) -> SearchObjects:
         """The index that serves the application's `column LIKE '%...%'` on this dialect."""
         raise NotImplementedError

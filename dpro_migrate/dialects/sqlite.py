@@ -39,6 +39,19 @@ class SQLiteDialect(Dialect):
     def table_exists_sql(self, schema: str | None, name: str) -> str:
         return f"SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = {quote_literal(name)}"
 
+    def search_unavailable(self) -> str | None:
+        """FTS5 with the trigram tokenizer: SQLite 3.34 or later, built with FTS5 (Python's own sqlite3 module is
+        the SQLite apply runs in)."""
+        conn = sqlite3.connect(":memory:")
+        try:
+            conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='trigram')")
+            return None
+        except sqlite3.Error as exc:
+            return (f"the SQLite library Python uses ({sqlite3.sqlite_version}) cannot build the message search "
+                    f"index (FTS5 with the trigram tokenizer, SQLite 3.34 or later): {exc}")
+        finally:
+            conn.close()
+
     def search_objects(self, index: SearchIndex) -> SearchObjects:
         """An FTS5 table with the trigram tokenizer over the table's rows (external content: the text is not
         stored twice), filled once, then kept in step by three triggers. FTS5's trigram tokenizer answers
