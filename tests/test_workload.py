@@ -65,6 +65,27 @@ def test_every_query_of_the_workload_is_indexed_and_answers_the_same_on_postgres
     assert _failures(outcomes, "postgresql") == []
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_workload_at_50000_messages_on_both_targets(tmp_path, pg_url):
+    """Where the planners' choices settle: bigger tables, the same answer and an index for every query."""
+    from dpro_migrate.example import generate_legacy_db
+
+    legacy_path, migrated = tmp_path / "legacy.db", tmp_path / "migrated.db"
+    generate_legacy_db(legacy_path, messages=50_000)
+    shutil.copyfile(legacy_path, migrated)
+    verbs.apply(migrated, backup_dir=tmp_path)
+    verbs.apply(legacy_path, parse_target(pg_url), backup_dir=tmp_path)
+    legacy, conn, pg = sqlite3.connect(legacy_path), sqlite3.connect(migrated), psycopg.connect(pg_url, autocommit=True)
+    try:
+        outcomes = run_workload(legacy, conn, pg, repeat=1)
+    finally:
+        legacy.close()
+        conn.close()
+        pg.close()
+    assert _failures(outcomes, "sqlite") + _failures(outcomes, "postgresql") == []
+
+
 # --- statistics ---------------------------------------------------------------------------------------------
 
 
