@@ -467,6 +467,29 @@ def archive_cmd(source: Path = SOURCE, table: ArchiveTable = typer.Option(..., "
         f" in {where}")
 
 
+@verb("partitions", examples=["dpro-migrate partitions dpro_agent.db --target postgresql://dba@db:5432/dpro",
+                              "dpro-migrate partitions dpro_agent.db --ahead 6"],
+      codes=(OK, BAD_INPUT, LOCKED, UNEXPECTED))
+def partitions_cmd(source: Path = SOURCE,
+                   ahead: Optional[int] = typer.Option(None, "--ahead", show_default=False,
+                                                       help="Months after the current one to create (default "
+                                                            "DPRO_MIGRATE_PARTITION_MONTHS_AHEAD, else 3)."),
+                   target: Optional[str] = TARGET, as_json: bool = JSON, quiet: bool = QUIET):
+    """PostgreSQL, apply --with partition-by-month: create the next months' partitions and move rows out of DEFAULT
+    into theirs, in one transaction (run it monthly, e.g. from cron)."""
+    _quiet(quiet, as_json)
+    dest = parse_target(target)
+    result = verbs.partitions(source, dest, ahead=ahead)
+    if as_json:
+        render.print_json({**render.plain(result), "database": render.database_name(source, dest)})
+        return
+    render.out.print(f"created {len(result.created)} partitions in {escape(render.database_name(source, dest))}"
+                     + (f": {', '.join(result.created)}" if result.created else "")
+                     + (f"; moved {sum(result.moved.values()):,} rows out of DEFAULT" if result.moved else ""))
+    for table, n in result.in_default.items():
+        render.out.print(f"{table}: {n:,} rows remain in DEFAULT (no created_at month to put them in)")
+
+
 @verb("finalize", examples=["dpro-migrate finalize dpro_agent.db"], codes=(OK, BAD_INPUT, LOCKED, UNEXPECTED))
 def finalize_cmd(source: Path = SOURCE, target: Optional[str] = TARGET, as_json: bool = JSON, quiet: bool = QUIET):
     """End the cutover window: drop the compatibility views left by `apply --compat-views`."""

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
-from dpro_migrate.dialects import expression_sql, get_dialect, physical_name
+from dpro_migrate.dialects import get_dialect, physical_name, predicate_sql
 from dpro_migrate.errors import BadInput
 from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.catalogs import catalog_for
@@ -128,7 +128,7 @@ def _normal_expr(sql: str, dialect: str) -> str:
 
 def _expected_where(index, dialect: str) -> str | None:
     where = index.node.find(exp.IndexParameters).args.get("where")
-    return None if where is None else expression_sql(where.this, dialect)
+    return None if where is None else predicate_sql(where, dialect)
 
 
 def index_differences(conn: sa.engine.Connection, dialect: str, schema: TargetSchema,

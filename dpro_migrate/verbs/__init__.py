@@ -18,6 +18,7 @@ from typing import Callable
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import logical_differences
+from dpro_migrate.config import MAX_PARTITION_MONTHS_AHEAD, load_settings
 from dpro_migrate.dialects import POSTGRES, SQLITE, table_sql
 from dpro_migrate.dirty import add_dirty_data
 from dpro_migrate.errors import BadInput, ChecksFailed, DproMigrateError, OutcomeUnknown
@@ -344,6 +345,21 @@ def alembic_handoff(directory: Path, source: Path, target: Target | None = None,
 def archive(source: Path, target: Target | None = None, *, table: str, older_than=None):
     """Move rows older than the cutoff into the table's archive (None: every archived row back), one transaction."""
     return site_for(source, target).archive(table, older_than)
+
+
+def _kept(r) -> dict:
+    return {"outcome": history.OK, "counts": {"partitions_created": len(r.created), "rows_moved": sum(r.moved.values())}}
+
+
+@recorded("partitions", _kept)
+def partitions(source: Path, target: Target | None = None, *, ahead: int | None = None, backup_dir: Path | None = None):
+    """PostgreSQL, --with partition-by-month: the current month's partition and `ahead` more (default
+    DPRO_MIGRATE_PARTITION_MONTHS_AHEAD), and rows sitting in DEFAULT moved into their month's; one transaction.
+    `backup_dir`: where the history line goes."""
+    months = load_settings().partition_months_ahead if ahead is None else ahead
+    if not 0 <= months <= MAX_PARTITION_MONTHS_AHEAD:
+        raise BadInput(f"--ahead {months}: choose 0 to {MAX_PARTITION_MONTHS_AHEAD} months")
+    return site_for(source, target).partitions(months)
 
 
 @recorded("verify", _verified)

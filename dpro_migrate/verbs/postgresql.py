@@ -13,6 +13,7 @@ from dpro_migrate.db.connections import connect
 from dpro_migrate.dialects import POSTGRES
 from dpro_migrate.errors import BadInput
 from dpro_migrate.features.archive import archive_rows, unarchive_rows
+from dpro_migrate.features.partitions import partition_maintenance
 from dpro_migrate.model.mapping import load_mapping
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.safety.state import read_file
@@ -67,6 +68,9 @@ class PostgresSite:
         if older_than is None:
             return unarchive_rows(self.target, POSTGRES, table)
         return archive_rows(self.target, POSTGRES, table, older_than)
+
+    def partitions(self, ahead: int):
+        return partition_maintenance(self.target, ahead=ahead)
 
     def recorded_plan(self) -> Plan:
         conn, entry = read_ledger(self.target)
