@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from dpro_migrate.dialects import get_dialect, physical_name
 from dpro_migrate.handoff.catalogs import catalog_for
 from dpro_migrate.handoff.metadata import metadata_for
+from dpro_migrate.model.search import load_search
 from dpro_migrate.model.schema import TargetSchema, load_new, load_schema
 from dpro_migrate.plan.operations import (AddConstraint, CreateArchive, CreatePartition, CreateSearchIndex, CreateTable,
                                           EnableRowLevelSecurity, ShareIdSpace)
@@ -54,8 +55,14 @@ class Applied:
         """From the plan of the last apply; None (no ledger): ddl/ alone, and only the bookkeeping excluded."""
         dialect = get_dialect(dialect).name
         excluded = dict(catalog_for(dialect).bookkeeping(plan))
-        if plan is None:
-            return cls(dialect, excluded=excluded)
+        if plan is None:  # every apply builds ddl/search.toml's objects: ddl/ alone holds them too
+            own = []
+            for index in load_search(load_schema()):
+                objects = get_dialect(dialect).search_objects(index)
+                excluded.update({t: f"search index of {index.table}.{index.column} (FTS5, kept in step by triggers)"
+                                 for t in objects.tables})
+                own += objects.triggers
+            return cls(dialect, excluded=dict(sorted(excluded.items())), own_triggers=own)
         extra = {op.table: [list(c) for c in op.extra_columns] for op in plan.of_type(CreateTable) if op.extra_columns}
         keys = {op.table: list(op.columns) for op in plan.of_type(AddConstraint) if op.constraint == "primary_key"}
         partitioned = {}

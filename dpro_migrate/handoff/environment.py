@@ -26,6 +26,7 @@ from dpro_migrate.handoff.baseline_source import render_schema
 from dpro_migrate.handoff.catalogs import catalog_for
 from dpro_migrate.handoff.drift import dialect_options, schema_drift
 from dpro_migrate.model.mapping import LEDGER_TABLE
+from dpro_migrate.model.search import load_search
 from dpro_migrate.safety.alembic_version import BASELINE_PREFIX, VERSION_TABLE
 from dpro_migrate.config import DATABASE_URL_ENV
 
@@ -331,11 +332,16 @@ def baseline_sql(applied: Applied) -> str:
     metadata = applied.metadata()
     statements = [f"CREATE SCHEMA IF NOT EXISTS {name}" for name in sorted({t.schema for t in metadata.sorted_tables
                                                                             if t.schema})]
+    # ddl/search.toml: an index the metadata holds (PostgreSQL) needs its extension first; the objects it does
+    # not hold (SQLite's FTS table and triggers) come after the tables
+    searches = [get_dialect(applied.dialect).search_objects(s) for s in load_search(applied.schema())]
+    statements += [sql for o in searches if o.index for sql in o.sql if not sql.startswith("CREATE INDEX")]
     for table in metadata.sorted_tables:
         statements.append(str(sa.schema.CreateTable(table).compile(dialect=dialect)).strip())
         statements += [str(sa.schema.CreateIndex(i).compile(dialect=dialect)).strip()
                        for i in sorted(table.indexes, key=lambda i: str(i.name))]
     statements += [t.sql.strip().rstrip(";") for t in applied.schema().triggers.get(applied.dialect, [])]
+    statements += [sql for o in searches if not o.index for sql in o.sql]
     return "\n\n".join(s + ";" for s in statements) + "\n"
 
 
