@@ -495,9 +495,9 @@ def example_cmd(path: Path = typer.Argument(..., show_default=False,
                 messages: int = typer.Option(1000, "--messages", min=0, help="Rows in messages; other tables in proportion."),
                 shape: Shape = typer.Option(Shape["18"], "--shape", help="Legacy release: 13, 14 or 18 tables."),
                 seed: int = typer.Option(0, "--seed", help="Random seed."),
-                extras: bool = typer.Option(False, "--extras", help="Add a hand-made column, an unknown table, a view "
+                extras: bool = typer.Option(False, "--extras/--no-extras", help="Add a hand-made column, an unknown table, a view "
                                             "and a trigger."),
-                dirty: bool = typer.Option(False, "--dirty", help="Add every kind of dirty row and hostile name "
+                dirty: bool = typer.Option(False, "--dirty/--no-dirty", help="Add every kind of dirty row and hostile name "
                                            "(implies --extras)."),
                 as_json: bool = JSON, quiet: bool = QUIET):
     """Generate a realistic legacy DPRO database of any size."""
