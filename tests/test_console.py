@@ -237,7 +237,7 @@ def test_dirty_data_is_explained_with_root_causes_and_cascades(refused_agents, w
     assert "CHECK" in flat and "ids: 2, 3, 4" in flat
 
 
-def test_one_count_of_refused_rows_everywhere(refused_agents, tmp_path, width):
+def test_one_count_of_refused_rows_everywhere(refused_agents):
     db = refused_agents
     expected = _refused_rows(db)
     inspect = json.loads(invoke(0, ["inspect", db, "--json"]).stdout)["dirty"]["rows"]
@@ -245,7 +245,14 @@ def test_one_count_of_refused_rows_everywhere(refused_agents, tmp_path, width):
     refused = json.loads(invoke(1, ["apply", db, "--yes", "--json"]).stdout)["details"]["dirty"]["rows"]
     checked = json.loads(invoke(1, ["check", db, "--json"]).stdout)["dirty"]["rows"]
     assert inspect == planned == refused == checked == expected
-    for verb in ("inspect", "plan", "check"):
+    out = runner.invoke(app, ["check", str(db)]).stdout
+    assert f"{expected:,} rows the target would refuse" in " ".join(out.split())
+
+
+def test_the_same_count_in_the_terminal(refused_agents, width):
+    db = refused_agents
+    expected = _refused_rows(db)
+    for verb in ("inspect", "plan"):
         out = runner.invoke(app, [verb, str(db)]).stdout
         assert f"{expected:,} rows the target would refuse" in " ".join(out.split()), verb
 
@@ -270,7 +277,7 @@ def test_quarantine_is_announced_with_counts_and_where(refused_agents, tmp_path,
     conn.close()
 
 
-def test_check_rehearses_with_apply_options(refused_agents, width):
+def test_check_rehearses_with_apply_options(refused_agents):
     db = refused_agents
     invoke(1, ["check", db])
     out = json.loads(invoke(0, ["check", db, "--on-reject", "quarantine", "--with", "new-tables", "--json"]).stdout)
