@@ -308,7 +308,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
         print(verbs.apply_script(source, dest, on_reject=_value(on_reject), compat_views=compat_views,
                                  features=features), end="")
         return
-    legacy = verbs._source_of(source)
+    legacy = verbs.source_of(source)
     confirm(f"Migrate {legacy} into {render.database_name(legacy, dest)}"
             + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?", yes or as_json)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):

@@ -157,6 +157,9 @@ def _source_of(source_or_plan: Path) -> Path:
     return Path(os.path.realpath(path))  # never raises: a symbolic link loop is refused by the verb, in one line
 
 
+source_of = _source_of  # for the CLI: the legacy file behind a plan file
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else ""
