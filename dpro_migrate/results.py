@@ -84,11 +84,11 @@ class Timings:
         self.tables.append(TableTiming(legacy, target, rows, seconds))
 
     def operation(self, op, seconds: float, rows: int | None = None, *, backward: bool = False) -> None:
-        """One plan operation ran: its phase, and its table when it moved rows."""
+        """One plan operation ran (or its reverse, `backward`: rollback): its phase, and its table when it moved
+        rows. `legacy` and `target` name the same tables either way; the verb says the direction."""
         self.add_phase(PHASE_OF_KIND.get(op.kind, op.kind.replace("_", " ")), seconds, 1)
         if getattr(op, "moves_rows", False) and rows is not None:
-            legacy, target = getattr(op, "legacy", op.name), getattr(op, "target", op.name)
-            self.add_table(*((target, legacy) if backward else (legacy, target)), rows, seconds)
+            self.add_table(getattr(op, "legacy", op.name), getattr(op, "target", op.name), rows, seconds)
 
     @contextmanager
     def timed(self, phase: str, operations: int = 0):

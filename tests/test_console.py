@@ -169,6 +169,9 @@ def test_apply_verify_rollback_json_share_one_vocabulary(legacy_db, tmp_path):
         by_legacy[t["legacy"]] = by_legacy.get(t["legacy"], 0) + t["rows"]
     assert by_legacy["users"] + by_legacy["messages"] + by_legacy["activity_logs"] == source_rows
     assert applied["rows"] == verified["rows"] == rolled["rows"]
+    # the same names for the same tables whichever way the rows went
+    pairs = lambda doc: sorted((t["legacy"], t["target"], t["rows"]) for t in doc["tables"])  # noqa: E731
+    assert pairs(applied) == pairs(verified) == pairs(rolled)
     assert applied["applied_at"] is not None
     phases = {p["phase"] for p in applied["phases"]}
     assert {"backup", "create tables", "move rows", "indexes", "commit"} <= phases
