@@ -114,7 +114,11 @@ def verb(name: str, *, examples: list[str], codes: tuple[int, ...] = (OK, BAD_IN
     def register(fn):
         doc = inspect.getdoc(fn) or ""
         help_text = "\n\n".join(escape(" ".join(p.split())) for p in doc.split("\n\n"))
-        app.command(name, cls=Command, help=help_text, epilog=_epilog(examples, codes))(handled(fn))
+        first = help_text.split(". ")[0].rstrip(".")  # the command list shows this much: a sentence, or its head
+        head = first.split(": ")[0]
+        first = head if len(first) > 80 and len(head) >= 20 else first
+        app.command(name, cls=Command, help=help_text, short_help=first + ".",
+                    epilog=_epilog(examples, codes))(handled(fn))
         return fn
 
     return register
