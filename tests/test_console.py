@@ -396,3 +396,16 @@ def test_a_postgresql_plan_file_applies_to_its_target_and_every_verb_names_it(re
     assert shown in verified
     rolled = invoke(0, ["rollback", db, "--target", pg_url, "--yes", "--backup-dir", tmp_path / "bk"]).stdout
     assert shown in rolled and "the legacy file was only read" in rolled
+
+
+def test_type_rules_say_what_postgresql_accepts(tmp_path):
+    from dpro_migrate import verbs
+
+    db = tmp_path / "dirty.db"
+    verbs.example(db, messages=50, shape="18", dirty=True)
+    dirty = verbs.dirty_of(make_plan(db, parse_target("postgresql://dba@db.internal/dpro")))
+    words = {r.rule: r.definition for r in dirty.rules if r.kind == "type"}
+    assert "YYYY-MM-DD HH:MM:SS" in words["type communication.messages.created_at timestamptz"]
+    assert "0 or 1" in words["type workflow.boards.is_public boolean"]
+    assert "at most 200 characters" in words["type tasks.tasks.title varchar(200)"]
+    assert all(r.ids and r.rows == len(r.ids) and r.sql for r in dirty.rules)
