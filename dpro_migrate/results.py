@@ -105,6 +105,11 @@ class Timings:
     def to_json(self) -> dict:
         return {"tables": [t.to_json() for t in self.tables], "phases": [p.to_json() for p in self.phases]}
 
+    @classmethod
+    def from_json(cls, data: dict) -> Timings:
+        return cls([TableTiming(t["legacy"], t["target"], t["rows"], t["seconds"]) for t in data.get("tables") or []],
+                   [PhaseTiming(p["phase"], p["seconds"], p.get("operations", 0)) for p in data.get("phases") or []])
+
 
 @dataclass
 class QuarantineReport:
@@ -224,3 +229,11 @@ class Summary:
                 **self.timings.to_json(), "backup": self.backup,
                 "quarantine": self.quarantine.to_json() if self.quarantine else None, "next": list(self.next),
                 "note": self.note}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Summary:
+        """A summary read back from a verb's --json (the HTML report reads them so)."""
+        q = data.get("quarantine")
+        return cls(data["verb"], data["database"], data["source"], data["ok"], data["seconds"], Timings.from_json(data),
+                   data.get("backup"), QuarantineReport(q["where"], dict(q["tables"])) if q else None,
+                   list(data.get("next") or []), data.get("note") or "")

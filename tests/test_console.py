@@ -409,3 +409,17 @@ def test_type_rules_say_what_postgresql_accepts(tmp_path):
     assert "0 or 1" in words["type workflow.boards.is_public boolean"]
     assert "at most 200 characters" in words["type tasks.tasks.title varchar(200)"]
     assert all(r.ids and r.rows == len(r.ids) and r.sql for r in dirty.rules)
+
+
+def test_a_summary_reads_back_from_its_json(legacy_db, tmp_path):
+    from dpro_migrate.results import Summary
+
+    db = legacy_db()
+    doc = json.loads(invoke(0, ["apply", db, "--yes", "--json", "--backup-dir", tmp_path / "bk"]).stdout)
+    again = Summary.from_json(doc).to_json()
+
+    def unrated(d):  # a rate from seconds rounded to the millisecond differs in its last digits
+        return {k: ([{**t, "rows_per_second": None} for t in v] if k == "tables" else v)
+                for k, v in d.items() if k != "rows_per_second"}
+
+    assert unrated({k: doc[k] for k in again}) == unrated(again)
