@@ -9,6 +9,7 @@ the URL's database and always dropped afterwards.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import shutil
@@ -54,6 +55,7 @@ class CheckReport:
     started_at: str = ""
     options: dict = field(default_factory=dict)  # apply's options the cycle ran with (on_reject, compat_views, features)
     dirty: dict | None = None  # rows the target would refuse, explained (results.DirtyReport.to_json())
+    plan: dict | None = None  # the plan the check made, as `plan --json` prints it (the source's name, not the copy's)
 
     @property
     def ok(self) -> bool:
@@ -241,6 +243,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
             except BadInput as exc:  # the source itself is unusable: not DPRO, already or partly migrated
                 raise _SourceUnusable(_scrub(str(exc), scratch, source), details=exc.details) from None
             state["plan_path"] = save_plan(made, scratch_dir / "plan.json")
+            state["plan"] = {**json.loads(made.to_json()), "source": str(source)}
             dirty = verbs.dirty_of(made)
             moves = made.moves
             detail = (f"{len(made.operations)} operations, {len(moves)} row moves, "
@@ -307,7 +310,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
     return CheckReport(str(source), target.display, str(scratch) + (f" and database {pg_name}" if pg_name else ""),
                        stages, time.monotonic() - started, cleanup, started_at,
                        {"on_reject": on_reject, "compat_views": compat_views, "features": list(features)},
-                       dirty.to_json() if dirty else None)
+                       dirty.to_json() if dirty else None, state.get("plan"))
 
 
 def _per_table(tables: dict[str, int]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import os
 import sqlite3
 import sys
@@ -100,6 +101,8 @@ WITH = typer.Option([], "--with", show_default=False, metavar="<feature>",
                     + " (the last four: PostgreSQL only).")
 BACKUP_DIR = typer.Option(None, "--backup-dir", show_default=False, help="The folder for backups and the history file "
                           "(default: dpro-migrate-backups/ beside the legacy file).")
+REPORT = typer.Option(None, "--report", show_default=False, help="Also write a self-contained HTML page here for the "
+                      "change ticket (FILE.json: the same data as JSON).")
 
 
 def _epilog(examples: list[str], codes: tuple[int, ...]) -> str:
@@ -251,16 +254,18 @@ def plan_cmd(source: Path = SOURCE,
                                                 help="Write the plan (a JSON file) here, for review and `apply`."),
              sql: bool = SQL, target: Optional[str] = APPLY_TARGET, on_reject: OnReject = ON_REJECT_OPT,
              compat_views: bool = COMPAT_VIEWS, extras: list[Feature] = WITH, as_json: bool = JSON,
-             quiet: bool = QUIET):
+             quiet: bool = QUIET, report: Optional[Path] = REPORT):
     """Make a reviewable plan: every step with its SQL and its reverse, the rows each table moves, every row the
     target would refuse (each rule in words and SQL), and the source's schema fingerprint. Changes nothing.
     Exit 0 even when rows would be refused: the plan lists them, and apply refuses them."""
     _quiet(quiet, as_json)
     dest = parse_target(target)
+    _report_destination(report)
     plan = verbs.make_plan(source, dest, on_reject=_value(on_reject), compat_views=compat_views,
                            features=tuple(_value(e) for e in extras))
     if out:
         save_plan(plan, out)
+    _write_report(report, "plan", None, source, dest, plan=plan)
     if sql:
         print(verbs.site_for(source, dest).apply_script(plan), end="")
     elif as_json:
@@ -301,7 +306,8 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
                                                           "(if none) and stamp its baseline revision."),
               replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) "
                                                     "and replace domain schemas that already exist."),
-              backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
+              backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET,
+              report: Optional[Path] = REPORT):
     """Back up, then migrate in one transaction: domain tables, rows, indexes, constraints, triggers, ledger;
     in place, the legacy tables are replaced. All of it or none of it. Ends with a summary: rows and time per
     table, time per phase, the backup, the quarantine, and what to run next."""
@@ -313,6 +319,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
                                  features=features), end="")
         return
     legacy = verbs.source_of(source)
+    _report_destination(report)
     confirm(f"Migrate {legacy} into {render.database_name(legacy, dest)}"
             + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?", yes or as_json)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):
@@ -321,21 +328,23 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
                                    progress=progress, rows_progress=rows)
     summary = verbs.summary.apply_summary(plan, result, legacy, dest)
     handoff = verbs.alembic_handoff(alembic, legacy, dest) if alembic else None
+    payload = {**summary.to_json(), "plan_operations": len(plan.operations) if plan else 0,
+               "already_migrated": result.already_migrated, "applied_at": result.applied_at,
+               "rows_moved": result.rows_moved, "history_error": result.history_error,
+               "backup_details": render.plain(result.backup),
+               "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None}
+    _write_report(report, "apply", render.plain(payload), legacy, dest, plan=plan, backup_dir=backup_dir)
     if as_json:
-        render.print_json({**summary.to_json(), "plan_operations": len(plan.operations) if plan else 0,
-                           "already_migrated": result.already_migrated, "applied_at": result.applied_at,
-                           "rows_moved": result.rows_moved, "history_error": result.history_error,
-                           "backup_details": render.plain(result.backup),
-                           "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None})
+        render.print_json(payload)
     else:
-        render.summary(summary)
+        render.apply_result(plan, result, summary)
         if handoff:
             render.out.print(f"Alembic environment {escape(str(handoff[0]))}, database stamped at baseline {handoff[1]}")
 
 
 @verb("verify", examples=["dpro-migrate verify dpro_agent.db",
                           "dpro-migrate verify dpro_agent.db --target postgresql://dba@db:5432/dpro --json",
-                          "dpro-migrate verify dpro_agent.db --schema-only"],
+                          "dpro-migrate verify dpro_agent.db --schema-only --alembic migrations"],
       codes=(OK, CHECKS_FAILED, BAD_INPUT, LOCKED, UNEXPECTED))
 def verify_cmd(source: Path = SOURCE,
                backup: Optional[Path] = typer.Option(None, "--backup", show_default=False,
@@ -344,29 +353,37 @@ def verify_cmd(source: Path = SOURCE,
                target: Optional[str] = TARGET,
                schema_only: bool = typer.Option(False, "--schema-only", help="Only compare the live schema with what "
                                                 "apply built (drift: tables, columns, indexes, keys, checks, triggers)."),
+               alembic: Optional[Path] = typer.Option(None, "--alembic", show_default=False,
+                                                      help="With --schema-only: compare tables, columns, indexes and "
+                                                           "keys with this Alembic environment's models (the "
+                                                           "application's revisions included)."),
                strict: bool = typer.Option(False, "--strict", help="Rows changed, deleted or added after the cutover "
                                            "fail too (by default they are reported)."),
                backup_dir: Optional[Path] = typer.Option(None, "--backup-dir", show_default=False,
                                                          help="The folder of the history file (default: "
                                                               "dpro-migrate-backups/ beside the legacy file)."),
-               as_json: bool = JSON, quiet: bool = QUIET):
+               as_json: bool = JSON, quiet: bool = QUIET, report_to: Optional[Path] = REPORT):
     """Prove every legacy row is in its domain table value for value (against the backup), counts add up with
     the quarantine, foreign keys and integrity are clean, and every promised object exists. Exit 1 otherwise.
     Ends with a summary: rows and time per table, the backup compared with, what to run next."""
     _quiet(quiet, as_json)
     dest = parse_target(target)
+    _report_destination(report_to)
     if schema_only:
-        drift = verbs.schema_drift(source, dest)
-        render.print_json({"ok": not drift, "database": render.database_name(source, dest),
-                           "basis": getattr(drift, "basis", ""), "differences": drift}) if as_json \
-            else render.drift_report(drift, render.database_name(source, dest))
+        drift = verbs.schema_drift(source, dest, environment=alembic)
+        payload = {"ok": not drift, "database": render.database_name(source, dest),
+                   "basis": getattr(drift, "basis", ""), "differences": drift}
+        _write_report(report_to, "verify", render.plain(payload), source, dest, backup_dir=backup_dir)
+        render.print_json(payload) if as_json else render.drift_report(drift, render.database_name(source, dest))
         if drift:
             raise typer.Exit(CHECKS_FAILED)
         return
     report = verbs.verify(source, dest, backup=backup, strict=strict, backup_dir=backup_dir)
     summary = verbs.summary.verify_summary(report, source, dest)
+    payload = {**render.plain(report), **summary.to_json(), "ok": report.ok}
+    _write_report(report_to, "verify", render.plain(payload), source, dest, backup_dir=backup_dir)
     if as_json:
-        render.print_json({**render.plain(report), **summary.to_json(), "ok": report.ok})
+        render.print_json(payload)
     else:
         render.verify_report(report, summary)
     if not report.ok:
@@ -385,7 +402,8 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = YES, sql: bool = SQL, target
                                                         "--write-back: a row changed both in the source and in "
                                                         "PostgreSQL since the snapshot: refuse, postgres (its version "
                                                         "wins) or source (the source's stays)."),
-                 backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
+                 backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET,
+                 report: Optional[Path] = REPORT):
     """Undo apply. In place: everything back into the legacy tables with their original DDL, indexes, views,
     triggers and AUTOINCREMENT counters, rows written after the cutover and quarantined rows included. PostgreSQL:
     remove exactly what apply created; refuses while it holds changes made since the cutover, unless --write-back.
@@ -395,15 +413,19 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = YES, sql: bool = SQL, target
     if sql:
         print(verbs.rollback_script(source, dest), end="")
         return
+    _report_destination(report)
     confirm(f"Roll back {render.database_name(source, dest)}?", yes or as_json)
+    undone = _recorded_plan(source, dest) if report else None  # the ledger that records it goes with the rollback
     with render.step_progress(not render.quiet, "rollback") as (progress, rows):
         result = verbs.rollback(source, dest, write_back=write_back, on_conflict=_value(on_conflict),
                                 backup_dir=backup_dir, progress=progress, rows_progress=rows)
     summary = verbs.summary.rollback_summary(result, source, dest)
+    details = render.plain(result)
+    details["backup_details"] = details.pop("backup")  # "backup" is the path, as in every verb's summary
+    payload = {**details, **summary.to_json()}
+    _write_report(report, "rollback", render.plain(payload), source, dest, plan=undone, backup_dir=backup_dir)
     if as_json:
-        details = render.plain(result)
-        details["backup_details"] = details.pop("backup")  # "backup" is the path, as in every verb's summary
-        render.print_json({**details, **summary.to_json()})
+        render.print_json(payload)
     else:
         render.rollback_result(result, summary)
 
@@ -447,6 +469,29 @@ def archive_cmd(source: Path = SOURCE, table: ArchiveTable = typer.Option(..., "
     render.print_json(result) if as_json else render.out.print(
         f"moved {result.moved:,} rows {'from ' + result.table + ' to ' + result.archive if not back else 'back to ' + result.table}"
         f" in {where}")
+
+
+@verb("partitions", examples=["dpro-migrate partitions dpro_agent.db --target postgresql://dba@db:5432/dpro",
+                              "dpro-migrate partitions dpro_agent.db --ahead 6"],
+      codes=(OK, BAD_INPUT, LOCKED, UNEXPECTED))
+def partitions_cmd(source: Path = SOURCE,
+                   ahead: Optional[int] = typer.Option(None, "--ahead", show_default=False,
+                                                       help="Months after the current one to create (default "
+                                                            "DPRO_MIGRATE_PARTITION_MONTHS_AHEAD, else 3)."),
+                   target: Optional[str] = TARGET, as_json: bool = JSON, quiet: bool = QUIET):
+    """PostgreSQL, apply --with partition-by-month: create the next months' partitions and move rows out of DEFAULT
+    into theirs, in one transaction (run it monthly, e.g. from cron)."""
+    _quiet(quiet, as_json)
+    dest = parse_target(target)
+    result = verbs.partitions(source, dest, ahead=ahead)
+    if as_json:
+        render.print_json({**render.plain(result), "database": render.database_name(source, dest)})
+        return
+    render.out.print(f"created {len(result.created)} partitions in {escape(render.database_name(source, dest))}"
+                     + (f": {', '.join(result.created)}" if result.created else "")
+                     + (f"; moved {sum(result.moved.values()):,} rows out of DEFAULT" if result.moved else ""))
+    for table, n in result.in_default.items():
+        render.out.print(f"{table}: {n:,} rows remain in DEFAULT (no created_at month to put them in)")
 
 
 @verb("finalize", examples=["dpro-migrate finalize dpro_agent.db"], codes=(OK, BAD_INPUT, LOCKED, UNEXPECTED))
@@ -511,19 +556,33 @@ def example_cmd(path: Path = typer.Argument(..., show_default=False,
         render.out.print(f"created {escape(str(path))}: {sum(counts.values()):,} rows in {len(counts)} tables")
 
 
-@verb("restore", examples=["dpro-migrate restore dpro-migrate-backups/dpro_agent.db.20250301T091201Z.bak --to dpro_agent.db"],
+@verb("restore", examples=["dpro-migrate restore dpro-migrate-backups/dpro_agent.db.20250301T091201Z.bak --to dpro_agent.db",
+                           "dpro-migrate restore backups/dpro.20250301T091201Z.dump --target postgresql://dba@db1/dpro"],
       codes=(OK, BAD_INPUT, LOCKED, DECLINED, UNEXPECTED))
 def restore_cmd(backup: Path = typer.Argument(..., show_default=False,
-                                              help="A backup file written by dpro-migrate (backup, apply, rollback)."),
+                                              help="A backup written by dpro-migrate (backup, apply, rollback): a SQLite "
+                                                   "file or a pg_dump."),
                 to: Optional[Path] = typer.Option(None, "--to", show_default=False,
                                                   help="The database file to replace (default: the one the backup "
                                                        "was taken of, when it sits in dpro-migrate-backups/ beside it)."),
+                target: Optional[str] = typer.Option(None, "--target", "-t", envvar=TARGET_ENV, show_default=False,
+                                                     help="A pg_dump backup: the PostgreSQL database whose domain "
+                                                     "schemas it brings back (postgresql://user@host/db)."),
                 yes: bool = YES, backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET):
-    """Bring a database back from a backup. The backup is checked first (a SQLite file, integrity_check) and only
-    read; the database as it is now is backed up, then replaced in one transaction."""
+    """Bring a database back from a backup. The backup is checked first (a SQLite file, integrity_check; a
+    pg_dump: pg_restore reads it, its SHA-256 is the one recorded) and only read; what the database holds now
+    is backed up, then replaced in one transaction. A pg_dump brings back the seven domain schemas it holds,
+    nothing else."""
+    from dpro_migrate.safety.pg_dump import is_pg_dump
     from dpro_migrate.safety.restore import default_destination, restore
 
     _quiet(quiet, as_json)
+    if is_pg_dump(backup):
+        dest_db = parse_target(target)
+        confirm(f"Replace the domain schemas of {dest_db.display} with those in {backup}?", yes or as_json)
+        restored = verbs.restore_dump(backup, dest_db, backup_dir=backup_dir)
+        render.print_json(restored) if as_json else render.pg_restore_result(restored)
+        return
     dest = to or default_destination(backup)
     confirm(f"Replace {dest} with {backup}?", yes or as_json)
     result = restore(backup, dest, backup_dir=backup_dir)
@@ -543,23 +602,70 @@ def check_cmd(source: Path = SOURCE,
               on_reject: OnReject = ON_REJECT_OPT, compat_views: bool = COMPAT_VIEWS, extras: list[Feature] = WITH,
               junit: Optional[Path] = typer.Option(None, "--junit", show_default=False,
                                                    help="Also write a JUnit XML report here (one testcase per stage)."),
-              as_json: bool = JSON, quiet: bool = QUIET):
+              as_json: bool = JSON, quiet: bool = QUIET, report_to: Optional[Path] = REPORT):
     """For CI: plan, apply, verify and rollback on a scratch copy (and a throwaway PostgreSQL database with
     --target), with the options apply will get, then check the copy is back to the source. The source is only
     read. Exit 0 all good, 1 a stage failed, 2 unusable input."""
     from dpro_migrate import check as checking
 
     _quiet(quiet, as_json)
+    _report_destination(report_to)
     report = checking.run_check(source, parse_target(target), on_reject=_value(on_reject), compat_views=compat_views,
                                 features=tuple(_value(e) for e in extras))
     if junit:
         checking.write_junit(report, junit)
+    _write_report(report_to, "check", render.plain({"ok": report.ok, **render.plain(report)}), source,
+                  parse_target(target), plan=report.plan)
     if as_json:
         render.print_json({"ok": report.ok, **render.plain(report)})
     else:
         render.check_report(report)
     if not report.ok:
         raise typer.Exit(CHECKS_FAILED)
+
+
+# --- --report: the verb's --json data as a page for the change ticket (dpro_migrate/report/) -------
+
+
+def _report_destination(path: Path | None) -> None:
+    """Refuse an unusable --report before the verb changes anything (exit 2)."""
+    if path is not None:
+        from dpro_migrate import report
+
+        report.check_destination(path)
+
+
+def _recorded_plan(source: Path, target):
+    try:
+        return verbs.recorded_plan(source, target)
+    except (DproMigrateError, sqlite3.Error, OSError):  # not migrated: the verb says so itself
+        return None
+
+
+def _write_report(path: Path | None, verb: str, payload: dict | None, source: Path, target, *, plan=None,
+                  backup_dir: Path | None = None) -> None:
+    """After the verb: the report is extra, so a failure to write it is said on stderr, not the verb's outcome."""
+    if path is None:
+        return
+    from dpro_migrate import report
+
+    plan_data = json.loads(plan.to_json()) if hasattr(plan, "to_json") else plan
+    if plan_data is None and verb in ("apply", "verify"):
+        recorded = _recorded_plan(source, target)
+        plan_data = json.loads(recorded.to_json()) if recorded else None
+    try:
+        doc = report.build(verb, payload, source=source, target=target, plan=plan_data, backup_dir=backup_dir,
+                           written_to=path)
+        written = report.write(path, doc)
+    except DproMigrateError as exc:
+        render.err.print(f"[yellow]warning:[/] {escape(str(exc))}; the {verb} itself stands")
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the verb's own result comes first
+        log = _write_traceback(exc)
+        render.err.print(f"[yellow]warning:[/] the report was not written: unexpected {type(exc).__name__}"
+                         + (f"; the traceback is in {escape(str(log))}" if log else "") + f"; the {verb} itself stands")
+        return
+    render.err.print(f"report written to {escape(str(written))}")
 
 
 def main() -> None:

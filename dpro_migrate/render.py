@@ -149,6 +149,8 @@ def error_details(details) -> None:
     if isinstance(details, dict) and details.get("dirty"):
         dirty_report(DirtyReport.from_json(details["dirty"]), console=err)
         return
+    if isinstance(details, dict) and details.get("outside_dependents"):
+        return  # the message lists them already, one line each
     rows = details.get("findings") or details.get("foreign_key_violations") if isinstance(details, dict) else None
     if rows:
         t = _table(*rows[0].keys())
@@ -189,6 +191,13 @@ def inspect_report(r) -> None:
     if r.plan_summary:
         out.print("the plan would run: " + ", ".join(f"{n} {k}" for k, n in r.plan_summary.items()))
     dirty_report(DirtyReport.from_json(r.dirty))
+
+
+def pg_restore_result(r) -> None:
+    if r.previous:
+        out.print(f"what {escape(r.target)} held of them is kept in [bold]{escape(str(r.previous.path))}[/]")
+    out.print(f"restored schemas {', '.join(r.schemas)} of {escape(r.target)} from {escape(str(r.backup))} in "
+              f"{r.seconds:.2f}s: {sum(r.tables.values()):,} rows in {len(r.tables)} tables, as the dump holds them")
 
 
 _NOT_REFUSED = re.compile(r'\s*(AND\s*)?"id" NOT IN \(SELECT source_pk FROM (temp\.dpro_refused|"?system_quarantine"?) '
@@ -239,6 +248,12 @@ def plan_summary(plan, path: Path | None, moves: dict[str, int], phases: dict[st
 
 def backup_result(b, source=None) -> None:
     if b is None:  # a PostgreSQL apply/rollback with nothing to back up
+        return
+    if hasattr(b, "database_tables"):  # a pg_dump: it holds the whole database; counted in its own snapshot
+        kept = (f"the schemas replaced ({', '.join(b.schemas)}): {sum(b.tables.values()):,} rows in {len(b.tables)} "
+                "tables, counted in the dump's snapshot" if b.schemas else "no schema replaced")
+        out.print(f"backup: {b.bytes:,} bytes, pg_dump of the whole database, {b.database_tables:,} tables: {kept}")
+        _path_line("backup", b.path)
         return
     out.print(f"backup of {escape(str(source)) if source else 'the database'}: {b.bytes:,} bytes, integrity {b.integrity}, "
               f"{sum(b.tables.values()):,} rows in {len(b.tables)} tables match the source")
@@ -298,6 +313,10 @@ def summary(s: Summary) -> None:
 
 def apply_result(plan, r, s: Summary | None = None) -> None:
     if s is not None:
+        if getattr(r.backup, "schemas", None):  # a pg_dump that holds what --replace-existing replaced
+            out.print(f"the backup holds the schemas replaced ({', '.join(r.backup.schemas)}): "
+                      f"{sum(r.backup.tables.values()):,} rows in {len(r.backup.tables)} tables, counted in the dump's "
+                      "snapshot")
         summary(s)
         return
     if r.already_migrated:
@@ -347,6 +366,9 @@ def rollback_result(r, s: Summary | None = None) -> None:
                       f"{n['deleted']:,} deleted" + (f", {n['renumbered']:,} under a new id" if n["renumbered"] else ""))
         if r.conflicts:
             out.print(f"[yellow]{len(r.conflicts)} rows changed on both sides were settled by --on-conflict[/]")
+        if r.schemas_restored:
+            out.print(f"the schemas apply replaced are back from its pg_dump: {sum(r.schemas_restored.values()):,} "
+                      f"rows in {len(r.schemas_restored)} tables")
         if r.renumbered:
             out.print(f"{r.renumbered:,} rows written after the cutover got a new id (the other half of the split had "
                       "handed out theirs)")

@@ -13,7 +13,7 @@ A leaf module (sqlglot, SQLAlchemy, errors, sqlnames only): every other module m
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 import sqlalchemy as sa
@@ -64,6 +64,10 @@ class TypeClass:
     preflight_ok: Callable[[str, int | None], str]
     write_back: Callable[[str], str]
     sa_type: Callable[[exp.DataType], sa.types.TypeEngine]  # a ddl/ type of the class -> what apply declared
+    # A class whose SQL depends on the type's parameters (numeric(p,s)): the PostgreSQL type -> the class bound to
+    # them, and the legacy declared type -> the PostgreSQL type with them.
+    bind: Callable[[str], "TypeClass"] | None = None
+    pg_type_of_legacy: Callable[[str], str] | None = None
 
 
 # --- COPY encoders (SQLite SQL) -----------------------------------------------------------------
@@ -87,10 +91,30 @@ def _copy_boolean(column: str) -> str:
 
 
 def _copy_timestamptz(column: str) -> str:
-    """The canonical form only: PostgreSQL would read other forms, differently."""
+    """The canonical form only: PostgreSQL would read other forms, differently. Hour 24 and second 60 it reads
+    as the next day or minute: refused here (an impossible date or year 0 the server refuses by itself)."""
     x = quote_ident(column)
-    return (f"CASE WHEN typeof({x}) = 'text' AND {x} GLOB {TIMESTAMP_GLOB} THEN {x} "
+    return (f"CASE WHEN typeof({x}) = 'text' AND {x} GLOB {TIMESTAMP_GLOB} AND {_clock_ok(x)} THEN {x} "
             f"WHEN {x} IS NULL THEN NULL ELSE {REFUSED_FIELD} END")
+
+
+def _clock_ok(x: str) -> str:
+    """Of a canonical timestamp: hour, minute and second in range (string comparisons: cheap, per row)."""
+    return f"substr({x}, 12, 2) < '24' AND substr({x}, 15, 2) < '60' AND substr({x}, 18, 2) < '60'"
+
+
+def _copy_jsonb(column: str) -> str:
+    """JSON travels as text (PostgreSQL refuses what is not JSON), but an object with a key twice jsonb would
+    keep once, silently: refused here."""
+    x = quote_ident(column)
+    return f"CASE WHEN {_json_keys_unique(x)} THEN {_copy_text(column)} ELSE {REFUSED_FIELD} END"
+
+
+def _json_keys_unique(x: str) -> str:
+    """No object in the JSON value holds a key twice (json_tree unescapes keys as jsonb compares them;
+    array elements are keyed by their index). True for a value that is not JSON."""
+    return (f"(typeof({x}) <> 'text' OR NOT json_valid({x}) OR NOT EXISTS (SELECT 1 FROM json_tree({x}) "
+            f"WHERE type IS NOT NULL GROUP BY parent, key HAVING count(*) > 1))")
 
 
 def _copy_bytea(column: str) -> str:
@@ -107,6 +131,30 @@ def _copy_text(column: str) -> str:
 
 
 # --- preflight predicates (SQLite SQL) ----------------------------------------------------------
+
+# A function the preflight registers on its SQLite connection (see sqlite_functions): SQLite has no test of
+# whether a text's bytes are valid in the file's encoding, and PostgreSQL refuses a load holding one that is not.
+VALID_TEXT = "dpro_valid_text"
+_CODECS = {"UTF-8": "utf-8", "UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}
+
+
+def _valid_text(codec: str) -> Callable[[bytes | None], int]:
+    def valid(raw: bytes | None) -> int:
+        if raw is None or (codec == "utf-8" and raw.isascii()):
+            return 1
+        try:
+            raw.decode(codec)  # strict: a stray byte, an overlong form or a lone surrogate fails
+        except UnicodeDecodeError:
+            return 0
+        return 1
+    return valid
+
+
+def sqlite_functions(encoding: str) -> dict[str, tuple[int, Callable]]:
+    """name -> (number of arguments, function): what preflight predicates call, for a file of `encoding`
+    (PRAGMA encoding)."""
+    return {VALID_TEXT: (1, _valid_text(_CODECS[encoding]))}
+
 
 
 def _ok_bigint(column: str, length: int | None = None) -> str:
@@ -125,9 +173,11 @@ def _ok_boolean(column: str, length: int | None = None) -> str:
 
 
 def _ok_timestamptz(column: str, length: int | None = None) -> str:
-    """Only the canonical form round-trips; datetime() also rejects 2024-02-30."""
+    """Only the canonical form round-trips. A modifier makes datetime() compute the date, so 2024-02-30,
+    24:00:00 and a leap second come back as another time (or NULL); PostgreSQL has no year 0."""
     c = quote_ident(column)
-    return f"({c} IS NULL OR (typeof({c}) = 'text' AND datetime({c}) IS {c}))"
+    return (f"({c} IS NULL OR (typeof({c}) = 'text' AND datetime({c}, '+0 seconds') IS {c} "
+            f"AND substr({c}, 1, 4) <> '0000'))")
 
 
 def _ok_bytea(column: str, length: int | None = None) -> str:
@@ -136,13 +186,17 @@ def _ok_bytea(column: str, length: int | None = None) -> str:
 
 
 def _text_value(c: str) -> str:
-    return f"typeof({c}) IN ('text', 'integer', 'real') AND instr(CAST({c} AS BLOB), x'00') = 0"
+    """instr() on the text, not on CAST(.. AS BLOB): a blob cast is in the file's encoding, and every UTF-16
+    character below U+0100 holds a zero byte. SQLite stores any bytes as text: only valid ones pass."""
+    return (f"typeof({c}) IN ('text', 'integer', 'real') AND instr({c}, char(0)) = 0 "
+            f"AND (typeof({c}) <> 'text' OR {VALID_TEXT}(CAST({c} AS BLOB)))")
 
 
 def _ok_jsonb(column: str, length: int | None = None) -> str:
     """PostgreSQL's jsonb refuses the \\u0000 escape as well."""
     c = quote_ident(column)
-    return f"({c} IS NULL OR ({_text_value(c)} AND json_valid({c}) AND instr({c}, '\\u0000') = 0))"
+    return (f"({c} IS NULL OR ({_text_value(c)} AND json_valid({c}) AND instr({c}, '\\u0000') = 0 "
+            f"AND {_json_keys_unique(c)}))")
 
 
 def _ok_text(column: str, length: int | None = None) -> str:
@@ -210,6 +264,85 @@ def _sa_bytea(node: exp.DataType) -> sa.types.TypeEngine:
     return sa.LargeBinary()
 
 
+# --- numeric(p,s): SQL bound to the type's precision and scale ----------------------------------
+
+_NUMERIC = re.compile(r"(?:NUMERIC|DECIMAL)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?", re.I)
+_FINITE = "1.7976931348623157e308"
+
+
+def _numeric_parameters(type_text: str) -> tuple[int | None, int]:
+    """(precision or None, scale) of NUMERIC(p,s) / DECIMAL(p) / NUMERIC; a form PostgreSQL would not take
+    (a negative scale, a precision of 0) counts as unconstrained."""
+    m = _NUMERIC.fullmatch(type_text.strip())
+    if not m or not m.group(1) or not 1 <= int(m.group(1)) <= 1000 or int(m.group(2) or 0) > int(m.group(1)):
+        return None, 0
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+def _numeric_real(x: str, scale: int | None) -> str:
+    """A real as the decimal PostgreSQL stores: at the column's scale (printf's at most 16 significant digits),
+    or the shortest of 15, 16, 17 significant digits that reads back as the same real (unconstrained). NULL
+    when that decimal is not the real (1.005 at scale 2, infinity): the value is refused."""
+    if scale is not None:
+        d = f"printf('%.{scale}f', {x})"
+        return f"CASE WHEN CAST({d} AS REAL) = {x} THEN {d} END"
+    digits = [f"printf('%!.{n}g', {x})" for n in (15, 16, 17)]
+    return (f"CASE WHEN {x} NOT BETWEEN -{_FINITE} AND {_FINITE} THEN NULL "
+            + " ".join(f"WHEN CAST({d} AS REAL) = {x} THEN {d}" for d in digits) + " END")
+
+
+def _numeric_fits(x: str, precision: int | None, scale: int) -> str:
+    """Fewer integer digits than precision - scale allow (PostgreSQL refuses a larger value, "numeric field
+    overflow"); a real literal, which SQLite compares with an integer exactly."""
+    return "1" if precision is None else f"{x} > -1e{precision - scale} AND {x} < 1e{precision - scale}"
+
+
+def _copy_numeric(precision: int | None, scale: int) -> Callable[[str], str]:
+    def field(column: str) -> str:
+        x = quote_ident(column)
+        real = _numeric_real(x, scale if precision is not None else None)
+        return (f"CASE typeof({x}) WHEN 'integer' THEN {x} WHEN 'real' THEN coalesce({real}, {REFUSED_FIELD}) "
+                f"WHEN 'null' THEN NULL ELSE {REFUSED_FIELD} END")
+    return field
+
+
+def _ok_numeric(precision: int | None, scale: int) -> Callable[[str, int | None], str]:
+    def ok(column: str, length: int | None = None) -> str:
+        c = quote_ident(column)
+        real = _numeric_real(c, scale if precision is not None else None)
+        fits = _numeric_fits(c, precision, scale)
+        return (f"({c} IS NULL OR (typeof({c}) = 'integer' AND {fits}) "
+                f"OR (typeof({c}) = 'real' AND {real} IS NOT NULL AND {fits}))")
+    return ok
+
+
+def _back_numeric(column: str) -> str:
+    """As text: the legacy column's NUMERIC affinity makes '20.00' the integer 20 and '19.99' the real again."""
+    return f"{quote_ident(column)}::text"
+
+
+def _sa_numeric(node: exp.DataType) -> sa.types.TypeEngine:
+    return sa.Numeric(*[int(p.name) for p in node.expressions])
+
+
+_NUMERIC_BOUND: dict[tuple[int | None, int], "TypeClass"] = {}
+
+
+def _bind_numeric(pg_type: str) -> "TypeClass":
+    precision, scale = _numeric_parameters(pg_type)
+    if precision is None:
+        return NUMERIC
+    if (precision, scale) not in _NUMERIC_BOUND:
+        _NUMERIC_BOUND[precision, scale] = replace(NUMERIC, copy_field=_copy_numeric(precision, scale),
+                                                   preflight_ok=_ok_numeric(precision, scale))
+    return _NUMERIC_BOUND[precision, scale]
+
+
+def _pg_numeric_of_legacy(decl_type: str) -> str:
+    precision, scale = _numeric_parameters(decl_type)
+    return "NUMERIC" if precision is None else f"NUMERIC({precision},{scale})"
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 BIGINT = TypeClass(
@@ -236,8 +369,7 @@ JSONB = TypeClass(
     name="jsonb", ddl_types={_T.JSONB: "JSON", _T.JSON: "JSON"}, sqlite_affinity="NUMERIC",
     pg_type="JSONB", legacy_names=("JSON",), pg_pattern=r"JSONB|JSON",
     conversion="JSON text -> jsonb (keys reordered, whitespace normalised by PostgreSQL)",
-    # JSON travels as text; PostgreSQL refuses what is not JSON.
-    copy_field=_copy_text, preflight_ok=_ok_jsonb, write_back=_back_jsonb, sa_type=_sa_jsonb)
+    copy_field=_copy_jsonb, preflight_ok=_ok_jsonb, write_back=_back_jsonb, sa_type=_sa_jsonb)
 TEXT = TypeClass(
     name="text", ddl_types={_T.TEXT: "TEXT", _T.VARCHAR: "VARCHAR"}, sqlite_affinity="TEXT",
     pg_type="TEXT", legacy_names=(), pg_pattern=None,
@@ -249,7 +381,16 @@ BYTEA = TypeClass(
     conversion="blob -> bytea",
     copy_field=_copy_bytea, preflight_ok=_ok_bytea, write_back=_back_unchanged, sa_type=_sa_bytea)
 
-TYPE_CLASSES: dict[str, TypeClass] = {c.name: c for c in (BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ, JSONB, TEXT, BYTEA)}
+NUMERIC = TypeClass(
+    name="numeric", ddl_types={_T.DECIMAL: "NUMERIC"}, sqlite_affinity="NUMERIC",
+    pg_type="NUMERIC", legacy_names=("DECIMAL", "NUMERIC"), pg_pattern=r"(NUMERIC|DECIMAL)\s*(\(.*\))?",
+    conversion="integer or real -> numeric: the decimal that reads back as the same real, at the column's scale "
+               "(a value that does not fit the precision and scale is refused)",
+    copy_field=_copy_numeric(None, 0), preflight_ok=_ok_numeric(None, 0), write_back=_back_numeric,
+    sa_type=_sa_numeric, bind=_bind_numeric, pg_type_of_legacy=_pg_numeric_of_legacy)
+
+TYPE_CLASSES: dict[str, TypeClass] = {c.name: c for c in (BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ, JSONB, TEXT, BYTEA,
+                                                           NUMERIC)}
 
 # A legacy declared type that no class names, by its SQLite affinity. NUMERIC (DECIMAL, DATE, ...) becomes text:
 # text takes integers, reals and text alike, so no value is refused for its storage class.
@@ -262,7 +403,8 @@ _LEGACY_BY_AFFINITY = {"INTEGER": BIGINT, "TEXT": TEXT, "REAL": DOUBLE, "BLOB": 
 def type_class_of_pg(pg_type: str) -> TypeClass:
     """The class of a PostgreSQL type name (ddl/ types as PostgreSQL spells them, pg_type_for_legacy's)."""
     t = pg_type.upper()
-    return next((c for c in TYPE_CLASSES.values() if c.pg_pattern and re.fullmatch(c.pg_pattern, t, re.S)), TEXT)
+    cls = next((c for c in TYPE_CLASSES.values() if c.pg_pattern and re.fullmatch(c.pg_pattern, t, re.S)), TEXT)
+    return cls.bind(t) if cls.bind else cls
 
 
 def type_class_of_ddl(node: exp.DataType) -> TypeClass:
@@ -302,7 +444,8 @@ def type_class_of_legacy(decl_type: str) -> TypeClass:
 
 
 def pg_type_for_legacy(decl_type: str) -> str:
-    return type_class_of_legacy(decl_type).pg_type
+    cls = type_class_of_legacy(decl_type)
+    return cls.pg_type_of_legacy(decl_type) if cls.pg_type_of_legacy else cls.pg_type
 
 
 def varchar_length(pg_type: str) -> int | None:

@@ -22,52 +22,81 @@ COPY_FIELD = {('bigint', 'id'): 'CASE typeof("id") WHEN \'integer\' THEN "id" WH
                    "'null' THEN NULL ELSE 'refused,by dpro-migrate' END",
  ('double', 'a"b'): 'CASE typeof("a""b") WHEN \'real\' THEN printf(\'%!.20e\', "a""b") WHEN \'integer\' THEN "a""b" '
                     "WHEN 'null' THEN NULL ELSE 'refused,by dpro-migrate' END",
- ('double', "it's; --"): 'CASE typeof("it\'s; --") WHEN \'real\' THEN printf(\'%!.20e\', "it\'s; --") WHEN '
-                         '\'integer\' THEN "it\'s; --" WHEN \'null\' THEN NULL ELSE \'refused,by dpro-migrate\' END',
- ('boolean', 'id'): 'CASE WHEN typeof("id") = \'integer\' AND "id" IN (0, 1) THEN iif("id", \'t\', \'f\') WHEN "id" '
-                    "IS NULL THEN NULL ELSE 'refused,by dpro-migrate' END",
- ('boolean', 'a"b'): 'CASE WHEN typeof("a""b") = \'integer\' AND "a""b" IN (0, 1) THEN iif("a""b", \'t\', \'f\') '
-                     'WHEN "a""b" IS NULL THEN NULL ELSE \'refused,by dpro-migrate\' END',
- ('boolean', "it's; --"): 'CASE WHEN typeof("it\'s; --") = \'integer\' AND "it\'s; --" IN (0, 1) THEN iif("it\'s; '
-                          '--", \'t\', \'f\') WHEN "it\'s; --" IS NULL THEN NULL ELSE \'refused,by dpro-migrate\' '
-                          'END',
- ('timestamptz', 'id'): 'CASE WHEN typeof("id") = \'text\' AND "id" GLOB '
-                        '\'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]\' THEN "id" '
-                        'WHEN "id" IS NULL THEN NULL ELSE \'refused,by dpro-migrate\' END',
+ ('double', "it's; --"): 'CASE typeof("it\'s; --") WHEN \'real\' THEN printf(\'%!.20e\', "it\'s; --") WHEN \'integer\' '
+                         'THEN "it\'s; --" WHEN \'null\' THEN NULL ELSE \'refused,by dpro-migrate\' END',
+ ('boolean', 'id'): 'CASE WHEN typeof("id") = \'integer\' AND "id" IN (0, 1) THEN iif("id", \'t\', \'f\') WHEN "id" IS '
+                    "NULL THEN NULL ELSE 'refused,by dpro-migrate' END",
+ ('boolean', 'a"b'): 'CASE WHEN typeof("a""b") = \'integer\' AND "a""b" IN (0, 1) THEN iif("a""b", \'t\', \'f\') WHEN '
+                     '"a""b" IS NULL THEN NULL ELSE \'refused,by dpro-migrate\' END',
+ ('boolean', "it's; --"): 'CASE WHEN typeof("it\'s; --") = \'integer\' AND "it\'s; --" IN (0, 1) THEN iif("it\'s; --", '
+                          '\'t\', \'f\') WHEN "it\'s; --" IS NULL THEN NULL ELSE \'refused,by dpro-migrate\' END',
+ ('timestamptz', 'id'): 'CASE WHEN typeof("id") = \'text\' AND "id" GLOB \'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] '
+                        '[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\' AND substr("id", 12, 2) < \'24\' AND substr("id", 15, 2) < '
+                        '\'60\' AND substr("id", 18, 2) < \'60\' THEN "id" WHEN "id" IS NULL THEN NULL ELSE '
+                        "'refused,by dpro-migrate' END",
  ('timestamptz', 'a"b'): 'CASE WHEN typeof("a""b") = \'text\' AND "a""b" GLOB '
-                         "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]' THEN "
-                         '"a""b" WHEN "a""b" IS NULL THEN NULL ELSE \'refused,by dpro-migrate\' END',
+                         "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]' AND "
+                         'substr("a""b", 12, 2) < \'24\' AND substr("a""b", 15, 2) < \'60\' AND substr("a""b", 18, 2) '
+                         '< \'60\' THEN "a""b" WHEN "a""b" IS NULL THEN NULL ELSE \'refused,by dpro-migrate\' END',
  ('timestamptz', "it's; --"): 'CASE WHEN typeof("it\'s; --") = \'text\' AND "it\'s; --" GLOB '
-                              "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]' THEN "
-                              '"it\'s; --" WHEN "it\'s; --" IS NULL THEN NULL ELSE \'refused,by dpro-migrate\' END',
- ('jsonb', 'id'): 'CASE WHEN typeof("id") = \'text\' AND instr("id", char(0)) = 0 THEN \'"\' || replace("id", \'"\', '
-                  '\'""\') || \'"\' WHEN "id" IS NULL THEN NULL WHEN typeof("id") = \'integer\' THEN "id" WHEN '
-                  'typeof("id") = \'real\' THEN printf(\'%!.20e\', "id") ELSE \'refused,by dpro-migrate\' END',
- ('jsonb', 'a"b'): 'CASE WHEN typeof("a""b") = \'text\' AND instr("a""b", char(0)) = 0 THEN \'"\' || replace("a""b", '
-                   '\'"\', \'""\') || \'"\' WHEN "a""b" IS NULL THEN NULL WHEN typeof("a""b") = \'integer\' THEN '
-                   '"a""b" WHEN typeof("a""b") = \'real\' THEN printf(\'%!.20e\', "a""b") ELSE \'refused,by '
-                   "dpro-migrate' END",
- ('jsonb', "it's; --"): 'CASE WHEN typeof("it\'s; --") = \'text\' AND instr("it\'s; --", char(0)) = 0 THEN \'"\' || '
-                        'replace("it\'s; --", \'"\', \'""\') || \'"\' WHEN "it\'s; --" IS NULL THEN NULL WHEN '
-                        'typeof("it\'s; --") = \'integer\' THEN "it\'s; --" WHEN typeof("it\'s; --") = \'real\' THEN '
-                        'printf(\'%!.20e\', "it\'s; --") ELSE \'refused,by dpro-migrate\' END',
+                              "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]' AND "
+                              'substr("it\'s; --", 12, 2) < \'24\' AND substr("it\'s; --", 15, 2) < \'60\' AND '
+                              'substr("it\'s; --", 18, 2) < \'60\' THEN "it\'s; --" WHEN "it\'s; --" IS NULL THEN NULL '
+                              "ELSE 'refused,by dpro-migrate' END",
+ ('jsonb', 'id'): 'CASE WHEN (typeof("id") <> \'text\' OR NOT json_valid("id") OR NOT EXISTS (SELECT 1 FROM '
+                  'json_tree("id") WHERE type IS NOT NULL GROUP BY parent, key HAVING count(*) > 1)) THEN CASE WHEN '
+                  'typeof("id") = \'text\' AND instr("id", char(0)) = 0 THEN \'"\' || replace("id", \'"\', \'""\') || '
+                  '\'"\' WHEN "id" IS NULL THEN NULL WHEN typeof("id") = \'integer\' THEN "id" WHEN typeof("id") = '
+                  '\'real\' THEN printf(\'%!.20e\', "id") ELSE \'refused,by dpro-migrate\' END ELSE \'refused,by '
+                  "dpro-migrate' END",
+ ('jsonb', 'a"b'): 'CASE WHEN (typeof("a""b") <> \'text\' OR NOT json_valid("a""b") OR NOT EXISTS (SELECT 1 FROM '
+                   'json_tree("a""b") WHERE type IS NOT NULL GROUP BY parent, key HAVING count(*) > 1)) THEN CASE WHEN '
+                   'typeof("a""b") = \'text\' AND instr("a""b", char(0)) = 0 THEN \'"\' || replace("a""b", \'"\', '
+                   '\'""\') || \'"\' WHEN "a""b" IS NULL THEN NULL WHEN typeof("a""b") = \'integer\' THEN "a""b" WHEN '
+                   'typeof("a""b") = \'real\' THEN printf(\'%!.20e\', "a""b") ELSE \'refused,by dpro-migrate\' END '
+                   "ELSE 'refused,by dpro-migrate' END",
+ ('jsonb', "it's; --"): 'CASE WHEN (typeof("it\'s; --") <> \'text\' OR NOT json_valid("it\'s; --") OR NOT EXISTS '
+                        '(SELECT 1 FROM json_tree("it\'s; --") WHERE type IS NOT NULL GROUP BY parent, key HAVING '
+                        'count(*) > 1)) THEN CASE WHEN typeof("it\'s; --") = \'text\' AND instr("it\'s; --", char(0)) '
+                        '= 0 THEN \'"\' || replace("it\'s; --", \'"\', \'""\') || \'"\' WHEN "it\'s; --" IS NULL THEN '
+                        'NULL WHEN typeof("it\'s; --") = \'integer\' THEN "it\'s; --" WHEN typeof("it\'s; --") = '
+                        '\'real\' THEN printf(\'%!.20e\', "it\'s; --") ELSE \'refused,by dpro-migrate\' END ELSE '
+                        "'refused,by dpro-migrate' END",
  ('text', 'id'): 'CASE WHEN typeof("id") = \'text\' AND instr("id", char(0)) = 0 THEN \'"\' || replace("id", \'"\', '
                  '\'""\') || \'"\' WHEN "id" IS NULL THEN NULL WHEN typeof("id") = \'integer\' THEN "id" WHEN '
                  'typeof("id") = \'real\' THEN printf(\'%!.20e\', "id") ELSE \'refused,by dpro-migrate\' END',
  ('text', 'a"b'): 'CASE WHEN typeof("a""b") = \'text\' AND instr("a""b", char(0)) = 0 THEN \'"\' || replace("a""b", '
-                  '\'"\', \'""\') || \'"\' WHEN "a""b" IS NULL THEN NULL WHEN typeof("a""b") = \'integer\' THEN '
-                  '"a""b" WHEN typeof("a""b") = \'real\' THEN printf(\'%!.20e\', "a""b") ELSE \'refused,by '
-                  "dpro-migrate' END",
+                  '\'"\', \'""\') || \'"\' WHEN "a""b" IS NULL THEN NULL WHEN typeof("a""b") = \'integer\' THEN "a""b" '
+                  'WHEN typeof("a""b") = \'real\' THEN printf(\'%!.20e\', "a""b") ELSE \'refused,by dpro-migrate\' END',
  ('text', "it's; --"): 'CASE WHEN typeof("it\'s; --") = \'text\' AND instr("it\'s; --", char(0)) = 0 THEN \'"\' || '
                        'replace("it\'s; --", \'"\', \'""\') || \'"\' WHEN "it\'s; --" IS NULL THEN NULL WHEN '
                        'typeof("it\'s; --") = \'integer\' THEN "it\'s; --" WHEN typeof("it\'s; --") = \'real\' THEN '
                        'printf(\'%!.20e\', "it\'s; --") ELSE \'refused,by dpro-migrate\' END',
- ('bytea', 'id'): 'CASE typeof("id") WHEN \'blob\' THEN \'\\x\' || hex("id") WHEN \'null\' THEN NULL ELSE '
-                  "'refused,by dpro-migrate' END",
+ ('bytea', 'id'): 'CASE typeof("id") WHEN \'blob\' THEN \'\\x\' || hex("id") WHEN \'null\' THEN NULL ELSE \'refused,by '
+                  "dpro-migrate' END",
  ('bytea', 'a"b'): 'CASE typeof("a""b") WHEN \'blob\' THEN \'\\x\' || hex("a""b") WHEN \'null\' THEN NULL ELSE '
                    "'refused,by dpro-migrate' END",
  ('bytea', "it's; --"): 'CASE typeof("it\'s; --") WHEN \'blob\' THEN \'\\x\' || hex("it\'s; --") WHEN \'null\' THEN '
-                        "NULL ELSE 'refused,by dpro-migrate' END"}
+                        "NULL ELSE 'refused,by dpro-migrate' END",
+ ('numeric', 'id'): 'CASE typeof("id") WHEN \'integer\' THEN "id" WHEN \'real\' THEN coalesce(CASE WHEN "id" NOT '
+                    "BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308 THEN NULL WHEN CAST(printf('%!.15g', "
+                    '"id") AS REAL) = "id" THEN printf(\'%!.15g\', "id") WHEN CAST(printf(\'%!.16g\', "id") AS REAL) = '
+                    '"id" THEN printf(\'%!.16g\', "id") WHEN CAST(printf(\'%!.17g\', "id") AS REAL) = "id" THEN '
+                    'printf(\'%!.17g\', "id") END, \'refused,by dpro-migrate\') WHEN \'null\' THEN NULL ELSE '
+                    "'refused,by dpro-migrate' END",
+ ('numeric', 'a"b'): 'CASE typeof("a""b") WHEN \'integer\' THEN "a""b" WHEN \'real\' THEN coalesce(CASE WHEN "a""b" '
+                     'NOT BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308 THEN NULL WHEN '
+                     'CAST(printf(\'%!.15g\', "a""b") AS REAL) = "a""b" THEN printf(\'%!.15g\', "a""b") WHEN '
+                     'CAST(printf(\'%!.16g\', "a""b") AS REAL) = "a""b" THEN printf(\'%!.16g\', "a""b") WHEN '
+                     'CAST(printf(\'%!.17g\', "a""b") AS REAL) = "a""b" THEN printf(\'%!.17g\', "a""b") END, '
+                     "'refused,by dpro-migrate') WHEN 'null' THEN NULL ELSE 'refused,by dpro-migrate' END",
+ ('numeric', "it's; --"): 'CASE typeof("it\'s; --") WHEN \'integer\' THEN "it\'s; --" WHEN \'real\' THEN coalesce(CASE '
+                          'WHEN "it\'s; --" NOT BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308 THEN NULL '
+                          'WHEN CAST(printf(\'%!.15g\', "it\'s; --") AS REAL) = "it\'s; --" THEN printf(\'%!.15g\', '
+                          '"it\'s; --") WHEN CAST(printf(\'%!.16g\', "it\'s; --") AS REAL) = "it\'s; --" THEN '
+                          'printf(\'%!.16g\', "it\'s; --") WHEN CAST(printf(\'%!.17g\', "it\'s; --") AS REAL) = '
+                          '"it\'s; --" THEN printf(\'%!.17g\', "it\'s; --") END, \'refused,by dpro-migrate\') WHEN '
+                          "'null' THEN NULL ELSE 'refused,by dpro-migrate' END"}
 
 # (class, VARCHAR length, column) -> predicate (SQLite SQL); was plan/preflight._type_ok
 PREFLIGHT_OK = {('bigint', None, 'id'): 'typeof("id") IN (\'integer\', \'null\')',
@@ -80,33 +109,65 @@ PREFLIGHT_OK = {('bigint', None, 'id'): 'typeof("id") IN (\'integer\', \'null\')
  ('boolean', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") = \'integer\' AND "a""b" IN (0, 1)))',
  ('boolean', None, "it's; --"): '("it\'s; --" IS NULL OR (typeof("it\'s; --") = \'integer\' AND "it\'s; --" IN (0, '
                                 '1)))',
- ('timestamptz', None, 'id'): '("id" IS NULL OR (typeof("id") = \'text\' AND datetime("id") IS "id"))',
- ('timestamptz', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") = \'text\' AND datetime("a""b") IS "a""b"))',
- ('timestamptz', None, "it's; --"): '("it\'s; --" IS NULL OR (typeof("it\'s; --") = \'text\' AND datetime("it\'s; '
-                                    '--") IS "it\'s; --"))',
- ('jsonb', None, 'id'): '("id" IS NULL OR (typeof("id") IN (\'text\', \'integer\', \'real\') AND instr(CAST("id" AS '
-                        'BLOB), x\'00\') = 0 AND json_valid("id") AND instr("id", \'\\u0000\') = 0))',
- ('jsonb', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") IN (\'text\', \'integer\', \'real\') AND '
-                         'instr(CAST("a""b" AS BLOB), x\'00\') = 0 AND json_valid("a""b") AND instr("a""b", '
-                         "'\\u0000') = 0))",
+ ('timestamptz', None, 'id'): '("id" IS NULL OR (typeof("id") = \'text\' AND datetime("id", \'+0 seconds\') IS "id" '
+                              'AND substr("id", 1, 4) <> \'0000\'))',
+ ('timestamptz', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") = \'text\' AND datetime("a""b", \'+0 seconds\') IS '
+                               '"a""b" AND substr("a""b", 1, 4) <> \'0000\'))',
+ ('timestamptz', None, "it's; --"): '("it\'s; --" IS NULL OR (typeof("it\'s; --") = \'text\' AND datetime("it\'s; --", '
+                                    '\'+0 seconds\') IS "it\'s; --" AND substr("it\'s; --", 1, 4) <> \'0000\'))',
+ ('jsonb', None, 'id'): '("id" IS NULL OR (typeof("id") IN (\'text\', \'integer\', \'real\') AND instr("id", char(0)) '
+                        '= 0 AND (typeof("id") <> \'text\' OR dpro_valid_text(CAST("id" AS BLOB))) AND '
+                        'json_valid("id") AND instr("id", \'\\u0000\') = 0 AND (typeof("id") <> \'text\' OR NOT '
+                        'json_valid("id") OR NOT EXISTS (SELECT 1 FROM json_tree("id") WHERE type IS NOT NULL GROUP BY '
+                        'parent, key HAVING count(*) > 1))))',
+ ('jsonb', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") IN (\'text\', \'integer\', \'real\') AND instr("a""b", '
+                         'char(0)) = 0 AND (typeof("a""b") <> \'text\' OR dpro_valid_text(CAST("a""b" AS BLOB))) AND '
+                         'json_valid("a""b") AND instr("a""b", \'\\u0000\') = 0 AND (typeof("a""b") <> \'text\' OR NOT '
+                         'json_valid("a""b") OR NOT EXISTS (SELECT 1 FROM json_tree("a""b") WHERE type IS NOT NULL '
+                         'GROUP BY parent, key HAVING count(*) > 1))))',
  ('jsonb', None, "it's; --"): '("it\'s; --" IS NULL OR (typeof("it\'s; --") IN (\'text\', \'integer\', \'real\') AND '
-                              'instr(CAST("it\'s; --" AS BLOB), x\'00\') = 0 AND json_valid("it\'s; --") AND '
-                              'instr("it\'s; --", \'\\u0000\') = 0))',
- ('text', None, 'id'): '("id" IS NULL OR (typeof("id") IN (\'text\', \'integer\', \'real\') AND instr(CAST("id" AS '
-                       "BLOB), x'00') = 0))",
- ('text', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") IN (\'text\', \'integer\', \'real\') AND '
-                        'instr(CAST("a""b" AS BLOB), x\'00\') = 0))',
+                              'instr("it\'s; --", char(0)) = 0 AND (typeof("it\'s; --") <> \'text\' OR '
+                              'dpro_valid_text(CAST("it\'s; --" AS BLOB))) AND json_valid("it\'s; --") AND '
+                              'instr("it\'s; --", \'\\u0000\') = 0 AND (typeof("it\'s; --") <> \'text\' OR NOT '
+                              'json_valid("it\'s; --") OR NOT EXISTS (SELECT 1 FROM json_tree("it\'s; --") WHERE type '
+                              'IS NOT NULL GROUP BY parent, key HAVING count(*) > 1))))',
+ ('text', None, 'id'): '("id" IS NULL OR (typeof("id") IN (\'text\', \'integer\', \'real\') AND instr("id", char(0)) = '
+                       '0 AND (typeof("id") <> \'text\' OR dpro_valid_text(CAST("id" AS BLOB)))))',
+ ('text', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") IN (\'text\', \'integer\', \'real\') AND instr("a""b", '
+                        'char(0)) = 0 AND (typeof("a""b") <> \'text\' OR dpro_valid_text(CAST("a""b" AS BLOB)))))',
  ('text', None, "it's; --"): '("it\'s; --" IS NULL OR (typeof("it\'s; --") IN (\'text\', \'integer\', \'real\') AND '
-                             'instr(CAST("it\'s; --" AS BLOB), x\'00\') = 0))',
+                             'instr("it\'s; --", char(0)) = 0 AND (typeof("it\'s; --") <> \'text\' OR '
+                             'dpro_valid_text(CAST("it\'s; --" AS BLOB)))))',
  ('bytea', None, 'id'): 'typeof("id") IN (\'blob\', \'null\')',
  ('bytea', None, 'a"b'): 'typeof("a""b") IN (\'blob\', \'null\')',
  ('bytea', None, "it's; --"): 'typeof("it\'s; --") IN (\'blob\', \'null\')',
- ('text', 20, 'id'): '("id" IS NULL OR (typeof("id") IN (\'text\', \'integer\', \'real\') AND instr(CAST("id" AS '
-                     'BLOB), x\'00\') = 0 AND length("id") <= 20))',
- ('text', 20, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") IN (\'text\', \'integer\', \'real\') AND instr(CAST("a""b" '
-                      'AS BLOB), x\'00\') = 0 AND length("a""b") <= 20))',
+ ('text', 20, 'id'): '("id" IS NULL OR (typeof("id") IN (\'text\', \'integer\', \'real\') AND instr("id", char(0)) = 0 '
+                     'AND (typeof("id") <> \'text\' OR dpro_valid_text(CAST("id" AS BLOB))) AND length("id") <= 20))',
+ ('text', 20, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") IN (\'text\', \'integer\', \'real\') AND instr("a""b", '
+                      'char(0)) = 0 AND (typeof("a""b") <> \'text\' OR dpro_valid_text(CAST("a""b" AS BLOB))) AND '
+                      'length("a""b") <= 20))',
  ('text', 20, "it's; --"): '("it\'s; --" IS NULL OR (typeof("it\'s; --") IN (\'text\', \'integer\', \'real\') AND '
-                           'instr(CAST("it\'s; --" AS BLOB), x\'00\') = 0 AND length("it\'s; --") <= 20))'}
+                           'instr("it\'s; --", char(0)) = 0 AND (typeof("it\'s; --") <> \'text\' OR '
+                           'dpro_valid_text(CAST("it\'s; --" AS BLOB))) AND length("it\'s; --") <= 20))',
+ ('numeric', None, 'id'): '("id" IS NULL OR (typeof("id") = \'integer\' AND 1) OR (typeof("id") = \'real\' AND CASE '
+                          'WHEN "id" NOT BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308 THEN NULL WHEN '
+                          'CAST(printf(\'%!.15g\', "id") AS REAL) = "id" THEN printf(\'%!.15g\', "id") WHEN '
+                          'CAST(printf(\'%!.16g\', "id") AS REAL) = "id" THEN printf(\'%!.16g\', "id") WHEN '
+                          'CAST(printf(\'%!.17g\', "id") AS REAL) = "id" THEN printf(\'%!.17g\', "id") END IS NOT NULL '
+                          'AND 1))',
+ ('numeric', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") = \'integer\' AND 1) OR (typeof("a""b") = \'real\' AND '
+                           'CASE WHEN "a""b" NOT BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308 THEN NULL '
+                           'WHEN CAST(printf(\'%!.15g\', "a""b") AS REAL) = "a""b" THEN printf(\'%!.15g\', "a""b") '
+                           'WHEN CAST(printf(\'%!.16g\', "a""b") AS REAL) = "a""b" THEN printf(\'%!.16g\', "a""b") '
+                           'WHEN CAST(printf(\'%!.17g\', "a""b") AS REAL) = "a""b" THEN printf(\'%!.17g\', "a""b") END '
+                           'IS NOT NULL AND 1))',
+ ('numeric', None, "it's; --"): '("it\'s; --" IS NULL OR (typeof("it\'s; --") = \'integer\' AND 1) OR (typeof("it\'s; '
+                                '--") = \'real\' AND CASE WHEN "it\'s; --" NOT BETWEEN -1.7976931348623157e308 AND '
+                                '1.7976931348623157e308 THEN NULL WHEN CAST(printf(\'%!.15g\', "it\'s; --") AS REAL) = '
+                                '"it\'s; --" THEN printf(\'%!.15g\', "it\'s; --") WHEN CAST(printf(\'%!.16g\', "it\'s; '
+                                '--") AS REAL) = "it\'s; --" THEN printf(\'%!.16g\', "it\'s; --") WHEN '
+                                'CAST(printf(\'%!.17g\', "it\'s; --") AS REAL) = "it\'s; --" THEN printf(\'%!.17g\', '
+                                '"it\'s; --") END IS NOT NULL AND 1))'}
 
 # (class, column) -> write-back (PostgreSQL SQL); backends/postgres._as_sqlite_sql's
 WRITE_BACK = {('bigint', 'id'): '"id"',
@@ -129,7 +190,10 @@ WRITE_BACK = {('bigint', 'id'): '"id"',
  ('text', "it's; --"): '"it\'s; --"',
  ('bytea', 'id'): '"id"',
  ('bytea', 'a"b'): '"a""b"',
- ('bytea', "it's; --"): '"it\'s; --"'}
+ ('bytea', "it's; --"): '"it\'s; --"',
+ ('numeric', 'id'): '"id"::text',
+ ('numeric', 'a"b'): '"a""b"::text',
+ ('numeric', "it's; --"): '"it\'s; --"::text'}
 
 # ddl/ type -> (class, SQLite declaration, SQLAlchemy type, compiled on SQLite, compiled on PostgreSQL);
 # was plan/copy_lines.type_class, dialects/sqlite.SQLITE_TYPES (transform); handoff.sa_type's
@@ -143,7 +207,8 @@ DDL = {'BIGINT': ('bigint', 'INTEGER', 'BigInteger()', 'INTEGER', 'BIGINT'),
  'JSON': ('jsonb', 'JSON', 'JSON()', 'JSON', 'JSON'),
  'TEXT': ('text', 'TEXT', 'Text()', 'TEXT', 'TEXT'),
  'VARCHAR(50)': ('text', 'VARCHAR(50)', 'String(length=50)', 'VARCHAR(50)', 'VARCHAR(50)'),
- 'BYTEA': ('bytea', 'BLOB', 'LargeBinary()', 'BLOB', 'BYTEA')}
+ 'BYTEA': ('bytea', 'BLOB', 'LargeBinary()', 'BLOB', 'BYTEA'),
+ 'NUMERIC(10,2)': ('numeric', 'NUMERIC(10, 2)', 'Numeric(precision=10, scale=2)', 'NUMERIC(10, 2)', 'NUMERIC(10, 2)')}
 
 # PostgreSQL type name -> class; was plan/copy_lines.type_class
 PG_CLASS = {'BIGINT': 'bigint',
@@ -167,10 +232,13 @@ PG_CLASS = {'BIGINT': 'bigint',
  'TEXT': 'text',
  'VARCHAR(20)': 'text',
  'CHAR(3)': 'text',
- 'NUMERIC(10, 2)': 'text',
+ 'NUMERIC(10, 2)': 'numeric',
  'DATE': 'text',
  'UUID': 'text',
- '': 'text'}
+ '': 'text',
+ 'NUMERIC': 'numeric',
+ 'numeric(10,2)': 'numeric',
+ 'DECIMAL(10, 2)': 'numeric'}
 
 VARCHAR_LENGTH = {'VARCHAR(20)': 20,
  'varchar(255)': 255,
@@ -208,13 +276,16 @@ LEGACY = {'INTEGER': ('INTEGER', 'BIGINT'),
  'JSON': ('NUMERIC', 'JSONB'),
  'json': ('NUMERIC', 'JSONB'),
  'JSONB': ('NUMERIC', 'TEXT'),
- 'NUMERIC': ('NUMERIC', 'TEXT'),
- 'DECIMAL(10,2)': ('NUMERIC', 'TEXT'),
+ 'NUMERIC': ('NUMERIC', 'NUMERIC'),
+ 'DECIMAL(10,2)': ('NUMERIC', 'NUMERIC(10,2)'),
  'POINT': ('INTEGER', 'BIGINT'),
  'CHARINT': ('INTEGER', 'BIGINT'),
  'FLOATING POINT': ('INTEGER', 'BIGINT'),
  'TIMESTAMP(6)': ('NUMERIC', 'TIMESTAMPTZ'),
- 'BOOLEAN (1)': ('NUMERIC', 'BOOLEAN')}
+ 'BOOLEAN (1)': ('NUMERIC', 'BOOLEAN'),
+ 'DECIMAL': ('NUMERIC', 'NUMERIC'),
+ 'decimal(5)': ('NUMERIC', 'NUMERIC(5,0)'),
+ 'NUMERIC(10, 4)': ('NUMERIC', 'NUMERIC(10,4)')}
 
 # was plan/copy_lines.CONVERSIONS
 CONVERSIONS = {'bigint': 'integer, unchanged',
@@ -223,7 +294,9 @@ CONVERSIONS = {'bigint': 'integer, unchanged',
  'timestamptz': "text 'YYYY-MM-DD HH:MM:SS' read as UTC -> timestamptz",
  'jsonb': 'JSON text -> jsonb (keys reordered, whitespace normalised by PostgreSQL)',
  'text': 'text, unchanged',
- 'bytea': 'blob -> bytea'}
+ 'bytea': 'blob -> bytea',
+ 'numeric': "integer or real -> numeric: the decimal that reads back as the same real, at the column's scale (a value "
+            'that does not fit the precision and scale is refused)'}
 
 
 def test_every_class_is_covered():

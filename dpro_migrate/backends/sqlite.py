@@ -79,6 +79,7 @@ class RollbackResult:
     changes: dict[str, dict[str, int]] = field(default_factory=dict)  # PostgreSQL: written back, per legacy table
     conflicts: list[dict] = field(default_factory=list)  # rows changed on both sides, settled by --on-conflict
     history_error: str | None = None
+    schemas_restored: dict[str, int] = field(default_factory=dict)  # PostgreSQL: tables apply replaced, back, rows
     timings: Timings = field(default_factory=Timings)
     quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows put back from quarantine
 

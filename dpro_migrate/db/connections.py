@@ -302,6 +302,11 @@ def pg_lock_timeout_ms() -> int:
     return load_settings().pg_lock_timeout_ms
 
 
+def copy_producers() -> int:
+    """How many processes build COPY lines for a PostgreSQL apply (1: a thread of dpro-migrate's own process)."""
+    return load_settings().copy_producers or max(2, min(4, os.cpu_count() or 1))
+
+
 def session_settings_sql() -> list[str]:
     """What every dpro-migrate session sets, whatever the role or database defaults say: no statement_timeout
     (a COPY or an index build may take minutes, and a cancelled verify would blame the data), a bounded wait

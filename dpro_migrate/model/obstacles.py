@@ -62,3 +62,26 @@ def in_place_obstacles(legacy: LegacyDatabase, res: Resolution, schema: TargetSc
                 out.append(f"table {name}: its FOREIGN KEY references the legacy table {parent}, which apply "
                            f"replaces; rebuild {name} without that foreign key before migrating")
     return out
+
+
+# PostgreSQL cuts a longer identifier to NAMEDATALEN - 1 bytes, silently: two names could become one.
+PG_MAX_IDENTIFIER_BYTES = 63
+
+
+def postgres_obstacles(legacy: LegacyDatabase, res: Resolution, schema: TargetSchema) -> list[str]:
+    """Why the file cannot be loaded into PostgreSQL (empty: it can): a name PostgreSQL would cut short, and a
+    generated column (its SQLite expression is not PostgreSQL's; carrying its values as a plain column would
+    leave the domain table with a column rollback cannot write back)."""
+    out = []
+    for move in res.moves:
+        for column, _ in move.extra_columns:
+            if len(column.encode()) > PG_MAX_IDENTIFIER_BYTES:
+                out.append(f"legacy table {move.legacy}: column {column} is {len(column.encode())} bytes long and "
+                           f"PostgreSQL cuts names to {PG_MAX_IDENTIFIER_BYTES}; rename it (ALTER TABLE {move.legacy} "
+                           "RENAME COLUMN ... TO ...) before migrating")
+    for name in res.legacy_tables:
+        for column in legacy.tables[name].generated:
+            out.append(f"legacy table {name}: column {column.name} is generated (GENERATED ALWAYS AS "
+                       f"({' '.join(column.expression.split())})), which dpro-migrate does not carry to PostgreSQL; drop it (ALTER TABLE "
+                       f"{name} DROP COLUMN {column.name}) before migrating and add it to the domain table after")
+    return out

@@ -17,7 +17,7 @@ from dpro_migrate.plan.operations import (AddConstraint, CopyRows, CreateFunctio
                                           SetSequence, ShareIdSpace)
 from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql, without_refused
 from dpro_migrate.sqlnames import quote_ident, quote_literal
-from dpro_migrate.types import pg_type_for_legacy, type_class_of_pg
+from dpro_migrate.types import VALID_TEXT, pg_type_for_legacy, type_class_of_pg
 
 DIALECT = get_dialect(POSTGRES)
 
@@ -36,11 +36,14 @@ def preflight_types(schema: TargetSchema, res: Resolution) -> dict[str, dict[str
 
 
 def _json_value(column: str) -> str:
-    """A legacy value inside json_object(): blobs as hex, reals with every bit (json_object's own rounds)."""
+    """A legacy value inside json_object(): blobs as hex, reals with every bit (json_object's own rounds), text
+    that is not valid in the file's encoding as the hex of its bytes (PostgreSQL would refuse it)."""
     c = f"l.{quote_ident(column)}"
-    return (f"CASE typeof({c}) WHEN 'blob' THEN 'blob:' || hex({c}) WHEN 'real' THEN "
+    return (f"CASE WHEN typeof({c}) = 'text' AND NOT {VALID_TEXT}(CAST({c} AS BLOB)) THEN "
+            f"'invalid text:' || hex(CAST({c} AS BLOB)) ELSE "
+            f"CASE typeof({c}) WHEN 'blob' THEN 'blob:' || hex({c}) WHEN 'real' THEN "
             f"CASE WHEN abs({c}) <= 1.7976931348623157e308 THEN json(printf('%!.20e', {c})) ELSE printf('%!.20e', {c}) END "
-            f"ELSE {c} END")
+            f"ELSE {c} END END")
 
 
 def _quarantine_operations(legacy: LegacyDatabase, rules: list[Rule], tables: list[str]) -> list[Operation]:
@@ -132,14 +135,16 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
         ops += _quarantine_operations(legacy, *quarantine)
         moves = [without_refused(m, REFUSED) for m in moves]
     for move in moves:
-        typed = column_types(schema, move.target, move.columns, move.extra_columns)
+        written = [*move.columns, *move.derived]
+        typed = column_types(schema, move.target, written, move.extra_columns)
         classes = [(c, type_class_of_pg(t)) for c, t in typed]
         ops.append(CopyRows(f"{move.legacy} -> {move.target}",
-                            [DIALECT.copy_statement(table_sql(move.target, POSTGRES), move.columns)], [],
+                            [DIALECT.copy_statement(table_sql(move.target, POSTGRES), written)], [],
                             legacy=move.legacy, target=move.target, columns=move.columns,
                             extra_columns=[c for c, _ in move.extra_columns], where=move.where, types=dict(typed),
                             conversions={c: k.conversion for c, k in classes if k.name not in ("text", "bigint")},
-                            source_sql=copy_lines_sql(move.legacy, classes, move.where)))
+                            source_sql=copy_lines_sql(move.legacy, classes, move.where, move.derived),
+                            derived=dict(move.derived)))
     ops += constraints + indexes
     # the parts of a split (more than one move from a legacy table) share one sequence instead
     splits = {name: [m.target for m in res.moves_from(name)] for name in res.legacy_tables if len(res.moves_from(name)) > 1}

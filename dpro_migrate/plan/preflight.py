@@ -18,7 +18,7 @@ from dpro_migrate.model.schema import TargetSchema
 from dpro_migrate.dialects import POSTGRES, SQLITE, expression_sql
 from dpro_migrate.results import Cascade, DirtyReport, RuleBreach
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
-from dpro_migrate.types import type_class_of_pg, varchar_length
+from dpro_migrate.types import sqlite_functions, type_class_of_pg, varchar_length
 
 REFUSED = "temp.dpro_refused"  # (source_table, source_pk, rule): the ids found so far, during one run
 
@@ -191,7 +191,15 @@ def refusal_sql(rules: list[Rule]) -> tuple[list[str], list[str]]:
     return once, [insert_sql(r) for r in rules if r.kind == "foreign_key"]
 
 
+def register_functions(conn: sqlite3.Connection) -> None:
+    """The functions type rules call (types.sqlite_functions), for this connection's file encoding."""
+    encoding = conn.execute("PRAGMA encoding").fetchone()[0]
+    for name, (nargs, fn) in sqlite_functions(encoding).items():
+        conn.create_function(name, nargs, fn, deterministic=True)
+
+
 def run_refusal(conn: sqlite3.Connection, once: list[str], repeat: list[str]) -> None:
+    register_functions(conn)
     for stmt in once:
         conn.execute(stmt)
     while repeat and sum(max(conn.execute(stmt).rowcount, 0) for stmt in repeat):

@@ -18,6 +18,7 @@ from typing import Callable
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import logical_differences
+from dpro_migrate.config import MAX_PARTITION_MONTHS_AHEAD, load_settings
 from dpro_migrate.dialects import POSTGRES, SQLITE, table_sql
 from dpro_migrate.dirty import add_dirty_data
 from dpro_migrate.errors import BadInput, ChecksFailed, DproMigrateError, OutcomeUnknown
@@ -323,11 +324,12 @@ def database_url(source: Path, target: Target | None = None) -> str:
     return site_for(source, target).database_url()
 
 
-def schema_drift(source: Path, target: Target | None = None) -> list:
-    """Every difference between the live schema and ddl/ (tables, columns, indexes, keys, checks, triggers)."""
+def schema_drift(source: Path, target: Target | None = None, *, environment: Path | None = None) -> list:
+    """Every difference between the live schema and what apply built (tables, columns, indexes, keys, checks,
+    triggers, policies); environment: an Alembic environment whose models are compared instead of ddl/."""
     from dpro_migrate.handoff.environment import schema_drift as drift  # Alembic only when asked
 
-    return drift(database_url(source, target))
+    return drift(database_url(source, target), environment=environment)
 
 
 def alembic_handoff(directory: Path, source: Path, target: Target | None = None, *,
@@ -346,6 +348,21 @@ def alembic_handoff(directory: Path, source: Path, target: Target | None = None,
 def archive(source: Path, target: Target | None = None, *, table: str, older_than=None):
     """Move rows older than the cutoff into the table's archive (None: every archived row back), one transaction."""
     return site_for(source, target).archive(table, older_than)
+
+
+def _kept(r) -> dict:
+    return {"outcome": history.OK, "counts": {"partitions_created": len(r.created), "rows_moved": sum(r.moved.values())}}
+
+
+@recorded("partitions", _kept)
+def partitions(source: Path, target: Target | None = None, *, ahead: int | None = None, backup_dir: Path | None = None):
+    """PostgreSQL, --with partition-by-month: the current month's partition and `ahead` more (default
+    DPRO_MIGRATE_PARTITION_MONTHS_AHEAD), and rows sitting in DEFAULT moved into their month's; one transaction.
+    `backup_dir`: where the history line goes."""
+    months = load_settings().partition_months_ahead if ahead is None else ahead
+    if not 0 <= months <= MAX_PARTITION_MONTHS_AHEAD:
+        raise BadInput(f"--ahead {months}: choose 0 to {MAX_PARTITION_MONTHS_AHEAD} months")
+    return site_for(source, target).partitions(months)
 
 
 @recorded("verify", _verified)
@@ -372,6 +389,18 @@ def rollback_script(source: Path, target: Target | None = None) -> str:
 def recorded_plan(source: Path, target: Target | None = None) -> Plan:
     """The plan apply recorded in the ledger (what rollback inverts)."""
     return site_for(source, target).recorded_plan()
+
+
+def restore_dump(dump: Path, target: Target | None = None, *, backup_dir: Path | None = None):
+    """The seven domain schemas a pg_dump backup holds, back into the PostgreSQL target (what it holds of them
+    now backed up first, in the dump's directory unless `backup_dir`)."""
+    from dpro_migrate.backends.pg_replace import restore_postgres
+
+    target = target or parse_target(None)
+    if not target.conninfo:  # a SQLite target (in place, or a file): a pg_dump goes back into a server only
+        raise BadInput(f"{dump}: is a pg_dump backup: name the PostgreSQL database it goes back into with --target "
+                       "(or DPRO_MIGRATE_TARGET); nothing was changed")
+    return restore_postgres(Path(dump), target, backup_dir=Path(backup_dir) if backup_dir else Path(dump).parent)
 
 
 def backup(source: Path, to: Path | None = None, progress=None, *, create: bool = False,

@@ -19,19 +19,20 @@ import psycopg
 
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate.db.connections import claim_session, connect, open_source
+from dpro_migrate.db.pgerrors import classify
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines
 from dpro_migrate.dialects import POSTGRES, get_dialect, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
 from dpro_migrate.plan.archived import rows_with_archive_sql
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.plan.operations import CopyRows, QuarantineRows
+from dpro_migrate.plan.operations import CopyRows, CreateTable, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, SETUP_SQL
 from dpro_migrate.sqlnames import quote_ident
 from dpro_migrate.targets import Target
-from dpro_migrate.types import (BIGINT, BOOLEAN, BYTEA, DOUBLE, JSONB, REFUSED_FIELD, TEXT, TIMESTAMPTZ,
+from dpro_migrate.types import (BIGINT, BOOLEAN, BYTEA, DOUBLE, JSONB, NUMERIC, REFUSED_FIELD, TEXT, TIMESTAMPTZ,
                                 type_class_of_pg, varchar_length)
-from dpro_migrate.verify.report import (SAMPLE, MoveCount, VerifyReport, accounting_check, move_check,
+from dpro_migrate.verify.report import (SAMPLE, Check, MoveCount, VerifyReport, accounting_check, move_check,
                                          promises_check, source_since_snapshot)
 
 DIALECT = get_dialect(POSTGRES)
@@ -67,8 +68,9 @@ def load_source_rows(cur, src: sqlite3.Connection, move: CopyRows, temp: str) ->
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in move.types.items())
     cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
     try:
-        copy_into(cur, DIALECT.copy_statement(temp, move.columns), prefetched(stream_lines(src, move.source_sql)))
-    except psycopg.Error as exc:  # the source changed since apply, into values apply would have refused
+        copy_into(cur, DIALECT.copy_statement(temp, move.written_columns), prefetched(stream_lines(src, move.source_sql)))
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:  # the source changed since apply, into values apply
+        # would have refused; any other failure (a lost connection, a cancel) is said as what it is by the caller
         raise ChecksFailed(f"rows of {move.legacy} in the source no longer convert as apply converted them "
                            f"(the file changed after apply?): {first_line(exc)}") from None
     cur.execute(f"CREATE INDEX ON {temp} (\"id\")")
@@ -126,7 +128,10 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
     cutover are reported as such, and fail only with `strict`; what apply wrote differently never passes.
     `streamed`: compare without writing anything (stream_compare_move); None: so on a server in recovery."""
     started = time.monotonic()
-    conn, entry = read_ledger(target)
+    try:
+        conn, entry = read_ledger(target)
+    except psycopg.Error as exc:
+        raise classify(exc, None, display=target.display, work="verify", changes=False) from None
     try:
         if entry is None:
             raise BadInput(f"{target.display}: is not migrated (no ledger); nothing to verify")
@@ -160,6 +165,9 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
             finally:
                 src.close()
             checks.append(promises_check(plan, DIALECT.catalog(cur)))
+            partitioned = [op.table for op in plan.of_type(CreateTable) if op.partition_months is not None]
+            if partitioned:
+                checks.append(default_partition_check(cur, partitioned))
         if snapshot:
             checks.append(source_since_snapshot(Path(plan.source), snapshot, list(plan.legacy_tables)))
         return VerifyReport(target.display, entry.backup, checks, counts, seconds=time.monotonic() - started,
@@ -167,8 +175,29 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
     except psycopg.errors.SerializationFailure as exc:  # a standby cancels a read that holds up its replay
         raise BadInput(f"{target.display}: the server cancelled verify's read ({first_line(exc)}); run verify again, "
                        "or let the standby wait for it (hot_standby_feedback, max_standby_streaming_delay)") from None
+    except psycopg.Error as exc:  # a lost connection, a cancel, a missing privilege: said as what happened
+        raise classify(exc, conn, display=target.display, work="verify", changes=False) from None
     finally:
         conn.close()
+
+
+def default_partition_check(cur, tables: list[str]) -> Check:
+    """Rows sitting in a DEFAULT partition (--with partition-by-month): reported, not failed. They are the rows of
+    months no partition covers; while DEFAULT holds them their month's partition cannot be created:
+    `dpro-migrate partitions` makes it and moves them."""
+    found = {}
+    for qualified in tables:
+        row = cur.execute(
+            "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(%s) AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'",
+            (table_sql(qualified, POSTGRES),)).fetchone()
+        if row:
+            n = cur.execute(f"SELECT count(*) FROM {row[0]}").fetchone()[0]
+            if n:
+                found[row[0]] = n
+    detail = ("none" if not found else ", ".join(f"{t} {n} rows" for t, n in found.items())
+              + ": run `dpro-migrate partitions` to give their months partitions and move them there")
+    return Check("rows in DEFAULT partitions", True, detail, [found] if found else [])
 
 
 def count_rows(src: sqlite3.Connection, table: str) -> int:
@@ -222,6 +251,7 @@ _FROM_COPY_FIELD: dict[str, Callable | None] = {
     BOOLEAN.name: lambda v: 1 if v == "t" else 0,
     TIMESTAMPTZ.name: None,  # the canonical text, which the write-back gives back
     BYTEA.name: lambda v: bytes.fromhex(v[2:]),  # '\x' then hex digits
+    NUMERIC.name: lambda v: Decimal(str(v)),  # the decimal sent, compared by value with the stored one's text
 }
 _TEXT_FIELDS = (TEXT.name, JSONB.name)
 _REFUSED_VALUE = REFUSED_FIELD.strip("'")
@@ -266,6 +296,8 @@ class _Column:
             return _json_equal(stored, parsed) if any(w in v for w in ("true", "false") for v in (source, target)) else True
         if self.cls is DOUBLE:
             return source != source and target != target  # NaN equals NaN in PostgreSQL
+        if self.cls.name == NUMERIC.name:
+            return stored == Decimal(target)  # 20 sent, '20.00' stored
         return stored == target
 
     def stored(self, value):

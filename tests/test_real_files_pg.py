@@ -1,0 +1,240 @@
+"""Real files on PostgreSQL (issue 13): any text encoding, exact decimals, every value PostgreSQL would
+normalise or reject found per row and named, long names refused up front, quarantine that streams."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dpro_migrate import verbs
+from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.targets import parse_target
+
+from tests.conftest import file_digest
+from tests.test_real_files import rebuild, variant
+
+
+def pg_rows(pg_url: str, sql: str, params=()) -> list[tuple]:
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def quarantined(pg_url: str) -> dict[tuple[str, int], str]:
+    """(legacy table, id) -> rule, as system.quarantine holds them (the plan creates it only for refused rows)."""
+    if not pg_rows(pg_url, "SELECT to_regclass('system.quarantine') IS NOT NULL")[0][0]:
+        return {}
+    return {(t, pk): rule for t, pk, rule in pg_rows(pg_url, "SELECT source_table, source_pk, rule FROM system.quarantine")}
+
+
+def reencoded(db: Path, encoding: str) -> Path:
+    """The same file, its text stored in another encoding (PRAGMA encoding, set before anything is written)."""
+    out = db.with_name(db.stem + f"-{encoding}.db")
+    src = sqlite3.connect(db)
+    dst = sqlite3.connect(out)
+    dst.execute(f"PRAGMA encoding = '{encoding}'")
+    dst.executescript("".join(f"{line}\n" for line in src.iterdump()))
+    dst.commit()
+    assert dst.execute("PRAGMA encoding").fetchone()[0] == encoding
+    src.close()
+    dst.close()
+    out.replace(db)
+    return db
+
+
+# --- 1. any text encoding ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16le", "UTF-16be"])
+@pytest.mark.parametrize("on_reject", ["fail", "quarantine"])
+def test_a_utf16_file_loads_every_row(legacy_db, tmp_path, pg_url, encoding, on_reject):
+    db = reencoded(legacy_db(), encoding)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE messages SET content = 'héllo wörld ✓ 𝄞' WHERE id = 1")
+    conn.commit()
+    messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    conn.close()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject=on_reject)
+    assert pg_rows(pg_url, "SELECT count(*) FROM communication.messages")[0][0] == messages
+    assert pg_rows(pg_url, "SELECT content FROM communication.messages WHERE id = 1")[0][0] == "héllo wörld ✓ 𝄞"
+    if on_reject == "quarantine":
+        assert quarantined(pg_url) == {}
+    assert verbs.verify(db, target).ok
+    digest = file_digest(db)
+    verbs.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert file_digest(db) == digest
+
+
+# --- 3. every value PostgreSQL would normalise or reject: found per row, named, quarantined ---------
+
+ODD_VALUES = [  # (column, SQL value, the rule's words)
+    ("created_at", "'2024-01-05 24:00:00'", "timestamptz"),
+    ("created_at", "'2016-12-31 23:59:60'", "timestamptz"),
+    ("created_at", "'2024-02-30 10:00:00'", "timestamptz"),
+    ("created_at", "'0000-01-01 00:00:00'", "timestamptz"),
+    ("content", "CAST(x'61ff62' AS TEXT)", "text"),
+    ("content", "CAST(x'c0af' AS TEXT)", "text"),
+    ("content", "'a' || char(0) || 'b'", "text"),
+    ("metadata", "'{\"a\": 1, \"a\": 2}'", "jsonb"),
+    ("metadata", "CAST(x'7b2261223a2261ff227d' AS TEXT)", "jsonb"),
+]
+
+
+@pytest.mark.parametrize("column, value, rule", ODD_VALUES)
+def test_a_value_postgresql_would_change_or_refuse_is_quarantined_by_name(legacy_db, tmp_path, pg_url, column,
+                                                                           value, rule):
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute(f"UPDATE messages SET {column} = {value} WHERE id = 7")
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    plan = verbs.make_plan(db, target, on_reject="quarantine")
+    assert any(f["legacy"] == "messages" and 7 in f["ids"] for f in plan.preflight["findings"]), plan.preflight
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    found = quarantined(pg_url)
+    assert found[("messages", 7)].startswith(f"type communication.messages.{column} {rule}")
+    assert pg_rows(pg_url, "SELECT count(*) FROM communication.messages WHERE id = 7")[0][0] == 0
+    assert verbs.verify(db, target).ok
+    digest = file_digest(db)
+    verbs.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert file_digest(db) == digest
+
+
+@pytest.mark.parametrize("column, value, rule", ODD_VALUES)
+def test_a_value_postgresql_would_change_or_refuse_stops_the_load_by_name(legacy_db, tmp_path, pg_url, column,
+                                                                          value, rule):
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute(f"UPDATE messages SET {column} = {value} WHERE id = 7")
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    with pytest.raises(ChecksFailed) as refusal:
+        verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    findings = refusal.value.details["findings"]
+    assert [(f["table"], f["rule"].split(" ")[2]) for f in findings] == [("messages", rule)], findings
+    assert pg_rows(pg_url, "SELECT to_regnamespace('communication') IS NULL")[0][0]
+
+
+# --- 2. NUMERIC/DECIMAL columns arrive as numeric, exactly ------------------------------------------
+
+PRICES = {1: 19.99, 2: 20, 3: 0.1, 4: -12345678.5, 5: None, 6: 99999999.99}
+
+
+def _priced(legacy_db, declared: str, prices: dict) -> Path:
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute(f"ALTER TABLE messages ADD COLUMN price {declared}")
+    for id_, price in prices.items():
+        conn.execute("UPDATE messages SET price = ? WHERE id = ?", (price, id_))
+    conn.commit()
+    conn.close()
+    return db
+
+
+@pytest.mark.parametrize("declared, pg_type", [("DECIMAL(10,2)", "numeric(10,2)"), ("NUMERIC", "numeric"),
+                                               ("numeric(12, 4)", "numeric(12,4)")])
+def test_a_decimal_column_arrives_as_numeric_with_exact_values(legacy_db, tmp_path, pg_url, declared, pg_type):
+    db = _priced(legacy_db, declared, PRICES)
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    assert pg_rows(pg_url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = 'communication.messages'::regclass AND attname = 'price'")[0][0] == pg_type
+    stored = dict(pg_rows(pg_url, "SELECT id, price FROM communication.messages WHERE id <= 6"))
+    assert {i: (None if v is None else Decimal(str(v))) for i, v in PRICES.items()} == stored
+    assert verbs.verify(db, target).ok
+    digest = file_digest(db)
+    verbs.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert file_digest(db) == digest
+
+
+def test_a_decimal_written_after_the_cutover_goes_back_with_its_storage_class(legacy_db, tmp_path, pg_url):
+    db = _priced(legacy_db, "DECIMAL(10,2)", PRICES)
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("UPDATE communication.messages SET price = 7.25 WHERE id = 1")
+        conn.execute("UPDATE communication.messages SET price = 30 WHERE id = 2")
+    verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+    conn = sqlite3.connect(db)
+    back = dict(conn.execute("SELECT id, price FROM messages WHERE id IN (1, 2)"))
+    types = dict(conn.execute("SELECT id, typeof(price) FROM messages WHERE id IN (1, 2)"))
+    conn.close()
+    assert back == {1: 7.25, 2: 30} and types == {1: "real", 2: "integer"}
+
+
+@pytest.mark.parametrize("value", [1.005, 123456789.5, 10**8, "abc", b"\x01", float("inf")])
+def test_a_decimal_that_does_not_fit_is_quarantined_by_name(legacy_db, tmp_path, pg_url, value):
+    db = _priced(legacy_db, "DECIMAL(10,2)", {**PRICES, 7: value})
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    assert quarantined(pg_url) == {("messages", 7): "type communication.messages.price numeric(10,2)"}
+    assert verbs.verify(db, target).ok
+
+
+@pytest.mark.parametrize("value", [1.005, 123456789.5, 10**8])
+def test_a_decimal_that_does_not_fit_stops_the_load_by_name(legacy_db, tmp_path, pg_url, value):
+    db = _priced(legacy_db, "DECIMAL(10,2)", {7: value})
+    with pytest.raises(ChecksFailed) as refusal:
+        verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path / "bk")
+    assert refusal.value.details["findings"] == [
+        {"table": "messages", "rule": "type communication.messages.price numeric(10,2)", "rows": 1}]
+
+
+# --- 4, 6. what PostgreSQL cannot hold as it is: refused up front, the file and the server unchanged ------
+
+
+def refused_for_postgres(db: Path, tmp_path: Path, pg_url: str, *words: str) -> str:
+    """plan and apply refuse with one line naming the object; the file stays byte-identical and the server
+    empty."""
+    digest = file_digest(db)
+    target = parse_target(pg_url)
+    messages = []
+    for verb in (lambda: verbs.make_plan(db, target), lambda: verbs.apply(db, target, backup_dir=tmp_path / "bk")):
+        with pytest.raises(BadInput) as refusal:
+            verb()
+        message = str(refusal.value)
+        assert "\n" not in message
+        for word in words:
+            assert word in message
+        messages.append(message)
+    assert file_digest(db) == digest
+    assert pg_rows(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('iam', 'communication', 'system')")[0][0] == 0
+    return messages[0]
+
+
+def test_a_column_name_longer_than_63_bytes_is_refused(legacy_db, tmp_path, pg_url):
+    long = "a_column_the_application_added_with_a_name_far_too_long_for_postgres_xy"
+    assert len(long) == 71
+    db = variant(legacy_db, f"ALTER TABLE messages ADD COLUMN {long} TEXT;")
+    refused_for_postgres(db, tmp_path, pg_url, "messages", long, "63")
+
+
+def test_a_column_name_of_63_bytes_in_multibyte_characters_is_refused(legacy_db, tmp_path, pg_url):
+    name = "é" * 32  # 32 characters, 64 bytes
+    db = variant(legacy_db, f'ALTER TABLE messages ADD COLUMN "{name}" TEXT;')
+    refused_for_postgres(db, tmp_path, pg_url, name, "64 bytes")
+
+
+def test_a_column_name_of_exactly_63_bytes_is_carried(legacy_db, tmp_path, pg_url):
+    name = "c" * 63
+    db = variant(legacy_db, f"ALTER TABLE messages ADD COLUMN {name} TEXT; UPDATE messages SET {name} = 'v' || id;")
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    assert pg_rows(pg_url, f"SELECT count(*) FROM communication.messages WHERE {name} = 'v' || id")[0][0] > 0
+    assert verbs.verify(db, target).ok
+
+
+@pytest.mark.parametrize("kind", ["VIRTUAL", "STORED"])
+def test_a_generated_column_is_refused_for_postgresql(legacy_db, tmp_path, pg_url, kind):
+    db = variant(legacy_db, f"ALTER TABLE messages ADD COLUMN content_length INTEGER "
+                            f"GENERATED ALWAYS AS (length(content)) {kind};") if kind == "VIRTUAL" else legacy_db()
+    if kind == "STORED":  # SQLite adds no STORED column to an existing table: rebuilt with it
+        rebuild(db, "messages", lambda sql: sql.rstrip().rstrip(")") +
+                ", content_length INTEGER GENERATED ALWAYS AS (length(content)) STORED)")
+    refused_for_postgres(db, tmp_path, pg_url, "messages", "content_length", "generated", "DROP COLUMN")
