@@ -300,6 +300,7 @@ def test_models_declared_on_the_baseline_metadata(handed):
 # --- verify --schema-only --alembic DIR ------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~3s: the quick subset (-m 'not postgres and not slow') leaves it to the full run
 def test_verify_compares_with_the_environments_models_through_the_cli(legacy_db, tmp_path):
     """At the baseline and after the application's revision: clean, saying it compared with the environment's
     models; a column added by hand beside the revisions is drift there (and only there)."""
