@@ -72,7 +72,7 @@ def test_choices_and_defaults_are_shown(width):
     assert "--backup-dir" in out
 
 
-def test_version_and_completion(width):
+def test_version_and_completion():
     assert invoke(0, ["--version"]).stdout.strip() == f"dpro-migrate {__version__}"
     top = invoke(0, ["--help"]).stdout
     assert "--install-completion" in top and "--version" in top and "<bool>" not in top
@@ -92,7 +92,7 @@ def test_postgres_and_postgresql_urls_alike():
 
 
 @pytest.mark.parametrize("url", ["postgresql://dba@127.0.0.1:5432/", "postgres://dba:secret@127.0.0.1:5432"])
-def test_a_url_must_name_its_database(legacy_db, url, width):
+def test_a_url_must_name_its_database(legacy_db, url):
     db = legacy_db()
     digest = file_digest(db)
     result = invoke(2, ["apply", db, "--yes", "--target", url])
@@ -101,7 +101,7 @@ def test_a_url_must_name_its_database(legacy_db, url, width):
     assert file_digest(db) == digest
 
 
-def test_a_refused_connection_keeps_libpq_reason(legacy_db, width):
+def test_a_refused_connection_keeps_libpq_reason(legacy_db):
     result = invoke(2, ["status", legacy_db(), "--target", "postgresql://dba:secret@127.0.0.1:1/dpro"])
     assert "Connection refused" in result.stderr and "secret" not in result.stderr
     assert "postgresql://dba:***@127.0.0.1:1/dpro" in result.stderr
@@ -124,7 +124,7 @@ def test_a_postgresql_plan_applies_to_the_target_it_records(legacy_db, tmp_path)
 # --- confirmation --------------------------------------------------------------------------------
 
 
-def test_declining_exits_5_names_the_database_and_changes_nothing(legacy_db, monkeypatch, width):
+def test_declining_exits_5_names_the_database_and_changes_nothing(legacy_db, monkeypatch):
     db = legacy_db()
     digest = file_digest(db)
     monkeypatch.setattr(cli, "can_ask", lambda: True)
@@ -257,7 +257,7 @@ def test_the_same_count_in_the_terminal(refused_agents, width):
         assert f"{expected:,} rows the target would refuse" in " ".join(out.split()), verb
 
 
-def test_quarantine_is_announced_with_counts_and_where(refused_agents, tmp_path, width):
+def test_quarantine_is_announced_with_counts_and_where(refused_agents, tmp_path):
     db = refused_agents
     out = invoke(0, ["apply", db, "--yes", "--on-reject", "quarantine", "--backup-dir", tmp_path / "bk"]).stdout
     conn = sqlite3.connect(db)
@@ -322,7 +322,7 @@ def test_plan_shows_each_half_of_the_split(legacy_db, width):
     assert f"{auth:,}" in rows[0] and f"{total - auth:,}" in rows[1]
 
 
-def test_backup_refuses_a_folder_that_does_not_exist(legacy_db, tmp_path, width):
+def test_backup_refuses_a_folder_that_does_not_exist(legacy_db, tmp_path):
     db = legacy_db()
     missing = tmp_path / "typo" / "dir"
     result = invoke(2, ["backup", db, "--backup-dir", missing])
@@ -333,7 +333,7 @@ def test_backup_refuses_a_folder_that_does_not_exist(legacy_db, tmp_path, width)
     assert str(made) in [line.strip() for line in out.splitlines()]
 
 
-def test_every_verb_that_acts_on_a_database_names_it(legacy_db, tmp_path, width):
+def test_every_verb_that_acts_on_a_database_names_it(legacy_db, tmp_path):
     db = legacy_db()
     name = str(db.resolve())
     for args in (["apply", db, "--yes", "--backup-dir", tmp_path / "bk"], ["verify", db, "--backup-dir", tmp_path / "bk"],

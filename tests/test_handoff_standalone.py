@@ -220,6 +220,7 @@ def test_a_timestamp_with_an_offset_is_kept_as_the_same_instant(handed):
     assert schema_drift(handed.url) == []
 
 
+@pytest.mark.slow  # ~1.5s: the quick subset (-m 'not postgres and not slow') leaves it to the full run
 def test_configure_turns_foreign_keys_on_for_sqlite(legacy_db, tmp_path, request):
     """Without PRAGMA foreign_keys no ON DELETE CASCADE runs on SQLite; configure() sets it on every connection."""
     db = _hand_over(SQLITE, (), legacy_db, tmp_path, request)
