@@ -320,8 +320,9 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
         return
     legacy = verbs.source_of(source)
     _report_destination(report)
-    confirm(f"Migrate {legacy} into {render.database_name(legacy, dest)}"
-            + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?", yes or as_json)
+    where = "in place" if dest.in_place else f"into {render.database_name(legacy, dest)}"
+    confirm(f"Migrate {legacy} {where}" + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?",
+            yes or as_json)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):
         plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=_value(on_reject),
                                    compat_views=compat_views, features=features, replace_existing=replace_existing,

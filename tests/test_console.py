@@ -420,3 +420,14 @@ def test_a_summary_reads_back_from_its_json(legacy_db, tmp_path):
                 for k, v in d.items() if k != "rows_per_second"}
 
     assert unrated({k: doc[k] for k in again}) == unrated(again)
+
+
+def test_the_confirmation_names_the_database_a_plan_will_change(legacy_db, tmp_path, monkeypatch):
+    db = legacy_db()
+    plan = save_plan(make_plan(db, parse_target("postgresql://dba:secret@db.internal:5432/dpro")), tmp_path / "plan.json")
+    monkeypatch.setattr(cli, "can_ask", lambda: True)
+    monkeypatch.delenv("DPRO_MIGRATE_TARGET", raising=False)
+    result = invoke(DECLINED, ["apply", plan], input="n\n")
+    prompt = " ".join(result.stdout.split())
+    assert f"Migrate {db.resolve()} into postgresql://dba@db.internal:5432/dpro (plan {plan})?" in prompt
+    assert "secret" not in result.stdout + result.stderr and "nothing was changed" in result.stderr
