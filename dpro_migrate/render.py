@@ -401,9 +401,11 @@ def status_report(r) -> None:
     if quiet:
         return
     if r.legacy_tables:
-        out.print(f"legacy tables: {escape(', '.join(r.legacy_tables))}")
+        where = " (in the source file, which apply only reads)" if "://" in r.path else ""
+        out.print(f"legacy tables{where}: {escape(', '.join(r.legacy_tables))}")
     if r.domain_tables:
-        out.print(f"domain tables: {escape(', '.join(r.domain_tables))}")
+        kind = "domain schemas" if "://" in r.path else "domain tables"  # a server holds schemas, a file tables
+        out.print(f"{kind}: {escape(', '.join(r.domain_tables))}")
     if r.history:
         out.print("[bold]ledger[/] (inside the migrated database):")
         for h in r.history:
