@@ -339,3 +339,53 @@ def test_any_generated_schema_loads_into_postgresql_or_is_refused(_generated, tm
 @given(spec=postgres_schemas())
 def test_many_generated_schemas_load_into_postgresql_or_are_refused(_generated, tmp_path_factory, pg_server, spec):
     _loads_or_is_refused(_generated(messages=30), tmp_path_factory.mktemp("pgschema"), pg_server, spec)
+
+
+# --- 5. quarantine streams large values ----------------------------------------------------------
+
+
+def test_a_quarantined_row_keeps_every_value_in_its_json(legacy_db, tmp_path, pg_url):
+    """Values longer than a piece (plan/quarantine_lines.CHUNK) are read in pieces and joined back exactly."""
+    import json
+
+    text = ("tab\there \"quoted\" back\\slash\nnew line é ✓ 𝄞 " * 60000)[:2_500_000]
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE messages ADD COLUMN extra_blob BLOB")
+    conn.execute("UPDATE messages SET content = ?, metadata = 'not json', extra_blob = ?, response_time_ms = 1.5 "
+                 "WHERE id = 3", (text, bytes(range(256)) * 5000))
+    conn.execute("UPDATE messages SET content = CAST(x'61ff62' AS TEXT), metadata = 'not json' WHERE id = 4")
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    rows = dict(pg_rows(pg_url, "SELECT source_pk, row_json FROM system.quarantine WHERE source_table = 'messages'"))
+    assert set(rows) == {3, 4}
+    three, four = json.loads(rows[3]), json.loads(rows[4])
+    assert three["content"] == text
+    assert three["extra_blob"] == "blob:" + (bytes(range(256)) * 5000).hex().upper()
+    assert three["response_time_ms"] == 1.5 and three["id"] == 3 and three["metadata"] == "not json"
+    assert four["content"] == "invalid text:61FF62"
+    assert verbs.verify(db, target).ok
+
+
+@pytest.mark.slow
+def test_quarantining_a_50_mb_blob_stays_under_200_mb_of_memory(legacy_db, tmp_path, pg_url):
+    import subprocess
+    import sys
+
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE messages SET content = zeroblob(50 * 1024 * 1024) WHERE id = 5")
+    conn.commit()
+    conn.close()
+    program = ("import resource, sys; from pathlib import Path; from dpro_migrate import verbs; "
+               "from dpro_migrate.targets import parse_target; "
+               "verbs.apply(Path(sys.argv[1]), parse_target(sys.argv[2]), backup_dir=Path(sys.argv[3]), "
+               "on_reject='quarantine'); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", program, str(db), pg_url, str(tmp_path / "bk")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.returncode == 0, done.stderr
+    peak_mb = int(done.stdout.split()[-1]) / 1024
+    assert peak_mb < 200, peak_mb
+    assert pg_rows(pg_url, "SELECT length(row_json) FROM system.quarantine WHERE source_pk = 5")[0][0] > 100 * 1024 * 1024

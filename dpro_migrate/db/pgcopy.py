@@ -77,11 +77,20 @@ def prefetched(blocks: Iterator, depth: int = 3) -> Iterator:
         worker.join()
 
 
-def stream_rows(src: sqlite3.Connection, select_sql: str, batch_rows: int = 20000) -> Iterator[tuple[str, int]]:
-    """Blocks of ready COPY lines from any SELECT of one text column (small row sets: the quarantine)."""
-    cur = src.execute(select_sql)
-    while rows := cur.fetchmany(batch_rows):
-        yield "".join(r[0] for r in rows), len(rows)
+def stream_rows(src: sqlite3.Connection, select_sql: str, block_chars: int = 4 << 20) -> Iterator[tuple[str, int]]:
+    """Blocks of about `block_chars` of COPY text from any SELECT of one text column, and the lines they end
+    (the quarantine: its query gives a large value in pieces, so a block never holds one whole)."""
+    block: list[str] = []
+    size = lines = 0
+    for (piece,) in src.execute(select_sql):
+        block.append(piece)
+        size += len(piece)
+        lines += piece.endswith("\n")
+        if size >= block_chars:
+            yield "".join(block), lines
+            block, size, lines = [], 0, 0
+    if block:
+        yield "".join(block), lines
 
 
 def copy_into(pg_cursor, copy_sql: str, blocks, progress: Callable[[int], None] | None = None) -> int:
