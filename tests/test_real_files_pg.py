@@ -389,3 +389,27 @@ def test_quarantining_a_50_mb_blob_stays_under_200_mb_of_memory(legacy_db, tmp_p
     peak_mb = int(done.stdout.split()[-1]) / 1024
     assert peak_mb < 200, peak_mb
     assert pg_rows(pg_url, "SELECT length(row_json) FROM system.quarantine WHERE source_pk = 5")[0][0] > 100 * 1024 * 1024
+
+
+# --- 7. ids: each row is told apart by its id -------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, words", [
+    ("INSERT INTO marketplace_tools SELECT * FROM marketplace_tools WHERE id = 2", "1 ids appear more than once"),
+    ("UPDATE marketplace_tools SET id = NULL WHERE id = 3", "1 rows have none")])
+def test_a_legacy_id_repeated_or_missing_is_refused_up_front(legacy_db, tmp_path, pg_url, change, words):
+    db = legacy_db()
+    rebuild(db, "marketplace_tools", lambda sql: sql.replace("id INTEGER PRIMARY KEY AUTOINCREMENT", "id INTEGER"))
+    conn = sqlite3.connect(db)
+    conn.execute(change)
+    conn.commit()
+    conn.close()
+    refused_for_postgres(db, tmp_path, pg_url, "marketplace_tools", words)
+
+
+def test_a_legacy_id_that_is_not_the_rowid_but_unique_loads(legacy_db, tmp_path, pg_url):
+    db = legacy_db()
+    rebuild(db, "marketplace_tools", lambda sql: sql.replace("id INTEGER PRIMARY KEY AUTOINCREMENT", "id INT PRIMARY KEY"))
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    assert verbs.verify(db, target).ok
