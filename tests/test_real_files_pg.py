@@ -82,6 +82,8 @@ ODD_VALUES = [  # (column, SQL value, the rule's words)
     ("content", "'a' || char(0) || 'b'", "text"),
     ("metadata", "'{\"a\": 1, \"a\": 2}'", "jsonb"),
     ("metadata", "CAST(x'7b2261223a2261ff227d' AS TEXT)", "jsonb"),
+    ("metadata", "'{\"a\": \"\\ud800\"}'", "jsonb"),
+    ("metadata", "'[\"\\ude00\\ud83d\"]'", "jsonb"),
 ]
 
 
