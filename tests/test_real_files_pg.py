@@ -14,6 +14,7 @@ import pytest
 from dpro_migrate import verbs
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.targets import parse_target
+from dpro_migrate.verify.postgres import verify_postgres
 
 from tests.conftest import file_digest
 from tests.test_real_files import rebuild, variant
@@ -151,6 +152,13 @@ def test_a_decimal_column_arrives_as_numeric_with_exact_values(legacy_db, tmp_pa
     stored = dict(pg_rows(pg_url, "SELECT id, price FROM communication.messages WHERE id <= 6"))
     assert {i: (None if v is None else Decimal(str(v))) for i, v in PRICES.items()} == stored
     assert verbs.verify(db, target).ok
+    assert verify_postgres(target, streamed=True).ok  # the read-only comparison a standby runs, too
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("UPDATE communication.messages SET price = price + 1 WHERE id = 1")
+    changed = verify_postgres(target, streamed=True)
+    assert [c.changed_after_cutover for c in changed.counts if c.legacy == "messages"] == [1]
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("UPDATE communication.messages SET price = price - 1 WHERE id = 1")
     digest = file_digest(db)
     verbs.rollback(db, target, backup_dir=tmp_path / "bk")
     assert file_digest(db) == digest
