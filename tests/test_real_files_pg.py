@@ -13,6 +13,7 @@ import pytest
 
 from dpro_migrate import verbs
 from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.plan.operations import CopyRows
 from dpro_migrate.targets import parse_target
 from dpro_migrate.verify.postgres import verify_postgres
 
@@ -69,6 +70,27 @@ def test_a_utf16_file_loads_every_row(legacy_db, tmp_path, pg_url, encoding, on_
     digest = file_digest(db)
     verbs.rollback(db, target, backup_dir=tmp_path / "bk")
     assert file_digest(db) == digest
+
+
+@pytest.mark.parametrize("encoding, lone_surrogate", [("UTF-16le", "x'00d8'"), ("UTF-16be", "x'd800'")])
+@pytest.mark.parametrize("on_reject", ["fail", "quarantine"])
+def test_a_utf16_text_holding_a_lone_surrogate_is_refused_by_name(legacy_db, tmp_path, pg_url, encoding,
+                                                                   lone_surrogate, on_reject):
+    db = reencoded(legacy_db(), encoding)
+    conn = sqlite3.connect(db)
+    conn.execute(f"UPDATE messages SET content = CAST({lone_surrogate} AS TEXT) WHERE id = 2")
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    if on_reject == "fail":
+        with pytest.raises(ChecksFailed) as refusal:
+            verbs.apply(db, target, backup_dir=tmp_path / "bk")
+        assert refusal.value.details["findings"] == [
+            {"table": "messages", "rule": "type communication.messages.content text", "rows": 1}]
+        return
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    assert quarantined(pg_url) == {("messages", 2): "type communication.messages.content text"}
+    assert verbs.verify(db, target).ok
 
 
 # --- 3. every value PostgreSQL would normalise or reject: found per row, named, quarantined ---------
@@ -146,7 +168,9 @@ def _priced(legacy_db, declared: str, prices: dict) -> Path:
 def test_a_decimal_column_arrives_as_numeric_with_exact_values(legacy_db, tmp_path, pg_url, declared, pg_type):
     db = _priced(legacy_db, declared, PRICES)
     target = parse_target(pg_url)
-    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    plan, _ = verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    copy = next(op for op in plan.of_type(CopyRows) if op.legacy == "messages")
+    assert copy.types["price"] == pg_type.upper() and "numeric" in copy.conversions["price"]  # declared in the plan
     assert pg_rows(pg_url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                            "WHERE attrelid = 'communication.messages'::regclass AND attname = 'price'")[0][0] == pg_type
     stored = dict(pg_rows(pg_url, "SELECT id, price FROM communication.messages WHERE id <= 6"))

@@ -19,10 +19,10 @@ def stream_lines(src: sqlite3.Connection, lines_sql: str, block_bytes: int = 4 <
     itself: Python handles one object per block. Each batch is sized from the previous one's mean line length
     to about `block_bytes`, so memory stays at a few blocks whatever the table's size or width.
     One reader only: two threads reading at once contend on SQLite's global allocator mutex (3x the CPU)."""
-    # A UTF-8 file's text goes as its bytes (no decoding in Python); another encoding's CAST AS BLOB would hand
-    # over UTF-16: its text is read as text (SQLite converts it) and encoded here.
-    utf8 = src.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
-    block_sql = "CAST(group_concat(line, '') AS BLOB)" if utf8 else "group_concat(line, '')"
+    # A UTF-8 file's text goes as its bytes (no decoding in Python); a UTF-16 file's bytes are re-encoded here, a
+    # lone surrogate kept as bytes PostgreSQL refuses (the preflight names its row), never a decoding error.
+    codec = {"UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}.get(src.execute("PRAGMA encoding").fetchone()[0])
+    block_sql = "CAST(group_concat(line, '') AS BLOB)"
 
     def batch_sql(where: str) -> str:
         return (f"SELECT max(\"id\"), count(*), {block_sql} FROM "
@@ -33,7 +33,7 @@ def stream_lines(src: sqlite3.Connection, lines_sql: str, block_bytes: int = 4 <
         top, n, block = src.execute(sql, params + [rows]).fetchone()
         if not n:
             return
-        yield (block if utf8 else block.encode()), n
+        yield (block.decode(codec, "surrogatepass").encode("utf-8", "surrogatepass") if codec else block), n
         if top is None:
             return
         sql, params = batch_sql(' WHERE "id" > ?'), [top]
