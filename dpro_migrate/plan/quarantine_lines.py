@@ -59,16 +59,21 @@ def quarantine_lines_sql(table: str, columns: list[str], refused: str) -> str:
     per_row = ", ".join(f"{_kind(f'l.{quote_ident(c)}')} AS kind_{i}, {_pieces(f'l.{quote_ident(c)}')} AS pieces_{i}"
                         for i, c in enumerate(columns))
     most = f"max(max({', '.join(f'pieces_{i}' for i in range(len(columns)))}, 1))"
+    one = f"max({', '.join(f'q.pieces_{i}' for i in range(len(columns)))}, 1) = 1"
     cols = ", ".join(f"({i})" for i in range(-1, len(columns) + 1))
     pieces = " ".join(f"WHEN {i} THEN {escaped_sql(_piece(i, c))}" for i, c in enumerate(columns))
     counts = " ".join(f"WHEN {i} THEN q.pieces_{i}" for i in range(len(columns)))
     start = (f"{escaped_sql('q.source_table')} || char(9) || q.source_pk || char(9) || {escaped_sql('q.rule')} "
              "|| char(9) || '{'")
+    # a row without a value longer than a piece (most) comes out as one piece: its whole line
+    whole = " || ".join([start, *(escaped_sql(_piece(i, c)) for i, c in enumerate(columns)), "'}' || char(10)"])
     return (f"WITH RECURSIVE q AS MATERIALIZED (SELECT r.source_table, r.source_pk, r.rule, {per_row} "
             f"FROM {refused} AS r JOIN {t} AS l ON l.\"id\" = r.source_pk "
             f"WHERE r.source_table = {quote_literal(table)} ORDER BY r.source_pk, r.rule), "
             f"c(col) AS (VALUES {cols}), "
             f"g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < (SELECT {most} FROM q)) "
-            f"SELECT CASE c.col WHEN -1 THEN {start} {pieces} ELSE '}}' || char(10) END "
+            f"SELECT CASE WHEN {one} THEN {whole} ELSE CASE c.col WHEN -1 THEN {start} {pieces} "
+            f"ELSE '}}' || char(10) END END "
             f"FROM q CROSS JOIN {t} AS l CROSS JOIN c CROSS JOIN g "
-            f"WHERE l.\"id\" = q.source_pk AND g.n < CASE c.col {counts} ELSE 1 END")
+            f"WHERE l.\"id\" = q.source_pk AND CASE WHEN {one} THEN c.col = -1 AND g.n = 0 "
+            f"ELSE g.n < CASE c.col {counts} ELSE 1 END END")
