@@ -39,8 +39,10 @@ DPRO = str(VENV_BIN / "dpro-migrate") if (VENV_BIN / "dpro-migrate").exists() el
 PGLOADER = shutil.which("pgloader")
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-# Targets from issue 5.
+# Targets from issue 5, and issue 17's (apply and its copy against the floor of the same work).
 TARGETS = {
+    "pg_apply / floor": ("<=", 1.25),
+    "pg copy / floor pipes": ("<=", 1.3),
     "pg_apply / pgloader": ("<=", 1 / 3),
     "pg copy phase / raw pipe": ("<=", 1.5),
     "sqlite_apply / raw insert-select": ("<=", 2.0),
@@ -49,16 +51,51 @@ TARGETS = {
     "peak RSS of dpro-migrate (MB)": ("<", 200.0),
 }
 
-# The measuring child: runs one command, reports wall time and the peak RSS of its process tree.
+# The measuring child: runs one command, reports wall time and two peaks of memory: the largest single
+# process of its tree (getrusage RUSAGE_CHILDREN ru_maxrss) and the whole tree at once (the sum of VmRSS over
+# every descendant, sampled every 50 ms from /proc; shared pages count once per process, so it errs high).
 MEASURE = r"""
-import json, resource, subprocess, sys, time
+import json, os, resource, subprocess, sys, threading, time
 spec = json.loads(sys.argv[1])
+
+def tree_rss_kb(root):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += kids.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(l.split()[1]) for l in f if l.startswith("VmRSS:")), 0)
+        except OSError:
+            pass
+    return total
+
+peak, stop = [0], threading.Event()
+def sample(pid):
+    while not stop.wait(0.05):
+        peak[0] = max(peak[0], tree_rss_kb(pid))
+
 with open(spec["stdout"], "wb") as out, open(spec["stderr"], "wb") as err:
     t = time.perf_counter()
-    p = subprocess.run(spec["cmd"], stdout=out, stderr=err, env=spec.get("env"))
+    p = subprocess.Popen(spec["cmd"], stdout=out, stderr=err, env=spec.get("env"))
+    sampler = threading.Thread(target=sample, args=(p.pid,), daemon=True)
+    if os.path.isdir("/proc"):
+        sampler.start()
+    p.wait()
     wall = time.perf_counter() - t
+    stop.set()
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"rc": p.returncode, "wall_s": wall, "peak_rss_kb": ru.ru_maxrss,
+print(json.dumps({"rc": p.returncode, "wall_s": wall, "peak_rss_kb": max(ru.ru_maxrss, peak[0]),
+                  "peak_largest_process_kb": ru.ru_maxrss, "peak_tree_kb": peak[0],
                   "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime}))
 """
 
@@ -310,7 +347,7 @@ def phases_child(spec: dict) -> None:
         if nxt is None:  # the last step ends somewhere inside the checks; it is never a move here
             continue
         by_kind[kind] = by_kind.get(kind, 0.0) + (nxt - t)
-        if kind == "move_rows":
+        if kind in ("move_rows", "copy_rows"):
             moves.append({"step": name, "legacy": legacy, "seconds": nxt - t,
                           "rows": (result.rows_moved or {}).get(name)})
     last = marks[-1] if marks else (t0, "", "", "")
@@ -390,6 +427,67 @@ print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t, "tables": le
 """
 
 
+# The floor of a PostgreSQL apply's own work, in one measured child: the plan's DDL before the first move
+# (schemas, bare tables), every move as a raw `sqlite3 -csv | psql \copy` pipe run one after another, then
+# every statement after the last move (keys, indexes, sequences, functions, triggers) as plain SQL in one
+# psql transaction with apply's maintenance_work_mem.
+FLOOR = r"""
+import json, subprocess, sys, time
+spec = json.loads(sys.argv[1])
+psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", spec["url"]]
+def script(path):
+    subprocess.run(psql + ["-1", "-f", path], check=True, stdout=subprocess.DEVNULL)
+t0 = time.perf_counter()
+script(spec["setup"])
+t1 = time.perf_counter()
+per_pipe = []
+for select, copy in spec["pipes"]:
+    t = time.perf_counter()
+    producer = subprocess.Popen(["sqlite3", "-csv", spec["legacy"], select], stdout=subprocess.PIPE)
+    loader = subprocess.Popen(psql + ["-c", copy], stdin=producer.stdout, stdout=subprocess.DEVNULL)
+    producer.stdout.close()
+    if loader.wait() or producer.wait():
+        sys.exit(f"pipe failed: {select} | {copy}")
+    per_pipe.append([copy.split(" (")[0].removeprefix("\\copy "), time.perf_counter() - t])
+t2 = time.perf_counter()
+script(spec["post"])
+t3 = time.perf_counter()
+print(json.dumps({"setup_s": t1 - t0, "pipes_s": t2 - t1, "post_s": t3 - t2, "per_pipe": per_pipe}))
+"""
+
+
+def floor_spec(legacy: Path, url: str, work: Path) -> dict:
+    """The plan's work for the floor: DDL files before and after the moves, and one raw pipe per move."""
+    from dpro_migrate import verbs
+    from dpro_migrate.plan.operations import CopyRows
+    from dpro_migrate.targets import parse_target
+
+    plan = verbs.make_plan(legacy, parse_target(url))
+    ops = plan.operations
+    moves = [i for i, op in enumerate(ops) if isinstance(op, CopyRows)]
+    if any(not ops[i].moves_rows for i in range(moves[0], moves[-1] + 1)):
+        raise SystemExit("the plan interleaves other steps with its moves: the floor assumes DDL, moves, DDL")
+    setup, post = work / "floor-setup.sql", work / "floor-post.sql"
+    setup.write_text("".join(f"{s};\n" for op in ops[:moves[0]] for s in op.sql))
+    post.write_text("SET maintenance_work_mem = '256MB';\n"
+                    + "".join(f"{s};\n" for op in ops[moves[-1] + 1:] for s in op.sql))
+    pipes = []
+    for i in moves:
+        move = ops[i]
+        cols = ", ".join(quote(c) for c in move.columns)
+        where = f" WHERE {move.where}" if move.where else ""
+        target = ".".join(quote(p) for p in move.target.split(".", 1))
+        pipes.append([f"SELECT {cols} FROM {quote(move.legacy)}{where}", f"\\copy {target} ({cols}) FROM pstdin CSV"])
+    return {"url": url, "legacy": str(legacy), "setup": str(setup), "post": str(post), "pipes": pipes}
+
+
+def run_floor(name: str, legacy: Path, url: str, work: Path, total: int) -> dict:
+    res = measure(name, [sys.executable, "-c", FLOOR, json.dumps(floor_spec(legacy, url, work))], work)
+    if res["ok"]:
+        res["phases"] = json.loads(Path(res["stdout_file"]).read_text())
+    return with_rows(res, total)
+
+
 def plan_indexes_on_copies(legacy: Path) -> list[str]:
     """The plan's CREATE INDEX statements, each on the raw copy of its legacy table (UNIQUE dropped: a split
     table's copy holds both halves): the index work a fair in-file baseline must do as well."""
@@ -408,11 +506,20 @@ def plan_indexes_on_copies(legacy: Path) -> list[str]:
 
 
 def one_round(r: int, legacy: Path, counts: dict[str, int], work: Path, dbs: Databases, msg_types: dict[str, str]
-              ) -> dict[str, dict]:
-    """Every contender once, on fresh copies and fresh databases."""
+              , only_pg: bool = False) -> dict[str, dict]:
+    """Every contender once, on fresh copies and fresh databases (only_pg: the PostgreSQL ones)."""
     total = sum(counts.values())
     tag = f"_r{r}" if r else ""
     runs: dict[str, dict] = {}
+    if not only_pg:
+        sqlite_contenders(runs, tag, legacy, work, total)
+    pg_contenders(runs, tag, legacy, counts, work, dbs, msg_types)
+    if not only_pg:
+        raw_sqlite_contenders(runs, tag, legacy, counts, work, total)
+    return runs
+
+
+def sqlite_contenders(runs: dict, tag: str, legacy: Path, work: Path, total: int) -> None:
     # 1. SQLite in place: backup alone (apply's share), apply, verify, rollback; then the same apply in-process.
     f = copy_legacy(legacy, work, f"sqlite_backup{tag}")
     runs["sqlite_backup"] = with_rows(measure(f"sqlite_backup{tag}", [DPRO, "backup", str(f), "--to", str(f.parent / "bk")],
@@ -432,7 +539,17 @@ def one_round(r: int, legacy: Path, counts: dict[str, int], work: Path, dbs: Dat
     runs["sqlite_apply_inprocess"] = with_rows(run_phases(f"sqlite_apply_inprocess{tag}", f, None, work), total)
     shutil.rmtree(f.parent)
 
-    # 2. PostgreSQL: apply, verify; then the same apply in-process, into another fresh database.
+
+def pg_contenders(runs: dict, tag: str, legacy: Path, counts: dict[str, int], work: Path, dbs: Databases,
+                  msg_types: dict[str, str]) -> None:
+    total = sum(counts.values())
+    # 2. The floor of the same work (bare tables, raw pipes, then the plan's DDL), then apply, verify; then the
+    # same apply in-process, into another fresh database. Each in its own fresh database.
+    if shutil.which("sqlite3") and shutil.which("psql"):
+        dbs.checkpoint()
+        runs["pg_floor"] = run_floor(f"pg_floor{tag}", legacy, dbs.fresh(f"floor{tag}"), work, total)
+    else:
+        runs["pg_floor"] = {"ok": False, "skipped": True, "error": "sqlite3 or psql is not installed"}
     dbs.checkpoint()
     url = dbs.fresh(f"apply{tag}")
     runs["pg_apply"] = with_rows(measure(f"pg_apply{tag}", [DPRO, "apply", str(legacy), "--yes", "--quiet",
@@ -485,6 +602,8 @@ def one_round(r: int, legacy: Path, counts: dict[str, int], work: Path, dbs: Dat
     else:
         runs["raw_pipe"] = {"ok": False, "skipped": True, "error": "sqlite3 or psql is not installed"}
 
+
+def raw_sqlite_contenders(runs: dict, tag: str, legacy: Path, counts: dict[str, int], work: Path, total: int) -> None:
     # 4b. Raw SQLite: INSERT INTO copy SELECT * FROM t, every legacy table, one transaction, in a copy.
     # Literally as specified (SQLite copies whole records: its transfer optimisation), then row by row.
     # Then the same with the plan's 59 indexes built on the copies: the in-file work apply cannot skip.
@@ -497,8 +616,6 @@ def one_round(r: int, legacy: Path, counts: dict[str, int], work: Path, dbs: Dat
             res["inner"] = json.loads(Path(res["stdout_file"]).read_text())
         runs[name] = with_rows(res, total)
         shutil.rmtree(f.parent)
-
-    return runs
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -515,6 +632,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pg", default=os.environ.get("DPRO_BENCH_PG", DEFAULT_PG),
                     help="admin URL of a PostgreSQL server; fresh databases are created and dropped through it")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of every contender (median wall, max RSS)")
+    ap.add_argument("--only-pg", action="store_true", help="only the PostgreSQL contenders (floor, apply, verify, "
+                    "pgloader, raw pipe)")
+    ap.add_argument("--no-workload", action="store_true",
+                    help="skip the application's workload (benchmarks/workload: its queries timed on the legacy file, "
+                         "SQLite migrated in place and PostgreSQL plain and partitioned)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory and the databases")
     ap.add_argument("--workdir", type=Path, default=None, help="where the temporary directory goes (default $TMPDIR)")
     ap.add_argument("--from-json", type=Path, nargs="+", default=None, metavar="JSON",
@@ -539,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     from dpro_migrate.targets import parse_target
 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    loadavg_start = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
     work = Path(tempfile.mkdtemp(prefix="dpro-bench-", dir=args.workdir))
     log(f"work directory {work}")
     machine = machine_info(args.pg)
@@ -563,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.repeat):
             if args.repeat > 1:
                 log(f"round {r + 1} of {args.repeat}")
-            rounds.append(one_round(r, legacy, counts, work, dbs, msg_types))
+            rounds.append(one_round(r, legacy, counts, work, dbs, msg_types, args.only_pg))
         runs = aggregate(rounds)
         if PGLOADER and not runs["pgloader"].get("ok"):
             notes.append(f"pgloader failed: {runs['pgloader'].get('error', '')}")
@@ -581,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
             "generate_s": gen_s,
             "machine": machine,
             "repeat": args.repeat,
+            "loadavg_start": loadavg_start,
             "loadavg_end": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
             "runs": runs,
             "notes": notes,
@@ -592,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
         if lib_changed:
             notes.append(f"the library changed during the run: HEAD {machine.get('git_head')} at the start, "
                          f"{head_end} at the end (dpro_migrate/ or ddl/ differ)")
+        if not args.no_workload:
+            log("workload: the application's queries on the legacy file and the migrated databases")
+            result["workload"] = workload_section(legacy, work, dbs)
         result["git_head_end"] = head_end
         result["ratios"] = ratios(result)
         result["breakdown"] = breakdown(result)
@@ -616,6 +743,31 @@ def main(argv: list[str] | None = None) -> int:
     # A failing dpro-migrate run or baseline makes the exit status 1; pgloader failing is a finding, not ours.
     failed = [n for n, r in runs.items() if not r.get("ok") and not r.get("skipped") and n != "pgloader"]
     return 1 if failed else 0
+
+
+def workload_section(legacy: Path, work: Path, dbs: "Databases", repeat: int = 20) -> dict:
+    """The application's queries (benchmarks/workload/queries.toml) timed side by side: the legacy file, a copy
+    migrated in place, PostgreSQL, and PostgreSQL --with partition-by-month (what partitioning costs)."""
+    import psycopg
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.workload.workload import report, run_workload
+    from dpro_migrate import verbs
+    from dpro_migrate.targets import parse_target
+
+    migrated = work / "workload-migrated.db"
+    shutil.copyfile(legacy, migrated)
+    verbs.apply(migrated, backup_dir=work)
+    plain, partitioned = dbs.fresh("workload"), dbs.fresh("workload_partitioned")
+    verbs.apply(legacy, parse_target(plain), backup_dir=work)
+    verbs.apply(legacy, parse_target(partitioned), backup_dir=work, features=("partition-by-month",))
+    with sqlite3.connect(legacy) as old, sqlite3.connect(migrated) as new, \
+            psycopg.connect(plain, autocommit=True) as pg, psycopg.connect(partitioned, autocommit=True) as part:
+        outcomes = run_workload(old, new, pg, partitioned=part, repeat=repeat)
+    return {"repeat": repeat, "table_md": report(outcomes),
+            "queries": [{"name": o.name, "rows": o.rows, "same_rows": o.same_rows, "indexed": o.indexed,
+                         "ms": {t: round(v * 1000, 3) for t, v in o.seconds.items()}, "plans": o.plans}
+                        for o in outcomes]}
 
 
 def aggregate(rounds: list[dict[str, dict]]) -> dict[str, dict]:
@@ -682,14 +834,27 @@ def _ratio(name: str, num: float | None, den: float | None, detail: str) -> dict
 def ratios(result: dict) -> dict:
     runs = result["runs"]
     out = {}
+    floor = (runs.get("pg_floor") or {}).get("phases") or {}
+    ph = (runs.get("pg_apply_inprocess") or {}).get("phases") or {}
+    out["pg_apply / floor"] = _ratio(
+        "pg_apply / floor", _wall(runs, "pg_apply"), _wall(runs, "pg_floor"),
+        "whole CLI apply (plan, backup, checks, one transaction) / bare tables + a raw sqlite3 -csv | psql \\copy "
+        "pipe per move + the plan's keys, indexes, sequences and triggers as plain SQL"
+        + (f"; in-process apply / floor: {ph['wall_s'] / _wall(runs, 'pg_floor'):.2f}"
+           if ph.get("wall_s") and _wall(runs, "pg_floor") else ""))
+    out["pg copy / floor pipes"] = _ratio(
+        "pg copy / floor pipes", ph.get("copy_phase_s") or None, floor.get("pipes_s"),
+        "the copy_rows steps of the in-process apply / the floor's raw pipes, all moves"
+        + (f"; floor: pipes {floor['pipes_s']:.2f}s, DDL after {floor['post_s']:.2f}s, apply's steps after the "
+           f"copy {sum(v for k, v in ph.get('by_kind_s', {}).items() if k not in ('copy_rows', 'create_table', 'create_schema')):.2f}s"
+           if floor and ph else ""))
     out["pg_apply / pgloader"] = _ratio("pg_apply / pgloader", _wall(runs, "pg_apply"), _wall(runs, "pgloader"),
                                        "wall time, whole process each")
-    ph = (runs.get("pg_apply_inprocess") or {}).get("phases") or {}
     msg_copy = sum(m["seconds"] for m in ph.get("moves", []) if m["legacy"] == "messages") or None
     out["pg copy phase / raw pipe"] = _ratio(
         "pg copy phase / raw pipe", msg_copy, _wall(runs, "raw_pipe"),
-        "move_rows steps of messages (in-process apply) / sqlite3 -csv | psql \\copy of messages; "
-        f"all move_rows together: {ph.get('copy_phase_s', 0):.2f}s for {result['total_rows']:,} rows")
+        "copy_rows steps of messages (in-process apply) / sqlite3 -csv | psql \\copy of messages; "
+        f"all copy_rows together: {ph.get('copy_phase_s', 0):.2f}s for {result['total_rows']:,} rows")
     out["sqlite_apply / raw insert-select"] = _ratio(
         "sqlite_apply / raw insert-select", _wall(runs, "sqlite_apply"), _wall(runs, "raw_insert_select"),
         "whole CLI apply (backup included) / INSERT ... SELECT * of all legacy tables, one transaction; "
@@ -704,7 +869,7 @@ def ratios(result: dict) -> dict:
     out["pg verify / apply"] = _ratio("pg verify / apply", _wall(runs, "pg_verify"), _wall(runs, "pg_apply"),
                                       "CLI wall times")
     dpro = {n: r["peak_rss_mb"] for n, r in runs.items()
-            if n.startswith(("sqlite_", "pg_")) and "inprocess" not in n and r.get("ok")}
+            if n.startswith(("sqlite_", "pg_")) and "inprocess" not in n and n != "pg_floor" and r.get("ok")}
     worst = max(dpro, key=dpro.get) if dpro else None
     r = _ratio("peak RSS of dpro-migrate (MB)", dpro[worst] if worst else None, 1.0,
                f"largest of the dpro-migrate CLI runs: {worst}")
@@ -723,6 +888,9 @@ def breakdown(result: dict) -> dict:
     inner = (ph.get("functions_s") or {}).get("backends.sqlite.copy_file")
     if inner and ph.get("wall_s"):
         out["backup share of sqlite_apply (in-process: the backup copy / apply; its check overlaps the steps)"] = inner / ph["wall_s"]
+    floor = (runs.get("pg_floor") or {}).get("phases")
+    if floor:
+        out["pg_floor: phases"] = {k: v for k, v in floor.items() if k.endswith("_s")}
     for name in ("sqlite_apply_inprocess", "pg_apply_inprocess"):
         ph = (runs.get(name) or {}).get("phases")
         if ph:
@@ -735,7 +903,7 @@ def breakdown(result: dict) -> dict:
 
 
 ORDER = ["sqlite_backup", "sqlite_apply", "sqlite_apply_inprocess", "sqlite_verify", "sqlite_rollback",
-         "pg_apply", "pg_apply_inprocess", "pg_verify", "pgloader", "raw_pipe", "raw_insert_select",
+         "pg_floor", "pg_apply", "pg_apply_inprocess", "pg_verify", "pgloader", "raw_pipe", "raw_insert_select",
          "raw_insert_select_rowwise", "raw_insert_select_indexed"]
 LABELS = {
     "sqlite_backup": "dpro-migrate backup (SQLite)",
@@ -743,6 +911,7 @@ LABELS = {
     "sqlite_apply_inprocess": "  same in place, in-process (step timing)",
     "sqlite_verify": "dpro-migrate verify, SQLite",
     "sqlite_rollback": "dpro-migrate rollback, SQLite",
+    "pg_floor": "floor: bare tables, raw pipe per move, plan's DDL",
     "pg_apply": "dpro-migrate apply, PostgreSQL",
     "pg_apply_inprocess": "  same to PostgreSQL, in-process (step timing)",
     "pg_verify": "dpro-migrate verify, PostgreSQL",
@@ -832,6 +1001,9 @@ def section_md(result: dict) -> str:
             lines.append(f"- {k}: {v:.0%}")
     for n in result["notes"]:
         lines.append(f"- note: {n}")
+    if result.get("workload"):
+        lines += ["", f"The application's workload (median of {result['workload']['repeat']} runs per query, ms; "
+                  "benchmarks/workload):", "", result["workload"]["table_md"], ""]
     dirty = m.get("library_uncommitted") or []
     lines.append(f"- library: git {m.get('git_head')}" + (f" with uncommitted changes in {len(dirty)} files" if dirty else "")
                  + (f" (HEAD {result.get('git_head_end')} at the end)"
@@ -879,7 +1051,7 @@ def memory_by_size_md() -> str:
     if not found:
         return ""
     sizes = sorted(found)
-    names = [n for n in ORDER if n.startswith(("sqlite_", "pg_")) or n == "pgloader"]
+    names = [n for n in ORDER if (n.startswith(("sqlite_", "pg_")) or n == "pgloader") and n != "pg_floor"]
     rows = []
     for n in names:
         vals = [found[s]["runs"].get(n, {}) for s in sizes]

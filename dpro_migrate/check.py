@@ -9,6 +9,7 @@ the URL's database and always dropped afterwards.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import shutil
@@ -52,6 +53,9 @@ class CheckReport:
     seconds: float
     cleanup: str = ""  # what was removed afterwards, or why it could not be
     started_at: str = ""
+    options: dict = field(default_factory=dict)  # apply's options the cycle ran with (on_reject, compat_views, features)
+    dirty: dict | None = None  # rows the target would refuse, explained (results.DirtyReport.to_json())
+    plan: dict | None = None  # the plan the check made, as `plan --json` prints it (the source's name, not the copy's)
 
     @property
     def ok(self) -> bool:
@@ -179,8 +183,10 @@ def _schemas_left(target: Target) -> list[str]:
 
 
 def run_check(source: Path, target: Target | str | None = None, *, workdir: Path | None = None,
-              on_stage: Callable[[str], None] | None = None) -> CheckReport:
+              on_stage: Callable[[str], None] | None = None, on_reject: str = "fail", compat_views: bool = False,
+              features: tuple[str, ...] = ()) -> CheckReport:
     """plan, apply, verify, rollback and a comparison on a scratch copy; never writes `source`.
+    `on_reject`, `compat_views` and `features` are apply's, so CI rehearses the cutover the DBA will run.
 
     Raises BadInput when the source or the target cannot be used at all (exit 2); everything found
     on the way is in the report's stages (exit 1 when one failed).
@@ -198,6 +204,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
     stages: list[Stage] = []
     pg_target, pg_name = None, None
     cleanup = ""
+    state: dict = {}
     try:
         t0 = time.monotonic()
         counts = _copy_source(source, reference)
@@ -208,7 +215,6 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
         if target.conninfo:  # a server: the cycle runs in a throwaway database on it
             pg_target, pg_name = _scratch_database(target)
         apply_to = pg_target or target
-        state: dict = {}
 
         def stage(name: str, fn: Callable[[], str]) -> bool:
             if on_stage:
@@ -232,19 +238,25 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
 
         def plan() -> str:
             try:
-                made = verbs.make_plan(scratch, apply_to)
+                made = verbs.make_plan(scratch, apply_to, on_reject=on_reject, compat_views=compat_views,
+                                       features=features)
             except BadInput as exc:  # the source itself is unusable: not DPRO, already or partly migrated
                 raise _SourceUnusable(_scrub(str(exc), scratch, source), details=exc.details) from None
             state["plan_path"] = save_plan(made, scratch_dir / "plan.json")
-            refused = (getattr(made, "preflight", None) or {}).get("findings") or []
+            state["plan"] = {**json.loads(made.to_json()), "source": str(source)}
+            dirty = verbs.dirty_of(made)
             moves = made.moves
             detail = (f"{len(made.operations)} operations, {len(moves)} row moves, "
                       f"{sum(t['rows'] for t in made.legacy_tables.values()):,} legacy rows")
             if made.unknown_tables:
                 detail += f"; unknown tables left as they are: {', '.join(made.unknown_tables)}"
-            if refused and getattr(made, "on_reject", "fail") == "fail":
-                raise _StageFailed(f"{detail}; {sum(f.get('count', 1) for f in refused):,} rows the target "
-                                   "would refuse", refused)
+            if not dirty.clean:
+                state["dirty"] = dirty
+                refused = f"{dirty.rows:,} rows the target would refuse ({_per_table(dirty.tables)})"
+                if made.on_reject == "fail":
+                    raise _StageFailed(f"{detail}; {refused}", [r.to_json() for r in dirty.rules]
+                                       + [c.to_json() for c in dirty.cascades])
+                detail += f"; {refused}, to be quarantined"
             return detail
 
         def apply() -> str:
@@ -294,8 +306,15 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
             cleanup = _drop_database(target, pg_name)
         shutil.rmtree(scratch_dir, ignore_errors=True)
         cleanup = "; ".join(x for x in (cleanup, f"removed {scratch_dir}") if x)
+    dirty = state.get("dirty")
     return CheckReport(str(source), target.display, str(scratch) + (f" and database {pg_name}" if pg_name else ""),
-                       stages, time.monotonic() - started, cleanup, started_at)
+                       stages, time.monotonic() - started, cleanup, started_at,
+                       {"on_reject": on_reject, "compat_views": compat_views, "features": list(features)},
+                       dirty.to_json() if dirty else None, state.get("plan"))
+
+
+def _per_table(tables: dict[str, int]) -> str:
+    return ", ".join(f"{t} {n:,}" for t, n in tables.items())
 
 
 def _scrub(message: str, scratch: Path, source: Path) -> str:

@@ -5,7 +5,21 @@ CHECKS_FAILED = 1  # verification failed, or rows the target refuses
 BAD_INPUT = 2  # missing/corrupt file, wrong database, unusable plan, bad flags
 OUTCOME_UNKNOWN = 3  # the connection failed during a commit: whether it landed is not known
 LOCKED = 4  # another connection or another dpro-migrate holds the file or database: nothing was changed
+DECLINED = 5  # the user answered no to the confirmation: nothing was changed
 UNEXPECTED = 70  # a bug or an unforeseen failure: not one of the errors above (EX_SOFTWARE in sysexits.h)
+INTERRUPTED = 130  # Ctrl-C (128 + SIGINT): an unfinished transaction is rolled back
+
+# What each exit code means, as every verb's --help and the README list them.
+EXIT_CODES = {
+    OK: "ok",
+    CHECKS_FAILED: "a check failed, or rows the target refuses (nothing was changed)",
+    BAD_INPUT: "bad input: a file, URL, plan or option that cannot be used (nothing was changed)",
+    OUTCOME_UNKNOWN: "the connection failed during COMMIT: run `status`",
+    LOCKED: "locked: another connection or dpro-migrate holds the database (nothing was changed)",
+    DECLINED: "you answered no to the confirmation (nothing was changed)",
+    UNEXPECTED: "unexpected error: the traceback is in a log file, named on stderr",
+    INTERRUPTED: "interrupted (Ctrl-C): the message says the database's state",
+}
 
 
 class DproMigrateError(Exception):

@@ -48,8 +48,21 @@ def parse_target(url: str | None) -> Target:
         raise BadInput(f"--target {mask(url)!r}: port {port} is not between 1 and 65535")
     backend = parsed.get_backend_name()
     if backend not in TARGETS:
-        raise BadInput(f"--target {backend}: only postgresql:// and sqlite:/// targets are supported")
+        raise BadInput(f"--target {backend}: only postgresql:// (or postgres://) and sqlite:/// targets are supported")
     return TARGETS[backend](parsed)
+
+
+def recorded_target(display: str) -> Target:
+    """The target a plan file records (its URL without the password): libpq then takes the password from
+    PGPASSWORD or ~/.pgpass, or --target gives the whole URL."""
+    if display == IN_PLACE:
+        return in_place()
+    url = make_url(display)
+    if url.password == HIDDEN:
+        url = url._replace(password=None)  # set(password=None) would keep it
+    hidden = [k for k, v in url.query.items() if v == HIDDEN]
+    return parse_target(url.difference_update_query(hidden).render_as_string(hide_password=False) if hidden else
+                        url.render_as_string(hide_password=False))
 
 
 def _sqlite_file(url: URL) -> Target:
@@ -60,6 +73,10 @@ def _sqlite_file(url: URL) -> Target:
 
 def _postgres_server(url: URL) -> Target:
     plain = url.set(drivername="postgresql")
+    if not plain.database and not plain.query.get("dbname"):
+        # libpq would connect to the database named like the user (psql's habit): the wrong one, silently
+        raise BadInput(f"--target {_shown(plain)}: names no database; add it to the URL "
+                       f"(postgresql://user@host:5432/dpro); nothing was changed")
     return Target(POSTGRES, _shown(plain), conninfo=plain.render_as_string(hide_password=False))
 
 
@@ -72,7 +89,7 @@ def _shown(url: URL) -> str:
 
 
 # SQLAlchemy's backend name of a --target URL -> the target it names
-TARGETS = {SQLITE: _sqlite_file, POSTGRES: _postgres_server}
+TARGETS = {SQLITE: _sqlite_file, POSTGRES: _postgres_server, "postgres": _postgres_server}  # libpq takes both
 
 
 def mask(url: str) -> str:

@@ -268,7 +268,7 @@ def test_force_holds_the_owner_to_the_policies_and_dpro_migrate_refuses_a_filter
             conn.execute("SET dpro.user_id = '1'")
             assert conn.execute("SELECT array_agg(id) FROM iam.users").fetchone()[0] == [1]
         # dpro-migrate's own sessions would see one user's rows: they refuse instead of verifying those
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        with pytest.raises(PermissionDenied, match="row-level security would hide rows .* BYPASSRLS"):
             verbs.verify(db, as_owner)
         with pytest.raises(PermissionDenied, match="row-level security"):
             verbs.archive(db, as_owner, table="messages", older_than=datetime(2024, 6, 1))
@@ -400,6 +400,12 @@ def test_pg_dump_dies_with_dpro_migrate_and_its_file_is_private(legacy_db, tmp_p
             for pid in child_processes(proc.pid, "pg_dump"):
                 os.kill(pid, 9)
             holder.rollback()
+    # the partial dump a SIGKILL left is private, and the next run removes it
+    left = list(backups.glob("*.dump.tmp"))
+    assert left and all(p.stat().st_mode & 0o077 == 0 for p in left)
+    verbs.apply(db, parse_target(pg_url), backup_dir=backups)
+    assert not list(backups.glob("*.tmp"))
+    assert all(p.stat().st_mode & 0o077 == 0 for p in backups.iterdir())
 
 
 def test_a_malformed_url_is_one_line_without_its_password(legacy_db):

@@ -2,54 +2,42 @@
 
 from __future__ import annotations
 
-import ctypes
-import os
-import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
-from psycopg import sql as pgsql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import attach_readonly
-from dpro_migrate.db.connections import (LOCK_KEY, claim_session, connect, locked_transaction, open_for_write,
-                                         open_source, transaction_settings_sql, write_transaction)
+from dpro_migrate.db.connections import (LOCK_KEY, claim_session, connect, copy_producers, locked_transaction,
+                                         open_for_write, open_source, transaction_settings_sql, write_transaction)
 from dpro_migrate.db.pgerrors import classify, refused_rows
+from dpro_migrate.db.copy_producers import Producers, ProducerFailed, open_producers
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
-from dpro_migrate.errors import BadInput, ChecksFailed, OutcomeUnknown
+from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, DproMigrateError, OutcomeUnknown
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
+from dpro_migrate.results import Timings
 from dpro_migrate.plan.program import Statement
 from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
+from dpro_migrate.backends.pg_replace import (check_replaced_dump, outside_dependents, refuse_outside, replace_schemas,
+                                              restore_command, restore_replaced)
 from dpro_migrate.safety.backup import backup_file
+from dpro_migrate.safety.pg_dump import PgBackup, libpq_command, pg_dump  # noqa: F401 (PgBackup, libpq_command: their old home)
 from dpro_migrate.sqlnames import column_list, quote_ident
 from dpro_migrate.targets import Target
 from dpro_migrate.verify.postgres import (count_rows, first_line, has_ledger, load_source_rows, open_source_as_applied,
                                           read_ledger, rows_of)
 from dpro_migrate.verify.report import per_legacy, unaccounted
-
-
-@dataclass
-class PgBackup:
-    path: Path
-    bytes: int
-    tables: dict[str, int] = field(default_factory=dict)
-    integrity: str = "pg_dump ok"
 
 
 def existing_schemas(conn: psycopg.Connection) -> list[str]:
@@ -63,68 +51,13 @@ def user_table_count(conn: psycopg.Connection) -> int:
                         "AND n.nspname NOT LIKE 'pg_toast%%'").fetchone()[0]
 
 
-def pg_dump(target: Target, directory: Path) -> PgBackup:
-    """A custom-format dump of the whole target database, written under a temporary name then renamed.
-
-    The password reaches pg_dump through its environment (PGPASSWORD), never its command line, which every
-    local user can read (ps). pg_dump dies with dpro-migrate (Linux: the parent-death signal), and writes
-    its file 0600 from the first byte (umask 077 in the child), removed unless it is complete."""
-    if not shutil.which("pg_dump"):
-        raise BadInput("the target holds data and pg_dump is not installed to back it up first")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    conninfo, env = libpq_command(target)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    final = directory / f"pg-{stamp}.dump"
-    tmp = final.with_name(final.name + ".tmp")
-    parent = os.getpid()
-    try:
-        done = subprocess.run(["pg_dump", "-Fc", "-f", str(tmp), "-d", conninfo], capture_output=True, text=True,
-                              env=env, preexec_fn=lambda: _child_of(parent))
-        if done.returncode:
-            raise BadInput(f"pg_dump of {target.display} failed: "
-                           f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f'exit {done.returncode}'}")
-        tmp.chmod(0o600)
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return PgBackup(final, final.stat().st_size)
-
-
-def libpq_command(target: Target) -> tuple[str, dict[str, str]]:
-    """(conninfo without its password, the environment with PGPASSWORD): how a libpq client program (pg_dump,
-    pg_restore) is told where to connect without a secret in its argv. `sslpassword` has no environment
-    variable: refused rather than shown."""
-    params = {k: v for k, v in conninfo_to_dict(target.conninfo).items() if v is not None}
-    if "sslpassword" in params:
-        raise BadInput(f"{target.display}: sslpassword cannot be handed to pg_dump without showing it on its command "
-                       "line; use a key without a passphrase or a service file (?service=NAME)")
-    env = dict(os.environ)
-    password = params.pop("password", None)
-    if password is not None:
-        env["PGPASSWORD"] = password
-    env["PGAPPNAME"] = "dpro-migrate (pg_dump)"
-    return make_conninfo("", **params), env
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-_PR_SET_PDEATHSIG = 1
-
-
-def _child_of(parent: int) -> None:
-    """In the child, before exec: files it creates are private, and it is killed when dpro-migrate dies."""
-    os.umask(0o077)
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # dpro-migrate died before prctl took effect
-            os._exit(1)
-
-
 class PostgresRunner:
     """What operations run on: a cursor inside apply's transaction, and the SQLite source to COPY from."""
 
-    def __init__(self, cur, src: sqlite3.Connection, rows_progress=None):
+    def __init__(self, cur, src: sqlite3.Connection, rows_progress=None, producers: Producers | None = None):
         self.cur, self.src = cur, src
         self.rows_progress = rows_progress
+        self.producers = producers  # processes building the moves' lines; None: a thread of this process
         self.current: Operation | None = None
         self.renumbered = 0
 
@@ -138,7 +71,12 @@ class PostgresRunner:
     def copy(self, copy_sql: str, source_sql: str) -> int:
         op = self.current
         report = (lambda n: self.rows_progress(op, n)) if self.rows_progress and op and op.moves_rows else None
-        blocks = prefetched(stream_lines(self.src, source_sql)) if op and op.moves_rows else stream_rows(self.src, source_sql)
+        if not (op and op.moves_rows):
+            blocks = stream_rows(self.src, source_sql)
+        elif self.producers:
+            blocks = self.producers.blocks(source_sql)
+        else:
+            blocks = prefetched(stream_lines(self.src, source_sql))
         return copy_into(self.cur, copy_sql, blocks, report)
 
     def refuse(self, once: list[str], repeat: list[str], tables: list[str]) -> dict[str, int]:
@@ -176,6 +114,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
     application is held up for the copy only, and the copy is the snapshot rollback later reconciles against
     (rows written on either side after it)."""
     started = time.monotonic()
+    timings = Timings()
     source = Path(plan.source)
     conn = connect(target)
     src = None
@@ -190,35 +129,55 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         if existing and not replace_existing:
             raise BadInput(f"{target.display} already holds schemas {', '.join(existing)}; nothing was changed "
                            "(pass --replace-existing to back them up with pg_dump and replace them)")
-        snapshot = backup_file(source, backup_dir)
+        refuse_outside(outside_dependents(conn, existing), target.display)  # nothing outside the seven ever goes
+        with timings.timed("snapshot of the source"):
+            snapshot = backup_file(source, backup_dir)
         src = open_source(snapshot.path)
         if schema_fingerprint(src) != plan.source_fingerprint:
             snapshot.path.unlink(missing_ok=True)
             raise BadInput(f"{source}: its schema changed since the plan was made (fingerprint differs); make a new plan")
-        refused = _refuse(src, plan)
-        backup = pg_dump(target, backup_dir) if user_table_count(conn) else None
+        with timings.timed("find refused rows"):
+            refused = _refuse(src, plan)
+        with timings.timed("backup (pg_dump)"):
+            # the dump counts the rows of the schemas it replaces, in its own snapshot
+            backup = pg_dump(target, backup_dir, conn, existing) if existing or user_table_count(conn) else None
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
-            for name in existing:
-                cur.execute(pgsql.SQL("DROP SCHEMA {} CASCADE").format(pgsql.Identifier(name)))
-            runner = PostgresRunner(cur, src, rows_progress)
-            for i, op in enumerate(plan.operations):
-                if progress:
-                    progress(i, len(plan.operations), op)
-                runner.current = op
-                rows = op.forward(runner)
-                if op.moves_rows:
-                    moved[op.name] = rows
-            _check_counts(src, plan, moved, refused)
+            replace_schemas(cur, existing, target.display)  # checked again: nothing outside them goes
+            producers = _producers(snapshot.path, src, plan)
+            try:
+                runner = PostgresRunner(cur, src, rows_progress, producers)
+                for i, op in enumerate(plan.operations):
+                    if progress:
+                        progress(i, len(plan.operations), op)
+                    runner.current = op
+                    began = time.monotonic()
+                    rows = op.forward(runner)
+                    timings.operation(op, time.monotonic() - began, rows)
+                    if op.moves_rows:
+                        moved[op.name] = rows
+                if producers:
+                    producers.check_snapshot()
+            finally:
+                if producers:
+                    producers.close()
+            with timings.timed("checks"):
+                _check_counts(src, plan, moved, refused)
             cur.execute(ledger.create_sql(POSTGRES))
             # the transaction's id: rows whose xmin is still this one are as apply wrote them (verify)
             xid = cur.execute("SELECT pg_current_xact_id()::xid::text").fetchone()[0]
             insert = ledger.insert_statement(POSTGRES, "apply", plan, str(backup.path) if backup else None,
                                              state={"target": target.display, "snapshot": str(snapshot.path),
-                                                    "xid": xid})
+                                                    "xid": xid, "replaced": existing})
             cur.execute(insert.sql, insert.params)
             committing = True  # what fails from here on fails during COMMIT
-        return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started)
+            commit = time.monotonic()
+        timings.add_phase("commit", time.monotonic() - commit)
+        return ApplyResult(False, backup or snapshot, moved, time.monotonic() - started, timings=timings,
+                           quarantined=refused)
+    except ProducerFailed as exc:
+        # a producer killed from outside, or the snapshot written under the copy: the transaction never committed
+        raise Blocked(f"the copy into {target.display} stopped: {exc}; nothing was changed") from None
     except psycopg.Error as exc:
         if refused_rows(exc) and not committing and plan.on_reject == "fail" and src is not None:
             refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])  # which rows, which rules
@@ -228,6 +187,14 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         conn.close()
         if src is not None:
             src.close()
+
+
+def _producers(path: Path, src: sqlite3.Connection, plan: Plan) -> Producers | None:
+    """Producer processes for the plan's moves, reading the snapshot `src` holds open (see db/copy_producers.py);
+    None: the lines are built by a thread of this process."""
+    moves = [(op.source_sql, op.legacy) for op in plan.of_type(CopyRows)]
+    refused = src.execute(f"SELECT source_table, source_pk, rule FROM {REFUSED}") if plan.on_reject != "fail" else ()
+    return open_producers(path, src, moves, copy_producers(), refused)
 
 
 def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
@@ -435,8 +402,14 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
     if on_conflict not in ON_CONFLICT:
         raise BadInput(f"--on-conflict {on_conflict!r}: choose {', '.join(ON_CONFLICT)}")
     started = time.monotonic()
-    conn, entry = read_ledger(target, claim=True)
+    timings = Timings()
+    try:
+        conn, entry = read_ledger(target, claim=True)
+    except psycopg.Error as exc:  # a cancel, a lost connection, a privilege: said as it was, nothing changed
+        raise classify(exc, None, display=target.display, work="the rollback") from None
     written_back: Reconciled | None = None
+    schemas_restored: dict[str, int] = {}
+    dump = None
     committing = False
     try:
         if entry is None:
@@ -447,6 +420,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         if snapshot and not snapshot.exists():
             raise BadInput(f"the snapshot apply loaded is gone: {snapshot}; rollback needs it to tell the rows "
                            "written to the source after it from those written to PostgreSQL; nothing was changed")
+        replaced = entry.state.get("replaced") or []  # schemas apply replaced: back from its dump, same transaction
+        dump = check_replaced_dump(entry.backup, replaced, target.display)
         with locked_transaction(conn, target), conn.cursor() as cur:
             cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # the write-back may take a while
             _lock_domain_tables(cur, plan)  # no application write slips between the comparison and the drop
@@ -468,7 +443,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                    details={n: {**c.counts(), "inserted_ids": c.inserted, "updated_ids": c.updated,
                                                 "deleted_ids": c.deleted} for n, c in changes.items()})
             if changes:
-                written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
+                with timings.timed("write back"):
+                    written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
             release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             runner = PostgresRunner(cur, None)
@@ -476,15 +452,29 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
             for i, op in enumerate(ops):
                 if progress:
                     progress(i, len(ops), op)
+                began = time.monotonic()
                 op.backward(runner)
+                timings.operation(op, time.monotonic() - began)
+            if dump:
+                try:
+                    schemas_restored = restore_replaced(cur, dump.path, replaced, (dump.manifest or {}).get("tables"))
+                except DproMigrateError as exc:
+                    if written_back:  # the file's commit came first: say so
+                        exc.args = (f"{exc.args[0]}; the changes made in PostgreSQL after the cutover are already in "
+                                    f"{source} (backup {written_back.backup.path}); run rollback again to finish "
+                                    "(nothing is written twice)",)
+                    raise
             committing = True
+            commit = time.monotonic()
+        timings.add_phase("commit", time.monotonic() - commit)
         restored = {t: n["inserted"] + n["updated"] + n["deleted"] + n["renumbered"]
                     for t, n in (written_back.written if written_back else {}).items()}
         return RollbackResult(False, written_back.backup if written_back else None, restored,
                               sum(n["renumbered"] for n in (written_back.written if written_back else {}).values()),
                               time.monotonic() - started,
                               changes={t: n for t, n in (written_back.written if written_back else {}).items()},
-                              conflicts=written_back.conflicts if written_back else [])
+                              conflicts=written_back.conflicts if written_back else [], timings=timings,
+                              schemas_restored=schemas_restored)
     except psycopg.Error as exc:
         if committing:
             raise OutcomeUnknown(f"the connection to {target.display} failed while PostgreSQL committed the rollback "
@@ -499,7 +489,11 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                "(nothing is written twice)") from None
         # nothing was written back and PostgreSQL committed nothing: said as the failure was (a lock held past
         # lock_timeout, a missing privilege, a lost connection, ...)
-        raise classify(exc, conn, display=target.display, work="the rollback") from None
+        error = classify(exc, conn, display=target.display, work="the rollback")
+        if dump:
+            error.args = (f"{error.args[0]}; the schemas apply replaced are in {dump.path}: "
+                          f"`{restore_command(dump.path, target.display)}` restores them after a rollback",)
+        raise error from None
     finally:
         conn.close()
 
@@ -536,9 +530,10 @@ def _write_back(source: Path, snapshot: Path | None, plan: Plan, changes: dict[s
         conn.close()
 
 
-def rollback_script(plan: Plan) -> str:
+def rollback_script(plan: Plan, replaced: list[str] | None = None, dump: str | None = None) -> str:
     """What rollback runs in PostgreSQL, last operation first (the write-back of rows written after the cutover
-    happens before it, in the SQLite file, and only with --write-back)."""
+    happens before it, in the SQLite file, and only with --write-back); then the schemas apply replaced, from
+    its pg_dump."""
     lines = [f"-- dpro-migrate {plan.tool_version}: roll back {plan.target}",
              *(s.render("%s") for s in apply_program(plan)),
              "-- refused when a domain table holds rows the source lacks, unless --write-back copied them first",
@@ -547,4 +542,8 @@ def rollback_script(plan: Plan) -> str:
              f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)};"]
     for op in reversed(plan.operations):
         lines += op.reverse_script()
+    if replaced:
+        lines += [f"-- the schemas apply replaced ({', '.join(replaced)}), as its pg_dump {dump} holds them: the SQL "
+                  "`pg_restore -L <their entries> -f - <dump>` writes, run here, in this transaction; then each "
+                  "table's rows are counted against the dump's"]
     return "\n".join(lines + ["COMMIT;"]) + "\n"

@@ -18,12 +18,13 @@ from dpro_migrate.db.connections import Waiting, open_for_write, write_transacti
 from dpro_migrate.dialects import SQLITE, physical_name, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.legacy import schema_fingerprint
-from dpro_migrate.model.mapping import LEDGER_TABLE
+from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import (CreateCompatView, DropLegacyTable, KeepSequence, Operation, QuarantineRows,
                                           RowMove)
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
 from dpro_migrate.plan.program import Statement
+from dpro_migrate.results import Timings
 from dpro_migrate.safety.alembic_version import release_baseline, version_table_sql
 from dpro_migrate.safety.backup import BackupResult, copy_under_lock, sealing
 from dpro_migrate.safety.state import refuse_foreign_ledger
@@ -64,6 +65,8 @@ class ApplyResult:
     seconds: float = 0.0
     applied_at: str | None = None
     history_error: str | None = None  # the history line could not be written (the apply itself stands)
+    timings: Timings = field(default_factory=Timings)  # per table and per phase, measured while it ran
+    quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows kept aside whole
 
 
 @dataclass
@@ -76,6 +79,9 @@ class RollbackResult:
     changes: dict[str, dict[str, int]] = field(default_factory=dict)  # PostgreSQL: written back, per legacy table
     conflicts: list[dict] = field(default_factory=list)  # rows changed on both sides, settled by --on-conflict
     history_error: str | None = None
+    schemas_restored: dict[str, int] = field(default_factory=dict)  # PostgreSQL: tables apply replaced, back, rows
+    timings: Timings = field(default_factory=Timings)
+    quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows put back from quarantine
 
 
 class SQLiteRunner:
@@ -200,10 +206,13 @@ def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | N
     path = Path(path or plan.source)
     waiting = _waiting(waiting, progress)
     started = time.monotonic()
+    timings = Timings()
     conn = open_for_write(path, waiting=waiting)
     try:
         try:
+            lock_wait = time.monotonic()
             with write_transaction(conn, path, exclusive=True, waiting=waiting) as transaction:
+                timings.add_phase("wait for the lock", time.monotonic() - lock_wait)
                 # Checked under the lock: another apply may have finished while this one waited for it.
                 if ledger.sqlite_has_ledger(conn):
                     last = ledger.latest_apply(ledger.read_entries(conn))
@@ -211,46 +220,60 @@ def apply_in_place(plan: Plan, *, path: Path | None = None, backup_dir: Path | N
                 if schema_fingerprint(conn) != plan.source_fingerprint:
                     raise BadInput(f"{path}: its schema changed since the plan was made (fingerprint differs); "
                                    "make a new plan")
-                copied = copy_under_lock(transaction, backup_dir, backup_progress)
+                with timings.timed("backup"):
+                    copied = copy_under_lock(transaction, backup_dir, backup_progress)
                 with sealing(copied) as sealed:  # checked while the plan runs, waited for before the commit
-                    moved = _run_program(conn, plan, sealed, progress, rows_progress)
+                    moved, quarantined = _run_program(conn, plan, sealed, progress, rows_progress, timings)
                     backup = sealed()
+                commit = time.monotonic()
+            timings.add_phase("commit", time.monotonic() - commit)
         except sqlite3.IntegrityError as refused:
             raise explain_refusal(conn, plan, refused) from None
-        return ApplyResult(False, backup, moved, time.monotonic() - started)
+        return ApplyResult(False, backup, moved, time.monotonic() - started, timings=timings, quarantined=quarantined)
     finally:
         conn.close()
 
 
 def _run_program(conn: sqlite3.Connection, plan: Plan, backup: Callable[[], BackupResult],
-                 progress, rows_progress) -> dict[str, int]:
+                 progress, rows_progress, timings: Timings) -> tuple[dict[str, int], dict[str, int]]:
     """The program inside the transaction write_transaction opened (its BEGIN and COMMIT are that one's).
-    `backup()` waits for the sealed backup: the ledger names it, so nothing commits without it."""
+    `backup()` waits for the sealed backup: the ledger names it, so nothing commits without it.
+    Returns (rows moved per move, rows quarantined per legacy table)."""
     runner = SQLiteRunner(conn)
     program = apply_program(plan)
-    for statement in program.before:
-        if not statement.script_only:
-            conn.execute(statement.sql, statement.params)
+    with timings.timed("count the source"):
+        for statement in program.before:
+            if not statement.script_only:
+                conn.execute(statement.sql, statement.params)
     moved: dict[str, int] = {}
+    quarantined: dict[str, int] = {}
     for i, op in enumerate(program.operations):
         if progress:
             progress(i, len(program.operations), op)
+        began = time.monotonic()
         rows = op.forward(runner)
         for statement in program.after_operation(op):
             conn.execute(statement.sql, statement.params)
+        timings.operation(op, time.monotonic() - began, rows)
+        if isinstance(op, QuarantineRows):
+            quarantined = dict(conn.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
         if op.moves_rows:
             moved[op.name] = rows
             if rows_progress:
                 rows_progress(op, rows)
-    for statement in program.checks:
-        try:
-            conn.execute(statement.sql, statement.params)
-        except sqlite3.IntegrityError:
-            raise _failed_check(conn) from None
-    for statement in program.finish(str(backup().path)):
-        if not statement.script_only:
-            conn.execute(statement.sql, statement.params)
-    return moved
+    with timings.timed("checks"):
+        for statement in program.checks:
+            try:
+                conn.execute(statement.sql, statement.params)
+            except sqlite3.IntegrityError:
+                raise _failed_check(conn) from None
+    with timings.timed("backup check"):
+        path = str(backup().path)
+    with timings.timed("ledger"):
+        for statement in program.finish(path):
+            if not statement.script_only:
+                conn.execute(statement.sql, statement.params)
+    return moved, quarantined
 
 
 def _failed_check(conn: sqlite3.Connection) -> Exception:
@@ -310,10 +333,13 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
                       rows_progress=None, backup_progress=None, waiting: Waiting | None = None) -> RollbackResult:
     """Undo apply in one transaction; waits for locks as apply_in_place does."""
     started = time.monotonic()
+    timings = Timings()
     waiting = _waiting(waiting, progress)
     conn = open_for_write(path, waiting=waiting)
     try:
+        lock_wait = time.monotonic()
         with write_transaction(conn, path, exclusive=True, waiting=waiting) as transaction:
+            timings.add_phase("wait for the lock", time.monotonic() - lock_wait)
             refuse_foreign_ledger(conn, path)
             if not ledger.sqlite_has_ledger(conn):
                 return RollbackResult(True)
@@ -326,18 +352,34 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
                 names = ", ".join(f"{t} ({n} rows)" for t, n in stranded.items())
                 raise ChecksFailed(f"rows written after the cutover have no legacy table to go back to: {names}; "
                                    "nothing was changed", details={"stranded": stranded})
-            copied = copy_under_lock(transaction, backup_dir, backup_progress)
+            quarantined = _quarantined(conn, plan)
+            with timings.timed("backup"):
+                copied = copy_under_lock(transaction, backup_dir, backup_progress)
             with sealing(copied) as sealed:  # checked while the reverses run, waited for before the commit
-                restored, renumbered = _run_reverses(conn, plan, progress, rows_progress)
-                backup = sealed()
-            release_baseline(conn, SQLITE)  # Alembic's stamp goes with the schema it described
-            conn.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, SQLITE)}")
-        return RollbackResult(False, backup, restored, renumbered, time.monotonic() - started)
+                restored, renumbered = _run_reverses(conn, plan, progress, rows_progress, timings)
+                with timings.timed("backup check"):
+                    backup = sealed()
+            with timings.timed("ledger"):
+                release_baseline(conn, SQLITE)  # Alembic's stamp goes with the schema it described
+                conn.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, SQLITE)}")
+            commit = time.monotonic()
+        timings.add_phase("commit", time.monotonic() - commit)
+        return RollbackResult(False, backup, restored, renumbered, time.monotonic() - started, timings=timings,
+                              quarantined=quarantined)
     finally:
         conn.close()
 
 
-def _run_reverses(conn: sqlite3.Connection, plan: Plan, progress, rows_progress) -> tuple[dict[str, int], int]:
+def _quarantined(conn: sqlite3.Connection, plan: Plan) -> dict[str, int]:
+    """Rows in quarantine per legacy table, before rollback puts them back."""
+    if not plan.of_type(QuarantineRows):
+        return {}
+    return dict(conn.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {table_sql(QUARANTINE_TABLE, SQLITE)} "
+                             "GROUP BY 1"))
+
+
+def _run_reverses(conn: sqlite3.Connection, plan: Plan, progress, rows_progress,
+                  timings: Timings) -> tuple[dict[str, int], int]:
     """Every operation's reverse, last first: (rows restored per legacy table, rows renumbered)."""
     runner = SQLiteRunner(conn)
     ops = list(reversed(plan.operations))
@@ -345,7 +387,9 @@ def _run_reverses(conn: sqlite3.Connection, plan: Plan, progress, rows_progress)
     for i, op in enumerate(ops):
         if progress:
             progress(i, len(ops), op)
+        began = time.monotonic()
         rows = op.backward(runner)
+        timings.operation(op, time.monotonic() - began, rows, backward=True)
         if isinstance(op, RowMove):
             restored[op.legacy] = restored.get(op.legacy, 0) + rows
             if rows_progress:

@@ -302,6 +302,11 @@ def pg_lock_timeout_ms() -> int:
     return load_settings().pg_lock_timeout_ms
 
 
+def copy_producers() -> int:
+    """How many processes build COPY lines for a PostgreSQL apply (1: a thread of dpro-migrate's own process)."""
+    return load_settings().copy_producers or max(2, min(4, os.cpu_count() or 1))
+
+
 def session_settings_sql() -> list[str]:
     """What every dpro-migrate session sets, whatever the role or database defaults say: no statement_timeout
     (a COPY or an index build may take minutes, and a cancelled verify would blame the data), a bounded wait
@@ -312,6 +317,17 @@ def session_settings_sql() -> list[str]:
     return ["SET statement_timeout = 0", f"SET lock_timeout = {int(pg_lock_timeout_ms())}", "SET row_security = off"]
 
 
+def connection_failure(exc: Exception) -> str:
+    """libpq's own reason ("Connection refused", "password authentication failed for user ..."), then its hint;
+    libpq puts the reason at the end of its first line, after the server it tried."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return "connection failed"
+    reason = lines[0].rpartition(" failed: ")[2] if " failed: " in lines[0] else lines[0]
+    reason = reason.removeprefix("FATAL:").strip()
+    return reason + (f" ({' '.join(lines[1:])})" if lines[1:] else "")
+
+
 def connect_postgres(conninfo: str, display: str) -> psycopg.Connection:
     """`display` is what messages may show: the URL without its password. The session is named
     `dpro-migrate` (pg_stat_activity.application_name) for the DBA."""
@@ -319,8 +335,7 @@ def connect_postgres(conninfo: str, display: str) -> psycopg.Connection:
         # autocommit: every unit of work is an explicit `with conn.transaction()`, nothing left open by accident.
         conn = psycopg.connect(conninfo, connect_timeout=10, autocommit=True, application_name=APPLICATION_NAME)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
-        raise BadInput(f"cannot connect to {display}: {reason}") from None
+        raise BadInput(f"cannot connect to {display}: {connection_failure(exc)}") from None
     try:
         for statement in session_settings_sql():
             conn.execute(statement)

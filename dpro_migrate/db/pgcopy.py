@@ -14,21 +14,26 @@ from typing import Callable, Iterator
 
 
 def stream_lines(src: sqlite3.Connection, lines_sql: str, block_bytes: int = 4 << 20,
-                 max_rows: int = 20000) -> Iterator[tuple[bytes, int]]:
+                 max_rows: int = 20000, low: int | None = None, high: int | None = None) -> Iterator[tuple[bytes, int]]:
     """Blocks of COPY lines (bytes, no decoding) and their row counts, in primary-key batches that SQLite joins
     itself: Python handles one object per block. Each batch is sized from the previous one's mean line length
     to about `block_bytes`, so memory stays at a few blocks whatever the table's size or width.
-    One reader only: two threads reading at once contend on SQLite's global allocator mutex (3x the CPU)."""
+    `low` <= id < `high`: one producer's share of a table whose id is its rowid (db/copy_producers.py); each
+    batch seeks to its own lower bound (two lower bounds in one WHERE would leave SQLite to pick either).
+    One reader per process: two threads reading at once contend on SQLite's global allocator mutex (3x the CPU)."""
     # A UTF-8 file's text goes as its bytes (no decoding in Python); a UTF-16 file's bytes are re-encoded here, a
     # lone surrogate kept as bytes PostgreSQL refuses (the preflight names its row), never a decoding error.
     codec = {"UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}.get(src.execute("PRAGMA encoding").fetchone()[0])
     block_sql = "CAST(group_concat(line, '') AS BLOB)"
+    below = [f'"id" < {int(high)}'] if high is not None else []
 
-    def batch_sql(where: str) -> str:
+    def batch_sql(bounds: list[str]) -> str:
+        where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
         return (f"SELECT max(\"id\"), count(*), {block_sql} FROM "
                 f"(SELECT \"id\", line FROM ({lines_sql}){where} ORDER BY \"id\" LIMIT ?)")
 
-    sql, params, rows = batch_sql(""), [], 100  # the first batch has no lower bound: any id, -2**63 too
+    # the first batch has no lower bound unless given: any id, -2**63 too
+    sql, params, rows = batch_sql(([f'"id" >= {int(low)}'] if low is not None else []) + below), [], 100
     while True:
         top, n, block = src.execute(sql, params + [rows]).fetchone()
         if not n:
@@ -36,7 +41,7 @@ def stream_lines(src: sqlite3.Connection, lines_sql: str, block_bytes: int = 4 <
         yield (block.decode(codec, "surrogatepass").encode("utf-8", "surrogatepass") if codec else block), n
         if top is None:
             return
-        sql, params = batch_sql(' WHERE "id" > ?'), [top]
+        sql, params = batch_sql(['"id" > ?'] + below), [top]
         rows = max(1, min(max_rows, block_bytes * n // max(1, len(block))))
 
 

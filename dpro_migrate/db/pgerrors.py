@@ -52,17 +52,21 @@ def blocking_sessions(conn: psycopg.Connection) -> list[str]:
 
 
 def classify(exc: psycopg.Error, conn: psycopg.Connection | None, *, display: str, work: str, step: str = "",
-             committing: bool = False) -> DproMigrateError:
+             committing: bool = False, changes: bool = True) -> DproMigrateError:
     """The error to tell the user, for a failure of dpro-migrate's one transaction `work` ("the load"). `step`:
-    what was running (an operation's description). `committing`: COMMIT had been sent when it failed."""
+    what was running (an operation's description). `committing`: COMMIT had been sent when it failed.
+    `changes`: False for work that only reads (verify): then there is no commit to speak of."""
     where = f" at {step}" if step else ""
     reason = first_line(exc)
     status = f"`dpro-migrate status --target {display}`"
+    if not changes and connection_gone(exc, conn):
+        return ConnectionLost(f"the connection to {display} was lost during {work}{where} ({reason}): {work} "
+                              "changes nothing; run it again once the server is reachable")
     if committing and connection_gone(exc, conn):
         return OutcomeUnknown(f"the connection to {display} failed while PostgreSQL committed {work} ({reason}): "
                               f"whether it was committed is not known; run {status} to see which state the database "
                               "is in, then the same command again (it finishes or does nothing)")
-    nothing = "nothing was committed" if committing else "nothing was changed"
+    nothing = "nothing was committed" if committing else "nothing was changed" if changes else f"{work} changes nothing"
     if connection_gone(exc, conn):
         return ConnectionLost(f"the connection to {display} was lost during {work}{where} ({reason}): COMMIT was "
                               f"never sent, so PostgreSQL committed nothing; run the same command again once the "
@@ -80,6 +84,11 @@ def classify(exc: psycopg.Error, conn: psycopg.Connection | None, *, display: st
     if state == "40P01":  # deadlock_detected
         return Blocked(f"{display}: {work} deadlocked with another session{where} ({reason}); {nothing}: run the "
                        "same command again")
+    if state == "42501" and "row-level security" in reason:  # row_security = off meets a policy that applies
+        return PermissionDenied(f"{display}: row-level security would hide rows from the role dpro-migrate connects as "
+                                f"during {work}{where} ({reason}); {nothing}: run it as a superuser or a BYPASSRLS "
+                                "role (with --with force-row-level-security the tables' owner is held to the "
+                                "policies too)")
     if state == "42501":  # insufficient_privilege
         return PermissionDenied(f"{display}: the role dpro-migrate connects as lacks a privilege {work} needs{where} "
                                 f"({reason}); {nothing}: connect as the database's owner (or grant it), then run "

@@ -19,7 +19,7 @@ from dpro_migrate.dialects import get_dialect, physical_name
 from dpro_migrate.handoff.catalogs import catalog_for
 from dpro_migrate.handoff.metadata import metadata_for
 from dpro_migrate.model.schema import TargetSchema, load_new, load_schema
-from dpro_migrate.plan.operations import (AddConstraint, CreateArchive, CreatePartition, CreateTable,
+from dpro_migrate.plan.operations import (AddConstraint, CreateArchive, CreatePartition, CreateSearchIndex, CreateTable,
                                           EnableRowLevelSecurity, ShareIdSpace)
 
 _PARTITION_BY = re.compile(r"\bPARTITION\s+BY\s+(.+?)\s*$", re.I | re.S)
@@ -75,6 +75,10 @@ class Applied:
         policies = {op.table: op.policy for op in plan.of_type(EnableRowLevelSecurity)}
         shared = {t: op.sequence for op in plan.of_type(ShareIdSpace) if op.sequence for t in op.tables}
         own_triggers = [t for op in plan.of_type(ShareIdSpace) for t in op.triggers]
+        for op in plan.of_type(CreateSearchIndex):  # SQLite: an FTS5 table and its shadow tables, kept by triggers
+            for table in op.tables:
+                excluded[table] = f"search index of {op.table}.{op.column} (FTS5, kept in step by triggers)"
+            own_triggers += op.triggers
         return cls(dialect, extra, any(op.new for op in plan.of_type(CreateTable)), partitioned,
                    dict(sorted(excluded.items())), policies, shared, own_triggers)
 

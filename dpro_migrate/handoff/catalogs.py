@@ -8,7 +8,7 @@ from dpro_migrate.dialects import get_dialect
 from dpro_migrate.handoff import drift_postgresql, drift_sqlite
 
 # Each reads its dialect's catalog and knows its database's layout: SCHEMAS, bookkeeping(plan),
-# partition_parent(table), trigger_differences(conn, schema), policy_differences(conn, policies),
+# trigger_differences(conn, schema), policy_differences(conn, policies),
 # live_index(conn, index) -> LiveIndex | None.
 CATALOGS: dict[str, ModuleType] = {drift_sqlite.DIALECT: drift_sqlite, drift_postgresql.DIALECT: drift_postgresql}
 

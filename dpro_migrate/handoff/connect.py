@@ -14,24 +14,17 @@ from dpro_migrate.dialects import POSTGRES, SQLITE, get_dialect, physical_name, 
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.plan.document import Plan
+from dpro_migrate.handoff.standalone.runtime import database_url
 
 
 def sqlalchemy_url(url: str | Path) -> str:
     """A URL SQLAlchemy can open with what dpro-migrate installs: postgresql:// -> postgresql+psycopg://
-    (SQLAlchemy's default PostgreSQL driver is psycopg2); a bare file path -> sqlite:///path."""
-    text = str(url)
-    if "://" not in text:
-        return sa.engine.URL.create("sqlite", database=str(Path(text).resolve())).render_as_string()
+    (SQLAlchemy's default PostgreSQL driver is psycopg2); a bare file path -> sqlite:///path. The environment's
+    own rule (standalone/runtime.py), so dpro-migrate and Alembic open the same database."""
     try:
-        parsed = sa.engine.make_url(text)
+        return database_url(url)
     except sa.exc.ArgumentError:
         raise BadInput("not a database URL (postgresql://... or sqlite:///path)") from None
-    parsed = parsed.set(drivername=DRIVERS.get(parsed.drivername, parsed.drivername))
-    return parsed.render_as_string(hide_password=False)
-
-
-# The driver dpro-migrate installs, where SQLAlchemy's default for the database is another one (psycopg2).
-DRIVERS = {"postgresql": "postgresql+psycopg"}
 
 
 def database_dialect(backend: str) -> str:

@@ -14,19 +14,22 @@ drift_postgresql.py) and checked here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
-from dpro_migrate.dialects import expression_sql, get_dialect, physical_name
+from dpro_migrate.dialects import get_dialect, physical_name, predicate_sql
+from dpro_migrate.errors import BadInput
 from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.catalogs import catalog_for
 from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, has_table
 from dpro_migrate.handoff.differences import Difference, Drift, from_alembic, trigger_table
+from dpro_migrate.handoff.standalone import options
 from dpro_migrate.model.schema import TargetSchema, load_schema
-from dpro_migrate.safety.alembic_version import BASELINE_ID, VERSION_TABLE
+from dpro_migrate.safety.alembic_version import BASELINE_ID
 
 __all__ = [
     "Applied",
@@ -50,68 +53,39 @@ def _applied(dialect: str, applied: Applied | None) -> Applied:
     return applied if applied is not None else Applied.from_plan(None, dialect)
 
 
+def _known(dialect: str, applied: Applied | None) -> set[str] | None:
+    # Without what apply built (an env.py written by dpro-migrate 0.1 passes none): ddl/'s tables only, so that
+    # nothing else the database holds (partitions, archives, legacy leftovers) is ever proposed for dropping.
+    return None if applied is not None else {physical_name(q, dialect) for q in load_schema().tables}
+
+
 def include_name_filter(dialect: str, applied: Applied | None = None,
                         metadata: sa.MetaData | Sequence[sa.MetaData] | None = None) -> Callable[[str | None, str, dict], bool]:
-    """Alembic include_name: what of the live database Alembic compares.
+    """Alembic include_name: what of the live database Alembic compares (standalone/options.py).
 
     Schemas: the dialect's (PostgreSQL: the seven domain schemas; SQLite: its one database) and any schema the
     metadata names (an application's own models). Tables: every table in them but those apply built that
     Alembic must leave alone (Applied.excluded: partitions, archives, bookkeeping, legacy leftovers). So a table
     the application adds is seen, as a table someone adds by hand is (drift).
     """
-    # Without what apply built (an env.py written by dpro-migrate 0.1 passes none): ddl/'s tables only, so that
-    # nothing else the database holds (partitions, archives, legacy leftovers) is ever proposed for dropping.
-    known = None if applied is not None else {physical_name(q, dialect) for q in load_schema().tables}
-    applied = _applied(dialect, applied)
-    schemas = set(catalog_for(dialect).SCHEMAS)
-    for meta in [metadata] if isinstance(metadata, sa.MetaData) else metadata or []:
-        schemas |= {t.schema for t in meta.tables.values()}
-    excluded = set(applied.excluded)
-
-    def include(name: str | None, type_: str, parent_names: dict) -> bool:
-        if type_ == "schema":
-            return name in schemas
-        if type_ == "table":
-            schema_name = parent_names.get("schema_name")
-            full = f"{schema_name}.{name}" if schema_name else name
-            if known is not None:
-                return full in known
-            return schema_name in schemas and full not in excluded
-        return True
-
-    return include
+    return options.include_name_filter(catalog_for(dialect).SCHEMAS, _applied(dialect, applied).excluded,
+                                       metadata, _known(dialect, applied))
 
 
 def include_object_filter(dialect: str, applied: Applied | None = None) -> Callable[..., bool]:
     """Alembic include_object: a partition of a table apply partitioned is that table's rows, whatever its
     name (a month's partition added after the cutover too), never a table of its own to drop."""
-    applied = _applied(dialect, applied)
-    catalog = catalog_for(dialect)
-    parents = applied.partition_parents()
-
-    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-        if type_ == "table" and reflected and compare_to is None and parents:
-            return catalog.partition_parent(obj) not in parents
-        return True
-
-    return include
+    return options.include_object_filter(_applied(dialect, applied).partition_parents())
 
 
-AUTOGENERATE_PLUGINS = [
-    "alembic.autogenerate.*",
-    # Compares named CHECK constraints by name (added, removed; not their expressions). Opt-in since Alembic
-    # 1.19.2 ("recommended only for schemas that name all constraints", which ddl/ and NAMING_CONVENTION do).
-    # Without it a renamed or dropped CHECK is invisible to autogenerate.
-    "alembic.ext.checkconstraint_byname",
-]
+AUTOGENERATE_PLUGINS = options.AUTOGENERATE_PLUGINS
 
 
-def _autogenerate_plugins() -> list[str] | None:
-    try:
-        import alembic.ext.checkconstraint_byname  # noqa: F401  (Alembic >= 1.19.2)
-    except ImportError:
-        return None  # older Alembic: its defaults (and no CHECK comparison)
-    return list(AUTOGENERATE_PLUGINS)
+def dialect_options(dialect: str) -> dict[str, Any]:
+    """The Alembic options a dialect needs: SQLite's render_as_batch (no ALTER for most changes: Alembic's
+    copy-and-move, which the environment makes keep triggers, AUTOINCREMENT and indexes: standalone/
+    sqlite_batch.py) and its transactional DDL."""
+    return {**get_dialect(dialect).alembic_options, **catalog_for(dialect).ALEMBIC_OPTIONS}
 
 
 def context_options(dialect: str, applied: Applied | None = None,
@@ -119,25 +93,15 @@ def context_options(dialect: str, applied: Applied | None = None,
     """Keyword arguments for MigrationContext.configure(opts=...) / EnvironmentContext.configure(**...).
 
     applied: what apply built (None: ddl/ alone); metadata: the environment's target_metadata (one MetaData or
-    a list), whose schemas Alembic then compares too."""
+    a list), whose schemas Alembic then compares too. The written env.py passes the same data, as literals,
+    to the same function (standalone/options.py)."""
     impl = get_dialect(dialect)
-    opts: dict[str, Any] = {
-        "include_schemas": True,
-        "include_name": include_name_filter(dialect, applied, metadata),
-        "include_object": include_object_filter(dialect, applied),
-        "compare_type": True,
-        "compare_server_default": True,
-        "version_table": VERSION_TABLE,
-    }
-    if (plugins := _autogenerate_plugins()) is not None:
-        opts["autogenerate_plugins"] = plugins
-    if impl.version_table_schema:
-        opts["version_table_schema"] = impl.version_table_schema
-    # SQLite's render_as_batch (no ALTER for most changes: Alembic's copy-and-move, which the environment
-    # makes keep triggers, AUTOINCREMENT and indexes: batch_sqlite.py) and its transactional DDL.
-    opts.update(impl.alembic_options)
-    opts.update(catalog_for(dialect).ALEMBIC_OPTIONS)
-    return opts
+    done = _applied(dialect, applied)
+    return options.context_options(schemas=catalog_for(dialect).SCHEMAS, excluded=done.excluded,
+                                   partition_parents=done.partition_parents(),
+                                   version_table_schema=impl.version_table_schema,
+                                   dialect_options=dialect_options(dialect), metadata=metadata,
+                                   known=_known(dialect, applied))
 
 
 # --- what Alembic cannot see --------------------------------------------------------------------
@@ -164,7 +128,7 @@ def _normal_expr(sql: str, dialect: str) -> str:
 
 def _expected_where(index, dialect: str) -> str | None:
     where = index.node.find(exp.IndexParameters).args.get("where")
-    return None if where is None else expression_sql(where.this, dialect)
+    return None if where is None else predicate_sql(where, dialect)
 
 
 def index_differences(conn: sa.engine.Connection, dialect: str, schema: TargetSchema,
@@ -218,8 +182,41 @@ def _alembic_heads(conn: sa.engine.Connection, opts: dict[str, Any]) -> tuple[st
     return MigrationContext.configure(conn, opts=versions).get_current_heads()
 
 
+def environment_differences(conn: sa.engine.Connection, directory: str | Path) -> tuple[list, tuple[str, ...]]:
+    """What `alembic check` finds with the Alembic environment in directory (its env.py, its target_metadata:
+    the baseline and the application's models), run on conn; and the environment's heads."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    ini = Path(directory) / "alembic.ini"
+    if not ini.is_file():
+        raise BadInput(f"{directory}: no alembic.ini (an Alembic environment written by alembic-init)")
+    config = Config(str(ini))
+    config.get_section(config.config_ini_section)  # read alembic.ini now, then hide its name from env.py, which
+    config.config_file_name = None  # would otherwise hand this process's logging to the file's [loggers]
+    config.attributes["connection"] = conn  # env.py written by dpro-migrate 0.2+ compares on this connection
+    try:
+        script = ScriptDirectory.from_config(config)
+        heads = tuple(script.get_heads())
+    except CommandError as exc:
+        raise BadInput(f"{directory}: not an Alembic environment ({exc})") from None
+    found: list = []
+
+    def compare(rev, context):
+        found.extend(compare_metadata(context, context.opts["target_metadata"]))
+        return []
+
+    with EnvironmentContext(config, script, fn=compare, as_sql=False, dont_mutate=True):
+        script.run_env()
+    return found, heads
+
+
 def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
-                 extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> Drift:
+                 extra_columns: dict[str, list[tuple[str, str]]] | None = None,
+                 environment: str | Path | None = None) -> Drift:
     """How the live database differs from what apply built: empty on a database apply has just migrated.
 
     At the dpro baseline (or before the handoff): what `alembic check` finds with the environment alembic_init
@@ -228,8 +225,10 @@ def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
     security policies. Once the application's Alembic revisions have moved the database past the baseline,
     its tables, columns, indexes and keys are what the application's models say (`alembic check` compares
     those), and its additions are its own: then only what Alembic cannot see is compared, for the tables apply
-    built that are still there, and nothing the database has beyond them is reported. The result's `basis`
-    says which, in one line.
+    built that are still there, and nothing the database has beyond them is reported. Given the Alembic
+    environment (environment: its directory), tables, columns, indexes and keys are compared with its models
+    instead, at the baseline and past it (what `alembic check` finds there, the application's revisions
+    included). The result's `basis` says which, in one line.
 
     connection_or_url: a SQLAlchemy Connection or Engine, a URL (postgresql://..., sqlite:///path) or a SQLite
     file path; the database is only read. dialect: checked against the connection (None: taken from it).
@@ -252,23 +251,35 @@ def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
         heads = _alembic_heads(conn, opts)
         beyond = [h for h in heads if not BASELINE_ID.match(h)]
         differences: list[Difference] = []
+        alembic_part: list[Difference] = []
+        at = f"Alembic revision {', '.join(heads)}" if heads else "no Alembic revision"
         if beyond:
             schema = _still_there(conn, live, schema)
             basis = (f"the database is at Alembic revision {', '.join(beyond)}, past the dpro baseline: its tables, "
-                     "columns, indexes and keys are the application's models' (`alembic check` compares them); "
-                     "compared here: the triggers, trigger functions, policies and index predicates and order "
-                     "apply built, on its tables that are still there")
+                     "columns, indexes and keys are the application's models' (`alembic check` compares them; "
+                     "give --alembic DIR to compare them here); compared here: the triggers, trigger functions, "
+                     "policies and index predicates and order apply built, on its tables that are still there")
         else:
-            differences = from_alembic(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))
+            alembic_part = from_alembic(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))
             at = f"at the dpro baseline {heads[0]}" if heads else "before any Alembic stamp"
             basis = f"the schema apply built ({at}): ddl/ and the plan's --with tables, as `alembic check` sees it"
-        reported = {d.object.split(" on ")[0] for d in differences if d.kind.endswith("_index")}
+        if environment is not None:
+            found, env_heads = environment_differences(conn, environment)
+            alembic_part = from_alembic(found)
+            pending = "" if set(env_heads) == set(heads) else (
+                f"; the environment's head is {', '.join(env_heads)}: what its revisions not yet applied change shows "
+                "as differences")
+            basis = (f"the models of the Alembic environment {environment} (the baseline and the application's, as "
+                     f"`alembic check` compares them; the database at {at.replace('at the ', '')}){pending}; and the "
+                     "triggers, trigger functions, policies and index predicates and order apply built")
+        reported = {d.object.split(" on ")[0] for d in alembic_part if d.kind.endswith("_index")}
         differences += index_differences(conn, live, schema, reported)
         differences += [d for d in trigger_differences(conn, live, schema)
                         if not (d.kind == "unexpected_trigger" and d.object in applied.own_triggers)]
         differences += catalog_for(live).policy_differences(conn, applied.policies)
         if beyond:
             differences = [d for d in differences if not d.kind.startswith("unexpected_")]
+        differences = alembic_part + differences
         if conn.in_transaction() and not isinstance(connection_or_url, sa.engine.Connection):
             conn.rollback()
         return Drift(differences, basis)

@@ -30,15 +30,6 @@ def bookkeeping(plan) -> dict[str, str]:
             f"{_PG.version_table_schema}.{VERSION_TABLE}": "Alembic's version table"}
 
 
-def partition_parent(table: sa.Table) -> str | None:
-    """The table a reflected table is a partition of (SQLAlchemy reflects pg_inherits as postgresql_inherits;
-    a partition lives in its parent's schema here), or None."""
-    parents = table.dialect_options["postgresql"].get("inherits")
-    if not parents:
-        return None
-    return f"{table.schema}.{parents[0]}" if table.schema else str(parents[0])
-
-
 def policy_differences(conn: sa.engine.Connection, policies: dict[str, str]) -> list[Difference]:
     """Every policy apply created (--with row-level-security) exists, on a table with row-level security on."""
     out: list[Difference] = []

@@ -45,10 +45,6 @@ def bookkeeping(plan) -> dict[str, str]:
     return out
 
 
-def partition_parent(table: sa.Table) -> str | None:
-    return None  # SQLite has no partitions
-
-
 def policy_differences(conn: sa.engine.Connection, policies: dict[str, str]) -> list[Difference]:
     return []  # SQLite has no row-level security
 

@@ -15,7 +15,8 @@ from dpro_migrate.errors import ChecksFailed
 from dpro_migrate.model.legacy import fold
 from dpro_migrate.model.mapping import Move, Resolution
 from dpro_migrate.model.schema import TargetSchema
-from dpro_migrate.dialects import SQLITE, expression_sql
+from dpro_migrate.dialects import POSTGRES, SQLITE, expression_sql
+from dpro_migrate.results import Cascade, DirtyReport, RuleBreach
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 from dpro_migrate.types import sqlite_functions, type_class_of_pg, varchar_length
 
@@ -30,6 +31,11 @@ class Rule:
     target: str
     ids_sql: str  # SELECT "id" ... of the offending rows (foreign keys read REFUSED for cascades)
     outcomes: list[str] = field(default_factory=list)  # the names its rows are recorded under, if not `name`
+    definition: str = ""  # the rule in words, for the DBA
+    sql: str = ""  # the rule as the target declares it
+    column: str | None = None  # foreign keys: the referencing column
+    parents: list[str] = field(default_factory=list)  # foreign keys: the legacy tables of the referenced rows
+    explained: dict[str, tuple[str, str]] = field(default_factory=dict)  # type rules: outcome -> (words, sql)
 
     @property
     def recorded_as(self) -> list[str]:
@@ -50,6 +56,7 @@ class Finding:
 class PreflightReport:
     findings: list[Finding]
     refused_rows: dict[str, int]  # legacy table -> distinct rows refused
+    dirty: DirtyReport = field(default_factory=DirtyReport)  # root causes and cascades, explained
 
     @property
     def clean(self) -> bool:
@@ -81,9 +88,12 @@ def _type_rule(move: Move, types: dict[str, str]) -> Rule:
               for col, pg_type in types.items()]
     which = " ".join(f"WHEN NOT {ok} THEN {quote_literal(name)}" for name, ok in checks)
     every = " AND ".join(ok for _, ok in checks)
+    explained = {f"type {move.target}.{col} {pg_type.lower()}":
+                 (f"{col} must convert to PostgreSQL {pg_type.lower()} without any change to its value",
+                  f"{quote_ident(col)} {pg_type.lower()}") for col, pg_type in types.items()}
     return Rule("type", f"types {move.target}", move.legacy, move.target,
                 f"SELECT \"id\", CASE {which} END AS rule {_rows(move, f'NOT ({every})')}",
-                outcomes=[name for name, _ in checks])
+                outcomes=[name for name, _ in checks], explained=explained)
 
 
 def build_rules(schema: TargetSchema, res: Resolution, types: dict[str, dict[str, str]] | None = None) -> list[Rule]:
@@ -97,7 +107,9 @@ def build_rules(schema: TargetSchema, res: Resolution, types: dict[str, dict[str
         for col in table.columns:
             if not col.nullable and fold(col.name) in moved and not col.identity:
                 rules.append(Rule("not_null", f"not null {move.target}.{col.name}", move.legacy, move.target,
-                                  f"SELECT \"id\" {_rows(move, f'{quote_ident(col.name)} IS NULL')}"))
+                                  f"SELECT \"id\" {_rows(move, f'{quote_ident(col.name)} IS NULL')}",
+                                  definition=f"{col.name} must have a value in {move.target}",
+                                  sql=f"{quote_ident(col.name)} NOT NULL"))
         if types:
             rules.append(_type_rule(move, types[f"{move.legacy} -> {move.target}"]))
         for con in table.constraints:
@@ -105,15 +117,21 @@ def build_rules(schema: TargetSchema, res: Resolution, types: dict[str, dict[str
                 continue  # a column the legacy table lacks gets its default, which the rule accepts
             if con.kind == "check":
                 expr = expression_sql(con.node.expressions[0].this, SQLITE)
+                shown = expression_sql(con.node.expressions[0].this, POSTGRES)
                 rules.append(Rule("check", f"check {con.name}", move.legacy, move.target,
-                                  f"SELECT \"id\" {_rows(move, f'NOT coalesce(({expr}), 1)')}"))
+                                  f"SELECT \"id\" {_rows(move, f'NOT coalesce(({expr}), 1)')}",
+                                  definition=f"{move.target} takes only rows where {shown}",
+                                  sql=f"CONSTRAINT {con.name} CHECK ({shown})"))
             elif con.kind == "unique":
                 cols = column_list(con.columns)
                 not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in con.columns)
                 # The first row (lowest id) keeps the value; later duplicates are refused.
                 rules.append(Rule("unique", f"unique {con.name}", move.legacy, move.target,
                                   f"SELECT \"id\" FROM (SELECT \"id\", row_number() OVER (PARTITION BY {cols} "
-                                  f"ORDER BY \"id\") AS n {_rows(move, not_null)}) WHERE n > 1"))
+                                  f"ORDER BY \"id\") AS n {_rows(move, not_null)}) WHERE n > 1",
+                                  definition=f"no two rows of {move.target} may share {', '.join(con.columns)}: "
+                                             "the row with the lowest id keeps the value, later ones are refused",
+                                  sql=f"CONSTRAINT {con.name} UNIQUE ({cols})"))
             elif con.kind == "foreign_key":
                 fks.append(_fk_rule(con, move, res))
     return rules + fks
@@ -128,7 +146,10 @@ def _fk_rule(con, move: Move, res: Resolution) -> Rule:
                        f"(SELECT source_pk FROM {REFUSED} WHERE source_table = {quote_literal(parent.legacy)}){where}")
     kept = " UNION ALL ".join(parents) or "SELECT NULL WHERE 0"
     return Rule("foreign_key", f"foreign key {con.name}", move.legacy, move.target,
-                f"SELECT \"id\" {_rows(move, f'{col} IS NOT NULL AND {col} NOT IN ({kept})')}")
+                f"SELECT \"id\" {_rows(move, f'{col} IS NOT NULL AND {col} NOT IN ({kept})')}",
+                definition=f"{con.columns[0]} must be empty or the id of a row of {con.references} that moves too",
+                sql=f"CONSTRAINT {con.name} FOREIGN KEY ({col}) REFERENCES {con.references} (id)",
+                column=con.columns[0], parents=[p.legacy for p in res.moves_into(con.references)])
 
 
 SETUP_SQL = [
@@ -188,7 +209,51 @@ def report(conn: sqlite3.Connection, rules: list[Rule], sample: int | None = Non
             f"SELECT source_pk FROM {REFUSED} WHERE source_table = ? AND rule = ? ORDER BY 1{limit}", (legacy, rule_name))]
         findings.append(Finding(rule_name, rule.kind, legacy, rule.target, count, ids))
     refused = dict(conn.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
-    return PreflightReport(findings, refused)
+    return PreflightReport(findings, refused, explain(conn, rules))
+
+
+def explain(conn: sqlite3.Connection, rules: list[Rule]) -> DirtyReport:
+    """REFUSED read back as root causes (a rule the row breaks itself, an orphan among them) and cascades
+    (rows whose only fault is a reference to a refused row), each with every id. Needs REFUSED filled."""
+    by_name = {(r.legacy, name): r for r in rules for name in r.recorded_as}
+    tables = dict(conn.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1 ORDER BY 1"))
+    cascaded: dict[tuple[str, str, str], tuple[set, set]] = {}  # (legacy, rule, parent) -> (ids, parent ids)
+    own: dict[tuple[str, str], list[int]] = {}
+    for legacy, rule_name in conn.execute(f"SELECT DISTINCT source_table, rule FROM {REFUSED} ORDER BY 1, 2").fetchall():
+        rule = by_name[(legacy, rule_name)]
+        if rule.kind != "foreign_key" or not rule.parents:
+            own[(legacy, rule_name)] = [r[0] for r in conn.execute(
+                f"SELECT source_pk FROM {REFUSED} WHERE source_table = ? AND rule = ? ORDER BY 1", (legacy, rule_name))]
+            continue
+        parents = ", ".join(quote_literal(p) for p in rule.parents)
+        rows = conn.execute(
+            f"SELECT r.source_pk, x.{quote_ident(rule.column)}, (SELECT p.source_table FROM {REFUSED} AS p "
+            f"WHERE p.source_table IN ({parents}) AND p.source_pk = x.{quote_ident(rule.column)} LIMIT 1) "
+            f"FROM {REFUSED} AS r JOIN main.{quote_ident(legacy)} AS x ON x.\"id\" = r.source_pk "
+            "WHERE r.source_table = ? AND r.rule = ? ORDER BY 1", (legacy, rule_name)).fetchall()
+        for pk, parent_id, parent in rows:
+            if parent is None:  # the row it references does not exist at all: an orphan, a root cause
+                own.setdefault((legacy, rule_name), []).append(pk)
+            else:
+                ids, parent_ids = cascaded.setdefault((legacy, rule_name, parent), (set(), set()))
+                ids.add(pk)
+                parent_ids.add(parent_id)
+    breaches = []
+    for (legacy, rule_name), ids in own.items():
+        rule = by_name[(legacy, rule_name)]
+        words, sql = rule.explained.get(rule_name, (rule.definition, rule.sql))
+        breaches.append(RuleBreach(legacy, rule.target, rule_name, rule.kind, words, sql, len(ids), ids, rule.ids_sql))
+    # a row with a fault of its own is listed there; a row reached by two cascades under the first: each
+    # cascaded row counts once, so the roots' rows and the cascades' add up to the rows refused
+    listed = {(b.legacy, i) for b in breaches for i in b.ids}
+    cascades = []
+    for (legacy, rule_name, parent), (ids, parent_ids) in sorted(cascaded.items()):
+        only = sorted(i for i in ids if (legacy, i) not in listed)
+        listed.update((legacy, i) for i in only)
+        if only:
+            cascades.append(Cascade(legacy, by_name[(legacy, rule_name)].target, rule_name, parent,
+                                    sorted(parent_ids, key=repr), len(only), only))
+    return DirtyReport(tables, breaches, cascades)
 
 
 def refuse_if_found(conn: sqlite3.Connection, once: list[str], repeat: list[str]) -> None:

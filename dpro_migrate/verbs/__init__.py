@@ -11,24 +11,30 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import logical_differences
-from dpro_migrate.dialects import POSTGRES, SQLITE
+from dpro_migrate.config import MAX_PARTITION_MONTHS_AHEAD, load_settings
+from dpro_migrate.dialects import POSTGRES, SQLITE, table_sql
 from dpro_migrate.dirty import add_dirty_data
-from dpro_migrate.errors import BadInput, DproMigrateError, OutcomeUnknown
+from dpro_migrate.errors import BadInput, ChecksFailed, DproMigrateError, OutcomeUnknown
 from dpro_migrate.example import SHAPES, generate_legacy_db
-from dpro_migrate.model.mapping import Resolution, load_mapping, resolve
+from dpro_migrate.model.mapping import QUARANTINE_TABLE, Resolution, load_mapping, resolve
 from dpro_migrate.model.schema import load_schema
 from dpro_migrate.plan.document import Plan, load_plan, looks_like_plan
+from dpro_migrate.plan.preflight import REFUSED, run_refusal
 from dpro_migrate.planning import make_plan
 from dpro_migrate.safety import history
 from dpro_migrate.safety.backup import BackupResult, backup_file, default_backup_dir
 from dpro_migrate.safety.state import file_state, read_file
-from dpro_migrate.targets import Target, parse_target
+from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.results import DirtyReport
+from dpro_migrate.sqlnames import quote_ident
+from dpro_migrate.targets import Target, parse_target, recorded_target
 from dpro_migrate.verbs.postgresql import PostgresSite
 from dpro_migrate.verbs.sqlite import SQLiteSite, StatusReport
 from dpro_migrate.verify.report import VerifyReport
@@ -68,7 +74,8 @@ class InspectReport:
     unknown_tables: dict[str, str | None]
     missing_legacy_tables: list[str]
     plan_summary: dict[str, int] = field(default_factory=dict)
-    findings: list[dict] = field(default_factory=list)  # rows the target would refuse, every id
+    findings: list[dict] = field(default_factory=list)  # rows the target would refuse, every id, per rule
+    dirty: dict = field(default_factory=dict)  # the same, explained: results.DirtyReport.to_json()
 
 
 def inspect(source: Path) -> InspectReport:
@@ -77,12 +84,13 @@ def inspect(source: Path) -> InspectReport:
     res: Resolution | None = None
     summary: dict[str, int] = {}
     findings: list[dict] = []
+    dirty: dict = {}
     if state == "legacy":
         plan = make_plan(source)
         res = resolve(db, load_schema(), load_mapping())
-        for op in plan.operations:
-            summary[op.kind] = summary.get(op.kind, 0) + 1
+        summary = plan_phases(plan)
         findings = plan.preflight["findings"]
+        dirty = plan.preflight.get("dirty") or {}
     tables = []
     for name, t in sorted(db.tables.items()):
         moves = res.moves_from(name) if res else []
@@ -92,7 +100,48 @@ def inspect(source: Path) -> InspectReport:
     objs = lambda kind: [{"name": o.name, "table": o.table} for o in db.objects if o.type == kind]  # noqa: E731
     return InspectReport(str(source), state, db.fingerprint, source.stat().st_size, tables, objs("index"),
                          objs("trigger"), objs("view"), res.unknown_tables if res else {},
-                         res.missing_legacy if res else [], summary, findings)
+                         res.missing_legacy if res else [], summary, findings, dirty)
+
+
+def plan_phases(plan: Plan) -> dict[str, int]:
+    """The plan's operations counted by phase, in words ("indexes": 59), in the order they run."""
+    from dpro_migrate.results import PHASE_OF_KIND
+
+    phases: dict[str, int] = {}
+    for op in plan.operations:
+        phase = PHASE_OF_KIND.get(op.kind, op.kind.replace("_", " "))
+        phases[phase] = phases.get(phase, 0) + 1
+    return phases
+
+
+def move_rows(plan: Plan) -> dict[str, int]:
+    """Rows each move takes from its legacy table, counted on the source now: the halves of a split
+    (activity_logs) separately; quarantined rows (--on-reject quarantine) not."""
+    conn = connect_readonly(Path(plan.source))
+    try:
+        # --on-reject quarantine: the moves leave out the refused rows, which apply will have found (SQLite in
+        # place: in the quarantine table it makes); found here the same way
+        kept_out = f"FROM {table_sql(QUARANTINE_TABLE, SQLITE)} WHERE"
+        wheres = {m.name: (m.where or "").replace(kept_out, f"FROM {REFUSED} WHERE") for m in plan.moves}
+        if any(REFUSED in w for w in wheres.values()):
+            run_refusal(conn, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
+        return {m.name: conn.execute(f"SELECT count(*) FROM {quote_ident(m.legacy)}"
+                                     + (f" WHERE {wheres[m.name]}" if m.where else "")).fetchone()[0]
+                for m in plan.moves}
+    finally:
+        conn.close()
+
+
+def dirty_of(plan: Plan) -> DirtyReport:
+    return DirtyReport.from_json(plan.preflight.get("dirty"))
+
+
+def target_for(source_or_plan: Path, url: str | None) -> Target:
+    """--target when given; else a plan file's own target (its URL less the password: libpq takes that from
+    PGPASSWORD or ~/.pgpass), else the file in place."""
+    if url or not looks_like_plan(Path(source_or_plan)):
+        return parse_target(url)
+    return recorded_target(load_plan(Path(source_or_plan)).target)
 
 
 # --- history: one line per apply, verify, rollback, finalize and archive, beside the backups ------
@@ -236,9 +285,29 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
         plan = planned(source_or_plan, target, on_reject=on_reject, compat_views=compat_views, features=features,
                        find_now=False)
         source = Path(plan.source)
-        return plan, site_for(source, target).apply(plan, backup_dir=backup_dir or default_backup_dir(source),
+        try:
+            result = site_for(source, target).apply(plan, backup_dir=backup_dir or default_backup_dir(source),
                                                     replace_existing=replace_existing, progress=progress,
                                                     rows_progress=rows_progress)
+        except ChecksFailed as refused:
+            _explain(refused, source, target, plan)
+            raise
+        if not result.already_migrated and result.applied_at is None:
+            result.applied_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return plan, result
+
+
+def _explain(refused: ChecksFailed, source: Path, target: Target, plan: Plan) -> None:
+    """A refusal that lists rules and counts gets the rules explained and every id (results.DirtyReport), from
+    the preflight run again on the source, only read: nothing was changed."""
+    details = refused.details if isinstance(refused.details, dict) else None
+    if not details or "findings" not in details or "dirty" in details:
+        return
+    try:
+        again = make_plan(source, target, features=tuple(plan.features), compat_views=plan.compat_views)
+    except Exception:  # noqa: BLE001 - the refusal as it was is still the answer
+        return
+    details["dirty"] = again.preflight.get("dirty")
 
 
 @recorded("finalize", _finalized)
@@ -252,11 +321,12 @@ def database_url(source: Path, target: Target | None = None) -> str:
     return site_for(source, target).database_url()
 
 
-def schema_drift(source: Path, target: Target | None = None) -> list:
-    """Every difference between the live schema and ddl/ (tables, columns, indexes, keys, checks, triggers)."""
+def schema_drift(source: Path, target: Target | None = None, *, environment: Path | None = None) -> list:
+    """Every difference between the live schema and what apply built (tables, columns, indexes, keys, checks,
+    triggers, policies); environment: an Alembic environment whose models are compared instead of ddl/."""
     from dpro_migrate.handoff.environment import schema_drift as drift  # Alembic only when asked
 
-    return drift(database_url(source, target))
+    return drift(database_url(source, target), environment=environment)
 
 
 def alembic_handoff(directory: Path, source: Path, target: Target | None = None, *,
@@ -275,6 +345,21 @@ def alembic_handoff(directory: Path, source: Path, target: Target | None = None,
 def archive(source: Path, target: Target | None = None, *, table: str, older_than=None):
     """Move rows older than the cutoff into the table's archive (None: every archived row back), one transaction."""
     return site_for(source, target).archive(table, older_than)
+
+
+def _kept(r) -> dict:
+    return {"outcome": history.OK, "counts": {"partitions_created": len(r.created), "rows_moved": sum(r.moved.values())}}
+
+
+@recorded("partitions", _kept)
+def partitions(source: Path, target: Target | None = None, *, ahead: int | None = None, backup_dir: Path | None = None):
+    """PostgreSQL, --with partition-by-month: the current month's partition and `ahead` more (default
+    DPRO_MIGRATE_PARTITION_MONTHS_AHEAD), and rows sitting in DEFAULT moved into their month's; one transaction.
+    `backup_dir`: where the history line goes."""
+    months = load_settings().partition_months_ahead if ahead is None else ahead
+    if not 0 <= months <= MAX_PARTITION_MONTHS_AHEAD:
+        raise BadInput(f"--ahead {months}: choose 0 to {MAX_PARTITION_MONTHS_AHEAD} months")
+    return site_for(source, target).partitions(months)
 
 
 @recorded("verify", _verified)
@@ -303,7 +388,26 @@ def recorded_plan(source: Path, target: Target | None = None) -> Plan:
     return site_for(source, target).recorded_plan()
 
 
-def backup(source: Path, to: Path | None = None, progress=None) -> BackupResult:
+def restore_dump(dump: Path, target: Target | None = None, *, backup_dir: Path | None = None):
+    """The seven domain schemas a pg_dump backup holds, back into the PostgreSQL target (what it holds of them
+    now backed up first, in the dump's directory unless `backup_dir`)."""
+    from dpro_migrate.backends.pg_replace import restore_postgres
+
+    target = target or parse_target(None)
+    if target.dialect != POSTGRES:
+        raise BadInput(f"{dump}: is a pg_dump backup: name the PostgreSQL database it goes back into with --target "
+                       "(or DPRO_MIGRATE_TARGET); nothing was changed")
+    return restore_postgres(Path(dump), target, backup_dir=Path(backup_dir) if backup_dir else Path(dump).parent)
+
+
+def backup(source: Path, to: Path | None = None, progress=None, *, create: bool = False,
+           refuse_missing: bool = False) -> BackupResult:
+    """A verified backup into the folder `to` (default: dpro-migrate-backups/ beside the file). With
+    `refuse_missing` (the CLI), a folder given that does not exist is refused (a typo would scatter backups),
+    unless `create`."""
+    if to is not None and refuse_missing and not create and not Path(to).is_dir():
+        what = "is not a folder" if Path(to).exists() else "does not exist"
+        raise BadInput(f"--backup-dir {to}: {what}; nothing was written (pass --create to make it)")
     return backup_file(source, to, progress)
 
 
@@ -331,6 +435,9 @@ class DemoResult:
     rollback: RollbackResult
     differences_after_rollback: list[str]
     domains: list[str] = field(default_factory=lambda: list(DOMAINS))
+    moves: dict[str, int] = field(default_factory=dict)  # rows each move takes ("activity_logs -> ...": 115)
+    phases: dict[str, int] = field(default_factory=dict)  # the plan's operations per phase
+    backups: str = ""  # the folder of the backups and the history
 
 
 def demo(workdir: Path | None = None, *, messages: int = 2000, shape: str = "18", progress=None) -> DemoResult:
@@ -350,7 +457,8 @@ def demo(workdir: Path | None = None, *, messages: int = 2000, shape: str = "18"
     verified = verify(db, backup_dir=workdir / "backups")
     rolled = rollback(db, backup_dir=workdir / "backups", progress=progress)
     diffs = logical_differences(applied.backup.path, db)
-    return DemoResult(str(workdir), str(db), generated, report, plan, applied, verified, rolled, diffs)
+    return DemoResult(str(workdir), str(db), generated, report, plan, applied, verified, rolled, diffs,
+                      moves=move_rows(plan), phases=plan_phases(plan), backups=str(workdir / "backups"))
 
 
 def example(path: Path, *, messages: int, shape: str, seed: int = 0, extras: bool = False,

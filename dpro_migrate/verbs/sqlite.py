@@ -9,10 +9,11 @@ from pathlib import Path
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate.backends import sqlite as backend
 from dpro_migrate.db.connections import lock_errors_named, migrate_lock
-from dpro_migrate.dialects import SQLITE
+from dpro_migrate.dialects import SQLITE, physical_name
 from dpro_migrate.errors import BadInput
 from dpro_migrate.features.archive import archive_rows, unarchive_rows
-from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.model.legacy import connect_readonly, fold
+from dpro_migrate.model.schema import load_schema
 from dpro_migrate.model.mapping import load_mapping
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.safety.backup import backup_file
@@ -118,6 +119,9 @@ class SQLiteSite:
             return unarchive_rows(self.path, SQLITE, table)
         return archive_rows(self.path, SQLITE, table, older_than)
 
+    def partitions(self, ahead: int):
+        raise BadInput("partitions: SQLite has no partitions (--with partition-by-month is PostgreSQL only)")
+
     def recorded_plan(self) -> Plan:
         with lock_errors_named(self.path):
             return self._recorded_plan()
@@ -147,6 +151,11 @@ class SQLiteSite:
                 history = history_of(ledger.read_entries(conn))
         finally:
             conn.close()
-        mapping = load_mapping()
-        return StatusReport(str(self.path), file_state(db), [t for t in mapping.legacy_tables if t in db.tables],
-                            domain_tables(db), history)
+        mapping, state = load_mapping(), file_state(db)
+        domain = domain_tables(db)
+        legacy = [t for t in mapping.legacy_tables if t in db.tables]
+        if state == "migrated":  # a name both use (marketplace_tools: marketplace.tools on SQLite) is the domain's now
+            own = {fold(physical_name(t, SQLITE)) for t in load_schema().tables}
+            domain = sorted(t for t in db.tables if fold(t) in own)
+            legacy = [t for t in legacy if fold(t) not in own]
+        return StatusReport(str(self.path), state, legacy, domain, history)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from contextlib import closing
 from datetime import datetime
 from decimal import Decimal
@@ -18,19 +19,20 @@ import psycopg
 
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate.db.connections import claim_session, connect, open_source
+from dpro_migrate.db.pgerrors import classify
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines
 from dpro_migrate.dialects import POSTGRES, get_dialect, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
 from dpro_migrate.plan.archived import rows_with_archive_sql
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.plan.operations import CopyRows, QuarantineRows
+from dpro_migrate.plan.operations import CopyRows, CreateTable, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, SETUP_SQL
 from dpro_migrate.sqlnames import quote_ident
 from dpro_migrate.targets import Target
 from dpro_migrate.types import (BIGINT, BOOLEAN, BYTEA, DOUBLE, JSONB, NUMERIC, REFUSED_FIELD, TEXT, TIMESTAMPTZ,
                                 type_class_of_pg, varchar_length)
-from dpro_migrate.verify.report import (SAMPLE, MoveCount, VerifyReport, accounting_check, move_check,
+from dpro_migrate.verify.report import (SAMPLE, Check, MoveCount, VerifyReport, accounting_check, move_check,
                                          promises_check, source_since_snapshot)
 
 DIALECT = get_dialect(POSTGRES)
@@ -66,8 +68,9 @@ def load_source_rows(cur, src: sqlite3.Connection, move: CopyRows, temp: str) ->
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in move.types.items())
     cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
     try:
-        copy_into(cur, DIALECT.copy_statement(temp, move.columns), prefetched(stream_lines(src, move.source_sql)))
-    except psycopg.Error as exc:  # the source changed since apply, into values apply would have refused
+        copy_into(cur, DIALECT.copy_statement(temp, move.written_columns), prefetched(stream_lines(src, move.source_sql)))
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:  # the source changed since apply, into values apply
+        # would have refused; any other failure (a lost connection, a cancel) is said as what it is by the caller
         raise ChecksFailed(f"rows of {move.legacy} in the source no longer convert as apply converted them "
                            f"(the file changed after apply?): {first_line(exc)}") from None
     cur.execute(f"CREATE INDEX ON {temp} (\"id\")")
@@ -124,7 +127,11 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
     """Against the snapshot apply loaded (the source as it was then). Changes made in PostgreSQL since the
     cutover are reported as such, and fail only with `strict`; what apply wrote differently never passes.
     `streamed`: compare without writing anything (stream_compare_move); None: so on a server in recovery."""
-    conn, entry = read_ledger(target)
+    started = time.monotonic()
+    try:
+        conn, entry = read_ledger(target)
+    except psycopg.Error as exc:
+        raise classify(exc, None, display=target.display, work="verify", changes=False) from None
     try:
         if entry is None:
             raise BadInput(f"{target.display}: is not migrated (no ledger); nothing to verify")
@@ -144,26 +151,53 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
                 quarantined = dict(src.execute(
                     f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))
                 for move in plan.of_type(CopyRows):
+                    began = time.monotonic()
                     if streamed:
                         count, sample = stream_compare_move(conn, src, move, plan.archived_tables(),
                                                             entry.state.get("xid"))
                     else:
                         load_source_rows(cur, src, move, "_dpro_source")
                         count, sample = compare_move(cur, move, plan.archived_tables(), entry.state.get("xid"))
+                    count.seconds = time.monotonic() - began
                     counts.append(count)
                     checks.append(move_check(f"rows {move.name}", count, sample, strict))
                 checks.append(accounting_check(counts, quarantined, lambda name: count_rows(src, name)))
             finally:
                 src.close()
             checks.append(promises_check(plan, DIALECT.catalog(cur)))
+            partitioned = [op.table for op in plan.of_type(CreateTable) if op.partition_months is not None]
+            if partitioned:
+                checks.append(default_partition_check(cur, partitioned))
         if snapshot:
             checks.append(source_since_snapshot(Path(plan.source), snapshot, list(plan.legacy_tables)))
-        return VerifyReport(target.display, entry.backup, checks, counts)
+        return VerifyReport(target.display, entry.backup, checks, counts, seconds=time.monotonic() - started,
+                            quarantined=quarantined)
     except psycopg.errors.SerializationFailure as exc:  # a standby cancels a read that holds up its replay
         raise BadInput(f"{target.display}: the server cancelled verify's read ({first_line(exc)}); run verify again, "
                        "or let the standby wait for it (hot_standby_feedback, max_standby_streaming_delay)") from None
+    except psycopg.Error as exc:  # a lost connection, a cancel, a missing privilege: said as what happened
+        raise classify(exc, conn, display=target.display, work="verify", changes=False) from None
     finally:
         conn.close()
+
+
+def default_partition_check(cur, tables: list[str]) -> Check:
+    """Rows sitting in a DEFAULT partition (--with partition-by-month): reported, not failed. They are the rows of
+    months no partition covers; while DEFAULT holds them their month's partition cannot be created:
+    `dpro-migrate partitions` makes it and moves them."""
+    found = {}
+    for qualified in tables:
+        row = cur.execute(
+            "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(%s) AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'",
+            (table_sql(qualified, POSTGRES),)).fetchone()
+        if row:
+            n = cur.execute(f"SELECT count(*) FROM {row[0]}").fetchone()[0]
+            if n:
+                found[row[0]] = n
+    detail = ("none" if not found else ", ".join(f"{t} {n} rows" for t, n in found.items())
+              + ": run `dpro-migrate partitions` to give their months partitions and move them there")
+    return Check("rows in DEFAULT partitions", True, detail, [found] if found else [])
 
 
 def count_rows(src: sqlite3.Connection, table: str) -> int:

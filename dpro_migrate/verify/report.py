@@ -30,6 +30,7 @@ class MoveCount:
     added_after_cutover: int
     changed_after_cutover: int = 0
     deleted_after_cutover: int = 0
+    seconds: float = 0.0  # how long the comparison of this move took
 
 
 @dataclass
@@ -39,6 +40,8 @@ class VerifyReport:
     checks: list[Check]
     counts: list[MoveCount]
     history_error: str | None = None
+    seconds: float = 0.0
+    quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows found in quarantine
 
     @property
     def ok(self) -> bool:

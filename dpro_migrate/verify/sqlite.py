@@ -6,6 +6,7 @@ Every difference is collected; nothing stops at the first one.
 from __future__ import annotations
 
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def verify_sqlite(path: Path, *, backup: Path | None = None, strict: bool = Fals
     """Against the backup apply took. A row that differs from it fails (SQLite keeps no trace of who wrote a
     row: a row the application changed after the cutover cannot be told from one apply wrote wrongly);
     rows added after the cutover are reported, and fail only with `strict`."""
+    started = time.monotonic()
     conn = connect_readonly(path)
     pool = ThreadPoolExecutor(1, thread_name_prefix="dpro-migrate-verify")
     try:
@@ -88,10 +90,13 @@ def verify_sqlite(path: Path, *, backup: Path | None = None, strict: bool = Fals
         structure = pool.submit(_structure_checks, path)
         counts = []
         for move in plan.moves:
+            began = time.monotonic()
             count, sample = compare_move(conn, move, "bak", plan.archived_tables())
+            count.seconds = time.monotonic() - began
             counts.append(count)
             checks.append(move_check(f"rows {move.legacy} -> {physical_name(move.target, SQLITE)}", count, sample, strict))
-        checks += _quarantine_checks(conn, plan, counts)
+        quarantine, quarantined = _quarantine_checks(conn, plan, counts)
+        checks += quarantine
         checks.append(_unknown_tables_untouched(conn, plan))
         checks.append(promises_check(plan, DIALECT.catalog(conn)))
         domain_names = {op.name for op in plan.of_type(CreateTable)}
@@ -102,14 +107,16 @@ def verify_sqlite(path: Path, *, backup: Path | None = None, strict: bool = Fals
         checks.append(Check("foreign_key_check", not fk, f"{len(fk)} violations" if fk else "clean",
                             [{"table": t, "rowid": r, "parent": p} for t, r, p, _ in fk[:SAMPLE]]))
         checks.append(Check("integrity_check", integrity == ["ok"], "; ".join(integrity[:3])))
-        return VerifyReport(str(path), str(backup), checks, counts)
+        return VerifyReport(str(path), str(backup), checks, counts, seconds=time.monotonic() - started,
+                            quarantined=quarantined)
     finally:
         pool.shutdown()
         conn.close()
 
 
-def _quarantine_checks(conn: sqlite3.Connection, plan: Plan, counts: list[MoveCount]) -> list[Check]:
-    """Quarantined rows are whole and unchanged, and source rows = target rows + quarantined rows."""
+def _quarantine_checks(conn: sqlite3.Connection, plan: Plan, counts: list[MoveCount]) -> tuple[list[Check], dict[str, int]]:
+    """Quarantined rows are whole and unchanged, and source rows = target rows + quarantined rows; and the rows
+    in quarantine per legacy table."""
     step = next(iter(plan.of_type(QuarantineRows)), None)
     tables = step.tables if step else []
     changed, quarantined = [], {}
@@ -125,7 +132,7 @@ def _quarantine_checks(conn: sqlite3.Connection, plan: Plan, counts: list[MoveCo
             changed.append(name)
     total = lambda name: conn.execute(f"SELECT count(*) FROM bak.{quote_ident(name)}").fetchone()[0]  # noqa: E731
     return [accounting_check(counts, quarantined, total),
-            Check("quarantined rows whole and unchanged", not changed, ", ".join(changed) or "ok", changed)]
+            Check("quarantined rows whole and unchanged", not changed, ", ".join(changed) or "ok", changed)], quarantined
 
 
 def _unknown_tables_untouched(conn: sqlite3.Connection, plan: Plan) -> Check:

@@ -1,4 +1,4 @@
-"""Alembic's batch mode on SQLite without losing what apply built.
+"""Alembic's batch mode on SQLite without losing what apply built (copied into the Alembic environment).
 
 The environment writes SQLite migrations in batch mode (render_as_batch), as Alembic advises, and Alembic
 then rebuilds the table (create a copy, move the rows, drop, rename) for anything but an added column. Its
@@ -27,19 +27,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-import sqlglot
 from alembic.ddl.sqlite import SQLiteImpl
 from alembic.util import CommandError
 from sqlalchemy.sql.elements import conv
-from sqlglot import exp
-
-from dpro_migrate.sqlnames import quote_ident
 
 # What SQLite's ALTER TABLE does in place (3.35+), as Alembic's batch records the operations.
 IN_PLACE = frozenset({"add_column", "drop_column", "create_index", "drop_index"})
 PROBE = "dpro_migrate_probe"
 _AUTOINCREMENT = re.compile(r"\bAUTOINCREMENT\b", re.I)
+_NAME = r'"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|\w+'
 _WORD = re.compile(r'"((?:[^"]|"")*)"|`([^`]*)`|\[([^\]]*)\]|(\w+)')
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_NAMED_FOREIGN_KEY = re.compile(
+    rf"\bCONSTRAINT\s+({_NAME})\s+FOREIGN\s+KEY\s*\(([^)]*)\)\s*REFERENCES\s+({_NAME})", re.I)
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _unquote(word: str) -> str:
+    word = word.strip()
+    if word[:1] in "\"`[":
+        inner = word[1:-1]
+        return inner.replace('""', '"') if word[0] == '"' else inner
+    return word
 
 
 @dataclass
@@ -86,17 +98,13 @@ def _saved(conn: sa.engine.Connection, table: str, temp: str) -> Rebuilt:
 
 
 def _foreign_key_names(table_sql: str) -> dict[tuple[tuple[str, ...], str], str]:
-    """{(columns, referenced table): constraint name} of the named foreign keys in a CREATE TABLE, parsed."""
-    try:
-        tree = sqlglot.parse_one(table_sql, read="sqlite")
-    except sqlglot.errors.ParseError:
-        return {}
+    """{(columns, referenced table): constraint name} of the named table-level foreign keys in a CREATE TABLE,
+    read clause by clause (string literals blanked first, so a CHECK's text is never read as one)."""
+    text = _STRING.sub("''", table_sql)
     out = {}
-    for con in tree.find_all(exp.Constraint):
-        fk = con.find(exp.ForeignKey)
-        ref = fk.args.get("reference") if fk is not None else None
-        if ref is not None and con.name:
-            out[(tuple(i.name for i in fk.expressions), ref.find(exp.Table).name)] = con.name
+    for m in _NAMED_FOREIGN_KEY.finditer(text):
+        columns = tuple(_unquote(c) for c in re.findall(_NAME, m.group(2)))
+        out[(columns, _unquote(m.group(3)))] = _unquote(m.group(1))
     return out
 
 

@@ -1,0 +1,43 @@
+"""`--report FILE.html` (or FILE.json): what a verb did, as one file a DBA attaches to the change ticket.
+
+document.py gathers the data (the verb's --json result, the plan, source, target, schema, history);
+html.py renders it with diagram.py's pictures. The library never prints: the CLI calls `write`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from dpro_migrate.errors import BadInput
+from dpro_migrate.report.document import VERBS, build
+from dpro_migrate.report.html import render
+
+__all__ = ["VERBS", "build", "render", "check_destination", "write"]
+
+
+def check_destination(path: Path) -> Path:
+    """Before the verb runs: the report's directory exists and the name says HTML or JSON (exit 2, nothing done)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm", ".json"):
+        raise BadInput(f"{path}: --report writes FILE.html (the page) or FILE.json (its data)")
+    if not path.parent.is_dir():
+        raise BadInput(f"{path.parent}: no such directory for the report")
+    if path.is_dir():
+        raise BadInput(f"{path}: is a directory; --report takes a file name")
+    return path
+
+
+def write(path: Path, doc: dict) -> Path:
+    """The page (or, for FILE.json, the document itself), written whole or not at all."""
+    path = Path(path)
+    text = json.dumps(doc, indent=2, ensure_ascii=False, default=str) if path.suffix.lower() == ".json" else render(doc)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"{path}: the report cannot be written ({exc.strerror or exc})") from None
+    return path

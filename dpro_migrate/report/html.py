@@ -1,0 +1,195 @@
+"""The report document (document.py) rendered as one self-contained HTML file: styles inline, pictures as
+inline SVG, no script, nothing fetched. Jinja2 escapes every value; the document itself is embedded as
+JSON (`<script type="application/json" id="dpro-migrate-report">`) so the page carries its own data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+
+from dpro_migrate.report.diagram import Diagrams, draw
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.ChainableUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else ("" if n is None else n)
+    env.filters["secs"] = _seconds
+    env.filters["size"] = _size
+    return env
+
+
+def _seconds(value) -> str:
+    if not isinstance(value, (int, float)):
+        return ""
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:,.2f} s"
+
+
+def _size(n) -> str:
+    if not isinstance(n, int):
+        return "not recorded"
+    if n < 1024:
+        return f"{n:,} bytes"
+    scaled, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if scaled < 1024:
+            break
+        scaled, unit = scaled / 1024, bigger
+    return f"{scaled:,.1f} {unit} ({n:,} bytes)"
+
+
+def render(doc: dict, diagrams: Diagrams | None = None) -> str:
+    diagrams = diagrams if diagrams is not None else draw(doc["schema"])
+    template = _environment().get_template("report.html.j2")
+    return template.render(doc=doc, v=view(doc), diagrams=diagrams,
+                           data=json.dumps(doc, ensure_ascii=False, default=str))
+
+
+# --- what the template shows, derived from the document only ----------------------------------------
+
+
+def view(doc: dict) -> dict:
+    result = doc.get("result") or {}
+    plan = doc.get("plan")
+    return {
+        "mapping": mapping(plan, result, per_legacy=result.get("rows_restored") if doc["verb"] == "rollback" else None),
+        "unknown_tables": (plan or {}).get("unknown_tables") or {},
+        "missing_legacy_tables": (plan or {}).get("missing_legacy_tables") or [],
+        "preflight": preflight(plan),
+        "operations": operations(plan),
+        "timings": timings(doc["verb"], result),
+        "checks": checks(doc["verb"], result),
+        "stages": result.get("stages") if doc["verb"] == "check" else None,
+        "backup": backup(doc, result),
+        "rows_word": {"apply": "rows moved", "verify": "rows verified", "rollback": "rows back"}.get(doc["verb"]),
+    }
+
+
+def _key(name: str | None) -> str:
+    """iam.users and iam_users are the same domain table (the JSON names it both ways)."""
+    return (name or "").replace(".", "_")
+
+
+def _moved(result: dict) -> dict[tuple[str, str], int]:
+    """Rows per (legacy table, domain table) as the verb's result counts them, whichever form it has."""
+    found: dict[tuple[str, str], int] = {}
+    for name, n in (result.get("rows_moved") or {}).items():
+        legacy, _, target = name.partition(" -> ")
+        found[(legacy, _key(target))] = n
+    for entry in _summary(result).get("tables") or []:
+        if isinstance(entry, dict) and "legacy" in entry and "rows" in entry:
+            found.setdefault((entry["legacy"], _key(entry.get("target"))), entry["rows"])
+    for count in result.get("counts") or []:  # verify
+        if isinstance(count, dict) and "legacy" in count:
+            found.setdefault((count["legacy"], _key(count.get("target"))), count.get("matched"))
+    return found
+
+
+def _summary(result: dict) -> dict:
+    """Per-table and per-phase timings sit at the top of a result, or under its `summary`."""
+    summary = result.get("summary")
+    return summary if isinstance(summary, dict) else result
+
+
+def mapping(plan: dict | None, result: dict, per_legacy: dict | None = None) -> list[dict] | None:
+    """One row per move: legacy table (rows), domain table, filter, rows the verb counted; a split (one legacy
+    table into several domain tables, activity_logs) is marked on each of its rows. `per_legacy`: rows counted
+    per legacy table rather than per move (rollback puts rows back per legacy table)."""
+    if not plan:
+        return None
+    legacy_rows = {n: t.get("rows") for n, t in (plan.get("legacy_tables") or {}).items()}
+    moves = [op for op in plan.get("operations") or [] if op.get("kind") in ("move_rows", "copy_rows")]
+    moves_of: dict[str, int] = {}
+    for op in moves:
+        moves_of[op.get("legacy")] = moves_of.get(op.get("legacy"), 0) + 1
+    counted = _moved(result)
+    rows = []
+    seen = set()
+    for op in moves:
+        legacy, target = op.get("legacy"), op.get("target")
+        rows.append({"legacy": legacy, "legacy_rows": legacy_rows.get(legacy), "target": target,
+                     "where": op.get("where"), "extra_columns": [c[0] if isinstance(c, list) else c for c in op.get("extra_columns") or []],
+                     "rows": (per_legacy or {}).get(legacy) if per_legacy is not None else counted.get((legacy, _key(target))),
+                     "split": moves_of.get(legacy, 0) > 1, "first_of_legacy": legacy not in seen,
+                     "span": moves_of.get(legacy, 1), "rows_per_legacy": per_legacy is not None})
+        seen.add(legacy)
+    return rows
+
+
+def preflight(plan: dict | None) -> dict | None:
+    """Rows the target would refuse: root causes (rules in words) and cascades when the plan has them,
+    else the findings per rule."""
+    if plan is None:
+        return None
+    pre = plan.get("preflight") or {}
+    dirty = pre.get("dirty") if isinstance(pre.get("dirty"), dict) else pre
+    rules = dirty.get("rules")
+    return {"rules": rules if isinstance(rules, list) else None, "cascades": dirty.get("cascades") or [],
+            "findings": pre.get("findings") or [], "refused_rows": pre.get("refused_rows") or dirty.get("tables") or {},
+            "on_reject": plan.get("on_reject")}
+
+
+def operations(plan: dict | None) -> dict | None:
+    if not plan:
+        return None
+    counts: dict[str, int] = {}
+    for op in plan.get("operations") or []:
+        counts[op.get("kind", "?")] = counts.get(op.get("kind", "?"), 0) + 1
+    return {"counts": counts, "list": plan.get("operations") or []}
+
+
+def timings(verb: str, result: dict) -> dict:
+    summary = _summary(result)
+    phases = [p for p in summary.get("phases") or [] if isinstance(p, dict)]
+    tables = [t for t in summary.get("tables") or [] if isinstance(t, dict) and "seconds" in t]
+    if verb == "check":
+        phases = [{"phase": s.get("name"), "seconds": s.get("seconds"), "status": s.get("status")}
+                  for s in result.get("stages") or []]
+    return {"total": summary.get("seconds", result.get("seconds")), "phases": phases, "tables": tables}
+
+
+def checks(verb: str, result: dict) -> list[dict] | None:
+    if verb == "verify" and "differences" in result:  # --schema-only: the live schema against ddl/
+        differences = result.get("differences") or []
+        if not differences:
+            return [{"name": "schema matches ddl/", "ok": True, "detail": f"compared with {result.get('basis') or 'ddl/'}",
+                     "items": []}]
+        return [{"name": f"{d.get('kind', '')} {d.get('object', '')}".strip(), "ok": False, "detail": d.get("detail") or "",
+                 "items": []} if isinstance(d, dict) else {"name": str(d), "ok": False, "detail": "", "items": []}
+                for d in differences]
+    if verb == "verify":
+        return result.get("checks")
+    if verb == "check":
+        stage = next((s for s in result.get("stages") or [] if s.get("name") == "verify"), None)
+        if stage is None:
+            return None
+        return [{"name": "verify (on the scratch copy)", "ok": stage.get("status") == "ok", "detail": stage.get("detail"),
+                 "items": stage.get("findings") or []}]
+    return None
+
+
+def backup(doc: dict, result: dict) -> dict | None:
+    """The backup this verb wrote (or compared against), and how to put it back."""
+    b = result.get("backup")
+    if isinstance(b, dict):
+        info = dict(b)
+    elif isinstance(b, str):
+        info = {"path": b}
+    else:
+        return None
+    checked = result.get("backup_details")  # the backup's own checks (integrity, rows per table)
+    if isinstance(checked, dict) and checked.get("path") == info.get("path"):
+        info = {**checked, **info}
+    source = doc["source"].get("path") or "dpro_agent.db"
+    info["meaning"] = {"apply": "the legacy file as it was just before apply",
+                       "rollback": "the database as it was just before rollback (migrated)",
+                       "verify": "the backup apply wrote, which verify compared every row with"}.get(doc["verb"], "")
+    info["restore"] = f'dpro-migrate restore "{info.get("path")}" --to "{source}"'
+    if not doc["target"]["in_place"]:
+        info["restore_note"] = ("restores the SQLite file only; `dpro-migrate rollback` removes what apply created on "
+                                f'{doc["target"]["database"]}')
+    return info

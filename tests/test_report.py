@@ -1,0 +1,303 @@
+"""`--report FILE.html`: one self-contained page per verb, rendered from the verb's own --json data.
+
+The content tests read the page the way a reviewer does (tables, counts, the diagram, no password) and the
+data embedded in it; the browser test opens it in Debian's chromium, headless, and keeps a screenshot.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from dpro_migrate import DOMAINS
+from dpro_migrate.cli import app
+from dpro_migrate.model.schema import load_schema
+from dpro_migrate.report import build, render
+from dpro_migrate.report.diagram import Diagrams
+from dpro_migrate.targets import parse_target
+
+runner = CliRunner()
+SECRET = "Rep0rt-s3cret-pw"
+
+
+def invoke(code: int, *args) -> str:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.stdout
+
+
+def embedded(page: str) -> dict:
+    """The document the page was rendered from (script#dpro-migrate-report)."""
+    found = re.search(r'<script type="application/json" id="dpro-migrate-report">(.*?)</script>', page, re.S)
+    assert found, "the page carries its data"
+    return json.loads(found.group(1))
+
+
+def text_of(page: str) -> str:
+    """What a reader sees: tags out, entities decoded, spaces collapsed (the embedded data left out)."""
+    page = re.sub(r"<script.*?</script>|<style.*?</style>", " ", page, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+def mapping_rows(page: str) -> list[list[str]]:
+    """The cells of the 'what moves where' table, row by row."""
+    section = page[page.index('id="mapping"'):page.index('id="preflight"')]
+    rows = []
+    for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", section, re.S)[1:]:
+        rows.append([re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", c))).strip()
+                     for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)])
+    return rows
+
+
+def assert_self_contained(page: str) -> None:
+    """Nothing fetched to view it: no external script, stylesheet, image or font."""
+    assert not re.search(r'<(link|img|iframe|object|embed)\b', page, re.I)
+    assert not re.search(r'\b(src|href)\s*=\s*"(https?:)?//', page, re.I)
+    assert "url(" not in page.split("</style>")[0], "no external resource in the styles"
+    assert re.search(r"<script(?![^>]*application/json)", page) is None, "no script: nothing to run"
+
+
+def assert_schema_drawn(page: str) -> None:
+    """A diagram per domain (Graphviz SVG, or the labelled fallback) naming every domain table."""
+    section = page[page.index('id="schema"'):page.index('id="timings"')]
+    if shutil.which("dot"):
+        assert section.count("<svg") == len(DOMAINS)
+        assert "Drawn by Graphviz" in section
+    else:
+        assert "Diagram not drawn: Graphviz (dot) was not found" in section
+    words = text_of(section)
+    for qualified in load_schema().tables:
+        assert qualified in words, qualified
+    assert "fk_messages_conversation" in section  # every foreign key is named
+
+
+def test_reports_of_a_cycle_in_place(legacy_db, tmp_path):
+    """plan, apply, verify, rollback with --report: each page shows its verb's data, and the later ones
+    link the earlier ones and the history."""
+    db = legacy_db()
+    out = tmp_path / "reports"
+    out.mkdir()
+    planned = json.loads(invoke(0, "plan", db, "--json", "--report", out / "plan.html"))
+    applied = json.loads(invoke(0, "apply", db, "--yes", "--json", "--report", out / "apply.html"))
+    verified = json.loads(invoke(0, "verify", db, "--json", "--report", out / "verify.html"))
+    invoke(0, "rollback", db, "--yes", "--report", out / "rollback.html")
+
+    page = (out / "plan.html").read_text()
+    assert_self_contained(page)
+    assert_schema_drawn(page)
+    data = embedded(page)
+    assert data["verb"] == "plan" and data["plan"]["source_fingerprint"] == planned["source_fingerprint"]
+    words = text_of(page)
+    assert str(db) in words and planned["source_fingerprint"] in words and "sqlite:in-place" in words
+    rows = mapping_rows(page)
+    for legacy, t in planned["legacy_tables"].items():
+        assert any(r[0].startswith(legacy) and r[1] == f"{t['rows']:,}" for r in rows), (legacy, rows)
+    split = [r for r in rows if r[0].startswith("activity_logs")]
+    assert split and "split into 2" in split[0][0]
+    assert {"iam.authentication_logs", "system.audit_logs"} <= {c for r in rows for c in r}
+    assert "None: every legacy row satisfies every rule" in words
+    assert "dpro-migrate apply plan.json" in words  # what to run next
+
+    page = (out / "apply.html").read_text()
+    assert embedded(page)["result"] == applied, "the page is rendered from exactly what --json prints"
+    rows = mapping_rows(page)
+    for name, n in applied["rows_moved"].items():  # "activity_logs -> iam_authentication_logs": 17
+        target = name.split(" -> ")[1]
+        assert any(c.replace(".", "_") == target and r[-2] == f"{n:,}" for r in rows for c in r), (name, n, rows)
+    words = text_of(page)
+    backup = applied["backup"]["path"] if isinstance(applied["backup"], dict) else applied["backup"]
+    assert backup in words and f'dpro-migrate restore "{backup}"' in words
+    tables = planned["legacy_tables"]
+    assert f"integrity_check ok, {sum(t['rows'] for t in tables.values()):,} rows in {len(tables)} tables" in words
+    timings = page[page.index('id="timings"'):page.index('id="backup"')]
+    for phase in applied.get("phases") or []:  # per phase and per table, as --json has them
+        assert f"<td>{html.escape(phase['phase'])}</td>" in timings
+    assert timings.count("<tr>") >= len(applied.get("phases") or []) + len(applied.get("tables") or [])
+    assert "plan.html" in words  # the earlier report of this database
+
+    page = (out / "verify.html").read_text()
+    words = text_of(page)
+    assert embedded(page)["result"] == verified
+    for check in verified["checks"]:
+        assert check["name"] in words
+    assert "FAILED" not in words and verified["ok"] is True
+
+    page = (out / "rollback.html").read_text()
+    data = embedded(page)
+    assert [line["verb"] for line in data["history"]["lines"]] == ["apply", "verify", "rollback"]
+    assert {r["name"] for r in data["history"]["reports"]} == {"plan.html", "apply.html", "verify.html"}
+    for name in ("plan.html", "apply.html", "verify.html"):
+        assert f'href="{name}"' in page
+    assert mapping_rows(page), "the mapping of what was rolled back, from the plan the ledger held"
+
+
+def test_plan_report_of_dirty_data_lists_the_refused_rows(legacy_db, tmp_path):
+    from dpro_migrate.dirty import add_dirty_data
+
+    db = legacy_db()
+    add_dirty_data(db)
+    planned = json.loads(invoke(0, "plan", db, "--json", "--report", tmp_path / "plan.html"))
+    page = (tmp_path / "plan.html").read_text()
+    words = text_of(page)
+    findings = planned["preflight"]["findings"]
+    assert findings
+    for f in findings:
+        assert f["rule"] in words and str(f["ids"][0]) in words
+    for rule in (planned["preflight"].get("dirty") or {}).get("rules") or []:  # root causes, the rule in words
+        assert rule["definition"] in words
+    assert "rows refused" in words and "--on-reject quarantine" in words
+    assert planned["unknown_tables"]
+    for name in planned["unknown_tables"]:  # hostile names among them: shown as text, never as markup
+        assert name in words
+    assert_self_contained(page)
+
+
+def test_check_report_and_json_document(legacy_db, tmp_path):
+    db = legacy_db()
+    out = json.loads(invoke(0, "check", db, "--json", "--report", tmp_path / "check.html"))
+    page = (tmp_path / "check.html").read_text()
+    assert_self_contained(page)
+    words = text_of(page)
+    for stage in out["stages"]:
+        assert stage["name"] in words
+    assert mapping_rows(page) and "passed" in words
+    invoke(0, "check", db, "--report", tmp_path / "check.json")
+    doc = json.loads((tmp_path / "check.json").read_text())
+    assert doc["verb"] == "check" and doc["result"]["ok"] is True and doc["plan"]["source"] == str(db)
+
+
+def test_unusable_report_path_is_refused_before_anything_changes(legacy_db, tmp_path):
+    db = legacy_db()
+    before = db.read_bytes()
+    result = runner.invoke(app, ["apply", str(db), "--yes", "--report", str(tmp_path / "no" / "such" / "r.html")])
+    assert result.exit_code == 2 and "no such directory" in result.stderr
+    result = runner.invoke(app, ["apply", str(db), "--yes", "--report", str(tmp_path / "r.pdf")])
+    assert result.exit_code == 2 and "FILE.html" in result.stderr
+    assert db.read_bytes() == before
+
+
+def test_missing_sections_say_not_recorded_and_values_are_escaped(tmp_path):
+    """A verb that recorded little still gives a page; hostile text is shown, never run."""
+    hostile = '<script>alert("x")</script>'
+    doc = build("verify", {"ok": False, "checks": [{"name": hostile, "ok": False, "detail": "d", "items": []}]},
+                source=tmp_path / "gone.db", target=parse_target(None))
+    page = render(doc, Diagrams(None, problem="Graphviz (dot) was not found on PATH"))
+    assert hostile not in page and "&lt;script&gt;alert" in page
+    words = text_of(page)
+    assert "not recorded" in words and "Diagram not drawn" in words and "FAILED" in words
+    for table in load_schema().tables:  # the fallback still names every table
+        assert table in words
+
+
+def test_cascades_are_shown_with_their_parent_rows(tmp_path):
+    rule = {"legacy": "agents", "target": "ai_agents.agents", "rule": "check chk_agents_temperature_range", "kind": "check",
+            "definition": "ai_agents.agents takes only rows where temperature <= 2.0", "sql": "CHECK (temperature <= 2.0)",
+            "rows": 2, "ids": [2, 3], "find_sql": "SELECT id FROM agents WHERE NOT (temperature <= 2.0)"}
+    cascade = {"legacy": "messages", "target": "communication.messages", "rule": "foreign key fk_messages_agent",
+               "parent": "agents", "parent_ids": [2, 3], "rows": 168, "ids": list(range(1000, 1168))}
+    plan = {"source": str(tmp_path / "dpro_agent.db"), "source_fingerprint": "sha256:x", "legacy_tables": {}, "operations": [],
+            "on_reject": "fail", "preflight": {"findings": [], "refused_rows": {"agents": 2, "messages": 168},
+                                               "dirty": {"rows": 170, "tables": {"agents": 2, "messages": 168},
+                                                         "rules": [rule], "cascades": [cascade]}}}
+    page = render(build("plan", None, source=None, target=parse_target(None), plan=plan), Diagrams(None, problem="test"))
+    section = text_of(page[page.index('id="preflight"'):page.index('id="schema"')])
+    assert "170 rows in 2 legacy tables" in section and rule["definition"] in section and rule["find_sql"] in section
+    assert "fk_messages_agent agents 2, 3 168 1000, 1001" in section and "…" in section  # a sample of the 168 ids
+    assert embedded(page)["plan"]["preflight"]["dirty"]["cascades"][0]["ids"] == cascade["ids"]  # every id in the data
+
+
+def test_without_graphviz_the_report_is_still_written_and_says_so(legacy_db, tmp_path, monkeypatch):
+    monkeypatch.setattr("dpro_migrate.report.diagram.shutil.which", lambda name: None)
+    db = legacy_db()
+    invoke(0, "plan", db, "--report", tmp_path / "plan.html")
+    page = (tmp_path / "plan.html").read_text()
+    assert "<svg" not in page and "Diagram not drawn: Graphviz (dot) was not found on PATH" in page
+    words = text_of(page)
+    for table in load_schema().tables:
+        assert table in words
+    for fk in embedded(page)["schema"]["foreign_keys"]:
+        assert fk["name"] in words
+    assert_self_contained(page)
+
+
+@pytest.mark.postgres
+def test_reports_on_postgresql_never_show_the_password(legacy_db, pg_url, tmp_path):
+    url = make_url(pg_url)
+    secret = url.password or SECRET  # the test server trusts 127.0.0.1: a password it does not ask for is ignored
+    target = url.set(password=secret).render_as_string(hide_password=False)
+    db = legacy_db()
+    applied = json.loads(invoke(0, "apply", db, "--target", target, "--yes", "--json", "--report", tmp_path / "apply.html"))
+    invoke(0, "verify", db, "--target", target, "--report", tmp_path / "verify.html")
+    invoke(0, "rollback", db, "--target", target, "--yes", "--report", tmp_path / "rollback.html")
+    invoke(0, "check", db, "--target", target, "--report", tmp_path / "check.html")
+    for name in ("apply.html", "verify.html", "rollback.html", "check.html"):
+        page = (tmp_path / name).read_text()
+        assert secret not in page, name
+        assert parse_target(target).display in text_of(page), name
+        assert_self_contained(page)
+    page = (tmp_path / "apply.html").read_text()
+    assert_schema_drawn(page)
+    rows = mapping_rows(page)
+    assert sum(int(r[-2].replace(",", "")) for r in rows) == sum(applied["rows_moved"].values())
+    assert any("split into 2" in r[0] for r in rows)
+    assert 'href="verify.html"' not in page and 'href="apply.html"' in (tmp_path / "rollback.html").read_text()
+
+
+# --- a real browser ---------------------------------------------------------------------------------
+
+
+def chromium() -> str | None:
+    return next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser"))), None)
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium (apt-get install chromium). Skipped when absent, except under CI=true where it fails,
+    as the PostgreSQL tests do."""
+    found = chromium()
+    if found is None:
+        reason = "no chromium on PATH (apt-get install -y chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI must run the browser test: " + reason)
+        pytest.skip(reason)
+    return found
+
+
+def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    # as root (CI, containers) chromium needs --no-sandbox; a profile of its own, so parallel runs never share one
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_report_renders_in_a_headless_browser(legacy_db, tmp_path, browser):
+    db = legacy_db()
+    invoke(0, "apply", db, "--yes", "--report", tmp_path / "apply.html")
+    url = (tmp_path / "apply.html").as_uri()
+    started = time.monotonic()
+    dom = headless(browser, tmp_path / "profile", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == [], console
+    assert 'id="mapping"' in dom.stdout and "<svg" in dom.stdout or "Diagram not drawn" in dom.stdout
+    shot = tmp_path / "apply.png"
+    taken = headless(browser, tmp_path / "profile", "--hide-scrollbars", "--window-size=1400,2400",
+                     f"--screenshot={shot}", url)
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000  # a page, not a blank
+    keep = os.environ.get("DPRO_MIGRATE_REPORT_SCREENSHOT")  # where to keep it, to look at
+    if keep:
+        shutil.copyfile(shot, keep)
+    print(f"browser: {time.monotonic() - started:.1f}s")
