@@ -20,7 +20,7 @@ import pytest
 
 from dpro_migrate import verbs
 from dpro_migrate.db import copy_producers
-from dpro_migrate.db.copy_producers import ProducerFailed, Producers, open_producers, rowid_alias_id
+from dpro_migrate.db.copy_producers import ProducerFailed, Producers, change_counter, open_producers, rowid_alias_id
 from dpro_migrate.db.pgcopy import stream_lines
 from dpro_migrate.errors import Blocked, ChecksFailed
 from dpro_migrate.example import generate_legacy_db
@@ -62,13 +62,13 @@ def test_split_moves_give_exactly_the_lines_of_one_reader(tmp_path, monkeypatch,
     monkeypatch.setattr(copy_producers, "SPLIT_ROWS", 1)  # split whatever the size
     db = tmp_path / "s.db"
     sql = make_table(db, ids)
+    counter = change_counter(db)
     src = reader(db)
     whole = sorted(lines_of(stream_lines(src, sql)))
-    with Producers(db, [(sql, "t"), (sql, "t")], src, 3) as producers:
+    with Producers(db, counter, [(sql, "t"), (sql, "t")], src, 3) as producers:
         assert len(producers.moves[0].shards) == (3 if len(ids) >= 3 else 1)
         for _ in range(2):  # the same move twice: each producer keeps its shards in order
             assert sorted(lines_of(producers.blocks(sql))) == whole
-        producers.check_snapshot()
     assert len(whole) == len(ids)
 
 
@@ -93,15 +93,17 @@ def test_a_wal_file_is_read_by_one_reader_not_producers(tmp_path):
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
-    assert open_producers(db, reader(db), [(sql, "t")], 2) is None
+    assert open_producers(db, change_counter(db), reader(db), [(sql, "t")], 2) is None
 
 
 def test_a_file_written_since_the_copy_began_is_refused(tmp_path, monkeypatch):
     db = tmp_path / "c.db"
     sql = make_table(db, range(1, 100))
-    src = reader(db)
-    monkeypatch.setattr(copy_producers, "change_counter", lambda path: "0000000000000000")  # not what the file says
-    with Producers(db, [(sql, "t")], src, 2) as producers:
+    counter = change_counter(db)
+    with sqlite3.connect(db) as writer:  # committed after the counter was read, before the copy's reader opened
+        writer.execute("UPDATE t SET v = 'changed' WHERE id = 1")
+    writer.close()
+    with Producers(db, counter, [(sql, "t")], reader(db), 2) as producers:
         with pytest.raises(ProducerFailed, match="not the snapshot"):
             list(producers.blocks(sql))
 
@@ -110,7 +112,7 @@ def test_a_producer_killed_midway_stops_the_copy(tmp_path, monkeypatch):
     monkeypatch.setattr(copy_producers, "BLOCK_BYTES", 4096)
     db = tmp_path / "k.db"
     sql = make_table(db, range(1, 300_000))  # several MB: more than the pipes hold
-    with Producers(db, [(sql, "t")], reader(db), 2) as producers:
+    with Producers(db, change_counter(db), [(sql, "t")], reader(db), 2) as producers:
         blocks = producers.blocks(sql)
         next(blocks)
         owner = producers.moves[0].shards[0][0]
@@ -168,10 +170,11 @@ def test_producers_die_with_a_sigkill_of_their_parent(tmp_path):
         from dpro_migrate.types import type_class_of_pg
         copy_producers.SPLIT_ROWS = 1
         db = Path({str(db)!r})
+        counter = copy_producers.change_counter(db)
         src = sqlite3.connect(db.as_uri() + "?mode=ro", uri=True, isolation_level=None)
         src.execute("BEGIN"); src.execute("SELECT 1 FROM sqlite_master").fetchall()
         sql = copy_lines_sql("t", [("id", type_class_of_pg("bigint")), ("v", type_class_of_pg("text"))], None)
-        p = copy_producers.Producers(db, [(sql, "t")], src, 2)
+        p = copy_producers.Producers(db, counter, [(sql, "t")], src, 2)
         print("started", flush=True)
         time.sleep(600)
     """)
