@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from dpro_migrate.sqlnames import quote_ident
+
 BLOCK_BYTES = 1 << 20  # per block: small enough that producers, pipes and the relay stay well under 200 MB
 SPLIT_ROWS = 25_000  # a move with at least this many rows per producer is split over the producers
 FRAME = struct.Struct("<qqq")  # (shard, rows or END/ERROR, payload bytes)
@@ -62,7 +64,7 @@ def change_counter(path: Path, fd: int | None = None) -> str:
 def rowid_alias_id(src: sqlite3.Connection, table: str) -> bool:
     """Is "id" the table's rowid (INTEGER PRIMARY KEY)? Then ids are distinct integers, never NULL, and an id
     range is a rowid range: splitting by it loses and repeats no row."""
-    q = '"' + table.replace('"', '""') + '"'
+    q = quote_ident(table)
     cols = src.execute(f"PRAGMA table_info({q})").fetchall()
     pks = [c for c in cols if c[5]]
     if len(pks) != 1 or pks[0][1] != "id" or (pks[0][2] or "").upper() != "INTEGER":
@@ -73,7 +75,7 @@ def rowid_alias_id(src: sqlite3.Connection, table: str) -> bool:
 
 def split_points(src: sqlite3.Connection, table: str, n: int, parts: int) -> list[int]:
     """parts - 1 ids that cut the table of n rows into parts of about equal row counts (rowid order)."""
-    q = '"' + table.replace('"', '""') + '"'
+    q = quote_ident(table)
     if parts < 2 or n < SPLIT_ROWS * parts:
         return []
     cuts = [src.execute(f'SELECT "id" FROM {q} ORDER BY "id" LIMIT 1 OFFSET ?', (n * k // parts,)).fetchone()[0]
@@ -114,9 +116,9 @@ class Producers:
         load = [0] * workers
         shard_id = 0
         for move in self.moves:
-            rows = src.execute(f'SELECT count(*) FROM "{move.legacy.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
+            rows = src.execute(f"SELECT count(*) FROM {quote_ident(move.legacy)}").fetchone()[0]
             cuts = split_points(src, move.legacy, rows, workers) if rowid_alias_id(src, move.legacy) else []
-            bounds = list(zip([None, *cuts], [*cuts, None]))
+            bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
             # one shard per producer for a split move; a small move goes to the producer with the least work
             owners = range(len(bounds)) if len(bounds) > 1 else [min(range(workers), key=load.__getitem__)]
             for owner, (low, high) in zip(owners, bounds, strict=True):
