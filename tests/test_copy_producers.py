@@ -335,3 +335,14 @@ def test_memory_of_apply_and_its_producers_stays_bounded(big_legacy, tmp_path, p
                           capture_output=True, text=True, check=True)
     peak = json.loads(done.stdout.strip().splitlines()[-1])["peak_tree_mb"]
     assert 0 < peak < 200, peak
+
+
+def test_the_number_of_producers_is_a_setting():
+    from dpro_migrate.config import load_settings
+    from dpro_migrate.errors import BadInput
+
+    assert load_settings({}).copy_producers is None
+    assert load_settings({"DPRO_MIGRATE_COPY_PRODUCERS": " 3 "}).copy_producers == 3
+    for bad in ("0", "17", "two", "+2", "2.0"):
+        with pytest.raises(BadInput, match="DPRO_MIGRATE_COPY_PRODUCERS"):
+            load_settings({"DPRO_MIGRATE_COPY_PRODUCERS": bad})
