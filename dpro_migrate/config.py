@@ -39,7 +39,7 @@ class Settings:
     # PostgreSQL's lock_timeout in dpro-migrate's sessions: a statement waiting longer for a lock another session
     # holds is cancelled (while it waits, every later request for that table queues behind it); 0: no limit
     pg_lock_timeout_ms: int = DEFAULT_PG_LOCK_TIMEOUT_MS
-    # processes that build COPY lines for a PostgreSQL apply (None: one per CPU, 2 to 4; 1: in dpro-migrate's own)
+    # processes that build COPY lines for a PostgreSQL apply (None: one per CPU, 2 to 3; 1: in dpro-migrate's own)
     copy_producers: int | None = None
     # --with partition-by-month and `dpro-migrate partitions`: monthly partitions made ahead of the current month
     partition_months_ahead: int = DEFAULT_PARTITION_MONTHS_AHEAD
@@ -65,7 +65,7 @@ def _producers(environ: Mapping[str, str]) -> int | None:
         return None
     if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= MAX_COPY_PRODUCERS:
         raise BadInput(f"{COPY_PRODUCERS_ENV}={text!r}: expected a whole number from 1 to {MAX_COPY_PRODUCERS} "
-                       "(unset: one per CPU, 2 to 4; 1: lines built in dpro-migrate's own process)")
+                       "(unset: one per CPU, 2 to 3; 1: lines built in dpro-migrate's own process)")
     return int(text)
 
 

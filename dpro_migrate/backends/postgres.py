@@ -16,7 +16,7 @@ from dpro_migrate.compare import attach_readonly
 from dpro_migrate.db.connections import (LOCK_KEY, claim_session, connect, copy_producers, locked_transaction,
                                          open_for_write, open_source, transaction_settings_sql, write_transaction)
 from dpro_migrate.db.pgerrors import classify, refused_rows
-from dpro_migrate.db.copy_producers import Producers, ProducerFailed, open_producers
+from dpro_migrate.db.copy_producers import Producers, ProducerFailed, change_counter, open_producers
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
 from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, DproMigrateError, OutcomeUnknown
@@ -132,6 +132,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         refuse_outside(outside_dependents(conn, existing), target.display)  # nothing outside the seven ever goes
         with timings.timed("snapshot of the source"):
             snapshot = backup_file(source, backup_dir)
+        counter = change_counter(snapshot.path)  # before src opens it (see db/copy_producers.py)
         src = open_source(snapshot.path)
         if schema_fingerprint(src) != plan.source_fingerprint:
             snapshot.path.unlink(missing_ok=True)
@@ -144,7 +145,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
             replace_schemas(cur, existing, target.display)  # checked again: nothing outside them goes
-            producers = _producers(snapshot.path, src, plan)
+            producers = _producers(snapshot.path, counter, src, plan)
             try:
                 runner = PostgresRunner(cur, src, rows_progress, producers)
                 for i, op in enumerate(plan.operations):
@@ -156,8 +157,6 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
                     timings.operation(op, time.monotonic() - began, rows)
                     if op.moves_rows:
                         moved[op.name] = rows
-                if producers:
-                    producers.check_snapshot()
             finally:
                 if producers:
                     producers.close()
@@ -189,12 +188,12 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             src.close()
 
 
-def _producers(path: Path, src: sqlite3.Connection, plan: Plan) -> Producers | None:
+def _producers(path: Path, counter: str, src: sqlite3.Connection, plan: Plan) -> Producers | None:
     """Producer processes for the plan's moves, reading the snapshot `src` holds open (see db/copy_producers.py);
     None: the lines are built by a thread of this process."""
     moves = [(op.source_sql, op.legacy) for op in plan.of_type(CopyRows)]
     refused = src.execute(f"SELECT source_table, source_pk, rule FROM {REFUSED}") if plan.on_reject != "fail" else ()
-    return open_producers(path, src, moves, copy_producers(), refused)
+    return open_producers(path, counter, src, moves, copy_producers(), refused)
 
 
 def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:

@@ -304,7 +304,8 @@ def pg_lock_timeout_ms() -> int:
 
 def copy_producers() -> int:
     """How many processes build COPY lines for a PostgreSQL apply (1: a thread of dpro-migrate's own process)."""
-    return load_settings().copy_producers or max(2, min(4, os.cpu_count() or 1))
+    # at most 3 by default: each producer is about 24 MB, and apply with its producers stays under 200 MB to 5M
+    return load_settings().copy_producers or max(2, min(3, os.cpu_count() or 1))
 
 
 def session_settings_sql() -> list[str]:

@@ -9,8 +9,11 @@ transaction). A large move is split by id range over the producers, which build 
 Guarantees kept:
 - Same lines: each producer runs the plan's own line SQL through stream_lines(); nothing is re-encoded.
 - Same snapshot: the parent holds its read transaction on the snapshot file (rollback journal: no writer can
-  commit while it does) and hands the producers the file's change counter, which each checks inside its own
-  read transaction; a WAL file is never handed to producers (open_producers answers None).
+  commit while it does), and hands the producers the file's change counter, read before its own connection
+  opened the file; each producer checks it inside its own read transaction, so a write at any moment between
+  is refused. A WAL file is never handed to producers (open_producers answers None).
+  The parent never opens the file itself while its connection is open: closing any descriptor of a file
+  releases every POSIX lock the process holds on it, SQLite's read lock too.
 - Nothing outlives dpro-migrate: a producer asks Linux to SIGKILL it when its parent dies (PR_SET_PDEATHSIG,
   then checks the parent is still the one that started it), and a write to a pipe nobody reads ends it too.
 - Flat memory: a block is about BLOCK_BYTES; a producer blocks on its full pipe until the parent reads it.
@@ -31,8 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from dpro_migrate.sqlnames import quote_ident
+
 BLOCK_BYTES = 1 << 20  # per block: small enough that producers, pipes and the relay stay well under 200 MB
-SPLIT_ROWS = 100_000  # a move with at least this many rows per producer is split over the producers
+SPLIT_ROWS = 25_000  # a move with at least this many rows per producer is split over the producers
 FRAME = struct.Struct("<qqq")  # (shard, rows or END/ERROR, payload bytes)
 END, ERROR = -1, -2
 PIPE_BYTES = 1 << 20  # F_SETPIPE_SZ: a producer runs one block ahead of the relay
@@ -44,18 +49,22 @@ class ProducerFailed(Exception):
     """A producer process stopped before its shard's end (killed, or SQLite failed in it)."""
 
 
-def change_counter(path: Path) -> str:
+def change_counter(path: Path, fd: int | None = None) -> str:
     """The file change counter and version-valid-for number of a rollback-journal database (header bytes 24-28
-    and 92-96): both change with every committed write. Read while a read transaction holds the file's lock."""
-    with open(path, "rb") as f:
-        head = f.read(100)
+    and 92-96): both change with every committed write. Never call it on a file this process has an SQLite
+    connection open on, unless through `fd`, a descriptor opened before that connection and closed after it."""
+    if fd is not None:
+        head = os.pread(fd, 100, 0)
+    else:
+        with open(path, "rb") as f:
+            head = f.read(100)
     return (head[24:28] + head[92:96]).hex()
 
 
 def rowid_alias_id(src: sqlite3.Connection, table: str) -> bool:
     """Is "id" the table's rowid (INTEGER PRIMARY KEY)? Then ids are distinct integers, never NULL, and an id
     range is a rowid range: splitting by it loses and repeats no row."""
-    q = '"' + table.replace('"', '""') + '"'
+    q = quote_ident(table)
     cols = src.execute(f"PRAGMA table_info({q})").fetchall()
     pks = [c for c in cols if c[5]]
     if len(pks) != 1 or pks[0][1] != "id" or (pks[0][2] or "").upper() != "INTEGER":
@@ -64,10 +73,9 @@ def rowid_alias_id(src: sqlite3.Connection, table: str) -> bool:
     return not any(ix[3] == "pk" for ix in src.execute(f"PRAGMA index_list({q})"))
 
 
-def split_points(src: sqlite3.Connection, table: str, parts: int) -> list[int]:
-    """parts - 1 ids that cut the table into parts of about equal row counts (rowid order)."""
-    q = '"' + table.replace('"', '""') + '"'
-    n = src.execute(f"SELECT count(*) FROM {q}").fetchone()[0]
+def split_points(src: sqlite3.Connection, table: str, n: int, parts: int) -> list[int]:
+    """parts - 1 ids that cut the table of n rows into parts of about equal row counts (rowid order)."""
+    q = quote_ident(table)
     if parts < 2 or n < SPLIT_ROWS * parts:
         return []
     cuts = [src.execute(f'SELECT "id" FROM {q} ORDER BY "id" LIMIT 1 OFFSET ?', (n * k // parts,)).fetchone()[0]
@@ -84,22 +92,23 @@ class Move:
     shards: list[tuple[int, int]] = field(default_factory=list)  # (producer, shard id)
 
 
-def open_producers(path: Path, src: sqlite3.Connection, moves: list[tuple[str, str]], workers: int,
+def open_producers(path: Path, counter: str, src: sqlite3.Connection, moves: list[tuple[str, str]], workers: int,
                    refused: Iterable[tuple] = ()) -> Producers | None:
     """Producers for these moves (line SQL, legacy table), or None where they could not read the snapshot `src`
-    holds: a WAL file lets a writer commit under a reader, so only a rollback-journal file is shared."""
+    holds: a WAL file lets a writer commit under a reader, so only a rollback-journal file is shared.
+    `counter`: change_counter(path) read before `src` was opened."""
     if workers < 2 or not moves or src.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
         return None
-    return Producers(path, moves, src, workers, refused)
+    return Producers(path, counter, moves, src, workers, refused)
 
 
 class Producers:
     """The producer processes of one apply, and the moves they build lines for, in plan order."""
 
-    def __init__(self, path: Path, moves: list[tuple[str, str]], src: sqlite3.Connection, workers: int,
+    def __init__(self, path: Path, counter: str, moves: list[tuple[str, str]], src: sqlite3.Connection, workers: int,
                  refused: Iterable[tuple] = ()):
         self.path = path
-        self.counter = change_counter(path)
+        self.counter = counter
         self.moves = [Move(sql, legacy) for sql, legacy in moves]
         self.next_move = 0
         self.procs: list[subprocess.Popen] = []
@@ -107,9 +116,9 @@ class Producers:
         load = [0] * workers
         shard_id = 0
         for move in self.moves:
-            cuts = split_points(src, move.legacy, workers) if rowid_alias_id(src, move.legacy) else []
+            rows = src.execute(f"SELECT count(*) FROM {quote_ident(move.legacy)}").fetchone()[0]
+            cuts = split_points(src, move.legacy, rows, workers) if rowid_alias_id(src, move.legacy) else []
             bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
-            rows = src.execute(f'SELECT count(*) FROM "{move.legacy.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
             # one shard per producer for a split move; a small move goes to the producer with the least work
             owners = range(len(bounds)) if len(bounds) > 1 else [min(range(workers), key=load.__getitem__)]
             for owner, (low, high) in zip(owners, bounds, strict=True):
@@ -160,11 +169,6 @@ class Producers:
             parts.append(chunk)
             left -= len(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def check_snapshot(self) -> None:
-        """After the copy, with the parent's read transaction still open: the file is the one every producer read."""
-        if change_counter(self.path) != self.counter:
-            raise ProducerFailed(f"{self.path} changed while it was copied")
 
     def close(self) -> None:
         """Stop every producer and reap it (no orphan, no open file left behind)."""
@@ -231,12 +235,13 @@ def produce(spec: dict, out) -> None:
     from dpro_migrate.db.pgcopy import stream_lines
 
     path = Path(spec["path"])
+    fd = os.open(path, os.O_RDONLY)  # the header is read through it: opened before SQLite's, closed after
     src = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
     shard = -1
     try:
         src.execute("BEGIN")
         src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the read lock: the file holds still from here
-        if change_counter(path) != spec["counter"]:
+        if change_counter(path, fd) != spec["counter"]:
             raise ProducerFailed(f"{path} is not the snapshot the copy started from (it was written since)")
         if spec["refused"]:  # policy quarantine: the moves leave out the rows the parent's preflight refused
             from dpro_migrate.plan.preflight import SETUP_SQL
@@ -257,6 +262,7 @@ def produce(spec: dict, out) -> None:
         _write(out, FRAME.pack(shard, ERROR, len(message)) + message)
     finally:
         src.close()
+        os.close(fd)
 
 
 def main() -> None:
