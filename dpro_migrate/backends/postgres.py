@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -509,11 +510,28 @@ def _write_back(source: Path, snapshot: Path | None, plan: Plan, changes: dict[s
                                    + "; nothing was changed (see --json for both versions; --on-conflict postgres or "
                                    "source settles them)", details={"conflicts": found.conflicts})
             backup = backup_file(source, backup_dir)
-            done = _reconcile(conn, snapshot, changes, on_conflict, write=True)
+            with _triggers_set_aside(conn):  # PostgreSQL's rows as they are, not what the file's triggers make of them
+                done = _reconcile(conn, snapshot, changes, on_conflict, write=True)
+            if len(done.conflicts) != len(found.conflicts):  # never settle a conflict nobody was asked about
+                raise ChecksFailed(f"{source}: the write-back met rows the comparison did not see; nothing was changed")
             done.backup = backup
         return done
     finally:
         conn.close()
+
+
+@contextmanager
+def _triggers_set_aside(conn: sqlite3.Connection):
+    """The legacy file's triggers, dropped for the write-back and created again as they were, in its
+    transaction: fired by the write-back they would add rows (taking ids PostgreSQL handed out) and
+    change values the application wrote."""
+    triggers = conn.execute("SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL "
+                            "ORDER BY rowid").fetchall()
+    for name, _ in triggers:
+        conn.execute(f"DROP TRIGGER main.{quote_ident(name)}")
+    yield
+    for _, sql in triggers:
+        conn.execute(sql)
 
 
 def rollback_script(plan: Plan) -> str:

@@ -1,0 +1,58 @@
+"""Attacks on the promises a DBA relies on (nothing lost, a true verify, a way back, one-line errors), each
+found by trying the tool as a DBA would; every test asserts on the data or the database's own answer."""
+
+import sqlite3
+
+import psycopg
+import pytest
+
+from dpro_migrate import verbs
+from dpro_migrate.targets import parse_target
+
+
+def q(url, sql, params=None):
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description else []
+
+
+def rows(db, sql):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+# --- PostgreSQL write-back and the legacy file's own triggers -------------------------------------------
+
+
+@pytest.mark.postgres
+def test_write_back_does_not_fire_the_legacy_files_triggers(legacy_db, pg_url, tmp_path):
+    """A legacy trigger (an audit row per deleted user) fired by the write-back's DELETE took the id the
+    application's own log row had in PostgreSQL; that row was then dropped as a 'conflict' the default
+    --on-conflict refuse never refused, and rollback exited 0: the application's row was lost."""
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TRIGGER trg_user_deleted AFTER DELETE ON users BEGIN "
+                 "INSERT INTO activity_logs (user_id, action) VALUES (NULL, 'user_deleted'); END")
+    conn.execute("CREATE TRIGGER trg_task_touch AFTER UPDATE ON tasks BEGIN "
+                 "UPDATE tasks SET updated_at = CURRENT_TIMESTAMP WHERE id = NEW.id; END")
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    q(pg_url, "INSERT INTO system.audit_logs (user_id, action) VALUES (1, 'app_row')")
+    new_id = q(pg_url, "SELECT id FROM system.audit_logs WHERE action = 'app_row'")[0][0]
+    victim = q(pg_url, "SELECT max(id) FROM iam.users")[0][0]
+    q(pg_url, "DELETE FROM iam.users WHERE id = %s", (victim,))
+    q(pg_url, "UPDATE tasks.tasks SET status = 'completed', updated_at = '2020-01-02 03:04:05+00' WHERE id = 2")
+
+    verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+
+    assert rows(db, f"SELECT action FROM activity_logs WHERE id = {new_id}") == [("app_row",)]
+    assert rows(db, "SELECT count(*) FROM activity_logs WHERE action = 'user_deleted'") == [(0,)]
+    assert rows(db, "SELECT status, updated_at FROM tasks WHERE id = 2") == [("completed", "2020-01-02 03:04:05")]
+    # the triggers themselves are back as they were
+    assert {r[0] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'trigger'")} >= {
+        "trg_user_deleted", "trg_task_touch"}
