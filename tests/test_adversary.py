@@ -56,3 +56,23 @@ def test_write_back_does_not_fire_the_legacy_files_triggers(legacy_db, pg_url, t
     # the triggers themselves are back as they were
     assert {r[0] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'trigger'")} >= {
         "trg_user_deleted", "trg_task_touch"}
+
+
+@pytest.mark.postgres
+def test_write_back_of_a_column_whose_name_holds_a_percent_sign(legacy_db, pg_url, tmp_path):
+    """A column added by hand as "discount 10%s" rode along into PostgreSQL; rollback --write-back then
+    failed on every run ("the query has 2 placeholders but 1 parameters were passed"): no way back."""
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute('ALTER TABLE users ADD COLUMN "discount 10%s" TEXT')
+    conn.execute('UPDATE users SET "discount 10%s" = \'yes\'')
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    q(pg_url, 'UPDATE iam.users SET "discount 10%s" = \'no\' WHERE id = 1')
+
+    verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+
+    assert rows(db, 'SELECT "discount 10%s" FROM users WHERE id = 1') == [("no",)]
+    assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'") == [(0,)]

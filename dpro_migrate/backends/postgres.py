@@ -287,7 +287,8 @@ def postgres_changes(cur, src: sqlite3.Connection, plan: Plan) -> dict[str, Chan
         ch.updated += updated
         ch.deleted += deleted
         if inserted or updated:
-            select = ", ".join(_as_sqlite_sql(c, move.types[c]) for c in move.columns)
+            # a column someone added by hand may be called "10%s": a literal % to psycopg's placeholders
+            select = ", ".join(_as_sqlite_sql(c, move.types[c]) for c in move.columns).replace("%", "%%")
             for row in cur.execute(f"SELECT {select} FROM {target} t WHERE t.\"id\" = ANY(%s) ORDER BY t.\"id\"",
                                    (inserted + updated,)):
                 ch.rows.append((row[move.columns.index("id")], tuple(row)))
