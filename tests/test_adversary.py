@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from dpro_migrate import verbs
+from dpro_migrate.errors import ChecksFailed
 from dpro_migrate.targets import parse_target
 
 
@@ -76,3 +77,41 @@ def test_write_back_of_a_column_whose_name_holds_a_percent_sign(legacy_db, pg_ur
 
     assert rows(db, 'SELECT "discount 10%s" FROM users WHERE id = 1') == [("no",)]
     assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'") == [(0,)]
+
+
+# --- rollback and columns the application added after apply ---------------------------------------------
+
+
+def test_sqlite_rollback_refuses_to_drop_a_column_added_after_apply(legacy_db, tmp_path):
+    """The application added a column to a domain table and filled it; rollback exited 0 and the column and
+    its values were gone (only a backup the DBA was never told about held them)."""
+    db = legacy_db()
+    verbs.apply(db, backup_dir=tmp_path / "bk")
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE iam_users ADD COLUMN phone TEXT")
+    conn.execute("ALTER TABLE iam_users ADD COLUMN unused TEXT")
+    conn.execute("UPDATE iam_users SET phone = '+49 555' WHERE id = 1")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ChecksFailed, match="iam.users.phone"):
+        verbs.rollback(db, backup_dir=tmp_path / "bk")
+    assert rows(db, "SELECT phone FROM iam_users WHERE id = 1") == [("+49 555",)]
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE iam_users DROP COLUMN phone")  # the DBA moves the values elsewhere, then:
+    conn.commit()
+    conn.close()
+    verbs.rollback(db, backup_dir=tmp_path / "bk")  # an empty added column holds nothing to lose
+    assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'iam_users'") == [(0,)]
+
+
+@pytest.mark.postgres
+def test_postgres_rollback_refuses_to_drop_a_column_added_after_apply(legacy_db, pg_url, tmp_path):
+    """On PostgreSQL the values of an added column were dropped with the schemas, exit 0, no backup of them."""
+    db = legacy_db()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    q(pg_url, "ALTER TABLE iam.users ADD COLUMN phone text")
+    q(pg_url, "UPDATE iam.users SET phone = '+49 555' WHERE id = 1")
+    with pytest.raises(ChecksFailed, match="iam.users.phone"):
+        verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+    assert q(pg_url, "SELECT phone FROM iam.users WHERE id = 1") == [("+49 555",)]

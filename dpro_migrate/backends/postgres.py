@@ -24,6 +24,7 @@ from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, OutcomeUnknown
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
+from dpro_migrate.plan.columns import added_columns_message, created_columns
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
@@ -305,6 +306,22 @@ def rows_without_legacy_home(cur, plan: Plan) -> dict[str, int]:
     return out
 
 
+def columns_added_after_apply(cur, plan: Plan) -> dict[str, int]:
+    """Columns of the domain tables apply did not create, with how many rows hold a value in them."""
+    out = {}
+    for table, expected in created_columns(plan).items():
+        schema, name = table.split(".", 1)
+        live = [r[0] for r in cur.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_schema = %s AND table_name = %s", (schema, name))]
+        for column in live:
+            if column not in expected:
+                n = cur.execute(f"SELECT count(*) FROM {table_sql(table, POSTGRES)} "
+                                f"WHERE {quote_ident(column)} IS NOT NULL").fetchone()[0]
+                if n:
+                    out[f"{table}.{column}"] = n
+    return out
+
+
 def _typed(row) -> tuple | None:
     """A row as SQLite holds it, storage class included (1 and 1.0 differ)."""
     return None if row is None else tuple((type(v).__name__, v) for v in row)
@@ -420,6 +437,9 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         with locked_transaction(conn, target), conn.cursor() as cur:
             cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # the write-back may take a while
             _lock_domain_tables(cur, plan)  # no application write slips between the comparison and the drop
+            added = columns_added_after_apply(cur, plan)
+            if added:
+                raise ChecksFailed(added_columns_message(added), details={"added_columns": added})
             homeless = rows_without_legacy_home(cur, plan)
             if homeless:
                 raise ChecksFailed("rows written after the cutover have no legacy table to go back to: "
