@@ -115,3 +115,29 @@ def test_postgres_rollback_refuses_to_drop_a_column_added_after_apply(legacy_db,
     with pytest.raises(ChecksFailed, match="iam.users.phone"):
         verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
     assert q(pg_url, "SELECT phone FROM iam.users WHERE id = 1") == [("+49 555",)]
+
+
+# --- the split activity_logs on PostgreSQL -------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_log_row_moved_between_the_two_halves_is_written_back_under_its_id(legacy_db, pg_url, tmp_path):
+    """The application relabels a log row so it belongs to the other half (delete there, insert here, same
+    id): rollback --write-back ended in "unexpected TypeError", exit 70, every time."""
+    db = legacy_db()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    cols = "id, user_id, action, resource_type, resource_id, details, ip_address, user_agent, created_at"
+    audit = q(pg_url, "SELECT min(id) FROM system.audit_logs")[0][0]
+    auth = q(pg_url, "SELECT min(id) FROM iam.authentication_logs")[0][0]
+    q(pg_url, f"WITH d AS (DELETE FROM system.audit_logs WHERE id = {audit} RETURNING *) "
+              f"INSERT INTO iam.authentication_logs ({cols}) SELECT {cols.replace('action', chr(39) + 'login' + chr(39))} FROM d")
+    q(pg_url, f"WITH d AS (DELETE FROM iam.authentication_logs WHERE id = {auth} RETURNING *) "
+              f"INSERT INTO system.audit_logs ({cols}) SELECT {cols.replace('action', chr(39) + 'exported' + chr(39))} FROM d")
+    before = rows(db, "SELECT count(*), max(id) FROM activity_logs")
+
+    verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+
+    assert rows(db, f"SELECT id, action FROM activity_logs WHERE id IN ({audit}, {auth}) ORDER BY id") == sorted(
+        [(audit, "login"), (auth, "exported")])
+    assert rows(db, "SELECT count(*), max(id) FROM activity_logs") == before  # nothing renumbered, nothing lost

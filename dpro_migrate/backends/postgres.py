@@ -294,7 +294,21 @@ def postgres_changes(cur, src: sqlite3.Connection, plan: Plan) -> dict[str, Chan
                                    (inserted + updated,)):
                 ch.rows.append((row[move.columns.index("id")], tuple(row)))
         ch.rows += [(i, None) for i in deleted]
+    for ch in out.values():
+        _moved_between_parts(ch)
     return {name: ch for name, ch in out.items() if ch.inserted or ch.updated or ch.deleted}
+
+
+def _moved_between_parts(ch: Changes) -> None:
+    """A row of a split table the application moved from one part to the other (deleted there, inserted here
+    under its id) is, for the legacy table, one row updated."""
+    present = {i for i, row in ch.rows if row is not None}
+    moved = set(ch.deleted) & present
+    if moved:
+        ch.rows = [(i, row) for i, row in ch.rows if row is not None or i not in moved]
+        ch.deleted = [i for i in ch.deleted if i not in moved]
+        ch.inserted = [i for i in ch.inserted if i not in moved]
+        ch.updated = sorted(set(ch.updated) | moved)
 
 
 def rows_without_legacy_home(cur, plan: Plan) -> dict[str, int]:
