@@ -141,3 +141,22 @@ def test_a_log_row_moved_between_the_two_halves_is_written_back_under_its_id(leg
     assert rows(db, f"SELECT id, action FROM activity_logs WHERE id IN ({audit}, {auth}) ORDER BY id") == sorted(
         [(audit, "login"), (auth, "exported")])
     assert rows(db, "SELECT count(*), max(id) FROM activity_logs") == before  # nothing renumbered, nothing lost
+
+
+@pytest.mark.postgres
+def test_a_row_a_legacy_rule_refuses_is_one_line_and_changes_nothing(legacy_db, pg_url, tmp_path):
+    """A UNIQUE index someone added to the legacy file, which the domain table lacks: the write-back of a
+    row PostgreSQL took ended in "unexpected IntegrityError", exit 70."""
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE UNIQUE INDEX ux_boards_name ON boards(name)")
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    q(pg_url, "INSERT INTO workflow.boards (user_id, name) SELECT user_id, name FROM workflow.boards WHERE id = 1")
+    before = rows(db, "SELECT * FROM boards ORDER BY id")
+    with pytest.raises(ChecksFailed, match="the legacy table boards refuses the row id"):
+        verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+    assert rows(db, "SELECT * FROM boards ORDER BY id") == before
+    assert q(pg_url, "SELECT count(*) FROM workflow.boards") == [(len(before) + 1,)]

@@ -365,39 +365,46 @@ def _reconcile(conn: sqlite3.Connection, snapshot: Path | None, changes: dict[st
         done = written.setdefault(legacy, {"inserted": 0, "updated": 0, "deleted": 0, "renumbered": 0})
         claimed: set[int] = set()
         for id_, pg_row in ch.rows:
-            now = conn.execute(f"SELECT {cols} FROM main.{table} WHERE \"id\" = ?", (id_,)).fetchone()
-            before = conn.execute(f"SELECT {cols} FROM snap.{table} WHERE \"id\" = ?", (id_,)).fetchone() if snapshot else now
-            if id_ in claimed:  # two halves of a split table handed out the same id after the cutover
-                if not _already_written(conn, table, no_id, ch.columns, pg_row, snapshot):
-                    _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
-                    done["renumbered"] += 1
-                continue
-            claimed.add(id_)
-            if _typed(now) == _typed(pg_row):
-                continue  # the same on both sides: nothing to write (or written by an interrupted rollback)
-            if _typed(before) != _typed(now):  # the source changed this row too
-                conflicts.append({"table": legacy, "id": id_, "postgresql": _plain(ch.columns, pg_row),
-                                  "source": _plain(ch.columns, now)})
-                if on_conflict != "postgres":
+            try:
+                now = conn.execute(f"SELECT {cols} FROM main.{table} WHERE \"id\" = ?", (id_,)).fetchone()
+                before = conn.execute(f"SELECT {cols} FROM snap.{table} WHERE \"id\" = ?", (id_,)).fetchone() if snapshot else now
+                if id_ in claimed:  # two halves of a split table handed out the same id after the cutover
+                    if not _already_written(conn, table, no_id, ch.columns, pg_row, snapshot):
+                        _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
+                        done["renumbered"] += 1
                     continue
-                if before is None and now is not None and pg_row is not None:  # one id, two different new rows
-                    _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
-                    done["renumbered"] += 1
-                    continue
-            if pg_row is None:
-                if write:
-                    conn.execute(f"DELETE FROM {table} WHERE \"id\" = ?", (id_,))
-                done["deleted"] += 1
-            elif now is None:
-                _insert(conn, table, ch.columns, list(pg_row), write)
-                done["inserted"] += 1
-            else:
-                if write:
-                    sets = ", ".join(f"{quote_ident(c)} = ?" for c in no_id)
-                    conn.execute(f"UPDATE {table} SET {sets} WHERE \"id\" = ?",
-                                 [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"] + [id_])
-                done["updated"] += 1
+                claimed.add(id_)
+                if _typed(now) == _typed(pg_row):
+                    continue  # the same on both sides: nothing to write (or written by an interrupted rollback)
+                if _typed(before) != _typed(now):  # the source changed this row too
+                    conflicts.append({"table": legacy, "id": id_, "postgresql": _plain(ch.columns, pg_row),
+                                      "source": _plain(ch.columns, now)})
+                    if on_conflict != "postgres":
+                        continue
+                    if before is None and now is not None and pg_row is not None:  # one id, two different new rows
+                        _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
+                        done["renumbered"] += 1
+                        continue
+                if pg_row is None:
+                    if write:
+                        conn.execute(f"DELETE FROM {table} WHERE \"id\" = ?", (id_,))
+                    done["deleted"] += 1
+                elif now is None:
+                    _insert(conn, table, ch.columns, list(pg_row), write)
+                    done["inserted"] += 1
+                else:
+                    if write:
+                        sets = ", ".join(f"{quote_ident(c)} = ?" for c in no_id)
+                        conn.execute(f"UPDATE {table} SET {sets} WHERE \"id\" = ?",
+                                     [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"] + [id_])
+                    done["updated"] += 1
+            except sqlite3.IntegrityError as exc:
+                raise RefusedByLegacy(f"the legacy table {legacy} refuses the row id {id_} PostgreSQL holds ({exc})") from None
     return Reconciled({t: n for t, n in written.items() if any(n.values())}, conflicts)
+
+
+class RefusedByLegacy(Exception):
+    """A row PostgreSQL holds that a rule of the legacy table (one the domain table lacks) refuses."""
 
 
 def _insert(conn: sqlite3.Connection, table: str, columns: list[str], values: list, write: bool) -> None:
@@ -545,8 +552,13 @@ def _write_back(source: Path, snapshot: Path | None, plan: Plan, changes: dict[s
                                    + "; nothing was changed (see --json for both versions; --on-conflict postgres or "
                                    "source settles them)", details={"conflicts": found.conflicts})
             backup = backup_file(source, backup_dir)
-            with _triggers_set_aside(conn):  # PostgreSQL's rows as they are, not what the file's triggers make of them
-                done = _reconcile(conn, snapshot, changes, on_conflict, write=True)
+            try:
+                with _triggers_set_aside(conn):  # PostgreSQL's rows as they are, not what the file's triggers make of them
+                    done = _reconcile(conn, snapshot, changes, on_conflict, write=True)
+            except RefusedByLegacy as exc:  # a rule of the legacy table the domain table does not have
+                raise ChecksFailed(f"{source}: {exc}; nothing was changed (the row is still in PostgreSQL: change "
+                                   "or remove it there, or drop that rule from the legacy table, then roll back)",
+                                   details={"refused": exc.args[0]}) from None
             if len(done.conflicts) != len(found.conflicts):  # never settle a conflict nobody was asked about
                 raise ChecksFailed(f"{source}: the write-back met rows the comparison did not see; nothing was changed")
             done.backup = backup
