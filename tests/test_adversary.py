@@ -160,3 +160,21 @@ def test_a_row_a_legacy_rule_refuses_is_one_line_and_changes_nothing(legacy_db, 
         verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
     assert rows(db, "SELECT * FROM boards ORDER BY id") == before
     assert q(pg_url, "SELECT count(*) FROM workflow.boards") == [(len(before) + 1,)]
+
+
+def test_sqlite_rollback_of_a_row_a_legacy_rule_refuses_is_one_line(legacy_db, tmp_path):
+    """In place: the same legacy UNIQUE index made rollback end in "unexpected IntegrityError", exit 70."""
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE UNIQUE INDEX ux_boards_name ON boards(name)")
+    conn.commit()
+    conn.close()
+    verbs.apply(db, backup_dir=tmp_path / "bk")
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO workflow_boards (user_id, name) SELECT user_id, name FROM workflow_boards WHERE id = 1")
+    conn.commit()
+    conn.close()
+    before = rows(db, "SELECT * FROM workflow_boards ORDER BY id")
+    with pytest.raises(ChecksFailed, match="UNIQUE constraint failed: boards.name"):
+        verbs.rollback(db, backup_dir=tmp_path / "bk")
+    assert rows(db, "SELECT * FROM workflow_boards ORDER BY id") == before

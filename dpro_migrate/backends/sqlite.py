@@ -405,7 +405,12 @@ def _run_reverses(conn: sqlite3.Connection, plan: Plan, progress, rows_progress,
         if progress:
             progress(i, len(ops), op)
         began = time.monotonic()
-        rows = op.backward(runner)
+        try:
+            rows = op.backward(runner)
+        except sqlite3.IntegrityError as exc:  # a rule of the legacy table the domain table does not have
+            raise ChecksFailed(f"the legacy tables refuse rows written after the cutover ({exc}, undoing "
+                               f"{op.describe()}); nothing was changed (change or remove those rows, or drop that "
+                               "rule from the legacy table, then roll back)") from None
         timings.operation(op, time.monotonic() - began, rows, backward=True)
         if isinstance(op, RowMove):
             restored[op.legacy] = restored.get(op.legacy, 0) + rows
