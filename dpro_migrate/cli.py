@@ -313,7 +313,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
     legacy = verbs._source_of(source)
     _report_destination(report)
     confirm(f"Migrate {legacy} into {render.database_name(legacy, dest)}"
-            + (f" (plan {source})" if legacy != Path(source).resolve() else "") + "?", yes or as_json)
+            + (f" (plan {source})" if str(legacy) != verbs.summary.absolute_path(Path(source)) else "") + "?", yes or as_json)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):
         plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=_value(on_reject),
                                    compat_views=compat_views, features=features, replace_existing=replace_existing,

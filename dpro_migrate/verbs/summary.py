@@ -16,8 +16,15 @@ def database_of(source: Path, target: Target) -> str:
     """The database a verb acts on, as it may be printed: the file (in place), the new file, or the URL
     without its password."""
     if target.in_place:
-        return str(Path(source).resolve())
-    return str(target.path.resolve()) if target.path else target.display
+        return absolute_path(Path(source))
+    return absolute_path(target.path) if target.path else target.display
+
+
+def absolute_path(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: the verb's own check says so, in one line, exit 2
+        return str(path.absolute())
 
 
 def command(verb: str, source: Path | str, target: Target, *extra: str) -> str:
