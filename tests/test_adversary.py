@@ -194,3 +194,21 @@ def test_a_lone_surrogate_escape_in_json_is_found_by_the_preflight(legacy_db, pg
     verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject="quarantine")
     assert q(pg_url, "SELECT count(*) FROM iam.users WHERE id = 1") == [(0,)]
     assert q(pg_url, "SELECT count(*) FROM system.quarantine WHERE source_table = 'users'") != [(0,)]
+
+
+@pytest.mark.postgres
+def test_write_back_keeps_infinity_and_fractions_of_a_second(legacy_db, pg_url, tmp_path):
+    """A task due 'infinity' (the usual "never") came back to the legacy file as NULL, and a login at
+    12:00:00.789 as 12:00:00: rollback --write-back changed values the application wrote, silently."""
+    db = legacy_db()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    q(pg_url, "UPDATE tasks.tasks SET due_date = 'infinity' WHERE id = 1")
+    q(pg_url, "UPDATE iam.users SET last_login = '2025-06-01 12:00:00.789+02' WHERE id = 1")
+    q(pg_url, "UPDATE iam.users SET last_login = '2025-06-01 12:00:07+02' WHERE id = 2")
+
+    verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+
+    assert rows(db, "SELECT due_date FROM tasks WHERE id = 1") == [("infinity",)]
+    assert rows(db, "SELECT last_login FROM users WHERE id IN (1, 2) ORDER BY id") == [
+        ("2025-06-01 10:00:00.789",), ("2025-06-01 10:00:07",)]
