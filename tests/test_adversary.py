@@ -212,3 +212,39 @@ def test_write_back_keeps_infinity_and_fractions_of_a_second(legacy_db, pg_url, 
     assert rows(db, "SELECT due_date FROM tasks WHERE id = 1") == [("infinity",)]
     assert rows(db, "SELECT last_login FROM users WHERE id IN (1, 2) ORDER BY id") == [
         ("2025-06-01 10:00:00.789",), ("2025-06-01 10:00:07",)]
+
+
+# --- a backup that cannot be written -------------------------------------------------------------------
+
+
+def _cli_with_file_size_limit(args, limit):
+    """The CLI in a process whose files cannot grow past `limit` bytes (a full disk, as SQLite sees it)."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run([sys.executable, "-c", "from dpro_migrate.cli import main; main()", *args],
+                          capture_output=True, text=True, preexec_fn=limited, env={**os.environ}, timeout=120)
+
+
+@pytest.mark.parametrize("verb", ["apply", "rollback"])
+def test_a_backup_the_disk_cannot_hold_is_one_line_and_changes_nothing(legacy_db, tmp_path, verb):
+    """In place, a backup directory on a full disk ended in "unexpected OperationalError: database or disk
+    is full", exit 70 (the file was left unchanged)."""
+    from tests.conftest import file_digest
+
+    db = legacy_db()
+    if verb == "rollback":
+        verbs.apply(db, backup_dir=tmp_path / "bk0")
+    digest = file_digest(db)
+    done = _cli_with_file_size_limit([verb, str(db), "--yes", "--backup-dir", str(tmp_path / "bk")], 64 * 1024)
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
+    assert "cannot write the backup there" in done.stderr and "nothing was changed" in done.stderr
+    assert file_digest(db) == digest
+    assert not list((tmp_path / "bk").glob("*.tmp"))
