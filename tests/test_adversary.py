@@ -248,3 +248,23 @@ def test_a_backup_the_disk_cannot_hold_is_one_line_and_changes_nothing(legacy_db
     assert "cannot write the backup there" in done.stderr and "nothing was changed" in done.stderr
     assert file_digest(db) == digest
     assert not list((tmp_path / "bk").glob("*.tmp"))
+
+
+# --- names PostgreSQL cannot take ----------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_column_named_like_a_postgres_system_column_is_refused_by_the_plan(legacy_db, pg_url, tmp_path):
+    """A hand-added messages.xmax: plan said nothing (exit 0), apply then failed at CREATE TABLE ("conflicts
+    with a system column name") after the backup and the load had started."""
+    from dpro_migrate.errors import BadInput
+
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE messages ADD COLUMN xmax TEXT")
+    conn.commit()
+    conn.close()
+    target = parse_target(pg_url)
+    with pytest.raises(BadInput, match="column xmax has the name of a PostgreSQL system column"):
+        verbs.planned(db, target)
+    assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'communication'") == [(0,)]
