@@ -268,3 +268,30 @@ def test_a_column_named_like_a_postgres_system_column_is_refused_by_the_plan(leg
     with pytest.raises(BadInput, match="column xmax has the name of a PostgreSQL system column"):
         verbs.planned(db, target)
     assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'communication'") == [(0,)]
+
+
+# --- what the terminal shows ---------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_conflict_on_the_terminal_names_rows_and_columns_never_values(legacy_db, pg_url, tmp_path):
+    """Without --json, a refused rollback printed both versions of each conflicting row on stderr: a user's
+    password hash and e-mail in the terminal and the CI log ("see --json for both versions", it said)."""
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    db = legacy_db()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    q(pg_url, "UPDATE iam.users SET email = 'pg@x.example' WHERE id = 1")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE users SET email = 'src@x.example' WHERE id = 1")
+    conn.commit()
+    hash_ = conn.execute("SELECT password_hash FROM users WHERE id = 1").fetchone()[0]
+    conn.close()
+    result = CliRunner().invoke(app, ["rollback", str(db), "--target", pg_url, "--yes", "--write-back",
+                                      "--backup-dir", str(tmp_path / "bk")])
+    assert result.exit_code == 1
+    assert "users id 1" in result.output and "email" in result.output
+    assert hash_ not in result.output and "src@x.example" not in result.output
