@@ -295,3 +295,30 @@ def test_a_conflict_on_the_terminal_names_rows_and_columns_never_values(legacy_d
     assert result.exit_code == 1
     assert "users id 1" in result.output and "email" in result.output
     assert hash_ not in result.output and "src@x.example" not in result.output
+
+
+# --- quarantined rows and the application's new rows ---------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_new_row_under_the_id_of_a_quarantined_row_never_overwrites_it(legacy_db, pg_url, tmp_path):
+    """A user refused by apply (quarantined, so still only in the source) and a user the application then
+    created in PostgreSQL under the same id: rollback --write-back wrote the new user over the old one, exit 0,
+    and the old user's conversations and messages then belonged to the new one."""
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE users SET email = 'bad-email' WHERE id = 4")
+    conn.commit()
+    old = conn.execute("SELECT * FROM users WHERE id = 4").fetchone()
+    conn.close()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", on_reject="quarantine")
+    q(pg_url, "INSERT INTO iam.users (id, username, email, password_hash) VALUES (4, 'newfour', 'n4@x.example', 'h')")
+
+    with pytest.raises(ChecksFailed, match="users id 4"):
+        verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+    assert rows(db, "SELECT * FROM users WHERE id = 4") == [old]
+
+    verbs.rollback(db, target, write_back=True, on_conflict="postgres", backup_dir=tmp_path / "bk")
+    assert rows(db, "SELECT * FROM users WHERE id = 4") == [old]
+    assert rows(db, "SELECT count(*) FROM users WHERE username = 'newfour' AND id <> 4") == [(1,)]

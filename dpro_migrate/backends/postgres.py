@@ -364,6 +364,7 @@ def _reconcile(conn: sqlite3.Connection, snapshot: Path | None, changes: dict[st
         no_id = [c for c in ch.columns if c != "id"]
         done = written.setdefault(legacy, {"inserted": 0, "updated": 0, "deleted": 0, "renumbered": 0})
         claimed: set[int] = set()
+        inserted = set(ch.inserted)
         for id_, pg_row in ch.rows:
             try:
                 now = conn.execute(f"SELECT {cols} FROM main.{table} WHERE \"id\" = ?", (id_,)).fetchone()
@@ -376,14 +377,19 @@ def _reconcile(conn: sqlite3.Connection, snapshot: Path | None, changes: dict[st
                 claimed.add(id_)
                 if _typed(now) == _typed(pg_row):
                     continue  # the same on both sides: nothing to write (or written by an interrupted rollback)
-                if _typed(before) != _typed(now):  # the source changed this row too
+                # PostgreSQL calls the row new, yet the snapshot held its id: a row apply did not load (quarantined)
+                # and the application's new row share that id. Two rows, never one written over the other.
+                second = pg_row is not None and before is not None and id_ in inserted
+                if second or _typed(before) != _typed(now):  # or the source changed this row too
                     conflicts.append({"table": legacy, "id": id_, "postgresql": _plain(ch.columns, pg_row),
                                       "source": _plain(ch.columns, now)})
                     if on_conflict != "postgres":
                         continue
-                    if before is None and now is not None and pg_row is not None:  # one id, two different new rows
-                        _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
-                        done["renumbered"] += 1
+                    if (before is None or second) and now is not None and pg_row is not None:  # one id, two rows
+                        if not _already_written(conn, table, no_id, ch.columns, pg_row, snapshot):  # by a rerun
+                            _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"],
+                                    write)
+                            done["renumbered"] += 1
                         continue
                 if pg_row is None:
                     if write:
