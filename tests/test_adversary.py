@@ -341,3 +341,20 @@ def test_the_next_id_in_postgres_is_above_every_quarantined_id(legacy_db, pg_url
     new_id = q(pg_url, "INSERT INTO iam.users (username, email, password_hash) VALUES ('nxt', 'nxt@x.example', 'h') "
                        "RETURNING id")[0][0]
     assert new_id > top
+
+
+@pytest.mark.postgres
+def test_verify_after_the_source_changed_its_schema_says_so_and_does_not_fail(legacy_db, pg_url, tmp_path):
+    """The legacy application added a column to its file after a PostgreSQL apply: verify failed (exit 1) with
+    "SELECTs to the left and right of EXCEPT do not have the same number of result columns"."""
+    db = legacy_db()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE users ADD COLUMN later TEXT")
+    conn.commit()
+    conn.close()
+    report = verbs.verify(db, target)
+    assert report.ok
+    check = next(c for c in report.checks if c.name == "source since the snapshot")
+    assert "schema changed since the snapshot" in check.detail
