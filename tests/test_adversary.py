@@ -358,3 +358,17 @@ def test_verify_after_the_source_changed_its_schema_says_so_and_does_not_fail(le
     assert report.ok
     check = next(c for c in report.checks if c.name == "source since the snapshot")
     assert "schema changed since the snapshot" in check.detail
+
+
+def test_the_undo_of_a_rollback_into_a_new_file_restores_that_file_not_the_source(legacy_db, tmp_path):
+    """With --target sqlite:///new.db the summary said `restore <new.db's backup> --to <the legacy source>`:
+    followed, it would have put the migrated copy over the untouched original."""
+    from dpro_migrate.verbs.summary import rollback_summary
+
+    db = legacy_db()
+    new = tmp_path / "new.db"
+    target = parse_target(f"sqlite:///{new}")
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    result = verbs.rollback(db, target, backup_dir=tmp_path / "bk")
+    undo = [n for n in rollback_summary(result, db, target).next if "restore" in n]
+    assert undo and undo[0].endswith(f"--to {new}") and result.backup.path.name.startswith("new.db")
