@@ -372,3 +372,17 @@ def test_the_undo_of_a_rollback_into_a_new_file_restores_that_file_not_the_sourc
     result = verbs.rollback(db, target, backup_dir=tmp_path / "bk")
     undo = [n for n in rollback_summary(result, db, target).next if "restore" in n]
     assert undo and undo[0].endswith(f"--to {new}") and result.backup.path.name.startswith("new.db")
+
+
+@pytest.mark.postgres
+def test_a_read_only_database_is_bad_input_not_refused_rows(legacy_db, pg_url, tmp_path):
+    """A target whose database defaults to read-only transactions: "PostgreSQL refused the load", exit 1 (the
+    code of refused rows and failed checks) instead of the documented exit 2 for an unusable target."""
+    from sqlalchemy.engine import make_url
+
+    from dpro_migrate.errors import BadInput
+
+    q(pg_url, f'ALTER DATABASE "{make_url(pg_url).database}" SET default_transaction_read_only = on')
+    db = legacy_db()
+    with pytest.raises(BadInput, match="takes no writes"):
+        verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path / "bk")

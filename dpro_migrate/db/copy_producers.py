@@ -108,7 +108,7 @@ class Producers:
         shard_id = 0
         for move in self.moves:
             cuts = split_points(src, move.legacy, workers) if rowid_alias_id(src, move.legacy) else []
-            bounds = list(zip([None, *cuts], [*cuts, None]))
+            bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
             rows = src.execute(f'SELECT count(*) FROM "{move.legacy.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
             # one shard per producer for a split move; a small move goes to the producer with the least work
             owners = range(len(bounds)) if len(bounds) > 1 else [min(range(workers), key=load.__getitem__)]
