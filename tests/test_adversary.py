@@ -386,3 +386,25 @@ def test_a_read_only_database_is_bad_input_not_refused_rows(legacy_db, pg_url, t
     db = legacy_db()
     with pytest.raises(BadInput, match="takes no writes"):
         verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path / "bk")
+
+
+# --- the plan the DBA reviewed -------------------------------------------------------------------------
+
+
+def test_an_option_the_plan_was_made_without_is_refused_not_dropped(legacy_db, tmp_path):
+    """`apply plan.json --compat-views` migrated without the views, exit 0: the unchanged legacy application
+    then failed at the cutover ("no such table: users") though the DBA had asked for them."""
+    from dpro_migrate.errors import BadInput
+    from tests.conftest import file_digest
+
+    db = legacy_db()
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(verbs.planned(db, parse_target(None)).to_json())
+    digest = file_digest(db)
+    with pytest.raises(BadInput, match="made without --compat-views"):
+        verbs.apply(plan_file, compat_views=True, backup_dir=tmp_path / "bk")
+    with pytest.raises(BadInput, match="made without --with new-tables"):
+        verbs.apply(plan_file, features=("new-tables",), backup_dir=tmp_path / "bk")
+    assert file_digest(db) == digest
+    verbs.apply(plan_file, backup_dir=tmp_path / "bk")  # the plan as it is
+    assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'iam_users'") == [(1,)]

@@ -251,6 +251,14 @@ def planned(source_or_plan: Path, target: Target, **options) -> Plan:
         plan = load_plan(source_or_plan)
         if plan.target != target.display:
             raise BadInput(f"the plan was made for {plan.target}, not {target.display}: pass the plan's --target")
+        # apply runs the plan as it was reviewed: an option it was made without is refused, never dropped silently
+        asked = [*(["--compat-views"] if options.get("compat_views") and not plan.compat_views else []),
+                 *([f"--on-reject {options['on_reject']}"]
+                   if options.get("on_reject", "fail") not in ("fail", plan.on_reject) else []),
+                 *(f"--with {f}" for f in options.get("features") or () if f not in plan.features)]
+        if asked:
+            raise BadInput(f"{source_or_plan}: the plan was made without {', '.join(asked)}, and apply runs the plan "
+                           "as it is: make the plan again with them (or leave them out here); nothing was changed")
         return plan
     return make_plan(source_or_plan, target, **options)
 
