@@ -408,3 +408,34 @@ def test_an_option_the_plan_was_made_without_is_refused_not_dropped(legacy_db, t
     assert file_digest(db) == digest
     verbs.apply(plan_file, backup_dir=tmp_path / "bk")  # the plan as it is
     assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'iam_users'") == [(1,)]
+
+
+# --- one target, one source ----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_verify_and_rollback_refuse_a_file_the_target_was_not_migrated_from(legacy_db, pg_url, tmp_path):
+    """PostgreSQL migrated from file A; `verify B` said "every legacy row is in place" (it compared A), `apply B`
+    said "already migrated", exit 0, and `rollback B` removed A's migration."""
+    from dpro_migrate.errors import BadInput
+
+    a, b = legacy_db(), legacy_db()
+    target = parse_target(pg_url)
+    verbs.apply(a, target, backup_dir=tmp_path / "bk")
+    for attempt in (lambda: verbs.verify(b, target), lambda: verbs.apply(b, target, backup_dir=tmp_path / "bk"),
+                    lambda: verbs.rollback(b, target, backup_dir=tmp_path / "bk")):
+        with pytest.raises(BadInput, match=f"was migrated from {a}, not {b}"):
+            attempt()
+    assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'") == [(1,)]
+    assert verbs.verify(a, target).ok
+
+
+def test_verify_of_a_separate_file_refuses_another_source(legacy_db, tmp_path):
+    from dpro_migrate.errors import BadInput
+
+    a, b = legacy_db(), legacy_db()
+    target = parse_target(f"sqlite:///{tmp_path / 'new.db'}")
+    verbs.apply(a, target, backup_dir=tmp_path / "bk")
+    with pytest.raises(BadInput, match="was migrated from"):
+        verbs.verify(b, target)
+    assert verbs.verify(a, target).ok

@@ -25,7 +25,7 @@ from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
 from dpro_migrate.plan.columns import added_columns_message, created_columns
-from dpro_migrate.plan.document import Plan
+from dpro_migrate.plan.document import Plan, refuse_other_source
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
 from dpro_migrate.results import Timings
@@ -126,6 +126,8 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         claim_session(conn, target)  # before the ledger is read: a second dpro-migrate refuses, never reads a stale state
         if has_ledger(conn):
             last = ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
+            if last is not None and last.plan is not None:
+                refuse_other_source(last.plan, source, target.display)
             return ApplyResult(True, applied_at=last.at if last else None)
         existing = existing_schemas(conn)
         if existing and not replace_existing:
