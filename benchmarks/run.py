@@ -634,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="rounds of every contender (median wall, max RSS)")
     ap.add_argument("--only-pg", action="store_true", help="only the PostgreSQL contenders (floor, apply, verify, "
                     "pgloader, raw pipe)")
+    ap.add_argument("--no-workload", action="store_true",
+                    help="skip the application's workload (benchmarks/workload: its queries timed on the legacy file, "
+                         "SQLite migrated in place and PostgreSQL plain and partitioned)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory and the databases")
     ap.add_argument("--workdir", type=Path, default=None, help="where the temporary directory goes (default $TMPDIR)")
     ap.add_argument("--from-json", type=Path, nargs="+", default=None, metavar="JSON",
@@ -713,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
         if lib_changed:
             notes.append(f"the library changed during the run: HEAD {machine.get('git_head')} at the start, "
                          f"{head_end} at the end (dpro_migrate/ or ddl/ differ)")
+        if not args.no_workload:
+            log("workload: the application's queries on the legacy file and the migrated databases")
+            result["workload"] = workload_section(legacy, work, dbs)
         result["git_head_end"] = head_end
         result["ratios"] = ratios(result)
         result["breakdown"] = breakdown(result)
@@ -737,6 +743,31 @@ def main(argv: list[str] | None = None) -> int:
     # A failing dpro-migrate run or baseline makes the exit status 1; pgloader failing is a finding, not ours.
     failed = [n for n, r in runs.items() if not r.get("ok") and not r.get("skipped") and n != "pgloader"]
     return 1 if failed else 0
+
+
+def workload_section(legacy: Path, work: Path, dbs: "Databases", repeat: int = 20) -> dict:
+    """The application's queries (benchmarks/workload/queries.toml) timed side by side: the legacy file, a copy
+    migrated in place, PostgreSQL, and PostgreSQL --with partition-by-month (what partitioning costs)."""
+    import psycopg
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.workload.workload import report, run_workload
+    from dpro_migrate import verbs
+    from dpro_migrate.targets import parse_target
+
+    migrated = work / "workload-migrated.db"
+    shutil.copyfile(legacy, migrated)
+    verbs.apply(migrated, backup_dir=work)
+    plain, partitioned = dbs.fresh("workload"), dbs.fresh("workload_partitioned")
+    verbs.apply(legacy, parse_target(plain), backup_dir=work)
+    verbs.apply(legacy, parse_target(partitioned), backup_dir=work, features=("partition-by-month",))
+    with sqlite3.connect(legacy) as old, sqlite3.connect(migrated) as new, \
+            psycopg.connect(plain, autocommit=True) as pg, psycopg.connect(partitioned, autocommit=True) as part:
+        outcomes = run_workload(old, new, pg, partitioned=part, repeat=repeat)
+    return {"repeat": repeat, "table_md": report(outcomes),
+            "queries": [{"name": o.name, "rows": o.rows, "same_rows": o.same_rows, "indexed": o.indexed,
+                         "ms": {t: round(v * 1000, 3) for t, v in o.seconds.items()}, "plans": o.plans}
+                        for o in outcomes]}
 
 
 def aggregate(rounds: list[dict[str, dict]]) -> dict[str, dict]:
@@ -970,6 +1001,9 @@ def section_md(result: dict) -> str:
             lines.append(f"- {k}: {v:.0%}")
     for n in result["notes"]:
         lines.append(f"- note: {n}")
+    if result.get("workload"):
+        lines += ["", f"The application's workload (median of {result['workload']['repeat']} runs per query, ms; "
+                  "benchmarks/workload):", "", result["workload"]["table_md"], ""]
     dirty = m.get("library_uncommitted") or []
     lines.append(f"- library: git {m.get('git_head')}" + (f" with uncommitted changes in {len(dirty)} files" if dirty else "")
                  + (f" (HEAD {result.get('git_head_end')} at the end)"

@@ -39,7 +39,8 @@ CREATE TABLE system.audit_logs (
     ip_address VARCHAR(45),
     user_agent TEXT,
     created_at TIMESTAMPTZ DEFAULT CURRENT_TIMESTAMP,
-    -- New (seed 000): every migrated row is 'info'. Seed 000's success, error_message and
+    -- New (seed 000): 'info' for new rows; a migrated row gets the level its details state, else
+    -- NULL (ddl/mapping.toml `derive`). Seed 000's success, error_message and
     -- execution_time_ms are not added: nothing in the legacy rows could fill them.
     log_level VARCHAR(10) DEFAULT 'info',
     CONSTRAINT chk_audit_logs_log_level CHECK (log_level IN ('debug', 'info', 'warning', 'error', 'critical')),

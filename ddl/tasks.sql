@@ -18,7 +18,8 @@ CREATE TABLE tasks.tasks (
     completed_at TIMESTAMPTZ,
     created_at TIMESTAMPTZ DEFAULT CURRENT_TIMESTAMP,
     updated_at TIMESTAMPTZ DEFAULT CURRENT_TIMESTAMP,
-    -- New (seed 000). Migrated rows get 0, even completed ones (the seed's default).
+    -- New (seed 000). New tasks start at 0; a migrated row gets 100 when completed, else NULL
+    -- (ddl/mapping.toml `derive`: the legacy row does not say how far an open task is).
     completion_percentage BIGINT DEFAULT 0,
     -- Seeds 000/002: exact lowercase values; legacy rows with other spellings are refused.
     CONSTRAINT chk_tasks_priority_values CHECK (priority IN ('low', 'medium', 'high', 'urgent')),

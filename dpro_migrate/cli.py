@@ -87,18 +87,18 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars and no table
 YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")
 SQL = typer.Option(False, "--sql", help="Print the exact SQL it would run, and change nothing.")
 APPLY_TARGET = typer.Option(None, "--target", "-t", envvar=TARGET_ENV, show_default=False,
-                            help="Where to migrate: postgresql://user:pass@host:5432/db (postgres:// too; the URL must "
-                                 "name the database) or sqlite:///new.db. Default: the file itself, in place; for a plan "
-                                 "file, the target the plan records.")
+                            help="Where to migrate: a postgresql:// or postgres:// URL that names the database, or "
+                                 "sqlite:///new.db. Default: the file itself, in place; for a plan file, the target the "
+                                 "plan records.")
 TARGET = typer.Option(None, "--target", "-t", envvar=TARGET_ENV, show_default=False,
                       help="Where apply migrated to: the same URL apply was given. Default: the file itself, in place.")
 ON_REJECT_OPT = typer.Option(OnReject.fail, "--on-reject", help="Rows the target would refuse: fail (change nothing, "
                              "list them) or quarantine (keep them whole aside; verify counts them; rollback restores them).")
 COMPAT_VIEWS = typer.Option(False, "--compat-views", help="Leave views with the legacy table names over the domain "
                             "tables, for old readers and writers during the cutover window (`finalize` drops them).")
-WITH = typer.Option([], "--with", show_default=False, help="What the seeds plan beyond the move, repeatable: new-tables, "
-                    "archive-tables; PostgreSQL: row-level-security, force-row-level-security, app-roles, "
-                    "partition-by-month.")
+WITH = typer.Option([], "--with", show_default=False, metavar="<feature>",
+                    help="What the seeds plan beyond the move, repeatable; one of: " + ", ".join(FEATURES)
+                    + " (the last four: PostgreSQL only).")
 BACKUP_DIR = typer.Option(None, "--backup-dir", show_default=False, help="The folder for backups and the history file "
                           "(default: dpro-migrate-backups/ beside the legacy file).")
 REPORT = typer.Option(None, "--report", show_default=False, help="Also write a self-contained HTML page here for the "
@@ -211,11 +211,15 @@ def _state_after_interrupt(command: str, kwargs) -> str:
     return "an unfinished transaction is rolled back and changes nothing; `dpro-migrate status` tells the state"
 
 
+def can_ask() -> bool:
+    return sys.stdin.isatty()
+
+
 def confirm(question: str, yes: bool) -> None:
     """Ask, on a terminal; declining exits with its own code and says that nothing changed."""
     if yes:
         return
-    if not sys.stdin.isatty():
+    if not can_ask():
         raise DproMigrateError(f"{question} needs confirmation: pass --yes (no terminal to ask)")
     if not typer.confirm(question, default=False):
         render.err.print("declined: nothing was changed")
@@ -281,7 +285,7 @@ def backup_cmd(source: Path = SOURCE,
     _quiet(quiet, as_json)
     if to and backup_dir and to != backup_dir:
         raise DproMigrateError("give the folder once: --backup-dir (--to is its old name)")
-    result = verbs.backup(source, backup_dir or to, create=create)
+    result = verbs.backup(source, backup_dir or to, create=create, refuse_missing=True)
     render.print_json(result) if as_json else render.backup_result(result, source)
 
 
@@ -313,7 +317,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
     legacy = verbs._source_of(source)
     _report_destination(report)
     confirm(f"Migrate {legacy} into {render.database_name(legacy, dest)}"
-            + (f" (plan {source})" if str(legacy) != verbs.summary.absolute_path(Path(source)) else "") + "?", yes or as_json)
+            + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?", yes or as_json)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):
         plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=_value(on_reject),
                                    compat_views=compat_views, features=features, replace_existing=replace_existing,
@@ -323,20 +327,20 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
     payload = {**summary.to_json(), "plan_operations": len(plan.operations) if plan else 0,
                "already_migrated": result.already_migrated, "applied_at": result.applied_at,
                "rows_moved": result.rows_moved, "history_error": result.history_error,
+               "backup_details": render.plain(result.backup),
                "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None}
-    _write_report(report, "apply", render.plain(payload), legacy, dest, plan=plan, backup_dir=backup_dir,
-                  backup=result.backup)
+    _write_report(report, "apply", render.plain(payload), legacy, dest, plan=plan, backup_dir=backup_dir)
     if as_json:
         render.print_json(payload)
     else:
-        render.summary(summary)
+        render.apply_result(plan, result, summary)
         if handoff:
             render.out.print(f"Alembic environment {escape(str(handoff[0]))}, database stamped at baseline {handoff[1]}")
 
 
 @verb("verify", examples=["dpro-migrate verify dpro_agent.db",
                           "dpro-migrate verify dpro_agent.db --target postgresql://dba@db:5432/dpro --json",
-                          "dpro-migrate verify dpro_agent.db --schema-only"],
+                          "dpro-migrate verify dpro_agent.db --schema-only --alembic migrations"],
       codes=(OK, CHECKS_FAILED, BAD_INPUT, LOCKED, UNEXPECTED))
 def verify_cmd(source: Path = SOURCE,
                backup: Optional[Path] = typer.Option(None, "--backup", show_default=False,
@@ -345,6 +349,10 @@ def verify_cmd(source: Path = SOURCE,
                target: Optional[str] = TARGET,
                schema_only: bool = typer.Option(False, "--schema-only", help="Only compare the live schema with what "
                                                 "apply built (drift: tables, columns, indexes, keys, checks, triggers)."),
+               alembic: Optional[Path] = typer.Option(None, "--alembic", show_default=False,
+                                                      help="With --schema-only: compare tables, columns, indexes and "
+                                                           "keys with this Alembic environment's models (the "
+                                                           "application's revisions included)."),
                strict: bool = typer.Option(False, "--strict", help="Rows changed, deleted or added after the cutover "
                                            "fail too (by default they are reported)."),
                backup_dir: Optional[Path] = typer.Option(None, "--backup-dir", show_default=False,
@@ -358,7 +366,7 @@ def verify_cmd(source: Path = SOURCE,
     dest = parse_target(target)
     _report_destination(report_to)
     if schema_only:
-        drift = verbs.schema_drift(source, dest)
+        drift = verbs.schema_drift(source, dest, environment=alembic)
         payload = {"ok": not drift, "database": render.database_name(source, dest),
                    "basis": getattr(drift, "basis", ""), "differences": drift}
         _write_report(report_to, "verify", render.plain(payload), source, dest, backup_dir=backup_dir)
@@ -368,7 +376,7 @@ def verify_cmd(source: Path = SOURCE,
         return
     report = verbs.verify(source, dest, backup=backup, strict=strict, backup_dir=backup_dir)
     summary = verbs.summary.verify_summary(report, source, dest)
-    payload = {**summary.to_json(), **render.plain(report), "ok": report.ok}
+    payload = {**render.plain(report), **summary.to_json(), "ok": report.ok}
     _write_report(report_to, "verify", render.plain(payload), source, dest, backup_dir=backup_dir)
     if as_json:
         render.print_json(payload)
@@ -408,7 +416,9 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = YES, sql: bool = SQL, target
         result = verbs.rollback(source, dest, write_back=write_back, on_conflict=_value(on_conflict),
                                 backup_dir=backup_dir, progress=progress, rows_progress=rows)
     summary = verbs.summary.rollback_summary(result, source, dest)
-    payload = {**summary.to_json(), **render.plain(result)}
+    details = render.plain(result)
+    details["backup_details"] = details.pop("backup")  # "backup" is the path, as in every verb's summary
+    payload = {**details, **summary.to_json()}
     _write_report(report, "rollback", render.plain(payload), source, dest, plan=undone, backup_dir=backup_dir)
     if as_json:
         render.print_json(payload)
@@ -455,6 +465,29 @@ def archive_cmd(source: Path = SOURCE, table: ArchiveTable = typer.Option(..., "
     render.print_json(result) if as_json else render.out.print(
         f"moved {result.moved:,} rows {'from ' + result.table + ' to ' + result.archive if not back else 'back to ' + result.table}"
         f" in {where}")
+
+
+@verb("partitions", examples=["dpro-migrate partitions dpro_agent.db --target postgresql://dba@db:5432/dpro",
+                              "dpro-migrate partitions dpro_agent.db --ahead 6"],
+      codes=(OK, BAD_INPUT, LOCKED, UNEXPECTED))
+def partitions_cmd(source: Path = SOURCE,
+                   ahead: Optional[int] = typer.Option(None, "--ahead", show_default=False,
+                                                       help="Months after the current one to create (default "
+                                                            "DPRO_MIGRATE_PARTITION_MONTHS_AHEAD, else 3)."),
+                   target: Optional[str] = TARGET, as_json: bool = JSON, quiet: bool = QUIET):
+    """PostgreSQL, apply --with partition-by-month: create the next months' partitions and move rows out of DEFAULT
+    into theirs, in one transaction (run it monthly, e.g. from cron)."""
+    _quiet(quiet, as_json)
+    dest = parse_target(target)
+    result = verbs.partitions(source, dest, ahead=ahead)
+    if as_json:
+        render.print_json({**render.plain(result), "database": render.database_name(source, dest)})
+        return
+    render.out.print(f"created {len(result.created)} partitions in {escape(render.database_name(source, dest))}"
+                     + (f": {', '.join(result.created)}" if result.created else "")
+                     + (f"; moved {sum(result.moved.values()):,} rows out of DEFAULT" if result.moved else ""))
+    for table, n in result.in_default.items():
+        render.out.print(f"{table}: {n:,} rows remain in DEFAULT (no created_at month to put them in)")
 
 
 @verb("finalize", examples=["dpro-migrate finalize dpro_agent.db"], codes=(OK, BAD_INPUT, LOCKED, UNEXPECTED))
@@ -606,9 +639,8 @@ def _recorded_plan(source: Path, target):
 
 
 def _write_report(path: Path | None, verb: str, payload: dict | None, source: Path, target, *, plan=None,
-                  backup_dir: Path | None = None, backup=None) -> None:
-    """After the verb: the report is extra, so a failure to write it is said on stderr, not the verb's outcome.
-    `backup`: apply's BackupResult, whose checks (integrity, rows) the page shows beside the path --json gives."""
+                  backup_dir: Path | None = None) -> None:
+    """After the verb: the report is extra, so a failure to write it is said on stderr, not the verb's outcome."""
     if path is None:
         return
     from dpro_migrate import report
@@ -619,7 +651,7 @@ def _write_report(path: Path | None, verb: str, payload: dict | None, source: Pa
         plan_data = json.loads(recorded.to_json()) if recorded else None
     try:
         doc = report.build(verb, payload, source=source, target=target, plan=plan_data, backup_dir=backup_dir,
-                           written_to=path, backup=render.plain(backup) if backup else None)
+                           written_to=path)
         written = report.write(path, doc)
     except DproMigrateError as exc:
         render.err.print(f"[yellow]warning:[/] {escape(str(exc))}; the {verb} itself stands")

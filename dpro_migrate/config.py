@@ -19,12 +19,15 @@ DATABASE_URL_ENV = "DPRO_MIGRATE_DATABASE_URL"
 TEST_PG_ENV = "DPRO_MIGRATE_TEST_PG"
 TARGET_ENV = "DPRO_MIGRATE_TARGET"
 COPY_PRODUCERS_ENV = "DPRO_MIGRATE_COPY_PRODUCERS"
+PARTITION_AHEAD_ENV = "DPRO_MIGRATE_PARTITION_MONTHS_AHEAD"
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_PG_LOCK_TIMEOUT_MS = 5000
 MAX_BUSY_TIMEOUT_MS = 2**31 - 1  # SQLite's busy_timeout is a C int
 MAX_COPY_PRODUCERS = 16
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_PARTITION_MONTHS_AHEAD = 3
+MAX_PARTITION_MONTHS_AHEAD = 120
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Settings:
     pg_lock_timeout_ms: int = DEFAULT_PG_LOCK_TIMEOUT_MS
     # processes that build COPY lines for a PostgreSQL apply (None: one per CPU, 2 to 4; 1: in dpro-migrate's own)
     copy_producers: int | None = None
+    # --with partition-by-month and `dpro-migrate partitions`: monthly partitions made ahead of the current month
+    partition_months_ahead: int = DEFAULT_PARTITION_MONTHS_AHEAD
 
 
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
@@ -50,6 +55,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         test_pg_url=environ.get(TEST_PG_ENV) or DEFAULT_TEST_PG,
         log_dir=_log_dir(environ),
         copy_producers=_producers(environ),
+        partition_months_ahead=_months_ahead(environ),
     )
 
 
@@ -60,6 +66,16 @@ def _producers(environ: Mapping[str, str]) -> int | None:
     if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= MAX_COPY_PRODUCERS:
         raise BadInput(f"{COPY_PRODUCERS_ENV}={text!r}: expected a whole number from 1 to {MAX_COPY_PRODUCERS} "
                        "(unset: one per CPU, 2 to 4; 1: lines built in dpro-migrate's own process)")
+    return int(text)
+
+
+def _months_ahead(environ: Mapping[str, str]) -> int:
+    text = environ.get(PARTITION_AHEAD_ENV, "").strip()
+    if not text:
+        return DEFAULT_PARTITION_MONTHS_AHEAD
+    if not re.fullmatch(r"[0-9]+", text) or int(text) > MAX_PARTITION_MONTHS_AHEAD:
+        raise BadInput(f"{PARTITION_AHEAD_ENV}={text!r}: expected a whole number of months from 0 to "
+                       f"{MAX_PARTITION_MONTHS_AHEAD} (default {DEFAULT_PARTITION_MONTHS_AHEAD})")
     return int(text)
 
 

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import dpro_migrate.plan.preflight as preflight
-from dpro_migrate.dialects import POSTGRES, SQLITE
+from dpro_migrate.dialects import POSTGRES, SQLITE, get_dialect
 from dpro_migrate.errors import BadInput
 from dpro_migrate.features.registry import PlanContext, add_features, check_features
 from dpro_migrate.model.legacy import connect_readonly
@@ -16,12 +16,36 @@ from dpro_migrate.model.obstacles import in_place_obstacles, postgres_obstacles
 from dpro_migrate.model.schema import load_schema
 from dpro_migrate.plan.builders import builder_for
 from dpro_migrate.plan.document import Plan
+from dpro_migrate.model.search import load_search
+from dpro_migrate.plan.operations import Analyze, CreateArchive, CreateSearchIndex, CreateTable
 from dpro_migrate.safety.state import file_state, read_file, refuse, require_legacy
 from dpro_migrate.targets import Target, parse_target
 
 ON_REJECT = ("fail", "quarantine")
 # What each target cannot carry: a SQLite target is the legacy file (or a copy of it) migrated in place.
 OBSTACLES = {SQLITE: in_place_obstacles, POSTGRES: postgres_obstacles}
+
+
+def search_operations(schema, dialect: str) -> list[CreateSearchIndex]:
+    """ddl/search.toml on this dialect; after the features (an archive moves rows through its triggers)."""
+    out = []
+    indexes = load_search(schema)
+    problem = get_dialect(dialect).search_unavailable() if indexes else None
+    if problem:
+        raise BadInput(problem)
+    for index in indexes:
+        objects = get_dialect(dialect).search_objects(index)
+        name = objects.tables[0] if objects.tables else index.name
+        out.append(CreateSearchIndex(name, objects.sql, objects.reverse, table=index.table, column=index.column,
+                                     tables=objects.tables, triggers=objects.triggers, index=objects.index))
+    return out
+
+
+def statistics(ops: list, dialect: str, stat_tables: list[str]) -> Analyze:
+    """ANALYZE every table the plan creates, once everything (features included) is built."""
+    tables = [op.table for op in ops if isinstance(op, CreateTable | CreateArchive) and op.table]
+    d = get_dialect(dialect)
+    return Analyze("statistics", d.analyze_sql(tables), d.analyze_reverse_sql(stat_tables), tables=tables)
 
 
 def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "fail",
@@ -54,6 +78,8 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
     ops = builder.build_operations(db, schema, res, quarantine)
     ops = add_features(ops, PlanContext(target.dialect, source, db, schema, res, tuple(features)),
                        compat_views=compat_views)
+    ops += search_operations(schema, target.dialect)
+    ops.append(statistics(ops, target.dialect, db.stat_tables))
     once, repeat = preflight.refusal_sql(rules)
     return Plan(
         source=str(source.resolve()),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,6 +59,13 @@ def _table(*columns: str, title: str | None = None, numeric: tuple[str, ...] = (
     for c in columns:
         t.add_column(c, overflow="fold", justify="right" if c in numeric else "left")
     return t
+
+
+WIDE = 100  # below this many columns, tables are printed as one line per row
+
+
+def _wide() -> bool:
+    return out.width >= WIDE
 
 
 def _path_line(label: str, path) -> None:
@@ -119,7 +127,7 @@ def dirty_report(dirty: DirtyReport, *, console: Console | None = None) -> None:
     if dirty.clean:
         return
     c.print(f"[bold yellow]{dirty.rows:,} rows the target would refuse[/] ({_per_table(dirty.tables)}); "
-            "a row that breaks two rules is counted once")
+            "a row that breaks two rules is listed under both and counted once")
     if quiet:
         return
     for r in dirty.rules:
@@ -129,8 +137,9 @@ def dirty_report(dirty: DirtyReport, *, console: Console | None = None) -> None:
         c.print(f"    sql:  {escape(r.sql)}")
         c.print(f"    ids:  {_ids(r.ids, r.rows)}")
     for k in dirty.cascades:
+        one = len(k.parent_ids) == 1
         c.print(f"  [bold]{escape(k.legacy)}[/]: {k.rows:,} {'row' if k.rows == 1 else 'rows'} refused because "
-                f"{escape(k.parent)} {_ids(k.parent_ids)} {'is' if len(k.parent_ids) == 1 else 'are'} refused "
+                f"{escape(k.parent)} {'row' if one else 'rows'} {_ids(k.parent_ids)} {'is' if one else 'are'} refused "
                 f"({escape(k.rule)})")
         c.print(f"    ids:  {_ids(k.ids, k.rows)}")
 
@@ -200,6 +209,20 @@ def pg_restore_result(r) -> None:
               f"{r.seconds:.2f}s: {sum(r.tables.values()):,} rows in {len(r.tables)} tables, as the dump holds them")
 
 
+_NOT_REFUSED = re.compile(r'\s*(AND\s*)?"id" NOT IN \(SELECT source_pk FROM (temp\.dpro_refused|"?system_quarantine"?) '
+                          r'WHERE source_table = .*\)$')
+
+
+def _which_rows(where: str | None) -> str:
+    """A move's filter as the DBA wrote it in the mapping; the refused rows' exclusion said in words."""
+    if not where:
+        return "all"
+    shown = _NOT_REFUSED.sub("", where)
+    if shown == where:
+        return where
+    return f"{shown} (less the refused rows)" if shown else "all but the refused rows"
+
+
 def plan_summary(plan, path: Path | None, moves: dict[str, int], phases: dict[str, int], dirty: DirtyReport,
                  target) -> None:
     database = "the file itself, in place" if target.in_place else database_name(plan.source, target)
@@ -207,11 +230,17 @@ def plan_summary(plan, path: Path | None, moves: dict[str, int], phases: dict[st
               f"{sum(moves.values()):,} rows in {len(moves)} moves")
     if not quiet:
         out.print("operations: " + ", ".join(f"{k} {n}" for k, n in phases.items()))
-        m = _table("legacy table", "rows", "domain table", "which rows", "riding along", numeric=("rows",))
-        for move in plan.moves:
-            m.add_row(escape(move.legacy), f"{moves.get(move.name, 0):,}", escape(move.target),
-                      escape(move.where or "all"), escape(", ".join(move.extra_columns)))
-        out.print(m)
+        if _wide():
+            m = _table("legacy table", "rows", "domain table", "which rows", "riding along", numeric=("rows",))
+            for move in plan.moves:
+                m.add_row(escape(move.legacy), f"{moves.get(move.name, 0):,}", escape(move.target),
+                          escape(_which_rows(move.where)), escape(", ".join(move.extra_columns)))
+            out.print(m)
+        else:
+            for move in plan.moves:
+                out.print(f"{escape(move.legacy)} -> {escape(move.target)}: {moves.get(move.name, 0):,} rows"
+                          + (f" ({escape(_which_rows(move.where))})" if move.where else "")
+                          + (f"; riding along: {escape(', '.join(move.extra_columns))}" if move.extra_columns else ""))
         for name, domain in plan.unknown_tables.items():
             out.print(f"[yellow]unknown table {escape(name)}: left untouched[/]" + (f" (looks like {domain})" if domain else ""))
     dirty_report(dirty)
@@ -250,25 +279,37 @@ def summary(s: Summary) -> None:
         out.print(f"{escape(s.database)}: {escape(s.note)}")
     else:
         speed = f", {s.rows_per_second:,} rows/s" if s.rows_per_second else ""
-        out.print(f"[bold]{headline}[/]: {s.rows:,} rows in {len(s.timings.tables)} tables, {s.seconds:.2f}s{speed}"
+        kept = f"; [yellow]{s.quarantine.rows:,} rows quarantined[/]" if s.quarantine else ""
+        out.print(f"[bold]{headline}[/]: {s.rows:,} rows in {len(s.timings.tables)} tables, {s.seconds:.2f}s{speed}{kept}"
                   + (f"; {escape(s.note)}" if s.note else ""))
     if quiet:
         return
-    if s.timings.tables:
+    moved = sum(r.seconds for r in s.timings.tables)
+    if s.timings.tables and _wide():
         t = _table("legacy table", "domain table", "rows", "seconds", "rows/s", numeric=("rows", "seconds", "rows/s"))
         for row in s.timings.tables:
             t.add_row(escape(row.legacy), escape(row.target), f"{row.rows:,}", f"{row.seconds:.3f}",
                       f"{row.rows_per_second:,}" if row.rows_per_second else "-")
-        moved = sum(r.seconds for r in s.timings.tables)
-        t.add_row("[bold]total[/]", "", f"[bold]{s.rows:,}[/]", f"{moved:.3f}", f"{rate(s.rows, moved) or 0:,}" if
+        t.add_row("[bold]total[/]", "", f"[bold]{s.rows:,}[/]", f"{moved:.3f}", f"{rate(s.rows, moved):,}" if
                   rate(s.rows, moved) else "-")
         out.print(t)
+    elif s.timings.tables:
+        for row in s.timings.tables:
+            out.print(f"{escape(row.legacy)} -> {escape(row.target)}: {row.rows:,} rows, {row.seconds:.3f}s"
+                      + (f", {row.rows_per_second:,} rows/s" if row.rows_per_second else ""))
+        out.print(f"[bold]total: {s.rows:,} rows, {moved:.3f}s[/]")
     if s.timings.phases:
-        p = _table("phase", "operations", "seconds", numeric=("operations", "seconds"))
-        for ph in s.timings.phases:
-            p.add_row(escape(ph.phase), str(ph.operations or ""), f"{ph.seconds:.3f}")
-        p.add_row("[bold]total[/]", "", f"[bold]{s.seconds:.3f}[/]")
-        out.print(p)
+        shown = [ph for ph in s.timings.phases if ph.operations or ph.seconds >= 0.0005]
+        if _wide():
+            p = _table("phase", "operations", "seconds", numeric=("operations", "seconds"))
+            for ph in shown:
+                p.add_row(escape(ph.phase), str(ph.operations or ""), f"{ph.seconds:.3f}")
+            p.add_row("[bold]total[/]", "", f"[bold]{s.seconds:.3f}[/]")
+            out.print(p)
+        else:
+            out.print("phases: " + ", ".join(f"{escape(ph.phase)} {ph.seconds:.3f}s"
+                                              + (f" ({ph.operations})" if ph.operations else "") for ph in shown)
+                      + f"; total {s.seconds:.3f}s")
     if s.backup:
         _path_line("backup", s.backup)
     if s.quarantine:
@@ -281,6 +322,10 @@ def summary(s: Summary) -> None:
 
 def apply_result(plan, r, s: Summary | None = None) -> None:
     if s is not None:
+        if getattr(r.backup, "schemas", None):  # a pg_dump that holds what --replace-existing replaced
+            out.print(f"the backup holds the schemas replaced ({', '.join(r.backup.schemas)}): "
+                      f"{sum(r.backup.tables.values()):,} rows in {len(r.backup.tables)} tables, counted in the dump's "
+                      "snapshot")
         summary(s)
         return
     if r.already_migrated:
@@ -291,11 +336,15 @@ def apply_result(plan, r, s: Summary | None = None) -> None:
 
 
 def verify_report(r, s: Summary | None = None) -> None:
-    if not quiet:
+    if not quiet and _wide():
         t = _table("check", "result", "detail")
         for c in r.checks:
             t.add_row(escape(c.name), "[green]ok[/]" if c.ok else "[red]FAILED[/]", escape(c.detail))
         out.print(t)
+    elif not quiet:
+        for c in r.checks:
+            out.print(("[green]ok[/] " if c.ok else "[red]FAILED[/] ") + f"{escape(c.name)}: {escape(c.detail)}")
+    if not quiet:
         for c in r.failures:
             if c.items:
                 out.print(f"[red]{escape(c.name)}[/]: " + escape(", ".join(map(str, c.items[:10]))))
@@ -379,10 +428,9 @@ def status_report(r) -> None:
             outcome = h.get("outcome") or ""
             counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int) else f"{k} {v}"
                               for k, v in (h.get("counts") or {}).items())
-            out.print(f"  {h.get('time') or ''} {h.get('verb') or ''} [{colour.get(outcome, 'red')}]{escape(outcome)}[/]"
-                      + (f", {escape(counts)}" if counts else "") + (f": {escape(h['message'])}" if h.get("message") else ""))
-            if h.get("target") and h.get("target") != "sqlite:in-place":
-                out.print(f"      target: {escape(h['target'])}")
+            out.print(f"  {h.get('time') or ''} {h.get('verb') or ''} [{colour.get(outcome, 'red')}]{escape(outcome)}[/] "
+                      f"on {escape(h.get('target') or '')}" + (f", {escape(counts)}" if counts else "")
+                      + (f": {escape(h['message'])}" if h.get("message") else ""))
             if h.get("backup"):
                 out.print(f"      backup: {escape(h['backup'])}")
     elif r.history_path:
@@ -400,10 +448,14 @@ def check_report(report) -> None:
     chosen += [f"--with {f}" for f in options.get("features", [])]
     out.print(f"check of {escape(report.source)} on {escape(report.target)} ({escape(' '.join(chosen))})")
     if not quiet:
-        t = _table("stage", "result", "seconds", "detail", numeric=("seconds",))
-        for s in report.stages:
-            t.add_row(s.name, f"[{colors[s.status]}]{s.status}[/]", f"{s.seconds:.2f}", escape(s.detail))
-        out.print(t)
+        if _wide():
+            t = _table("stage", "result", "seconds", "detail", numeric=("seconds",))
+            for s in report.stages:
+                t.add_row(s.name, f"[{colors[s.status]}]{s.status}[/]", f"{s.seconds:.2f}", escape(s.detail))
+            out.print(t)
+        else:
+            for s in report.stages:
+                out.print(f"{s.name} [{colors[s.status]}]{s.status}[/] {s.seconds:.2f}s: {escape(s.detail)}")
         if report.dirty:
             dirty_report(DirtyReport.from_json(report.dirty))
         for s in report.failed:
@@ -419,6 +471,12 @@ def check_report(report) -> None:
 
 def demo_result(d) -> None:
     """The cycle as a story a newcomer follows: each stage, its numbers, and why they add up."""
+    if quiet:
+        verdict = ("after rollback the file is logically identical to the original" if not d.differences_after_rollback
+                   else "after rollback the file differs from the original")
+        out.print(f"demo in {escape(d.workdir)}: applied, verified ({'ok' if d.verify.ok else 'FAILED'}), rolled back; "
+                  f"{verdict}")
+        return
     plan = d.plan
     moved_tables = list(plan.legacy_tables)
     moved_rows = sum(plan.legacy_tables[t]["rows"] for t in moved_tables)
@@ -471,7 +529,8 @@ def demo_result(d) -> None:
     if d.differences_after_rollback:
         out.print("   [red]the file differs from the original:[/] " + escape("; ".join(d.differences_after_rollback)))
     else:
-        out.print("   [green]identical[/]: same objects, rows, values and storage classes as the example")
+        out.print("   [green]identical[/]: after rollback the file is logically identical to the original (same objects, "
+                  "rows, values and storage classes)")
     out.print("\nthe demo's files (kept; remove the folder when done):")
     out.print(f"  {escape(d.workdir)}")
     out.print(f"  {escape(d.database)}   the example database, legacy again")

@@ -57,6 +57,7 @@ VERBS = {
     "rollback": (verbs, "rollback", ["{db}", "--yes"]),
     "alembic-init": (verbs, "alembic_handoff", ["{tmp}/alembic", "{db}"]),
     "archive": (verbs, "archive", ["{db}", "--table", "messages", "--back"]),
+    "partitions": (verbs, "partitions", ["{db}"]),
     "finalize": (verbs, "finalize", ["{db}"]),
     "status": (verbs, "status", ["{db}"]),
     "demo": (verbs, "demo", ["{tmp}/demo"]),

@@ -17,6 +17,7 @@ from alembic import command
 from alembic.config import Config
 
 from dpro_migrate import DOMAINS, verbs
+from dpro_migrate.model.search import load_search
 from dpro_migrate.dialects import POSTGRES, SQLITE
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.handoff.applied import Applied
@@ -118,7 +119,9 @@ def test_metadata_mirrors_ddl_on_postgresql():
     fk = next(c for c in meta.tables["iam.authentication_logs"].constraints if c.name == "fk_authentication_logs_user")
     assert fk.ondelete == "SET NULL" and fk.elements[0].target_fullname == "iam.users.id"
     indexes = {i.name: i for t in meta.tables.values() for i in t.indexes}
-    assert set(indexes) == {i.name for i in schema.indexes}
+    # ddl/'s indexes, and ddl/search.toml's trigram index (GIN, gin_trgm_ops)
+    assert set(indexes) == {i.name for i in schema.indexes} | {s.name for s in load_search(schema)}
+    assert indexes["idx_msg_content_trgm"].dialect_options["postgresql"]["using"] == "gin"
     partial = indexes["idx_board_executions_running"]
     assert str(partial.dialect_options["postgresql"]["where"]) == "\"status\" = 'running'"
     assert [str(e) for e in indexes["idx_iam_users_created_at"].expressions] == ["iam.users.created_at DESC"]
@@ -140,7 +143,7 @@ def test_metadata_mirrors_ddl_on_sqlite():
     assert "temperature REAL DEFAULT (0.7)" in agents and "user_id INTEGER NOT NULL" in agents
     assert "REFERENCES iam_users (id) ON DELETE CASCADE" in agents
     partial = next(i for i in meta.tables["iam_user_sessions"].indexes if i.name == "idx_iam_sessions_user_active")
-    assert str(partial.dialect_options["sqlite"]["where"]) == '"is_active"'
+    assert str(partial.dialect_options["sqlite"]["where"]) == '"is_active" = 1'  # as applications write it
 
 
 def test_metadata_extra_columns_ride_along():
@@ -168,6 +171,7 @@ def test_metadata_create_all_is_the_ddl_schema(dialect, tmp_path, request):
         if dialect == POSTGRES:
             for domain in DOMAINS:
                 conn.exec_driver_sql(f'CREATE SCHEMA "{domain}"')
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")  # the search index's operator class
         metadata_for(dialect).create_all(conn)
     engine.dispose()
     diffs = schema_drift(url, dialect)
@@ -463,7 +467,9 @@ def test_alembic_sees_drift_and_its_migration_repairs_it(migrated, tmp_path):
     generated = _autogenerate(ini, "repair")
     body = "\n".join(_upgrade_body(generated))
     assert "create_index(" in body and "idx_iam_sessions_user_active" in body
-    assert "expires_at DESC" in body and f"{migrated.dialect}_where=sa.text('\"is_active\"')" in body
+    # SQLite writes the predicate as applications query it (is_active = 1), so its planner uses the index
+    where = {SQLITE: "'\"is_active\" = 1'", POSTGRES: "'\"is_active\"'"}[migrated.dialect]
+    assert "expires_at DESC" in body and f"{migrated.dialect}_where=sa.text({where})" in body
     command.upgrade(Config(str(ini)), "head")
     assert schema_drift(migrated.url) == []
     assert _upgrade_body(_autogenerate(ini, "again")) == ["pass"]

@@ -244,6 +244,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dpro_baseline.schema import metadata, tables
+from dpro_baseline.types import UTCTimestamp
 
 
 class Base(DeclarativeBase):
@@ -260,6 +261,7 @@ class Note(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey(tables["iam.users"].c.id, ondelete="CASCADE"))
     body: Mapped[str] = mapped_column(sa.Text)
+    seen_at = mapped_column(UTCTimestamp(), nullable=True)
 '''
 
 
@@ -278,3 +280,115 @@ def test_models_declared_on_the_baseline_metadata(handed):
     command.upgrade(handed.config, "head")
     assert _check_finds(handed) is None
     assert _upgrade_body(handed.autogenerate("again")) == ["pass"]
+    # The ORM over both: a note with a +02:00 time is the same instant, read back in UTC, on both targets.
+    app_models = sys.modules["app_models"]
+    from sqlalchemy.orm import Session
+
+    engine = _engine(handed)
+    try:
+        with Session(engine) as session:
+            user = session.scalars(sa.select(app_models.User).limit(1)).one()
+            seen = dt.datetime(2024, 1, 5, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+            session.add(app_models.Note(user_id=user.id, body="hello", seen_at=seen))
+            session.commit()
+            note = session.scalars(sa.select(app_models.Note)).one()
+            assert note.seen_at == seen and note.seen_at.utcoffset() == dt.timedelta(0)
+    finally:
+        engine.dispose()
+
+
+# --- verify --schema-only --alembic DIR ------------------------------------------------------------
+
+
+def test_verify_compares_with_the_environments_models_through_the_cli(legacy_db, tmp_path):
+    """At the baseline and after the application's revision: clean, saying it compared with the environment's
+    models; a column added by hand beside the revisions is drift there (and only there)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    def verify(code: int, *extra) -> dict:
+        result = CliRunner().invoke(app, ["verify", str(db.path), "--schema-only", "--json", *map(str, extra)])
+        assert result.exit_code == code and "Traceback" not in result.stdout + result.stderr, result.stdout
+        return json.loads(result.stdout)
+
+    db = _hand_over(SQLITE, (), legacy_db, tmp_path, None)
+    environment = db.ini.parent
+    at_baseline = verify(0, "--alembic", environment)
+    assert at_baseline["differences"] == [] and str(environment) in at_baseline["basis"]
+    _add_to_schema(db, NEW_COLUMNS)
+    for name in [m for m in sys.modules if m.split(".")[0] == PACKAGE]:
+        del sys.modules[name]  # schema.py changed: as a new process would, env.py imports it again
+    db.autogenerate("columns")
+    assert "head is" in verify(1, "--alembic", environment)["basis"]  # a revision not yet applied: differences
+    command.upgrade(db.config, "head")
+    assert verify(0, "--alembic", environment)["differences"] == []
+    db.sql("ALTER TABLE iam_users ADD COLUMN by_hand TEXT")
+    assert verify(0)["differences"] == []  # past the baseline, without the environment: what Alembic cannot see
+    found = verify(1, "--alembic", environment)["differences"]
+    assert [(d["kind"], d["object"]) for d in found] == [("unexpected_column", "iam_users.by_hand")]
+    missing = CliRunner().invoke(app, ["verify", str(db.path), "--schema-only", "--alembic", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "no alembic.ini" in missing.stdout + missing.stderr
+
+
+# --- UTCTimestamp's conversion, property-tested ------------------------------------------------------
+
+from hypothesis import example, given, strategies as st  # noqa: E402
+
+from dpro_migrate.handoff.standalone.types import from_text, to_utc_text  # noqa: E402
+
+OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
+MOMENTS = st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9998, 12, 30))
+
+
+@given(MOMENTS, OFFSETS)
+@example(dt.datetime(2024, 1, 5, 10, 0, 0), dt.timezone(dt.timedelta(hours=2)))
+@example(dt.datetime(2024, 3, 31, 0, 30, 0), dt.timezone(dt.timedelta(hours=5, minutes=30)))
+def test_utc_text_is_the_same_instant_in_the_canonical_form(wall, offset):
+    """Any aware datetime becomes the canonical UTC text of its instant (to the second), which SQLite's own
+    datetime() reads as itself and SQLite converts ISO text with the offset to as well; read back, the instant."""
+    import sqlite3
+
+    moment = wall.replace(tzinfo=offset)
+    text = to_utc_text(moment)
+    conn = sqlite3.connect(":memory:")
+    try:
+        assert conn.execute("SELECT datetime(?)", (text,)).fetchone()[0] == text
+        assert conn.execute("SELECT datetime(?)", (moment.replace(microsecond=0).isoformat(),)).fetchone()[0] == text
+    finally:
+        conn.close()
+    assert from_text(text) == moment.replace(microsecond=0)
+    assert to_utc_text(moment.isoformat()) == text  # ISO text, as PostgreSQL would read it
+    assert to_utc_text(moment.astimezone(dt.timezone.utc).replace(tzinfo=None)) == text  # naive: UTC
+
+
+def test_utc_text_refuses_what_is_no_timestamp():
+    with pytest.raises(ValueError):
+        to_utc_text("next tuesday")
+    with pytest.raises(TypeError):
+        to_utc_text(12345)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_baseline_revision_states_the_schema_as_at_the_cutover(dialect, tmp_path, request):
+    """SCHEMA_AT_CUTOVER, run on an empty database, builds what apply builds: no drift at all."""
+    url = request.getfixturevalue("pg_url") if dialect == POSTGRES else f"sqlite:///{tmp_path / 'empty.db'}"
+    alembic_init(tmp_path / "env", url, extra_columns={})
+    (revision,) = (tmp_path / "env" / "versions").glob("*_dpro_baseline.py")
+    spec = importlib.util.spec_from_file_location(f"baseline_{next(_loaded)}", revision)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.SCHEMA_AT_CUTOVER
+    assert "CREATE TABLE" in text and "CREATE TRIGGER trg_iam_users_updated_at" in text
+    engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            if dialect == SQLITE:
+                conn.connection.driver_connection.executescript(text)
+            else:
+                conn.exec_driver_sql(text)
+    finally:
+        engine.dispose()
+    assert schema_drift(url) == []

@@ -20,6 +20,7 @@ from dpro_migrate.backends import postgres as backend
 from dpro_migrate.errors import BadInput, Blocked, ConnectionLost, PermissionDenied
 from dpro_migrate.safety.pg_dump import manifest_path
 from dpro_migrate.targets import parse_target
+from tests.test_pg_security import CommandLineWatcher, with_secrets
 
 pytestmark = pytest.mark.postgres
 
@@ -46,11 +47,15 @@ CREATE TABLE iam.users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name
 INSERT INTO iam.users (name) VALUES ('ann'), ('bob'), ('cy');
 CREATE TYPE iam.mood AS ENUM ('calm', 'cross');
 CREATE SCHEMA system;
-CREATE TABLE system.settings (key text PRIMARY KEY, value text);
-INSERT INTO system.settings VALUES ('theme', 'dark'), ('lang', 'en');
+CREATE TABLE system.settings (key text PRIMARY KEY, value text, changed timestamptz DEFAULT now());
+INSERT INTO system.settings (key, value) VALUES ('theme', 'dark'), ('lang', 'en');
 CREATE FUNCTION system.stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER settings_stamp BEFORE UPDATE ON system.settings FOR EACH ROW EXECUTE FUNCTION system.stamp();
+CREATE VIEW iam.names AS SELECT name FROM iam.users;
+ALTER TABLE iam.users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON iam.users USING (name = current_user);
 GRANT USAGE ON SCHEMA iam TO PUBLIC; GRANT SELECT ON iam.users TO PUBLIC;
-"""
+"""  # and what lives inside them (a default, a trigger, a view, a policy) is theirs: replaced with them
 
 # Objects outside the seven schemas that DROP SCHEMA ... CASCADE would take with it.
 OUTSIDE = """
@@ -105,6 +110,22 @@ def test_replace_is_refused_while_objects_outside_depend_on_the_schemas(legacy_d
     assert catalog(pg_url) == before
 
 
+def test_an_extension_a_publication_and_a_default_are_outside_dependents_too(legacy_db, tmp_path, pg_url):
+    q(pg_url, OLD_SCHEMAS + "CREATE EXTENSION pgcrypto SCHEMA system; CREATE PUBLICATION dpro_pub FOR TABLE iam.users; "
+              "CREATE TABLE public.t (id int DEFAULT length(system.gen_random_uuid()::text)); "
+              "ALTER DEFAULT PRIVILEGES IN SCHEMA iam GRANT SELECT ON TABLES TO PUBLIC")
+    before = catalog(pg_url)
+    with pytest.raises(BadInput) as refused:
+        verbs.apply(legacy_db(), parse_target(pg_url), backup_dir=tmp_path, replace_existing=True)
+    said = {line.split(" depends on ")[0]: line.split(" depends on ")[1].split(":")[0]
+            for line in refused.value.details["outside_dependents"]}
+    # the default privileges IN SCHEMA iam are the schema's own: replaced with it, not listed
+    assert said == {"extension pgcrypto": "schema system",
+                    "publication relation iam.users in publication dpro_pub": "table iam.users",
+                    "default value for public.t.id": "function system.gen_random_uuid()"}
+    assert catalog(pg_url) == before
+
+
 def test_an_object_created_after_the_check_is_never_dropped(legacy_db, tmp_path, pg_url, monkeypatch):
     """The drop inside apply's transaction is checked too: a view created between the check and the drop (the
     check is skipped here to stand for it) makes apply roll back."""
@@ -131,6 +152,8 @@ def test_the_backup_counts_what_the_dump_holds_and_rollback_brings_the_replaced_
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert q(pg_url, "SELECT to_regclass('iam.user_sessions') IS NOT NULL")[0][0]  # migrated
     assert verbs.verify(db, target).ok
+    script = verbs.rollback_script(db, target)
+    assert f"the schemas apply replaced (iam, system), as its pg_dump {dump} holds them" in script
 
     result = verbs.rollback(db, target, backup_dir=backups)
     assert result.schemas_restored == {"iam.users": 3, "system.settings": 2}
@@ -140,6 +163,9 @@ def test_the_backup_counts_what_the_dump_holds_and_rollback_brings_the_replaced_
     assert q(pg_url, "SELECT obj_description('iam'::regnamespace)")[0][0] == "the old accounts"
     assert q(pg_url, "SELECT has_table_privilege('public', 'iam.users', 'SELECT')")[0][0]
     assert q(pg_url, "SELECT to_regtype('iam.mood') IS NOT NULL AND to_regproc('system.stamp') IS NOT NULL")[0][0]
+    assert q(pg_url, "SELECT count(*) FROM pg_policy WHERE polrelid = 'iam.users'::regclass")[0][0] == 1
+    assert q(pg_url, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'system.settings'::regclass") == [("settings_stamp",)]
+    assert q(pg_url, "SELECT count(*) FROM iam.names")[0][0] == 3
     assert q(pg_url, "SELECT to_regclass('iam.user_sessions')")[0][0] is None
     assert sorted(r[0] for r in q(pg_url, "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)",
                                   (list(DOMAINS),))) == ["iam", "system"]
@@ -179,7 +205,16 @@ def test_restore_brings_the_schemas_back_from_a_pg_dump(legacy_db, tmp_path, pg_
     verbs.rollback(db, target, backup_dir=tmp_path)
     # the DBA loses rows afterwards, and adds a table to one of the schemas and one of their own elsewhere
     q(pg_url, "DELETE FROM iam.users WHERE id > 1; CREATE TABLE iam.scratch (x int); INSERT INTO public.kept VALUES (8)")
-    done = cli("restore", dump, "--yes", "--backup-dir", tmp_path / "before-restore", url=pg_url)
+    secret = f"S3cret{uuid.uuid4().hex[:8]}"
+    watcher = CommandLineWatcher(secret)
+    watcher.start()
+    try:
+        done = cli("restore", dump, "--yes", "--backup-dir", tmp_path / "before-restore",
+                   url=with_secrets(pg_url, secret))
+    finally:
+        watcher.stop()
+    assert b"pg_restore" in watcher.seen and b"pg_dump" in watcher.seen and watcher.found == []
+    assert secret not in done.stdout + done.stderr
     assert "5 rows in 2 tables" in done.stdout, done.stdout
     assert q(pg_url, "SELECT count(*) FROM iam.users")[0][0] == 3
     assert q(pg_url, "SELECT to_regclass('iam.scratch')")[0][0] is None
@@ -205,7 +240,8 @@ def test_restore_refuses_while_objects_outside_depend_on_the_schemas(legacy_db, 
     verbs.rollback(db, target, backup_dir=tmp_path)
     q(pg_url, "CREATE VIEW public.names AS SELECT name FROM iam.users")
     before = catalog(pg_url)
-    with pytest.raises(BadInput, match="view public.names depends on table iam.users"):
+    with pytest.raises(BadInput, match="(?s)restore would also drop 1 object.*view public.names depends on table "
+                                       "iam.users: drop it .* before restore"):
         verbs.restore_dump(applied.backup.path, target, backup_dir=tmp_path / "again")
     assert catalog(pg_url) == before
 
@@ -240,9 +276,9 @@ def test_a_role_level_statement_timeout_cuts_nothing_short(legacy_db, tmp_path, 
     assert verbs.status(db, target).state == "legacy"
 
 
-def test_a_cancelled_verify_is_not_blamed_on_the_file(legacy_db, tmp_path, pg_url, monkeypatch):
-    """Were the session's statement_timeout left to the role (1 ms), verify's load would be cancelled: said as a
-    cancel, not as 'the file changed after apply?'."""
+def test_a_cancelled_verify_or_rollback_is_not_blamed_on_the_file(legacy_db, tmp_path, pg_url, monkeypatch):
+    """Were the session's statement_timeout left to the role (1 ms), verify's and rollback's loads would be
+    cancelled: said as a cancel, not as 'the file changed after apply?'."""
     import dpro_migrate.db.connections as connections
 
     db, target = legacy_db(), parse_target(pg_url)
@@ -252,6 +288,12 @@ def test_a_cancelled_verify_is_not_blamed_on_the_file(legacy_db, tmp_path, pg_ur
         verbs.verify(db, target)
     message = str(cancelled.value)
     assert "cancelled verify" in message and "file changed" not in message and "verify changes nothing" in message
+    with pytest.raises(Blocked) as cancelled:
+        verbs.rollback(db, target, backup_dir=tmp_path)
+    message = str(cancelled.value)
+    assert "cancelled the rollback" in message and "file changed" not in message and "nothing was changed" in message
+    monkeypatch.undo()
+    assert verbs.status(db, target).state == "migrated"
 
 
 def test_a_connection_lost_during_verify_is_said_as_such(legacy_db, tmp_path, pg_url, monkeypatch):
@@ -286,3 +328,38 @@ def test_verify_without_a_privilege_says_so(legacy_db, tmp_path, pg_url):
         assert "lacks a privilege verify needs" in str(denied.value) and "file changed" not in str(denied.value)
     finally:
         q(pg_url, f'DROP OWNED BY "{reader}"; DROP ROLE "{reader}"')
+
+
+def restorable(url):
+    """What a restore brings back as it was, in the seven schemas: relations, constraints, triggers and policies
+    by name, and every table's rows (a CHECK's text and an internal trigger's name are the server's to choose)."""
+    seven = (list(DOMAINS),)
+    relations = q(url, "SELECT oid::regclass::text, relkind FROM pg_class WHERE relnamespace::regnamespace::text = ANY(%s) "
+                       "ORDER BY 1", seven)
+    named = q(url, "SELECT conrelid::regclass::text, conname, contype FROM pg_constraint "
+                   "WHERE connamespace::regnamespace::text = ANY(%s) ORDER BY 1, 2", seven)
+    named += q(url, "SELECT tgrelid::regclass::text, tgname, 't' FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                    "WHERE NOT tgisinternal AND c.relnamespace::regnamespace::text = ANY(%s) ORDER BY 1, 2", seven)
+    named += q(url, "SELECT polrelid::regclass::text, polname, 'p' FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid "
+                    "WHERE c.relnamespace::regnamespace::text = ANY(%s) ORDER BY 1, 2", seven)
+    rows = {t: q(url, f"SELECT count(*), md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), '')) FROM {t} r")[0]
+            for t, kind in relations if kind == "r"}
+    return relations, named, rows
+
+
+def test_replacing_what_an_earlier_migration_built_lists_nothing_and_rollback_restores_it(legacy_db, tmp_path, pg_url):
+    """Seven schemas full of every kind of object (partitions, policies, triggers, shared sequences, archives): all
+    of it is theirs, none of it is listed, and all of it comes back."""
+    db, target = legacy_db(), parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "first",
+                features=("archive-tables", "row-level-security", "partition-by-month", "new-tables"))
+    q(pg_url, "DROP TABLE system.migration_ledger")  # the seven schemas now hold someone else's data
+    q(pg_url, "INSERT INTO iam.users (username, email, password_hash) VALUES ('later', 'later@x.org', 'h')")
+    before = restorable(pg_url)
+    rows_before = q(pg_url, "SELECT count(*) FROM communication.messages")[0][0]
+    _, applied = verbs.apply(legacy_db(), target, backup_dir=tmp_path / "second", replace_existing=True)
+    assert sum(applied.backup.tables.values()) > rows_before and len(applied.backup.tables) > 20
+    result = verbs.rollback(db, target, backup_dir=tmp_path / "second")
+    assert result.schemas_restored == applied.backup.tables
+    assert restorable(pg_url) == before
+    assert q(pg_url, "SELECT count(*) FROM iam.users WHERE username = 'later'")[0][0] == 1

@@ -116,7 +116,14 @@ def test_reports_of_a_cycle_in_place(legacy_db, tmp_path):
         target = name.split(" -> ")[1]
         assert any(c.replace(".", "_") == target and r[-2] == f"{n:,}" for r in rows for c in r), (name, n, rows)
     words = text_of(page)
-    assert applied["backup"]["path"] in words and f'dpro-migrate restore "{applied["backup"]["path"]}"' in words
+    backup = applied["backup"]["path"] if isinstance(applied["backup"], dict) else applied["backup"]
+    assert backup in words and f'dpro-migrate restore "{backup}"' in words
+    tables = planned["legacy_tables"]
+    assert f"integrity_check ok, {sum(t['rows'] for t in tables.values()):,} rows in {len(tables)} tables" in words
+    timings = page[page.index('id="timings"'):page.index('id="backup"')]
+    for phase in applied.get("phases") or []:  # per phase and per table, as --json has them
+        assert f"<td>{html.escape(phase['phase'])}</td>" in timings
+    assert timings.count("<tr>") >= len(applied.get("phases") or []) + len(applied.get("tables") or [])
     assert "plan.html" in words  # the earlier report of this database
 
     page = (out / "verify.html").read_text()
@@ -147,7 +154,13 @@ def test_plan_report_of_dirty_data_lists_the_refused_rows(legacy_db, tmp_path):
     assert findings
     for f in findings:
         assert f["rule"] in words and str(f["ids"][0]) in words
+    for rule in (planned["preflight"].get("dirty") or {}).get("rules") or []:  # root causes, the rule in words
+        assert rule["definition"] in words
     assert "rows refused" in words and "--on-reject quarantine" in words
+    assert planned["unknown_tables"]
+    for name in planned["unknown_tables"]:  # hostile names among them: shown as text, never as markup
+        assert name in words
+    assert_self_contained(page)
 
 
 def test_check_report_and_json_document(legacy_db, tmp_path):
@@ -185,6 +198,37 @@ def test_missing_sections_say_not_recorded_and_values_are_escaped(tmp_path):
     assert "not recorded" in words and "Diagram not drawn" in words and "FAILED" in words
     for table in load_schema().tables:  # the fallback still names every table
         assert table in words
+
+
+def test_cascades_are_shown_with_their_parent_rows(tmp_path):
+    rule = {"legacy": "agents", "target": "ai_agents.agents", "rule": "check chk_agents_temperature_range", "kind": "check",
+            "definition": "ai_agents.agents takes only rows where temperature <= 2.0", "sql": "CHECK (temperature <= 2.0)",
+            "rows": 2, "ids": [2, 3], "find_sql": "SELECT id FROM agents WHERE NOT (temperature <= 2.0)"}
+    cascade = {"legacy": "messages", "target": "communication.messages", "rule": "foreign key fk_messages_agent",
+               "parent": "agents", "parent_ids": [2, 3], "rows": 168, "ids": list(range(1000, 1168))}
+    plan = {"source": str(tmp_path / "dpro_agent.db"), "source_fingerprint": "sha256:x", "legacy_tables": {}, "operations": [],
+            "on_reject": "fail", "preflight": {"findings": [], "refused_rows": {"agents": 2, "messages": 168},
+                                               "dirty": {"rows": 170, "tables": {"agents": 2, "messages": 168},
+                                                         "rules": [rule], "cascades": [cascade]}}}
+    page = render(build("plan", None, source=None, target=parse_target(None), plan=plan), Diagrams(None, problem="test"))
+    section = text_of(page[page.index('id="preflight"'):page.index('id="schema"')])
+    assert "170 rows in 2 legacy tables" in section and rule["definition"] in section and rule["find_sql"] in section
+    assert "fk_messages_agent agents 2, 3 168 1000, 1001" in section and "…" in section  # a sample of the 168 ids
+    assert embedded(page)["plan"]["preflight"]["dirty"]["cascades"][0]["ids"] == cascade["ids"]  # every id in the data
+
+
+def test_without_graphviz_the_report_is_still_written_and_says_so(legacy_db, tmp_path, monkeypatch):
+    monkeypatch.setattr("dpro_migrate.report.diagram.shutil.which", lambda name: None)
+    db = legacy_db()
+    invoke(0, "plan", db, "--report", tmp_path / "plan.html")
+    page = (tmp_path / "plan.html").read_text()
+    assert "<svg" not in page and "Diagram not drawn: Graphviz (dot) was not found on PATH" in page
+    words = text_of(page)
+    for table in load_schema().tables:
+        assert table in words
+    for fk in embedded(page)["schema"]["foreign_keys"]:
+        assert fk["name"] in words
+    assert_self_contained(page)
 
 
 @pytest.mark.postgres

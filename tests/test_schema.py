@@ -25,7 +25,11 @@ def legacy_tables():
 
 
 # The target schema in ddl/, counted: a table, index or trigger added or lost is a deliberate change here.
-TABLES, INDEXES, PARTIAL_INDEXES, TRIGGERS, PG_TRIGGER_FUNCTIONS = 19, 59, 7, 12, 3
+TABLES, INDEXES, PARTIAL_INDEXES, TRIGGERS, PG_TRIGGER_FUNCTIONS = 19, 60, 8, 12, 3
+# message search (ddl/search.toml) on SQLite: an FTS5 table, its shadow tables, three triggers
+FTS = "communication_messages_fts"
+FTS_TABLES = {FTS} | {f"{FTS}_{s}" for s in ("data", "idx", "docsize", "config")}
+FTS_TRIGGERS = {f"trg_{FTS}_{e}" for e in ("insert", "delete", "update")}
 
 
 def test_seven_domains_and_their_tables(schema):
@@ -90,7 +94,8 @@ def test_applied_sqlite_file_holds_exactly_the_schema(schema, legacy_db, tmp_pat
         master = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
         tables = {name for kind, name, _, _ in master if kind == "table"}
         assert len(tables & domain_tables) == TABLES
-        assert tables - domain_tables == {"sqlite_sequence", "system_migration_ledger"}
+        # sqlite_stat1: apply's closing ANALYZE
+        assert tables - domain_tables == {"sqlite_sequence", "system_migration_ledger", "sqlite_stat1"} | FTS_TABLES
         # explicit indexes only: UNIQUE constraints add sqlite_autoindex_* entries with no SQL
         indexes = {name for kind, name, table, sql in master if kind == "index" and sql is not None}
         assert len(indexes) == INDEXES and indexes == {i.name for i in schema.indexes}
@@ -99,7 +104,8 @@ def test_applied_sqlite_file_holds_exactly_the_schema(schema, legacy_db, tmp_pat
         assert len(partial) == PARTIAL_INDEXES and partial == {i.name for i in schema.indexes if i.partial}
         triggers = {name for kind, name, _, _ in master if kind == "trigger"}
         shared = {f"trg_{t}_shared_ids" for t in ("iam_authentication_logs", "system_audit_logs")}  # the split log's ids
-        assert len(triggers) == TRIGGERS + len(shared) and triggers == {t.name for t in schema.triggers[SQLITE]} | shared
+        assert len(triggers) == TRIGGERS + len(shared) + len(FTS_TRIGGERS)
+        assert triggers == {t.name for t in schema.triggers[SQLITE]} | shared | FTS_TRIGGERS
     finally:
         conn.close()
 

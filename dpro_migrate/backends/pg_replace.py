@@ -26,18 +26,22 @@ from dpro_migrate.targets import Target
 from dpro_migrate.verify.postgres import has_ledger
 
 # Every object that can be dropped through a dependency has one recorded: the dependents of pg_depend, with the
-# schema each lives in (a trigger, rule or policy: its table's). Objects made by initdb (oid < 16384) never go.
+# schema each lives in (pg_identify_object names none for a trigger, rule, policy or column default: its table's;
+# nor for an operator family's member: the family's). Objects made by initdb (oid < 16384) never go.
 _CENSUS_SQL = """
 SELECT DISTINCT d.classid::regclass::text, d.objid, d.objsubid, i.type, i.identity,
-       coalesce(i.schema, tn.nspname, rn.nspname, pn.nspname)
+       coalesce(i.schema, (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE c.oid = coalesce(t.tgrelid, r.ev_class, p.polrelid, a.adrelid)),
+                (SELECT n.nspname FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace
+                 WHERE f.oid = coalesce(o.amopfamily, m.amprocfamily)))
 FROM pg_depend d
 CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) i
 LEFT JOIN pg_trigger t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid
-LEFT JOIN pg_class tc ON tc.oid = t.tgrelid LEFT JOIN pg_namespace tn ON tn.oid = tc.relnamespace
 LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
-LEFT JOIN pg_class rc ON rc.oid = r.ev_class LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_policy p ON d.classid = 'pg_policy'::regclass AND p.oid = d.objid
-LEFT JOIN pg_class pc ON pc.oid = p.polrelid LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+LEFT JOIN pg_attrdef a ON d.classid = 'pg_attrdef'::regclass AND a.oid = d.objid
+LEFT JOIN pg_amop o ON d.classid = 'pg_amop'::regclass AND o.oid = d.objid
+LEFT JOIN pg_amproc m ON d.classid = 'pg_amproc'::regclass AND m.oid = d.objid
 WHERE d.objid >= 16384 AND d.classid <> 'pg_default_acl'::regclass
   AND NOT (d.classid = 'pg_trigger'::regclass AND t.tgisinternal)"""
 
@@ -61,10 +65,10 @@ class Outside:
     identity: str
     depends_on: tuple[str, ...]
 
-    def line(self) -> str:
+    def line(self, verb: str = "apply") -> str:
         on = ", ".join(self.depends_on) or "what would be dropped"
         return (f"{self.kind} {self.identity} depends on {on}: drop it (or make it stop depending on them) before "
-                "apply, and create it again once apply has built the new schemas")
+                f"{verb}, and create it again once {verb} has built the new schemas")
 
 
 def _census(cur) -> dict[Key, tuple[str, str, str | None]]:
@@ -136,14 +140,16 @@ def _described(cur, lost: dict[Key, tuple[str, str, str | None]], schemas: list[
                   key=lambda o: (o.kind, o.identity))
 
 
-def refuse_outside(found: list[Outside], display: str) -> None:
+def refuse_outside(found: list[Outside], display: str, verb: str = "apply") -> None:
+    """`verb`: what replaces the schemas (apply --replace-existing, restore)."""
     if found:
-        raise BadInput(f"{display}: --replace-existing would also drop {len(found)} object(s) outside the seven schemas "
-                       "that depend on them; nothing was changed:\n" + "\n".join(f"  {o.line()}" for o in found),
-                       details={"outside_dependents": [o.line() for o in found]})
+        what = "--replace-existing" if verb == "apply" else verb
+        raise BadInput(f"{display}: {what} would also drop {len(found)} object(s) outside the seven schemas that "
+                       "depend on them; nothing was changed:\n" + "\n".join(f"  {o.line(verb)}" for o in found),
+                       details={"outside_dependents": [o.line(verb) for o in found]})
 
 
-def replace_schemas(cur, schemas: list[str], display: str) -> None:
+def replace_schemas(cur, schemas: list[str], display: str, verb: str = "apply") -> None:
     """In apply's transaction: drop `schemas`, and refuse (the transaction rolls back) when anything outside
     them went too (an object created since the check before the dump)."""
     if not schemas:
@@ -152,14 +158,15 @@ def replace_schemas(cur, schemas: list[str], display: str) -> None:
     lost = drop_replaced(cur, schemas)
     if lost:
         cur.execute("ROLLBACK TO SAVEPOINT dpro_replace")
-        refuse_outside(_described(cur, lost, schemas), display)
+        refuse_outside(_described(cur, lost, schemas), display, verb)
     cur.execute("RELEASE SAVEPOINT dpro_replace")
 
 
-def back_up_for_replace(conn: psycopg.Connection, target: Target, backup_dir: Path, schemas: list[str]) -> PgBackup:
+def back_up_for_replace(conn: psycopg.Connection, target: Target, backup_dir: Path, schemas: list[str],
+                        verb: str = "apply") -> PgBackup:
     """Refuse while anything outside the schemas depends on them, then dump the whole database, counting the
     rows of the schemas it replaces in the dump's snapshot."""
-    refuse_outside(outside_dependents(conn, schemas), target.display)
+    refuse_outside(outside_dependents(conn, schemas), target.display, verb)
     return pg_dump(target, backup_dir, conn, schemas)
 
 
@@ -238,9 +245,9 @@ def restore_postgres(dump: Path, target: Target, *, backup_dir: Path) -> PgResto
                            "the migrated schemas: run rollback, which restores what apply replaced; nothing was changed")
         present = [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) ORDER BY 1",
                                               (list(DOMAINS),))]
-        previous = back_up_for_replace(conn, target, backup_dir, present) if present else None
+        previous = back_up_for_replace(conn, target, backup_dir, present, "restore") if present else None
         with locked_transaction(conn, target), conn.cursor() as cur:
-            replace_schemas(cur, present, target.display)
+            replace_schemas(cur, present, target.display, "restore")
             tables = restore_replaced(cur, dump, schemas, (contents.manifest or {}).get("tables"))
         return PgRestoreResult(dump, target.display, schemas, previous, tables, "ok", dump.stat().st_size,
                                time.monotonic() - started)

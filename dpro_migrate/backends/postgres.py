@@ -20,7 +20,7 @@ from dpro_migrate.db.pgerrors import classify, refused_rows
 from dpro_migrate.db.copy_producers import Producers, ProducerFailed, open_producers
 from dpro_migrate.db.pgcopy import copy_into, prefetched, stream_lines, stream_rows
 from dpro_migrate.dialects import POSTGRES, table_sql
-from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, OutcomeUnknown
+from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, DproMigrateError, OutcomeUnknown
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
@@ -447,7 +447,10 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         raise BadInput(f"--on-conflict {on_conflict!r}: choose {', '.join(ON_CONFLICT)}")
     started = time.monotonic()
     timings = Timings()
-    conn, entry = read_ledger(target, claim=True)
+    try:
+        conn, entry = read_ledger(target, claim=True)
+    except psycopg.Error as exc:  # a cancel, a lost connection, a privilege: said as it was, nothing changed
+        raise classify(exc, None, display=target.display, work="the rollback") from None
     written_back: Reconciled | None = None
     schemas_restored: dict[str, int] = {}
     dump = None
@@ -500,7 +503,14 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                 op.backward(runner)
                 timings.operation(op, time.monotonic() - began)
             if dump:
-                schemas_restored = restore_replaced(cur, dump.path, replaced, (dump.manifest or {}).get("tables"))
+                try:
+                    schemas_restored = restore_replaced(cur, dump.path, replaced, (dump.manifest or {}).get("tables"))
+                except DproMigrateError as exc:
+                    if written_back:  # the file's commit came first: say so
+                        exc.args = (f"{exc.args[0]}; the changes made in PostgreSQL after the cutover are already in "
+                                    f"{source} (backup {written_back.backup.path}); run rollback again to finish "
+                                    "(nothing is written twice)",)
+                    raise
             committing = True
             commit = time.monotonic()
         timings.add_phase("commit", time.monotonic() - commit)
@@ -589,9 +599,10 @@ def _triggers_set_aside(conn: sqlite3.Connection):
         conn.execute(sql)
 
 
-def rollback_script(plan: Plan) -> str:
+def rollback_script(plan: Plan, replaced: list[str] | None = None, dump: str | None = None) -> str:
     """What rollback runs in PostgreSQL, last operation first (the write-back of rows written after the cutover
-    happens before it, in the SQLite file, and only with --write-back)."""
+    happens before it, in the SQLite file, and only with --write-back); then the schemas apply replaced, from
+    its pg_dump."""
     lines = [f"-- dpro-migrate {plan.tool_version}: roll back {plan.target}",
              *(s.render("%s") for s in apply_program(plan)),
              "-- refused when a domain table holds rows the source lacks, unless --write-back copied them first",
@@ -600,4 +611,8 @@ def rollback_script(plan: Plan) -> str:
              f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)};"]
     for op in reversed(plan.operations):
         lines += op.reverse_script()
+    if replaced:
+        lines += [f"-- the schemas apply replaced ({', '.join(replaced)}), as its pg_dump {dump} holds them: the SQL "
+                  "`pg_restore -L <their entries> -f - <dump>` writes, run here, in this transaction; then each "
+                  "table's rows are counted against the dump's"]
     return "\n".join(lines + ["COMMIT;"]) + "\n"

@@ -84,6 +84,11 @@ def classify(exc: psycopg.Error, conn: psycopg.Connection | None, *, display: st
     if state == "40P01":  # deadlock_detected
         return Blocked(f"{display}: {work} deadlocked with another session{where} ({reason}); {nothing}: run the "
                        "same command again")
+    if state == "42501" and "row-level security" in reason:  # row_security = off meets a policy that applies
+        return PermissionDenied(f"{display}: row-level security would hide rows from the role dpro-migrate connects as "
+                                f"during {work}{where} ({reason}); {nothing}: run it as a superuser or a BYPASSRLS "
+                                "role (with --with force-row-level-security the tables' owner is held to the "
+                                "policies too)")
     if state == "42501":  # insufficient_privilege
         return PermissionDenied(f"{display}: the role dpro-migrate connects as lacks a privilege {work} needs{where} "
                                 f"({reason}); {nothing}: connect as the database's owner (or grant it), then run "

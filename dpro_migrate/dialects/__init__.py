@@ -18,7 +18,7 @@ SQLITE = SQLiteDialect.name
 POSTGRES = PostgresDialect.name
 
 __all__ = ["DIALECTS", "Dialect", "ViewPart", "get_dialect", "SQLITE", "POSTGRES", "physical_name", "table_sql",
-           "create_table_sql", "create_index_sql", "expression_sql", "pg_type_for_legacy"]
+           "create_table_sql", "create_index_sql", "expression_sql", "predicate_sql", "pg_type_for_legacy"]
 
 
 def physical_name(qualified: str, dialect: str) -> str:
@@ -37,6 +37,11 @@ def create_table_sql(table: Table, dialect: str, extra_columns: list[tuple[str, 
 
 def create_index_sql(index: Index, dialect: str) -> str:
     return get_dialect(dialect).create_index_sql(index)
+
+
+def predicate_sql(where: exp.Where, dialect: str) -> str:
+    """The body of a partial index's WHERE as the dialect's CREATE INDEX writes it."""
+    return get_dialect(dialect).predicate_sql(where)
 
 
 def expression_sql(node: exp.Expression, dialect: str) -> str:

@@ -13,9 +13,23 @@ from sqlglot import exp
 
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.schema import Constraint, Index, Table
+from dpro_migrate.model.search import SearchIndex
 from dpro_migrate.sqlnames import quote_ident
 
 DIALECTS: dict[str, Dialect] = {}
+
+
+@dataclass(frozen=True)
+class SearchObjects:
+    """What a search index (ddl/search.toml) is on one dialect: the SQL that builds it and its reverse, and the
+    objects it leaves in the catalog (for verify's promises and for the Alembic handoff, which leaves them alone
+    or describes them)."""
+
+    sql: list[str]
+    reverse: list[str]
+    tables: list[str]  # tables it creates (SQLite: the FTS table and its shadow tables), physical names
+    triggers: list[str]
+    index: str | None  # an index on the searched table (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -100,12 +114,32 @@ class Dialect:
     def create_index_sql(self, index: Index) -> str:
         return self.render(index.node)
 
+    def predicate_sql(self, where: exp.Where) -> str:
+        """A partial index's predicate (the body of its WHERE) as this dialect's CREATE INDEX writes it."""
+        return self.render(where.this)
+
     def add_constraint_sql(self, table: Table, constraint: Constraint) -> str:
         if constraint.kind == "primary_key":
             body = f"PRIMARY KEY ({quote_ident(constraint.columns[0])})"
         else:
             body = constraint.node.expressions[0].sql(self.sqlglot_name, identify=True)
         return f"ALTER TABLE {self.table_sql(table.qualified)} ADD CONSTRAINT {quote_ident(constraint.name)} {body}"
+
+    def search_unavailable(self) -> str | None:
+        """Why this installation cannot build search indexes (said at plan time), or None."""
+        return None
+
+    def search_objects(self, index: SearchIndex) -> SearchObjects:
+        """The index that serves the application's `column LIKE '%...%'` on this dialect."""
+        raise NotImplementedError
+
+    def analyze_sql(self, tables: list[str]) -> list[str]:
+        """Statistics for these tables (qualified names), and only them."""
+        raise NotImplementedError
+
+    def analyze_reverse_sql(self, stat_tables: list[str]) -> list[str]:
+        """Undo what analyze_sql left beyond the tables it analyzed; `stat_tables`: the source's own."""
+        return []
 
     # --- the ledger ---------------------------------------------------------------------------
     def placeholders(self, n: int) -> str:
@@ -114,6 +148,10 @@ class Dialect:
     # --- SQLAlchemy and Alembic ---------------------------------------------------------------
     def sa_table_options(self, table: Table, autoincrement: bool) -> dict[str, Any]:
         raise NotImplementedError
+
+    def sa_search_index(self, index: SearchIndex, table: Any) -> Any:
+        """The search index as SQLAlchemy declares it on `table` (an sa.Table), when it is an index of the table."""
+        return None
 
     alembic_options: ClassVar[dict[str, Any]] = {}
     version_table_schema: ClassVar[str | None] = None

@@ -5,16 +5,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import conv
 from sqlglot import exp
 
-from dpro_migrate.dialects.base import Dialect, ViewPart
+from dpro_migrate.dialects.base import Dialect, SearchObjects, ViewPart
 from dpro_migrate import DOMAINS
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.model.schema import Table, Trigger
+from dpro_migrate.model.search import SearchIndex
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 from dpro_migrate.types import pg_type_for_legacy
 
 _TRIGGER_TABLE = re.compile(r"\bON\s+((?:\"?\w+\"?\.)?\"?\w+\"?)", re.I)
+
+
+# Marks the pg_trgm extension apply created, so that rollback never drops one the DBA installed.
+TRIGRAM_COMMENT = "dpro-migrate: created by apply for message search; rollback drops it when nothing else uses it"
 
 
 class PostgresDialect(Dialect):
@@ -26,7 +33,7 @@ class PostgresDialect(Dialect):
     has_schemas = True
     trigger_body_starts = r"\bEXECUTE\b"
     features = ("new-tables", "archive-tables", "row-level-security", "partition-by-month", "force-row-level-security",
-                "app-roles")
+                "app-roles", "monitoring-views")
     alembic_options = {}
     # Alembic's version table lives in system, with dpro-migrate's own bookkeeping: see handoff/environment.py.
     version_table_schema = "system"
@@ -65,6 +72,40 @@ class PostgresDialect(Dialect):
         # the domain tables; the views serve the old reports and readers through the window.
         return []
 
+    def search_objects(self, index: SearchIndex) -> SearchObjects:
+        """A GIN trigram index (pg_trgm): the planner uses it for `LIKE '%abc%'` and ILIKE as the application
+        writes them. The extension is created when absent (a trusted extension: the database owner may) and
+        marked, so rollback drops only one apply created, and only while nothing else uses it."""
+        lit = quote_literal(TRIGRAM_COMMENT)
+        create = (
+            "DO $dpro$ BEGIN "
+            "IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_trgm') THEN "
+            "IF NOT EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pg_trgm') THEN "
+            "RAISE EXCEPTION 'the extension pg_trgm (message search) is not available on this server: install "
+            "PostgreSQL''s contrib modules (Debian: postgresql-contrib), then run apply again' "
+            "USING ERRCODE = 'feature_not_supported'; END IF; "
+            f"CREATE EXTENSION pg_trgm; COMMENT ON EXTENSION pg_trgm IS {lit}; END IF; END $dpro$")
+        drop = (
+            "DO $dpro$ BEGIN "
+            "IF EXISTS (SELECT FROM pg_extension e WHERE e.extname = 'pg_trgm' "
+            f"AND obj_description(e.oid, 'pg_extension') = {lit}) THEN "
+            "BEGIN DROP EXTENSION pg_trgm; EXCEPTION WHEN dependent_objects_still_exist THEN NULL; END; "
+            "END IF; END $dpro$")
+        target = self.table_sql(index.table)
+        sql = [create, f"CREATE INDEX {quote_ident(index.name)} ON {target} USING gin ({quote_ident(index.column)} "
+                       "gin_trgm_ops)"]
+        reverse = [f"DROP INDEX IF EXISTS {self.index_sql(index.table, index.name)}", drop]
+        return SearchObjects(sql, reverse, [], [], index.name)
+
+    def sa_search_index(self, index: SearchIndex, table: Any) -> Any:
+        return sa.Index(conv(index.name), table.c[index.column], postgresql_using="gin",
+                        postgresql_ops={index.column: "gin_trgm_ops"})
+
+    def analyze_sql(self, tables: list[str]) -> list[str]:
+        # in apply's transaction (ANALYZE may run in a transaction block; VACUUM may not). A partitioned table's
+        # ANALYZE samples its partitions too.
+        return [f"ANALYZE {', '.join(self.table_sql(t) for t in tables)}"] if tables else []
+
     def ride_along_column(self, name: str, decl_type: str) -> exp.ColumnDef:
         kind = exp.DataType.build(pg_type_for_legacy(decl_type), dialect="postgres")
         return exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=kind)
@@ -101,6 +142,8 @@ class PostgresDialect(Dialect):
         out |= {Promise("trigger", r[0]) for r in cur.execute(
             "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON "
             "n.oid = c.relnamespace WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal AND t.tgenabled <> 'D'", domains)}
+        out |= {Promise("view", f"{s}.{v}") for s, v in cur.execute(
+            "SELECT schemaname, viewname FROM pg_views WHERE schemaname = ANY(%s)", domains)}
         out |= {Promise("function", f"{s}.{f}") for s, f in cur.execute(
             "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = ANY(%s)", domains)}

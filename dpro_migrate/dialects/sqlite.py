@@ -7,9 +7,11 @@ from typing import Any
 
 from sqlglot import exp
 
-from dpro_migrate.dialects.base import Dialect, ViewPart
+from dpro_migrate.dialects.base import Dialect, SearchObjects, ViewPart
 from dpro_migrate.errors import BadInput
+from dpro_migrate.model.legacy import STAT_TABLES
 from dpro_migrate.model.schema import Table, Trigger
+from dpro_migrate.model.search import SearchIndex
 from dpro_migrate.model.promise import Promise
 from dpro_migrate.sqlnames import column_list, quote_ident, quote_literal
 from dpro_migrate.types import sqlite_declared_type
@@ -36,6 +38,48 @@ class SQLiteDialect(Dialect):
 
     def table_exists_sql(self, schema: str | None, name: str) -> str:
         return f"SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = {quote_literal(name)}"
+
+    def search_unavailable(self) -> str | None:
+        """FTS5 with the trigram tokenizer: SQLite 3.34 or later, built with FTS5 (Python's own sqlite3 module is
+        the SQLite apply runs in)."""
+        conn = sqlite3.connect(":memory:")
+        try:
+            conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='trigram')")
+            return None
+        except sqlite3.Error as exc:
+            return (f"the SQLite library Python uses ({sqlite3.sqlite_version}) cannot build the message search "
+                    f"index (FTS5 with the trigram tokenizer, SQLite 3.34 or later): {exc}")
+        finally:
+            conn.close()
+
+    def search_objects(self, index: SearchIndex) -> SearchObjects:
+        """An FTS5 table with the trigram tokenizer over the table's rows (external content: the text is not
+        stored twice), filled once, then kept in step by three triggers. FTS5's trigram tokenizer answers
+        `LIKE '%abc%'` and GLOB on the FTS table itself (patterns of three characters or more)."""
+        table = self.physical_name(index.table)
+        fts = f"{table}_fts"
+        t, f, c = quote_ident(table), quote_ident(fts), quote_ident(index.column)
+        triggers = [f"trg_{fts}_insert", f"trg_{fts}_delete", f"trg_{fts}_update"]
+        new = f"INSERT INTO {f} (\"rowid\", {c}) VALUES (NEW.\"id\", NEW.{c});"
+        old = f"INSERT INTO {f} ({f}, \"rowid\", {c}) VALUES ('delete', OLD.\"id\", OLD.{c});"
+        sql = [f"CREATE VIRTUAL TABLE {f} USING fts5({c}, content={quote_literal(table)}, content_rowid='id', "
+               "tokenize='trigram')",
+               f"INSERT INTO {f} ({f}) VALUES ('rebuild')",
+               f"CREATE TRIGGER {quote_ident(triggers[0])} AFTER INSERT ON {t} FOR EACH ROW\nBEGIN\n    {new}\nEND",
+               f"CREATE TRIGGER {quote_ident(triggers[1])} AFTER DELETE ON {t} FOR EACH ROW\nBEGIN\n    {old}\nEND",
+               f"CREATE TRIGGER {quote_ident(triggers[2])} AFTER UPDATE OF \"id\", {c} ON {t} FOR EACH ROW\n"
+               f"BEGIN\n    {old}\n    {new}\nEND"]
+        reverse = [f"DROP TRIGGER IF EXISTS {quote_ident(n)}" for n in triggers] + [f"DROP TABLE IF EXISTS {f}"]
+        shadows = [f"{fts}_{s}" for s in ("data", "idx", "docsize", "config")]
+        return SearchObjects(sql, reverse, [fts, *shadows], triggers, None)
+
+    def analyze_sql(self, tables: list[str]) -> list[str]:
+        # one table at a time: ANALYZE of the whole file empties sqlite_stat1, legacy rows set aside included
+        return [f"ANALYZE {self.table_sql(t)}" for t in tables]
+
+    def analyze_reverse_sql(self, stat_tables: list[str]) -> list[str]:
+        # the domain tables' rows go with their tables; a file that had no statistics gets none back
+        return [f"DROP TABLE IF EXISTS {quote_ident(s)}" for s in STAT_TABLES if s not in stat_tables]
 
     def physical_name(self, qualified: str) -> str:
         domain, name = qualified.split(".", 1)
@@ -69,10 +113,15 @@ class SQLiteDialect(Dialect):
             return exp.Table(this=exp.to_identifier(f"{node.db}_{node.name}"))
         if isinstance(node, exp.Boolean):
             return exp.Literal.number(1 if node.this else 0)
+        if isinstance(node, exp.Where) and isinstance(node.parent, exp.IndexParameters):
+            node.set("this", _as_written(node.this))
         if isinstance(node, exp.Ordered) and isinstance(node.parent, exp.Schema | exp.IndexParameters | exp.Tuple):
             # SQLite indexes take no NULLS FIRST/LAST: ask for SQLite's own order so none is written.
             node.set("nulls_first", not node.args.get("desc"))
         return node
+
+    def predicate_sql(self, where: exp.Where) -> str:
+        return self.render(_as_written(where.this.copy()))
 
     def render(self, node: exp.Expression) -> str:
         """As every dialect renders, but a CREATE TABLE has one column or constraint a line. SQLAlchemy's
@@ -177,3 +226,16 @@ def _instead_of_update(view: str, columns: list[str], parts: list[ViewPart]) -> 
 
 def _instead_of_delete(view: str, parts: list[ViewPart]) -> str:
     return _trigger(view, "DELETE", [f"DELETE FROM {p.table} WHERE \"id\" = OLD.\"id\"" for p in parts])
+
+
+def _as_written(predicate: exp.Expression) -> exp.Expression:
+    """A partial index's predicate as the application writes it: a bare boolean column `is_active` becomes
+    `is_active = 1`. SQLite uses a partial index only when the query's WHERE implies the index's predicate
+    term by term, and it does not see `is_active = 1` (what applications write) as implying `is_active`."""
+    if isinstance(predicate, exp.Column):
+        return exp.EQ(this=predicate, expression=exp.Literal.number(1))
+    if isinstance(predicate, exp.And | exp.Or):
+        return predicate.__class__(this=_as_written(predicate.this), expression=_as_written(predicate.expression))
+    if isinstance(predicate, exp.Paren):
+        return exp.Paren(this=_as_written(predicate.this))
+    return predicate

@@ -4,14 +4,17 @@ at its place, and each is undone by rollback like any other operation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from dpro_migrate.config import load_settings
 from dpro_migrate.dialects import DIALECTS, get_dialect, physical_name
 from dpro_migrate.errors import BadInput
 from dpro_migrate.features.app_roles import app_role_operations
 from dpro_migrate.features.archive import archive_operations
 from dpro_migrate.features.compat_views import compat_view_operations
+from dpro_migrate.features.monitoring import monitoring_operations
 from dpro_migrate.features.new_tables import new_table_operations
 from dpro_migrate.features.partitions import partition_plan
 from dpro_migrate.features.rls import rls_operations
@@ -64,12 +67,18 @@ def _force_row_level_security(ops: list[Operation], ctx: PlanContext) -> list[Op
     return ops
 
 
+def _monitoring_views(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
+    return ops + monitoring_operations(ctx.dialect)  # views over the catalog: after everything they report on
+
+
 def _app_roles(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
     return app_role_operations(ops)  # last: its grants cover every table and view the plan creates
 
 
 def _partition_by_month(ops: list[Operation], ctx: PlanContext) -> list[Operation]:
-    return partition_plan(ops, ctx.source)
+    # every month of the data, the current month and the months ahead (DPRO_MIGRATE_PARTITION_MONTHS_AHEAD)
+    return partition_plan(ops, ctx.source, months_ahead=load_settings().partition_months_ahead,
+                          today=datetime.now(timezone.utc).date())
 
 
 # In the order they are added to a plan.
@@ -79,6 +88,7 @@ FEATURES: dict[str, Callable[[list[Operation], PlanContext], list[Operation]]] =
     "row-level-security": _row_level_security,
     "partition-by-month": _partition_by_month,
     "force-row-level-security": _force_row_level_security,
+    "monitoring-views": _monitoring_views,
     "app-roles": _app_roles,
 }
 

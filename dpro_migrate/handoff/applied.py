@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from dpro_migrate.dialects import get_dialect, physical_name
 from dpro_migrate.handoff.catalogs import catalog_for
 from dpro_migrate.handoff.metadata import metadata_for
+from dpro_migrate.model.search import load_search
 from dpro_migrate.model.schema import TargetSchema, load_new, load_schema
-from dpro_migrate.plan.operations import (AddConstraint, CreateArchive, CreatePartition, CreateTable,
+from dpro_migrate.plan.operations import (AddConstraint, CreateArchive, CreatePartition, CreateSearchIndex, CreateTable,
                                           EnableRowLevelSecurity, ShareIdSpace)
 
 _PARTITION_BY = re.compile(r"\bPARTITION\s+BY\s+(.+?)\s*$", re.I | re.S)
@@ -54,8 +55,14 @@ class Applied:
         """From the plan of the last apply; None (no ledger): ddl/ alone, and only the bookkeeping excluded."""
         dialect = get_dialect(dialect).name
         excluded = dict(catalog_for(dialect).bookkeeping(plan))
-        if plan is None:
-            return cls(dialect, excluded=excluded)
+        if plan is None:  # every apply builds ddl/search.toml's objects: ddl/ alone holds them too
+            own = []
+            for index in load_search(load_schema()):
+                objects = get_dialect(dialect).search_objects(index)
+                excluded.update({t: f"search index of {index.table}.{index.column} (FTS5, kept in step by triggers)"
+                                 for t in objects.tables})
+                own += objects.triggers
+            return cls(dialect, excluded=dict(sorted(excluded.items())), own_triggers=own)
         extra = {op.table: [list(c) for c in op.extra_columns] for op in plan.of_type(CreateTable) if op.extra_columns}
         keys = {op.table: list(op.columns) for op in plan.of_type(AddConstraint) if op.constraint == "primary_key"}
         partitioned = {}
@@ -75,6 +82,10 @@ class Applied:
         policies = {op.table: op.policy for op in plan.of_type(EnableRowLevelSecurity)}
         shared = {t: op.sequence for op in plan.of_type(ShareIdSpace) if op.sequence for t in op.tables}
         own_triggers = [t for op in plan.of_type(ShareIdSpace) for t in op.triggers]
+        for op in plan.of_type(CreateSearchIndex):  # SQLite: an FTS5 table and its shadow tables, kept by triggers
+            for table in op.tables:
+                excluded[table] = f"search index of {op.table}.{op.column} (FTS5, kept in step by triggers)"
+            own_triggers += op.triggers
         return cls(dialect, extra, any(op.new for op in plan.of_type(CreateTable)), partitioned,
                    dict(sorted(excluded.items())), policies, shared, own_triggers)
 

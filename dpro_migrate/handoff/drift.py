@@ -14,20 +14,22 @@ drift_postgresql.py) and checked here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
-from dpro_migrate.dialects import expression_sql, get_dialect, physical_name
+from dpro_migrate.dialects import get_dialect, physical_name, predicate_sql
+from dpro_migrate.errors import BadInput
 from dpro_migrate.handoff.applied import Applied
 from dpro_migrate.handoff.catalogs import catalog_for
 from dpro_migrate.handoff.connect import Bind, applied_plan, dialect_of, has_table
 from dpro_migrate.handoff.differences import Difference, Drift, from_alembic, trigger_table
 from dpro_migrate.handoff.standalone import options
 from dpro_migrate.model.schema import TargetSchema, load_schema
-from dpro_migrate.safety.alembic_version import BASELINE_ID, VERSION_TABLE
+from dpro_migrate.safety.alembic_version import BASELINE_ID
 
 __all__ = [
     "Applied",
@@ -126,7 +128,7 @@ def _normal_expr(sql: str, dialect: str) -> str:
 
 def _expected_where(index, dialect: str) -> str | None:
     where = index.node.find(exp.IndexParameters).args.get("where")
-    return None if where is None else expression_sql(where.this, dialect)
+    return None if where is None else predicate_sql(where, dialect)
 
 
 def index_differences(conn: sa.engine.Connection, dialect: str, schema: TargetSchema,
@@ -180,8 +182,41 @@ def _alembic_heads(conn: sa.engine.Connection, opts: dict[str, Any]) -> tuple[st
     return MigrationContext.configure(conn, opts=versions).get_current_heads()
 
 
+def environment_differences(conn: sa.engine.Connection, directory: str | Path) -> tuple[list, tuple[str, ...]]:
+    """What `alembic check` finds with the Alembic environment in directory (its env.py, its target_metadata:
+    the baseline and the application's models), run on conn; and the environment's heads."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    ini = Path(directory) / "alembic.ini"
+    if not ini.is_file():
+        raise BadInput(f"{directory}: no alembic.ini (an Alembic environment written by alembic-init)")
+    config = Config(str(ini))
+    config.get_section(config.config_ini_section)  # read alembic.ini now, then hide its name from env.py, which
+    config.config_file_name = None  # would otherwise hand this process's logging to the file's [loggers]
+    config.attributes["connection"] = conn  # env.py written by dpro-migrate 0.2+ compares on this connection
+    try:
+        script = ScriptDirectory.from_config(config)
+        heads = tuple(script.get_heads())
+    except CommandError as exc:
+        raise BadInput(f"{directory}: not an Alembic environment ({exc})") from None
+    found: list = []
+
+    def compare(rev, context):
+        found.extend(compare_metadata(context, context.opts["target_metadata"]))
+        return []
+
+    with EnvironmentContext(config, script, fn=compare, as_sql=False, dont_mutate=True):
+        script.run_env()
+    return found, heads
+
+
 def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
-                 extra_columns: dict[str, list[tuple[str, str]]] | None = None) -> Drift:
+                 extra_columns: dict[str, list[tuple[str, str]]] | None = None,
+                 environment: str | Path | None = None) -> Drift:
     """How the live database differs from what apply built: empty on a database apply has just migrated.
 
     At the dpro baseline (or before the handoff): what `alembic check` finds with the environment alembic_init
@@ -190,8 +225,10 @@ def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
     security policies. Once the application's Alembic revisions have moved the database past the baseline,
     its tables, columns, indexes and keys are what the application's models say (`alembic check` compares
     those), and its additions are its own: then only what Alembic cannot see is compared, for the tables apply
-    built that are still there, and nothing the database has beyond them is reported. The result's `basis`
-    says which, in one line.
+    built that are still there, and nothing the database has beyond them is reported. Given the Alembic
+    environment (environment: its directory), tables, columns, indexes and keys are compared with its models
+    instead, at the baseline and past it (what `alembic check` finds there, the application's revisions
+    included). The result's `basis` says which, in one line.
 
     connection_or_url: a SQLAlchemy Connection or Engine, a URL (postgresql://..., sqlite:///path) or a SQLite
     file path; the database is only read. dialect: checked against the connection (None: taken from it).
@@ -214,23 +251,35 @@ def schema_drift(connection_or_url: Any, dialect: str | None = None, *,
         heads = _alembic_heads(conn, opts)
         beyond = [h for h in heads if not BASELINE_ID.match(h)]
         differences: list[Difference] = []
+        alembic_part: list[Difference] = []
+        at = f"Alembic revision {', '.join(heads)}" if heads else "no Alembic revision"
         if beyond:
             schema = _still_there(conn, live, schema)
             basis = (f"the database is at Alembic revision {', '.join(beyond)}, past the dpro baseline: its tables, "
-                     "columns, indexes and keys are the application's models' (`alembic check` compares them); "
-                     "compared here: the triggers, trigger functions, policies and index predicates and order "
-                     "apply built, on its tables that are still there")
+                     "columns, indexes and keys are the application's models' (`alembic check` compares them; "
+                     "give --alembic DIR to compare them here); compared here: the triggers, trigger functions, "
+                     "policies and index predicates and order apply built, on its tables that are still there")
         else:
-            differences = from_alembic(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))
+            alembic_part = from_alembic(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))
             at = f"at the dpro baseline {heads[0]}" if heads else "before any Alembic stamp"
             basis = f"the schema apply built ({at}): ddl/ and the plan's --with tables, as `alembic check` sees it"
-        reported = {d.object.split(" on ")[0] for d in differences if d.kind.endswith("_index")}
+        if environment is not None:
+            found, env_heads = environment_differences(conn, environment)
+            alembic_part = from_alembic(found)
+            pending = "" if set(env_heads) == set(heads) else (
+                f"; the environment's head is {', '.join(env_heads)}: what its revisions not yet applied change shows "
+                "as differences")
+            basis = (f"the models of the Alembic environment {environment} (the baseline and the application's, as "
+                     f"`alembic check` compares them; the database at {at.replace('at the ', '')}){pending}; and the "
+                     "triggers, trigger functions, policies and index predicates and order apply built")
+        reported = {d.object.split(" on ")[0] for d in alembic_part if d.kind.endswith("_index")}
         differences += index_differences(conn, live, schema, reported)
         differences += [d for d in trigger_differences(conn, live, schema)
                         if not (d.kind == "unexpected_trigger" and d.object in applied.own_triggers)]
         differences += catalog_for(live).policy_differences(conn, applied.policies)
         if beyond:
             differences = [d for d in differences if not d.kind.startswith("unexpected_")]
+        differences = alembic_part + differences
         if conn.in_transaction() and not isinstance(connection_or_url, sa.engine.Connection):
             conn.rollback()
         return Drift(differences, basis)

@@ -26,6 +26,7 @@ from dpro_migrate.handoff.baseline_source import render_schema
 from dpro_migrate.handoff.catalogs import catalog_for
 from dpro_migrate.handoff.drift import dialect_options, schema_drift
 from dpro_migrate.model.mapping import LEDGER_TABLE
+from dpro_migrate.model.search import load_search
 from dpro_migrate.safety.alembic_version import BASELINE_PREFIX, VERSION_TABLE
 from dpro_migrate.config import DATABASE_URL_ENV
 
@@ -123,7 +124,8 @@ if str(HERE) in sys.path:
     sys.path.remove(str(HERE))
 sys.path.insert(0, str(HERE))
 # Another environment's dpro_baseline, loaded earlier in this process: this environment uses its own.
-if (loaded := sys.modules.get("dpro_baseline")) is not None and Path(loaded.__file__).resolve().parent.parent != HERE:
+loaded = sys.modules.get("dpro_baseline")
+if loaded is not None and Path(getattr(loaded, "__file__", None) or HERE).resolve().parent.parent != HERE:
     for name in [m for m in sys.modules if m == "dpro_baseline" or m.startswith("dpro_baseline.")]:
         del sys.modules[name]
 
@@ -175,6 +177,13 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     # SQLite: the whole migration is one transaction, and a batch alters in place where SQLite can and
     # otherwise keeps the table's triggers, AUTOINCREMENT and indexes through its rebuild (sqlite_batch.py).
+    given = config.attributes.get("connection")  # a caller's own (dpro-migrate verify --alembic passes one)
+    if given is not None:
+        context.configure(connection=given, target_metadata=target_metadata, **alembic_options())
+        runtime.prepare_context(context.get_context())
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     engine = runtime.migration_engine(database_url())
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, **alembic_options())
@@ -260,9 +269,11 @@ Revises:
 Create Date: {date}
 
 The seven domain schemas ({domains}) with their tables, keys, checks, indexes and triggers, as
-dpro-migrate {version} built them; their tables are written down in dpro_baseline/schema.py, as they were at the
-cutover. This revision does not create them: `dpro-migrate apply` did, and stamped this revision. On a database dpro-migrate has not migrated, run `dpro-migrate apply`
-first; `alembic upgrade` on an empty database would record this revision over nothing.
+dpro-migrate {version} built them: SCHEMA_AT_CUTOVER below states them as the database's own DDL, as they
+were at the cutover, and dpro_baseline/schema.py as the SQLAlchemy tables env.py compares with (yours to
+change from then on; this record stays). This revision does not create them: `dpro-migrate apply` did, and
+stamped this revision. On a database dpro-migrate has not migrated, run `dpro-migrate apply` first;
+`alembic upgrade` on an empty database would record this revision over nothing.
 """
 from typing import Sequence, Union
 
@@ -274,6 +285,11 @@ depends_on: Union[str, Sequence[str], None] = None
 
 # Marks the revision dpro-migrate stamps (dpro_migrate.handoff.stamp_baseline).
 DPRO_BASELINE = True
+
+# The baseline as the database states it ({dialect}): tables and indexes as SQLAlchemy compiles the baseline's
+# tables, then the triggers (and trigger functions) of dpro-migrate's ddl/, as written. Partitions, archive
+# tables and row-level security policies apply built with --with options are not repeated here.
+SCHEMA_AT_CUTOVER = {schema_sql}
 
 
 def upgrade() -> None:
@@ -305,6 +321,35 @@ def _literal(value, indent: int = 4) -> str:
         return "{}"
     pad = " " * indent
     return "{\n" + "".join(f"{pad}{k!r}: {v!r},\n" for k, v in value.items()) + " " * (indent - 4) + "}"
+
+
+def baseline_sql(applied: Applied) -> str:
+    """The baseline's DDL for its dialect: CREATE TABLE and CREATE INDEX compiled from the metadata, then ddl/'s
+    triggers and trigger functions as written."""
+    from sqlalchemy.dialects import registry
+
+    dialect = registry.load(applied.dialect)()
+    metadata = applied.metadata()
+    statements = [f"CREATE SCHEMA IF NOT EXISTS {name}" for name in sorted({t.schema for t in metadata.sorted_tables
+                                                                            if t.schema})]
+    # ddl/search.toml: an index the metadata holds (PostgreSQL) needs its extension first; the objects it does
+    # not hold (SQLite's FTS table and triggers) come after the tables
+    searches = [get_dialect(applied.dialect).search_objects(s) for s in load_search(applied.schema())]
+    statements += [sql for o in searches if o.index for sql in o.sql if not sql.startswith("CREATE INDEX")]
+    for table in metadata.sorted_tables:
+        statements.append(str(sa.schema.CreateTable(table).compile(dialect=dialect)).strip())
+        statements += [str(sa.schema.CreateIndex(i).compile(dialect=dialect)).strip()
+                       for i in sorted(table.indexes, key=lambda i: str(i.name))]
+    statements += [t.sql.strip().rstrip(";") for t in applied.schema().triggers.get(applied.dialect, [])]
+    statements += [sql for o in searches if not o.index for sql in o.sql]
+    return "\n\n".join(s + ";" for s in statements) + "\n"
+
+
+def _python_text(text: str) -> str:
+    """text as a Python literal, triple-quoted where it can be (readable), repr() otherwise."""
+    if "'''" in text or "\\" in text:
+        return repr(text)
+    return "'''\\\n" + text + "'''"
 
 
 def _features(applied: Applied) -> str:
@@ -384,7 +429,8 @@ def alembic_init(directory: str | Path, target_url: str | Path, dialect: str | N
     (directory / "script.py.mako").write_text(_MAKO)
     write_baseline_package(directory, applied, rev, date)
     (directory / "versions" / f"{rev}_{BASELINE_SLUG}.py").write_text(
-        _BASELINE.format(rev=rev, date=date, version=__version__, domains=", ".join(DOMAINS)))
+        _BASELINE.format(rev=rev, date=date, version=__version__, domains=", ".join(DOMAINS), dialect=dialect,
+                         schema_sql=_python_text(baseline_sql(applied))))
     return directory / "alembic.ini"
 
 

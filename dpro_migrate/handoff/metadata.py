@@ -17,10 +17,12 @@ from sqlglot import exp
 
 from dpro_migrate.types import type_class_of_ddl
 
-from dpro_migrate.dialects import POSTGRES, SQLITE, expression_sql, get_dialect, pg_type_for_legacy, physical_name
+from dpro_migrate.dialects import (POSTGRES, SQLITE, expression_sql, get_dialect, pg_type_for_legacy, physical_name,
+                                   predicate_sql)
 from dpro_migrate.handoff.differences import trigger_table
 from dpro_migrate.handoff.standalone.types import UTCTimestamp
 from dpro_migrate.model.schema import Constraint, Index, Table, TargetSchema, load_schema
+from dpro_migrate.model.search import load_search
 
 UPDATED_AT = "updated_at"
 
@@ -175,7 +177,7 @@ def _sa_index(index: Index, tables: dict[str, sa.Table], dialect: str) -> sa.Ind
     kw: dict[str, Any] = {}
     where = params.args.get("where")
     if where is not None:
-        kw[f"{dialect}_where"] = _sql_text(expression_sql(where.this, dialect))
+        kw[f"{dialect}_where"] = _sql_text(predicate_sql(where, dialect))
     return sa.Index(conv(index.name), *exprs, unique=index.unique, **kw)
 
 
@@ -202,4 +204,6 @@ def metadata_for(dialect: str, extra_columns: dict[str, list[tuple[str, str]]] |
               for q, t in schema.tables.items()}
     for index in schema.indexes:
         _sa_index(index, tables, dialect)
+    for search in load_search(schema):  # apply creates them on every target (ddl/search.toml)
+        get_dialect(dialect).sa_search_index(search, tables[search.table])
     return meta

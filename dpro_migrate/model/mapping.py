@@ -7,9 +7,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlglot
+from sqlglot import exp
+
 from dpro_migrate.errors import BadInput
 from dpro_migrate.model.legacy import LegacyDatabase, fold
-from dpro_migrate.model.schema import TargetSchema, ddl_dir
+from dpro_migrate.model.schema import Table, TargetSchema, ddl_dir
 
 # Objects dpro-migrate itself creates; never reported as unknown legacy tables.
 LEDGER_TABLE = "system.migration_ledger"
@@ -22,6 +25,7 @@ class MoveRule:
     target: str
     where: str | None = None
     otherwise: bool = False
+    derive: tuple[tuple[str, str], ...] = ()  # (target column, SQLite expression on the legacy row)
 
 
 @dataclass
@@ -51,7 +55,12 @@ def load_mapping(path: str | Path | None = None) -> Mapping:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise BadInput(f"{path}: cannot read the mapping ({exc})") from None
-    moves = [MoveRule(m["legacy"], m["target"], m.get("where"), m.get("otherwise", False)) for m in data.get("move", [])]
+    moves = []
+    for m in data.get("move", []):
+        derive = m.get("derive", {})
+        if not isinstance(derive, dict) or not all(isinstance(v, str) and v.strip() for v in derive.values()):
+            raise BadInput(f"{path}: `derive` of {m.get('legacy')} -> {m.get('target')} must map columns to SQLite expressions")
+        moves.append(MoveRule(m["legacy"], m["target"], m.get("where"), m.get("otherwise", False), tuple(derive.items())))
     return Mapping(moves, data.get("propose", {}))
 
 
@@ -65,6 +74,9 @@ class Move:
     extra_columns: list[tuple[str, str]]  # (name, declared type): not in ddl/, ride along
     where: str | None  # SQLite expression on the legacy table; None = every row
     rows: int = 0
+    # target columns the legacy row lacks -> a SQLite expression on the legacy row ("NULL" where a default
+    # would otherwise invent a value); see ddl/mapping.toml `derive`
+    derived: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,6 +111,36 @@ def _filters(rules: list[MoveRule]) -> dict[MoveRule, str | None]:
     return out
 
 
+def _reads(expression: str) -> set[str]:
+    """The column names a SQLite expression reads (folded)."""
+    try:
+        tree = sqlglot.parse_one(expression, read="sqlite")
+    except sqlglot.errors.ParseError as exc:
+        raise BadInput(f"mapping: `derive` expression cannot be parsed: {expression[:60]} ({str(exc).splitlines()[0]})") from None
+    return {fold(c.name) for c in tree.find_all(exp.Column)}
+
+
+def derivations(rule: MoveRule, target: Table, legacy_columns: list[str]) -> dict[str, str]:
+    """What each target column the legacy row lacks gets: its declared derivation when the row has every
+    column it reads, else NULL when the column has a default (the default would invent a value). Columns
+    without a default and without a derivation are left out: they are NULL anyway."""
+    have = {fold(c) for c in legacy_columns}
+    declared = dict(rule.derive)
+    unknown = [c for c in declared if target.column(c) is None]
+    if unknown:
+        raise BadInput(f"mapping: {rule.legacy} -> {rule.target} derives {unknown[0]!r}, which {rule.target} does not have")
+    out: dict[str, str] = {}
+    for column in target.columns:
+        if fold(column.name) in have or column.identity:
+            continue
+        expression = declared.get(column.name)
+        if expression is not None and _reads(expression) <= have:
+            out[column.name] = expression
+        elif column.default is not None and column.nullable:
+            out[column.name] = "NULL"
+    return out
+
+
 def resolve(legacy: LegacyDatabase, schema: TargetSchema, mapping: Mapping) -> Resolution:
     """Names are compared the way SQLite compares them: a file's Messages is the mapping's messages. Each move
     names the legacy table as the file spells it; its columns land in the target columns of the same name."""
@@ -124,7 +166,8 @@ def resolve(legacy: LegacyDatabase, schema: TargetSchema, mapping: Mapping) -> R
                 extras[table.name] = extra
             # spelled as the target spells it: SQLite finds EMAIL under "email", PostgreSQL only "email"
             columns = [canonical.get(fold(c), c) for c in table.column_names]
-            moves.append(Move(table.name, rule.target, columns, extra, filters[rule]))
+            derived = derivations(rule, target, table.column_names)
+            moves.append(Move(table.name, rule.target, columns, extra, filters[rule], derived=derived))
     return Resolution(moves, [t for t in mapping.legacy_tables if t not in legacy.tables], unknown, extras)
 
 

@@ -135,14 +135,16 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
         ops += _quarantine_operations(legacy, *quarantine)
         moves = [without_refused(m, REFUSED) for m in moves]
     for move in moves:
-        typed = column_types(schema, move.target, move.columns, move.extra_columns)
+        written = [*move.columns, *move.derived]
+        typed = column_types(schema, move.target, written, move.extra_columns)
         classes = [(c, type_class_of_pg(t)) for c, t in typed]
         ops.append(CopyRows(f"{move.legacy} -> {move.target}",
-                            [DIALECT.copy_statement(table_sql(move.target, POSTGRES), move.columns)], [],
+                            [DIALECT.copy_statement(table_sql(move.target, POSTGRES), written)], [],
                             legacy=move.legacy, target=move.target, columns=move.columns,
                             extra_columns=[c for c, _ in move.extra_columns], where=move.where, types=dict(typed),
                             conversions={c: k.conversion for c, k in classes if k.name not in ("text", "bigint")},
-                            source_sql=copy_lines_sql(move.legacy, classes, move.where)))
+                            source_sql=copy_lines_sql(move.legacy, classes, move.where, move.derived),
+                            derived=dict(move.derived)))
     ops += constraints + indexes
     # the parts of a split (more than one move from a legacy table) share one sequence instead
     splits = {name: [m.target for m in res.moves_from(name)] for name in res.legacy_tables if len(res.moves_from(name)) > 1}

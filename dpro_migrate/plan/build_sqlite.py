@@ -86,11 +86,12 @@ def domain_table(table: Table, legacy: LegacyDatabase, moves: list[Move]) -> Tab
 
 def _select(move: Move) -> str:
     where = f" WHERE {move.where}" if move.where else ""
-    return f"SELECT {column_list(move.columns)} FROM {quote_ident(move.legacy)}{where}"
+    derived = "".join(f", {e}" for e in move.derived.values())
+    return f"SELECT {column_list(move.columns)}{derived} FROM {quote_ident(move.legacy)}{where}"
 
 
 def move_sql(move: Move, names: Names) -> str:
-    return f"INSERT INTO {names.sql(move.target)} ({column_list(move.columns)}) {_select(move)}"
+    return f"INSERT INTO {names.sql(move.target)} ({column_list([*move.columns, *move.derived])}) {_select(move)}"
 
 
 def move_back_sql(move: Move, later_parts: list[Move], names: Names) -> tuple[list[str], list[str]]:
@@ -275,7 +276,8 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
             back, renumber = move_back_sql(move, parts[i + 1:], names)
             ops.append(MoveRows(f"{name} -> {physical_name(move.target, SQLITE)}", [move_sql(move, names)], back,
                                 legacy=name, target=move.target, columns=move.columns,
-                                extra_columns=[c for c, _ in move.extra_columns], where=move.where, renumber=renumber))
+                                extra_columns=[c for c, _ in move.extra_columns], where=move.where, renumber=renumber,
+                                derived=dict(move.derived)))
             ops.append(SetSequence(physical_name(move.target, SQLITE), _set_sequence_sql(move, names), [],
                                    table=move.target, legacy=name))
     for name in moved:

@@ -15,10 +15,16 @@ def escaped_sql(x: str) -> str:
             f"char(13), '\\r'), char(9), '\\t')")
 
 
-def copy_lines_sql(table: str, columns: list[tuple[str, TypeClass]], where: str | None) -> str:
+def copy_lines_sql(table: str, columns: list[tuple[str, TypeClass]], where: str | None,
+                   derived: dict[str, str] | None = None) -> str:
     """SELECT of (id, one CSV line per row) from the legacy table: one printf() per row, which builds the line
-    once where a chain of || copies it once per field (each field is its type class's COPY encoder)."""
+    once where a chain of || copies it once per field (each field is its type class's COPY encoder). `derived`
+    columns (computed from the legacy row) come from a subquery under the table's name, which SQLite flattens."""
     template = ",".join(["%s"] * len(columns))
     fields = ", ".join(cls.copy_field(name) for name, cls in columns)
     clause = f" WHERE {where}" if where else ""
-    return f"SELECT \"id\", printf('{template}' || char(10), {fields}) AS line FROM {quote_ident(table)}{clause}"
+    source = quote_ident(table)
+    if derived:
+        computed = ", ".join(f"{e} AS {quote_ident(c)}" for c, e in derived.items())
+        source = f"(SELECT *, {computed} FROM {source}) AS {source}"
+    return f"SELECT \"id\", printf('{template}' || char(10), {fields}) AS line FROM {source}{clause}"

@@ -168,10 +168,19 @@ class RowMove(Operation):
     columns: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
     where: str | None = None
+    # target columns the legacy row lacks -> the SQLite expression on the legacy row that fills them (NULL
+    # rather than a default that would invent a value); ddl/mapping.toml `derive`
+    derived: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def written_columns(self) -> list[str]:
+        """Every target column the move writes: the legacy columns, then the derived ones."""
+        return [*self.columns, *self.derived]
 
     def describe(self) -> str:
         rule = f" where {self.where}" if self.where else ""
-        return f"> move rows {self.legacy} -> {self.target}{rule}"
+        derived = "; ".join(f"{c} = {e}" for c, e in self.derived.items())
+        return f"> move rows {self.legacy} -> {self.target}{rule}" + (f" (derived: {derived})" if derived else "")
 
 
 @dataclass
@@ -414,6 +423,54 @@ class GrantPrivileges(Operation):
     symbol = "~"
     what = "privileges for"
     role: str = ""
+
+
+@dataclass
+class CreateMonitoringView(Operation):
+    """A view over the catalog's statistics for the DBA (--with monitoring-views), qualified (system.x)."""
+
+    kind = "create_monitoring_view"
+    what = "monitoring view"
+
+    def promises(self) -> list[Promise]:
+        return [Promise("view", self.name)]
+
+
+@dataclass
+class CreateSearchIndex(Operation):
+    """The index behind the application's `column LIKE '%...%'` (ddl/search.toml): PostgreSQL a GIN trigram index,
+    SQLite an FTS5 trigram table kept in sync by triggers (dialects/)."""
+
+    kind = "create_search_index"
+    what = "search index"
+    table: str = ""  # qualified, the searched table
+    column: str = ""
+    tables: list[str] = field(default_factory=list)  # what it creates beyond the index (SQLite: the FTS tables)
+    triggers: list[str] = field(default_factory=list)
+    index: str | None = None
+
+    def describe(self) -> str:
+        return f"+ search index {self.name} on {self.table}.{self.column}"
+
+    def promises(self) -> list[Promise]:
+        return ([Promise("table", self.tables[0])] if self.tables else []) + [Promise("trigger", t) for t in self.triggers] \
+            + ([Promise("index", self.index)] if self.index else [])
+
+
+@dataclass
+class Analyze(Operation):
+    """Statistics for every table the plan created, last, so the first query after the cutover gets a good plan
+    (SQLite: one ANALYZE per table, which keeps the legacy statistics rows set aside for rollback; a whole-file
+    ANALYZE would clear them. PostgreSQL: inside apply's transaction). The reverse drops the statistics tables
+    ANALYZE created in a file that had none, so rollback gives back the file as it was."""
+
+    kind = "analyze"
+    symbol = "~"
+    what = "statistics for"
+    tables: list[str] = field(default_factory=list)  # qualified
+
+    def describe(self) -> str:
+        return f"~ statistics (ANALYZE) for {len(self.tables)} tables"
 
 
 # --- (de)serialisation --------------------------------------------------------------------------

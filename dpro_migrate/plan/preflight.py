@@ -243,10 +243,13 @@ def explain(conn: sqlite3.Connection, rules: list[Rule]) -> DirtyReport:
         rule = by_name[(legacy, rule_name)]
         words, sql = rule.explained.get(rule_name, (rule.definition, rule.sql))
         breaches.append(RuleBreach(legacy, rule.target, rule_name, rule.kind, words, sql, len(ids), ids, rule.ids_sql))
-    rooted = {(b.legacy, i) for b in breaches for i in b.ids}
+    # a row with a fault of its own is listed there; a row reached by two cascades under the first: each
+    # cascaded row counts once, so the roots' rows and the cascades' add up to the rows refused
+    listed = {(b.legacy, i) for b in breaches for i in b.ids}
     cascades = []
-    for (legacy, rule_name, parent), (ids, parent_ids) in cascaded.items():
-        only = sorted(i for i in ids if (legacy, i) not in rooted)  # a row with a fault of its own is listed there
+    for (legacy, rule_name, parent), (ids, parent_ids) in sorted(cascaded.items()):
+        only = sorted(i for i in ids if (legacy, i) not in listed)
+        listed.update((legacy, i) for i in only)
         if only:
             cascades.append(Cascade(legacy, by_name[(legacy, rule_name)].target, rule_name, parent,
                                     sorted(parent_ids, key=repr), len(only), only))
@@ -261,7 +264,7 @@ def refuse_if_found(conn: sqlite3.Connection, once: list[str], repeat: list[str]
         rows = conn.execute(f"SELECT count(*) FROM (SELECT DISTINCT source_table, source_pk FROM {REFUSED})").fetchone()[0]
         raise ChecksFailed(f"{rows} legacy rows break rules of the target ({len(found)} rules); nothing was changed "
                            "(see `dpro-migrate plan`, or use --on-reject quarantine)",
-                           details={"findings": [{"legacy": t, "rule": r, "rows": n} for t, r, n in found]})
+                           details={"findings": [{"table": t, "rule": r, "rows": n} for t, r, n in found]})
 
 
 def run(conn: sqlite3.Connection, rules: list[Rule], sample: int | None = None) -> PreflightReport:

@@ -28,11 +28,9 @@ VERBS = ("plan", "apply", "verify", "rollback", "check")
 
 
 def build(verb: str, result: dict | None, *, source: Path | str | None, target: Target,
-          plan: dict | None = None, backup_dir: Path | None = None, written_to: Path | None = None,
-          backup: dict | None = None) -> dict:
+          plan: dict | None = None, backup_dir: Path | None = None, written_to: Path | None = None) -> dict:
     """The report document of one run of `verb`. `result` is what the verb prints with --json (for `plan`,
-    None: the plan is the result); `plan` the plan as `plan --json` prints it, when there is one; `backup` the
-    backup's own checks (integrity, rows per table) when the result names only its path."""
+    None: the plan is the result); `plan` the plan as `plan --json` prints it, when there is one."""
     if verb not in VERBS:
         raise ValueError(f"no report for {verb}")
     named = plan["source"] if plan and plan.get("source") else source
@@ -47,10 +45,10 @@ def build(verb: str, result: dict | None, *, source: Path | str | None, target: 
         "source": _source_facts(source_path, plan),
         "target": {"database": target.display, "dialect": target.dialect, "in_place": target.in_place},
         "plan": plan,
-        "result": {**result, "plan": "the plan section"} if result and plan and result.get("plan") is plan else result,
+        # check --json carries its plan: kept once, in the plan section
+        "result": {**result, "plan": "see the plan section"} if result and plan and result.get("plan") == plan else result,
         "schema": schema_graph(),
         "history": _history(directory, source_path, written_to, target.display),
-        "backup": backup,
     }
     doc["next"] = (result or {}).get("next") or next_commands(doc)
     return mask_secrets(doc, target)

@@ -56,7 +56,7 @@ def view(doc: dict) -> dict:
     result = doc.get("result") or {}
     plan = doc.get("plan")
     return {
-        "mapping": mapping(plan, result),
+        "mapping": mapping(plan, result, per_legacy=result.get("rows_restored") if doc["verb"] == "rollback" else None),
         "unknown_tables": (plan or {}).get("unknown_tables") or {},
         "missing_legacy_tables": (plan or {}).get("missing_legacy_tables") or [],
         "preflight": preflight(plan),
@@ -95,16 +95,17 @@ def _summary(result: dict) -> dict:
     return summary if isinstance(summary, dict) else result
 
 
-def mapping(plan: dict | None, result: dict) -> list[dict] | None:
+def mapping(plan: dict | None, result: dict, per_legacy: dict | None = None) -> list[dict] | None:
     """One row per move: legacy table (rows), domain table, filter, rows the verb counted; a split (one legacy
-    table into several domain tables, activity_logs) is marked on each of its rows."""
+    table into several domain tables, activity_logs) is marked on each of its rows. `per_legacy`: rows counted
+    per legacy table rather than per move (rollback puts rows back per legacy table)."""
     if not plan:
         return None
     legacy_rows = {n: t.get("rows") for n, t in (plan.get("legacy_tables") or {}).items()}
     moves = [op for op in plan.get("operations") or [] if op.get("kind") in ("move_rows", "copy_rows")]
-    per_legacy: dict[str, int] = {}
+    moves_of: dict[str, int] = {}
     for op in moves:
-        per_legacy[op.get("legacy")] = per_legacy.get(op.get("legacy"), 0) + 1
+        moves_of[op.get("legacy")] = moves_of.get(op.get("legacy"), 0) + 1
     counted = _moved(result)
     rows = []
     seen = set()
@@ -112,8 +113,9 @@ def mapping(plan: dict | None, result: dict) -> list[dict] | None:
         legacy, target = op.get("legacy"), op.get("target")
         rows.append({"legacy": legacy, "legacy_rows": legacy_rows.get(legacy), "target": target,
                      "where": op.get("where"), "extra_columns": [c[0] if isinstance(c, list) else c for c in op.get("extra_columns") or []],
-                     "rows": counted.get((legacy, _key(target))), "split": per_legacy.get(legacy, 0) > 1,
-                     "first_of_legacy": legacy not in seen, "span": per_legacy.get(legacy, 1)})
+                     "rows": (per_legacy or {}).get(legacy) if per_legacy is not None else counted.get((legacy, _key(target))),
+                     "split": moves_of.get(legacy, 0) > 1, "first_of_legacy": legacy not in seen,
+                     "span": moves_of.get(legacy, 1), "rows_per_legacy": per_legacy is not None})
         seen.add(legacy)
     return rows
 
@@ -179,7 +181,7 @@ def backup(doc: dict, result: dict) -> dict | None:
         info = {"path": b}
     else:
         return None
-    checked = doc.get("backup")
+    checked = result.get("backup_details")  # the backup's own checks (integrity, rows per table)
     if isinstance(checked, dict) and checked.get("path") == info.get("path"):
         info = {**checked, **info}
     source = doc["source"].get("path") or "dpro_agent.db"

@@ -118,7 +118,7 @@ WHERE c.relkind = 'r' AND n.nspname = ANY(%s) ORDER BY 1, 2"""
 
 _DATABASE_TABLES_SQL = """
 SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'"""
 
 
@@ -149,6 +149,7 @@ def pg_dump(target: Target, directory: Path, conn=None, schemas: Iterable[str] =
         else:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # open while pg_dump runs
                 snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
                 for schema, table, _ in conn.execute(_COUNTS_SQL, (schemas,)).fetchall():
                     counted[f"{schema}.{table}"] = conn.execute(

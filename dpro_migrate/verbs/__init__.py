@@ -18,13 +18,15 @@ from typing import Callable
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends.sqlite import ApplyResult, RollbackResult
 from dpro_migrate.compare import logical_differences
-from dpro_migrate.dialects import POSTGRES, SQLITE
+from dpro_migrate.config import MAX_PARTITION_MONTHS_AHEAD, load_settings
+from dpro_migrate.dialects import POSTGRES, SQLITE, table_sql
 from dpro_migrate.dirty import add_dirty_data
 from dpro_migrate.errors import BadInput, ChecksFailed, DproMigrateError, OutcomeUnknown
 from dpro_migrate.example import SHAPES, generate_legacy_db
-from dpro_migrate.model.mapping import Resolution, load_mapping, resolve
+from dpro_migrate.model.mapping import QUARANTINE_TABLE, Resolution, load_mapping, resolve
 from dpro_migrate.model.schema import load_schema
 from dpro_migrate.plan.document import Plan, load_plan, looks_like_plan
+from dpro_migrate.plan.preflight import REFUSED, run_refusal
 from dpro_migrate.planning import make_plan
 from dpro_migrate.safety import history
 from dpro_migrate.safety.backup import BackupResult, backup_file, default_backup_dir
@@ -114,11 +116,18 @@ def plan_phases(plan: Plan) -> dict[str, int]:
 
 def move_rows(plan: Plan) -> dict[str, int]:
     """Rows each move takes from its legacy table, counted on the source now: the halves of a split
-    (activity_logs) separately."""
+    (activity_logs) separately; quarantined rows (--on-reject quarantine) not."""
     conn = connect_readonly(Path(plan.source))
     try:
+        # --on-reject quarantine: the moves leave out the refused rows, which apply will have found (SQLite in
+        # place: in the quarantine table it makes); found here the same way
+        kept_out = f"FROM {table_sql(QUARANTINE_TABLE, SQLITE)} WHERE"
+        wheres = {m.name: (m.where or "").replace(kept_out, f"FROM {REFUSED} WHERE") for m in plan.moves}
+        if any(REFUSED in w for w in wheres.values()):
+            run_refusal(conn, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
         return {m.name: conn.execute(f"SELECT count(*) FROM {quote_ident(m.legacy)}"
-                                     + (f" WHERE {m.where}" if m.where else "")).fetchone()[0] for m in plan.moves}
+                                     + (f" WHERE {wheres[m.name]}" if m.where else "")).fetchone()[0]
+                for m in plan.moves}
     finally:
         conn.close()
 
@@ -320,11 +329,12 @@ def database_url(source: Path, target: Target | None = None) -> str:
     return site_for(source, target).database_url()
 
 
-def schema_drift(source: Path, target: Target | None = None) -> list:
-    """Every difference between the live schema and ddl/ (tables, columns, indexes, keys, checks, triggers)."""
+def schema_drift(source: Path, target: Target | None = None, *, environment: Path | None = None) -> list:
+    """Every difference between the live schema and what apply built (tables, columns, indexes, keys, checks,
+    triggers, policies); environment: an Alembic environment whose models are compared instead of ddl/."""
     from dpro_migrate.handoff.environment import schema_drift as drift  # Alembic only when asked
 
-    return drift(database_url(source, target))
+    return drift(database_url(source, target), environment=environment)
 
 
 def alembic_handoff(directory: Path, source: Path, target: Target | None = None, *,
@@ -343,6 +353,21 @@ def alembic_handoff(directory: Path, source: Path, target: Target | None = None,
 def archive(source: Path, target: Target | None = None, *, table: str, older_than=None):
     """Move rows older than the cutoff into the table's archive (None: every archived row back), one transaction."""
     return site_for(source, target).archive(table, older_than)
+
+
+def _kept(r) -> dict:
+    return {"outcome": history.OK, "counts": {"partitions_created": len(r.created), "rows_moved": sum(r.moved.values())}}
+
+
+@recorded("partitions", _kept)
+def partitions(source: Path, target: Target | None = None, *, ahead: int | None = None, backup_dir: Path | None = None):
+    """PostgreSQL, --with partition-by-month: the current month's partition and `ahead` more (default
+    DPRO_MIGRATE_PARTITION_MONTHS_AHEAD), and rows sitting in DEFAULT moved into their month's; one transaction.
+    `backup_dir`: where the history line goes."""
+    months = load_settings().partition_months_ahead if ahead is None else ahead
+    if not 0 <= months <= MAX_PARTITION_MONTHS_AHEAD:
+        raise BadInput(f"--ahead {months}: choose 0 to {MAX_PARTITION_MONTHS_AHEAD} months")
+    return site_for(source, target).partitions(months)
 
 
 @recorded("verify", _verified)
@@ -383,10 +408,12 @@ def restore_dump(dump: Path, target: Target | None = None, *, backup_dir: Path |
     return restore_postgres(Path(dump), target, backup_dir=Path(backup_dir) if backup_dir else Path(dump).parent)
 
 
-def backup(source: Path, to: Path | None = None, progress=None, *, create: bool = False) -> BackupResult:
-    """A verified backup into the folder `to` (default: dpro-migrate-backups/ beside the file). A folder given
-    that does not exist is refused (a typo would scatter backups), unless `create`."""
-    if to is not None and not create and not Path(to).is_dir():
+def backup(source: Path, to: Path | None = None, progress=None, *, create: bool = False,
+           refuse_missing: bool = False) -> BackupResult:
+    """A verified backup into the folder `to` (default: dpro-migrate-backups/ beside the file). With
+    `refuse_missing` (the CLI), a folder given that does not exist is refused (a typo would scatter backups),
+    unless `create`."""
+    if to is not None and refuse_missing and not create and not Path(to).is_dir():
         what = "is not a folder" if Path(to).exists() else "does not exist"
         raise BadInput(f"--backup-dir {to}: {what}; nothing was written (pass --create to make it)")
     return backup_file(source, to, progress)

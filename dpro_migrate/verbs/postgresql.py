@@ -13,6 +13,7 @@ from dpro_migrate.db.connections import connect
 from dpro_migrate.dialects import POSTGRES
 from dpro_migrate.errors import BadInput
 from dpro_migrate.features.archive import archive_rows, unarchive_rows
+from dpro_migrate.features.partitions import partition_maintenance
 from dpro_migrate.model.mapping import load_mapping
 from dpro_migrate.plan.document import Plan, refuse_other_source
 from dpro_migrate.safety.state import read_file
@@ -44,7 +45,10 @@ class PostgresSite:
         return backend.apply_script(plan)
 
     def rollback_script(self, plan: Plan) -> str:
-        return backend.rollback_script(plan)
+        conn, entry = read_ledger(self.target)
+        conn.close()
+        replaced = (entry.state.get("replaced") if entry else None) or []
+        return backend.rollback_script(plan, replaced, entry.backup if replaced else None)
 
     def verify(self, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
         self._same_source()
@@ -73,6 +77,9 @@ class PostgresSite:
         conn.close()
         if entry is not None and entry.plan is not None:
             refuse_other_source(entry.plan, self.source, self.target.display)
+
+    def partitions(self, ahead: int):
+        return partition_maintenance(self.target, ahead=ahead)
 
     def recorded_plan(self) -> Plan:
         conn, entry = read_ledger(self.target)

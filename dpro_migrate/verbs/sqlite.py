@@ -126,6 +126,9 @@ class SQLiteSite:
             return unarchive_rows(self.path, SQLITE, table)
         return archive_rows(self.path, SQLITE, table, older_than)
 
+    def partitions(self, ahead: int):
+        raise BadInput("partitions: SQLite has no partitions (--with partition-by-month is PostgreSQL only)")
+
     def recorded_plan(self) -> Plan:
         with lock_errors_named(self.path):
             return self._recorded_plan()

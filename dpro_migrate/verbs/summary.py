@@ -3,6 +3,7 @@ per table and per phase, the backup, the quarantine, and the command to run next
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -15,16 +16,10 @@ from dpro_migrate.targets import Target
 def database_of(source: Path, target: Target) -> str:
     """The database a verb acts on, as it may be printed: the file (in place), the new file, or the URL
     without its password."""
+    # realpath, not resolve(): a symbolic link loop is for the verb to refuse in one line, not a RuntimeError here
     if target.in_place:
-        return absolute_path(Path(source))
-    return absolute_path(target.path) if target.path else target.display
-
-
-def absolute_path(path: Path) -> str:
-    try:
-        return str(path.resolve())
-    except (OSError, RuntimeError):  # a symlink loop: the verb's own check says so, in one line, exit 2
-        return str(path.absolute())
+        return os.path.realpath(source)
+    return os.path.realpath(target.path) if target.path else target.display
 
 
 def command(verb: str, source: Path | str, target: Target, *extra: str) -> str:
@@ -77,8 +72,15 @@ def rollback_summary(result, source: Path, target: Target) -> Summary:
             what = f"the write-back into {source} (not the dropped schemas)"
         done.append(f"to undo {what}: dpro-migrate restore {shlex.quote(str(result.backup.path))} "
                     f"--to {shlex.quote(str(to))}")
+    note = ""
+    if target.conninfo:  # the rows stay in the source file, which apply only read
+        written = sum(n["inserted"] + n["updated"] + n["deleted"] for n in result.changes.values())
+        note = ("removed what apply created (schemas, quarantine, ledger); the legacy file was only read"
+                + (f", and {written:,} rows changed in PostgreSQL since the cutover were written back to it" if written
+                   else ""))
     return Summary("rollback", database, str(source), True, result.seconds, result.timings,
-                   backup=str(result.backup.path) if result.backup else None, quarantine=quarantine, next=done)
+                   backup=str(result.backup.path) if result.backup else None, quarantine=quarantine, next=done,
+                   note=note)
 
 
 def verify_summary(report, source: Path, target: Target) -> Summary:

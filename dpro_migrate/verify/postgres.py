@@ -26,13 +26,13 @@ from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
 from dpro_migrate.plan.archived import rows_with_archive_sql
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.plan.operations import CopyRows, QuarantineRows
+from dpro_migrate.plan.operations import CopyRows, CreateTable, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, SETUP_SQL
 from dpro_migrate.sqlnames import quote_ident
 from dpro_migrate.targets import Target
 from dpro_migrate.types import (BIGINT, BOOLEAN, BYTEA, DOUBLE, JSONB, NUMERIC, REFUSED_FIELD, TEXT, TIMESTAMPTZ,
                                 type_class_of_pg, varchar_length)
-from dpro_migrate.verify.report import (SAMPLE, MoveCount, VerifyReport, accounting_check, move_check,
+from dpro_migrate.verify.report import (SAMPLE, Check, MoveCount, VerifyReport, accounting_check, move_check,
                                          promises_check, source_since_snapshot)
 
 DIALECT = get_dialect(POSTGRES)
@@ -68,7 +68,7 @@ def load_source_rows(cur, src: sqlite3.Connection, move: CopyRows, temp: str) ->
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in move.types.items())
     cur.execute(f"CREATE TEMP TABLE {temp} ({cols}) ON COMMIT DROP")
     try:
-        copy_into(cur, DIALECT.copy_statement(temp, move.columns), prefetched(stream_lines(src, move.source_sql)))
+        copy_into(cur, DIALECT.copy_statement(temp, move.written_columns), prefetched(stream_lines(src, move.source_sql)))
     except (psycopg.DataError, psycopg.IntegrityError) as exc:  # the source changed since apply, into values apply
         # would have refused; any other failure (a lost connection, a cancel) is said as what it is by the caller
         raise ChecksFailed(f"rows of {move.legacy} in the source no longer convert as apply converted them "
@@ -165,6 +165,9 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
             finally:
                 src.close()
             checks.append(promises_check(plan, DIALECT.catalog(cur)))
+            partitioned = [op.table for op in plan.of_type(CreateTable) if op.partition_months is not None]
+            if partitioned:
+                checks.append(default_partition_check(cur, partitioned))
         if snapshot:
             checks.append(source_since_snapshot(Path(plan.source), snapshot, list(plan.legacy_tables)))
         return VerifyReport(target.display, entry.backup, checks, counts, seconds=time.monotonic() - started,
@@ -176,6 +179,25 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
         raise classify(exc, conn, display=target.display, work="verify", changes=False) from None
     finally:
         conn.close()
+
+
+def default_partition_check(cur, tables: list[str]) -> Check:
+    """Rows sitting in a DEFAULT partition (--with partition-by-month): reported, not failed. They are the rows of
+    months no partition covers; while DEFAULT holds them their month's partition cannot be created:
+    `dpro-migrate partitions` makes it and moves them."""
+    found = {}
+    for qualified in tables:
+        row = cur.execute(
+            "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(%s) AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'",
+            (table_sql(qualified, POSTGRES),)).fetchone()
+        if row:
+            n = cur.execute(f"SELECT count(*) FROM {row[0]}").fetchone()[0]
+            if n:
+                found[row[0]] = n
+    detail = ("none" if not found else ", ".join(f"{t} {n} rows" for t, n in found.items())
+              + ": run `dpro-migrate partitions` to give their months partitions and move them there")
+    return Check("rows in DEFAULT partitions", True, detail, [found] if found else [])
 
 
 def count_rows(src: sqlite3.Connection, table: str) -> int:

@@ -330,8 +330,8 @@ INSERT INTO temp.dpro_apply_counts VALUES ('moved', 'activity_logs', changes());
 -- ~ continue the id counter of iam_authentication_logs
 DELETE FROM "sqlite_sequence" WHERE "name" = 'iam_authentication_logs' AND (SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'activity_logs') IS NOT NULL;
 INSERT INTO "sqlite_sequence" ("name", "seq") SELECT 'iam_authentication_logs', max(coalesce((SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'activity_logs'), 0), coalesce((SELECT max("id") FROM "iam_authentication_logs"), 0)) WHERE (SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'activity_logs') IS NOT NULL;
--- > move rows activity_logs -> system.audit_logs where NOT ((action LIKE '%login%' OR action LIKE '%auth%') IS 1)
-INSERT INTO "system_audit_logs" ("id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address", "user_agent", "created_at") SELECT "id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address", "user_agent", "created_at" FROM "activity_logs" WHERE NOT ((action LIKE '%login%' OR action LIKE '%auth%') IS 1);
+-- > move rows activity_logs -> system.audit_logs where NOT ((action LIKE '%login%' OR action LIKE '%auth%') IS 1) (derived: log_level = CASE WHEN typeof("details") = 'text' THEN CASE WHEN json_valid("details") THEN CASE WHEN json_type("details") = 'object' THEN CASE WHEN json_extract("details", '$.log_level') IN ('debug', 'info', 'warning', 'error', 'critical') THEN json_extract("details", '$.log_level') WHEN json_extract("details", '$.level') IN ('debug', 'info', 'warning', 'error', 'critical') THEN json_extract("details", '$.level') END END END END)
+INSERT INTO "system_audit_logs" ("id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address", "user_agent", "created_at", "log_level") SELECT "id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address", "user_agent", "created_at", CASE WHEN typeof("details") = 'text' THEN CASE WHEN json_valid("details") THEN CASE WHEN json_type("details") = 'object' THEN CASE WHEN json_extract("details", '$.log_level') IN ('debug', 'info', 'warning', 'error', 'critical') THEN json_extract("details", '$.log_level') WHEN json_extract("details", '$.level') IN ('debug', 'info', 'warning', 'error', 'critical') THEN json_extract("details", '$.level') END END END END FROM "activity_logs" WHERE NOT ((action LIKE '%login%' OR action LIKE '%auth%') IS 1);
 INSERT INTO temp.dpro_apply_counts VALUES ('moved', 'activity_logs', changes());
 -- ~ continue the id counter of system_audit_logs
 DELETE FROM "sqlite_sequence" WHERE "name" = 'system_audit_logs' AND (SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'activity_logs') IS NOT NULL;
@@ -348,8 +348,8 @@ INSERT INTO temp.dpro_apply_counts VALUES ('moved', 'conversations', changes());
 -- ~ continue the id counter of communication_conversations
 DELETE FROM "sqlite_sequence" WHERE "name" = 'communication_conversations' AND (SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'conversations') IS NOT NULL;
 INSERT INTO "sqlite_sequence" ("name", "seq") SELECT 'communication_conversations', max(coalesce((SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'conversations'), 0), coalesce((SELECT max("id") FROM "communication_conversations"), 0)) WHERE (SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'conversations') IS NOT NULL;
--- > move rows messages -> communication.messages
-INSERT INTO "communication_messages" ("id", "conversation_id", "user_id", "agent_id", "sender_type", "content", "message_type", "tokens_used", "response_time_ms", "metadata", "created_at", "sentiment") SELECT "id", "conversation_id", "user_id", "agent_id", "sender_type", "content", "message_type", "tokens_used", "response_time_ms", "metadata", "created_at", "sentiment" FROM "messages";
+-- > move rows messages -> communication.messages (derived: updated_at = "created_at")
+INSERT INTO "communication_messages" ("id", "conversation_id", "user_id", "agent_id", "sender_type", "content", "message_type", "tokens_used", "response_time_ms", "metadata", "created_at", "sentiment", "updated_at") SELECT "id", "conversation_id", "user_id", "agent_id", "sender_type", "content", "message_type", "tokens_used", "response_time_ms", "metadata", "created_at", "sentiment", "created_at" FROM "messages";
 INSERT INTO temp.dpro_apply_counts VALUES ('moved', 'messages', changes());
 -- ~ continue the id counter of communication_messages
 DELETE FROM "sqlite_sequence" WHERE "name" = 'communication_messages' AND (SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'messages') IS NOT NULL;
@@ -396,8 +396,8 @@ INSERT INTO temp.dpro_apply_counts VALUES ('moved', 'workflows', changes());
 -- ~ continue the id counter of workflow_workflows
 DELETE FROM "sqlite_sequence" WHERE "name" = 'workflow_workflows' AND (SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'workflows') IS NOT NULL;
 INSERT INTO "sqlite_sequence" ("name", "seq") SELECT 'workflow_workflows', max(coalesce((SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'workflows'), 0), coalesce((SELECT max("id") FROM "workflow_workflows"), 0)) WHERE (SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'workflows') IS NOT NULL;
--- > move rows tasks -> tasks.tasks
-INSERT INTO "tasks_tasks" ("id", "user_id", "assigned_to", "agent_id", "title", "description", "status", "priority", "category", "due_date", "completed_at", "created_at", "updated_at") SELECT "id", "user_id", "assigned_to", "agent_id", "title", "description", "status", "priority", "category", "due_date", "completed_at", "created_at", "updated_at" FROM "tasks";
+-- > move rows tasks -> tasks.tasks (derived: completion_percentage = CASE WHEN "status" = 'completed' THEN 100 END)
+INSERT INTO "tasks_tasks" ("id", "user_id", "assigned_to", "agent_id", "title", "description", "status", "priority", "category", "due_date", "completed_at", "created_at", "updated_at", "completion_percentage") SELECT "id", "user_id", "assigned_to", "agent_id", "title", "description", "status", "priority", "category", "due_date", "completed_at", "created_at", "updated_at", CASE WHEN "status" = 'completed' THEN 100 END FROM "tasks";
 INSERT INTO temp.dpro_apply_counts VALUES ('moved', 'tasks', changes());
 -- ~ continue the id counter of tasks_tasks
 DELETE FROM "sqlite_sequence" WHERE "name" = 'tasks_tasks' AND (SELECT "seq" FROM "sqlite_sequence" WHERE "name" = 'tasks') IS NOT NULL;
@@ -473,7 +473,7 @@ CREATE INDEX "idx_iam_sessions_user_expires" ON "iam_user_sessions"("user_id", "
 -- + index idx_iam_sessions_cleanup
 CREATE INDEX "idx_iam_sessions_cleanup" ON "iam_user_sessions"("expires_at", "is_active");
 -- + index idx_iam_sessions_user_active
-CREATE INDEX "idx_iam_sessions_user_active" ON "iam_user_sessions"("user_id", "expires_at" DESC) WHERE "is_active";
+CREATE INDEX "idx_iam_sessions_user_active" ON "iam_user_sessions"("user_id", "expires_at" DESC) WHERE "is_active" = 1;
 -- + index idx_iam_auth_logs_user_time
 CREATE INDEX "idx_iam_auth_logs_user_time" ON "iam_authentication_logs"("user_id", "created_at" DESC);
 -- + index idx_iam_auth_logs_action_time
@@ -491,7 +491,7 @@ CREATE INDEX "idx_agents_provider_model" ON "ai_agents_agents"("model_provider",
 -- + index idx_agents_performance_ranking
 CREATE INDEX "idx_agents_performance_ranking" ON "ai_agents_agents"("performance_score" DESC, "success_rate" DESC);
 -- + index idx_agents_active_by_user
-CREATE INDEX "idx_agents_active_by_user" ON "ai_agents_agents"("user_id", "performance_score" DESC) WHERE "is_active";
+CREATE INDEX "idx_agents_active_by_user" ON "ai_agents_agents"("user_id", "performance_score" DESC) WHERE "is_active" = 1;
 -- + index idx_agents_name
 CREATE INDEX "idx_agents_name" ON "ai_agents_agents"("name");
 -- + index idx_conv_user_updated
@@ -499,7 +499,9 @@ CREATE INDEX "idx_conv_user_updated" ON "communication_conversations"("user_id",
 -- + index idx_conv_agent_rating
 CREATE INDEX "idx_conv_agent_rating" ON "communication_conversations"("agent_id", "satisfaction_rating" DESC);
 -- + index idx_conv_user_recent_active
-CREATE INDEX "idx_conv_user_recent_active" ON "communication_conversations"("user_id", "updated_at" DESC) WHERE "is_active";
+CREATE INDEX "idx_conv_user_recent_active" ON "communication_conversations"("user_id", "updated_at" DESC) WHERE "is_active" = 1;
+-- + index idx_conv_recent_active
+CREATE INDEX "idx_conv_recent_active" ON "communication_conversations"("updated_at" DESC) WHERE "is_active" = 1;
 -- + index idx_msg_conversation_time
 CREATE INDEX "idx_msg_conversation_time" ON "communication_messages"("conversation_id", "created_at" DESC);
 -- + index idx_msg_user_time
@@ -517,7 +519,7 @@ CREATE INDEX "idx_chat_history_user_time" ON "communication_chat_session_history
 -- + index idx_boards_user_type
 CREATE INDEX "idx_boards_user_type" ON "workflow_boards"("user_id", "board_type", "updated_at" DESC);
 -- + index idx_boards_public
-CREATE INDEX "idx_boards_public" ON "workflow_boards"("created_at" DESC) WHERE "is_public";
+CREATE INDEX "idx_boards_public" ON "workflow_boards"("created_at" DESC) WHERE "is_public" = 1;
 -- + index idx_board_nodes_board_type
 CREATE INDEX "idx_board_nodes_board_type" ON "workflow_board_nodes"("board_id", "node_type");
 -- + index idx_board_connections_board
@@ -733,6 +735,42 @@ CREATE TRIGGER "trg_system_audit_logs_shared_ids" AFTER INSERT ON "system_audit_
 BEGIN
     UPDATE "sqlite_sequence" SET "seq" = NEW."id" WHERE "name" IN ('iam_authentication_logs') AND "seq" < NEW."id";
 END;
+-- + search index communication_messages_fts on communication.messages.content
+CREATE VIRTUAL TABLE "communication_messages_fts" USING fts5("content", content='communication_messages', content_rowid='id', tokenize='trigram');
+INSERT INTO "communication_messages_fts" ("communication_messages_fts") VALUES ('rebuild');
+CREATE TRIGGER "trg_communication_messages_fts_insert" AFTER INSERT ON "communication_messages" FOR EACH ROW
+BEGIN
+    INSERT INTO "communication_messages_fts" ("rowid", "content") VALUES (NEW."id", NEW."content");
+END;
+CREATE TRIGGER "trg_communication_messages_fts_delete" AFTER DELETE ON "communication_messages" FOR EACH ROW
+BEGIN
+    INSERT INTO "communication_messages_fts" ("communication_messages_fts", "rowid", "content") VALUES ('delete', OLD."id", OLD."content");
+END;
+CREATE TRIGGER "trg_communication_messages_fts_update" AFTER UPDATE OF "id", "content" ON "communication_messages" FOR EACH ROW
+BEGIN
+    INSERT INTO "communication_messages_fts" ("communication_messages_fts", "rowid", "content") VALUES ('delete', OLD."id", OLD."content");
+    INSERT INTO "communication_messages_fts" ("rowid", "content") VALUES (NEW."id", NEW."content");
+END;
+-- ~ statistics (ANALYZE) for 19 tables
+ANALYZE "iam_users";
+ANALYZE "iam_user_preferences";
+ANALYZE "iam_user_profiles";
+ANALYZE "iam_user_sessions";
+ANALYZE "iam_authentication_logs";
+ANALYZE "ai_agents_agents";
+ANALYZE "communication_conversations";
+ANALYZE "communication_messages";
+ANALYZE "communication_chat_session_history";
+ANALYZE "workflow_boards";
+ANALYZE "workflow_board_nodes";
+ANALYZE "workflow_board_connections";
+ANALYZE "workflow_board_executions";
+ANALYZE "workflow_board_templates";
+ANALYZE "workflow_workflows";
+ANALYZE "tasks_tasks";
+ANALYZE "system_configurations";
+ANALYZE "system_audit_logs";
+ANALYZE "marketplace_tools";
 -- every legacy row went somewhere: the parts of a split and the quarantine add up
 INSERT INTO temp.dpro_apply_checks SELECT 'rows of ' || s.legacy || ' add up', s.rows = coalesce((SELECT sum(m.rows) FROM temp.dpro_apply_counts AS m WHERE m.legacy = s.legacy AND m.kind <> 'source'), 0) FROM temp.dpro_apply_counts AS s WHERE s.kind = 'source';
 INSERT INTO temp.dpro_apply_checks SELECT 'foreign keys hold', NOT EXISTS (SELECT 1 FROM pragma_foreign_key_check);

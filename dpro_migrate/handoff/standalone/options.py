@@ -13,6 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .types import UTCTimestamp
+
 VERSION_TABLE = "alembic_version"
 
 AUTOGENERATE_PLUGINS = [
@@ -75,6 +77,15 @@ def include_object_filter(partition_parents: Iterable[str]) -> Callable[..., boo
     return include
 
 
+def render_item(type_: str, obj: Any, autogen_context) -> str | bool:
+    """Alembic render_item: a column of UTCTimestamp in a revision is written with its import (Alembic would
+    write the module's dotted name and no import); everything else as Alembic renders it."""
+    if type_ == "type" and isinstance(obj, UTCTimestamp):
+        autogen_context.imports.add(f"from {UTCTimestamp.__module__} import UTCTimestamp")
+        return "UTCTimestamp()" if obj.impl.timezone else "UTCTimestamp(timezone=False)"
+    return False
+
+
 def autogenerate_plugins() -> list[str] | None:
     try:
         import alembic.ext.checkconstraint_byname  # noqa: F401  (Alembic >= 1.19.2)
@@ -97,6 +108,7 @@ def context_options(*, schemas: Iterable[str | None], excluded: Iterable[str], p
         "compare_type": True,
         "compare_server_default": True,
         "version_table": VERSION_TABLE,
+        "render_item": render_item,
     }
     if (plugins := autogenerate_plugins()) is not None:
         opts["autogenerate_plugins"] = plugins
