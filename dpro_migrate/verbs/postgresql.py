@@ -5,6 +5,8 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 
+import psycopg
+
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends import postgres as backend
@@ -73,7 +75,10 @@ class PostgresSite:
 
     def _same_source(self) -> None:
         """The file named is the one the target was migrated from (nothing to check when it is not migrated)."""
-        conn, entry = read_ledger(self.target)
+        try:
+            conn, entry = read_ledger(self.target)
+        except psycopg.Error:
+            return  # the verb reads the ledger again and says what this failure is
         conn.close()
         if entry is not None and entry.plan is not None:
             refuse_other_source(entry.plan, self.source, self.target.display)
