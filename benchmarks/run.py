@@ -522,8 +522,8 @@ def one_round(r: int, legacy: Path, counts: dict[str, int], work: Path, dbs: Dat
 def sqlite_contenders(runs: dict, tag: str, legacy: Path, work: Path, total: int) -> None:
     # 1. SQLite in place: backup alone (apply's share), apply, verify, rollback; then the same apply in-process.
     f = copy_legacy(legacy, work, f"sqlite_backup{tag}")
-    runs["sqlite_backup"] = with_rows(measure(f"sqlite_backup{tag}", [DPRO, "backup", str(f), "--to", str(f.parent / "bk")],
-                                              work), total)
+    runs["sqlite_backup"] = with_rows(measure(f"sqlite_backup{tag}", [DPRO, "backup", str(f), "--backup-dir",
+                                                                        str(f.parent / "bk"), "--create"], work), total)
     f.unlink()
     f = copy_legacy(legacy, work, f"sqlite{tag}")
     bk = f.parent / "bk"

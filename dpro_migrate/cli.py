@@ -117,7 +117,11 @@ def verb(name: str, *, examples: list[str], codes: tuple[int, ...] = (OK, BAD_IN
     def register(fn):
         doc = inspect.getdoc(fn) or ""
         help_text = "\n\n".join(escape(" ".join(p.split())) for p in doc.split("\n\n"))
-        app.command(name, cls=Command, help=help_text, epilog=_epilog(examples, codes))(handled(fn))
+        first = help_text.split(". ")[0].rstrip(".")  # the command list shows this much: a sentence, or its head
+        head = first.split(": ")[0]
+        first = head if len(first) > 80 and len(head) >= 20 else first
+        app.command(name, cls=Command, help=help_text, short_help=first + ".",
+                    epilog=_epilog(examples, codes))(handled(fn))
         return fn
 
     return register
@@ -314,10 +318,11 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
         print(verbs.apply_script(source, dest, on_reject=_value(on_reject), compat_views=compat_views,
                                  features=features), end="")
         return
-    legacy = verbs._source_of(source)
+    legacy = verbs.source_of(source)
     _report_destination(report)
-    confirm(f"Migrate {legacy} into {render.database_name(legacy, dest)}"
-            + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?", yes or as_json)
+    where = "in place" if dest.in_place else f"into {render.database_name(legacy, dest)}"
+    confirm(f"Migrate {legacy} {where}" + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?",
+            yes or as_json)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):
         plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=_value(on_reject),
                                    compat_views=compat_views, features=features, replace_existing=replace_existing,
@@ -540,9 +545,9 @@ def example_cmd(path: Path = typer.Argument(..., show_default=False,
                 messages: int = typer.Option(1000, "--messages", min=0, help="Rows in messages; other tables in proportion."),
                 shape: Shape = typer.Option(Shape["18"], "--shape", help="Legacy release: 13, 14 or 18 tables."),
                 seed: int = typer.Option(0, "--seed", help="Random seed."),
-                extras: bool = typer.Option(False, "--extras", help="Add a hand-made column, an unknown table, a view "
+                extras: bool = typer.Option(False, "--extras/--no-extras", help="Add a hand-made column, an unknown table, a view "
                                             "and a trigger."),
-                dirty: bool = typer.Option(False, "--dirty", help="Add every kind of dirty row and hostile name "
+                dirty: bool = typer.Option(False, "--dirty/--no-dirty", help="Add every kind of dirty row and hostile name "
                                            "(implies --extras)."),
                 as_json: bool = JSON, quiet: bool = QUIET):
     """Generate a realistic legacy DPRO database of any size."""

@@ -410,9 +410,11 @@ def status_report(r) -> None:
     if quiet:
         return
     if r.legacy_tables:
-        out.print(f"legacy tables: {escape(', '.join(r.legacy_tables))}")
+        where = " (in the source file, which apply only reads)" if "://" in r.path else ""
+        out.print(f"legacy tables{where}: {escape(', '.join(r.legacy_tables))}")
     if r.domain_tables:
-        out.print(f"domain tables: {escape(', '.join(r.domain_tables))}")
+        kind = "domain schemas" if "://" in r.path else "domain tables"  # a server holds schemas, a file tables
+        out.print(f"{kind}: {escape(', '.join(r.domain_tables))}")
     if r.history:
         out.print("[bold]ledger[/] (inside the migrated database):")
         for h in r.history:
@@ -500,14 +502,16 @@ def demo_result(d) -> None:
               + (f" ({split_text})" if split_text else ""))
     stage(3, "backed up (apply takes the backup itself, before it changes anything)")
     b = d.apply.backup
-    out.print(f"   {sum(b.tables.values()):,} rows in {len(b.tables)} tables, the same {total:,} as the example"
-              f" (integrity {b.integrity})")
+    copied = sum(b.tables.values())
+    out.print(f"   {copied:,} rows in {len(b.tables)} tables, "
+              + (f"the same {total:,} as the example" if copied == total else f"[red]the example had {total:,}[/]")
+              + f" (integrity {b.integrity})")
     out.print(f"   {escape(str(b.path))}")
     stage(4, "applied, in one transaction")
     rows = sum(d.apply.rows_moved.values())
-    out.print(f"   {rows:,} rows moved in {d.apply.seconds:.2f}s" + "".join(
-        f"; {n:,} rows of {escape(t)} stay where they are" for t, n in unknown.items())
-              + f" ({rows:,} + {sum(unknown.values()):,} = {rows + sum(unknown.values()):,})" if unknown else "")
+    stayed = "".join(f"; {n:,} rows of {escape(t)} stay where they are" for t, n in unknown.items())
+    out.print(f"   {rows:,} rows moved in {d.apply.seconds:.2f}s{stayed}"
+              + (f" ({rows:,} + {sum(unknown.values()):,} = {rows + sum(unknown.values()):,})" if unknown else ""))
     slowest = sorted(d.apply.timings.phases, key=lambda p: -p.seconds)[:3]
     if slowest:
         out.print("   longest phases: " + ", ".join(f"{p.phase} {p.seconds:.3f}s" for p in slowest))

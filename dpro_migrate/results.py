@@ -84,11 +84,11 @@ class Timings:
         self.tables.append(TableTiming(legacy, target, rows, seconds))
 
     def operation(self, op, seconds: float, rows: int | None = None, *, backward: bool = False) -> None:
-        """One plan operation ran: its phase, and its table when it moved rows."""
+        """One plan operation ran (or its reverse, `backward`: rollback): its phase, and its table when it moved
+        rows. `legacy` and `target` name the same tables either way; the verb says the direction."""
         self.add_phase(PHASE_OF_KIND.get(op.kind, op.kind.replace("_", " ")), seconds, 1)
         if getattr(op, "moves_rows", False) and rows is not None:
-            legacy, target = getattr(op, "legacy", op.name), getattr(op, "target", op.name)
-            self.add_table(*((target, legacy) if backward else (legacy, target)), rows, seconds)
+            self.add_table(getattr(op, "legacy", op.name), getattr(op, "target", op.name), rows, seconds)
 
     @contextmanager
     def timed(self, phase: str, operations: int = 0):
@@ -104,6 +104,11 @@ class Timings:
 
     def to_json(self) -> dict:
         return {"tables": [t.to_json() for t in self.tables], "phases": [p.to_json() for p in self.phases]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Timings:
+        return cls([TableTiming(t["legacy"], t["target"], t["rows"], t["seconds"]) for t in data.get("tables") or []],
+                   [PhaseTiming(p["phase"], p["seconds"], p.get("operations", 0)) for p in data.get("phases") or []])
 
 
 @dataclass
@@ -224,3 +229,11 @@ class Summary:
                 **self.timings.to_json(), "backup": self.backup,
                 "quarantine": self.quarantine.to_json() if self.quarantine else None, "next": list(self.next),
                 "note": self.note}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Summary:
+        """A summary read back from a verb's --json (the HTML report reads them so)."""
+        q = data.get("quarantine")
+        return cls(data["verb"], data["database"], data["source"], data["ok"], data["seconds"], Timings.from_json(data),
+                   data.get("backup"), QuarantineReport(q["where"], dict(q["tables"])) if q else None,
+                   list(data.get("next") or []), data.get("note") or "")

@@ -150,10 +150,36 @@ def _valid_text(codec: str) -> Callable[[bytes | None], int]:
     return valid
 
 
+# jsonb reads a \uXXXX escape as its character: a surrogate escape not in a high-low pair it refuses. SQLite's
+# json_valid() accepts one, so the preflight asks this function (given the text's bytes, like VALID_TEXT).
+PAIRED_ESCAPES = "dpro_paired_escapes"
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.S)  # each escape in order: \\ is one, never a start
+
+
+def _paired_escapes(codec: str) -> Callable[[bytes | None], int]:
+    def paired(raw: bytes | None) -> int:
+        if raw is None:
+            return 1
+        high_ends = None  # where a high surrogate escape ended: a low one must start there
+        for m in _ESCAPE.finditer(raw.decode(codec, "replace")):
+            code = int(m.group(1), 16) if m.group(1) else None
+            if high_ends is not None:
+                if m.start() != high_ends or code is None or not 0xDC00 <= code <= 0xDFFF:
+                    return 0
+                high_ends = None
+            elif code is not None and 0xD800 <= code <= 0xDBFF:
+                high_ends = m.end()
+            elif code is not None and 0xDC00 <= code <= 0xDFFF:
+                return 0
+        return int(high_ends is None)
+    return paired
+
+
 def sqlite_functions(encoding: str) -> dict[str, tuple[int, Callable]]:
     """name -> (number of arguments, function): what preflight predicates call, for a file of `encoding`
     (PRAGMA encoding)."""
-    return {VALID_TEXT: (1, _valid_text(_CODECS[encoding]))}
+    codec = _CODECS[encoding]
+    return {VALID_TEXT: (1, _valid_text(codec)), PAIRED_ESCAPES: (1, _paired_escapes(codec))}
 
 
 
@@ -196,7 +222,7 @@ def _ok_jsonb(column: str, length: int | None = None) -> str:
     """PostgreSQL's jsonb refuses the \\u0000 escape as well."""
     c = quote_ident(column)
     return (f"({c} IS NULL OR ({_text_value(c)} AND json_valid({c}) AND instr({c}, '\\u0000') = 0 "
-            f"AND {_json_keys_unique(c)}))")
+            f"AND {_json_keys_unique(c)} AND (instr(lower({c}), '\\ud') = 0 OR {PAIRED_ESCAPES}(CAST({c} AS BLOB)))))")
 
 
 def _ok_text(column: str, length: int | None = None) -> str:

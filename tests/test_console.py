@@ -72,7 +72,7 @@ def test_choices_and_defaults_are_shown(width):
     assert "--backup-dir" in out
 
 
-def test_version_and_completion(width):
+def test_version_and_completion():
     assert invoke(0, ["--version"]).stdout.strip() == f"dpro-migrate {__version__}"
     top = invoke(0, ["--help"]).stdout
     assert "--install-completion" in top and "--version" in top and "<bool>" not in top
@@ -92,7 +92,7 @@ def test_postgres_and_postgresql_urls_alike():
 
 
 @pytest.mark.parametrize("url", ["postgresql://dba@127.0.0.1:5432/", "postgres://dba:secret@127.0.0.1:5432"])
-def test_a_url_must_name_its_database(legacy_db, url, width):
+def test_a_url_must_name_its_database(legacy_db, url):
     db = legacy_db()
     digest = file_digest(db)
     result = invoke(2, ["apply", db, "--yes", "--target", url])
@@ -101,7 +101,7 @@ def test_a_url_must_name_its_database(legacy_db, url, width):
     assert file_digest(db) == digest
 
 
-def test_a_refused_connection_keeps_libpq_reason(legacy_db, width):
+def test_a_refused_connection_keeps_libpq_reason(legacy_db):
     result = invoke(2, ["status", legacy_db(), "--target", "postgresql://dba:secret@127.0.0.1:1/dpro"])
     assert "Connection refused" in result.stderr and "secret" not in result.stderr
     assert "postgresql://dba:***@127.0.0.1:1/dpro" in result.stderr
@@ -124,7 +124,7 @@ def test_a_postgresql_plan_applies_to_the_target_it_records(legacy_db, tmp_path)
 # --- confirmation --------------------------------------------------------------------------------
 
 
-def test_declining_exits_5_names_the_database_and_changes_nothing(legacy_db, monkeypatch, width):
+def test_declining_exits_5_names_the_database_and_changes_nothing(legacy_db, monkeypatch):
     db = legacy_db()
     digest = file_digest(db)
     monkeypatch.setattr(cli, "can_ask", lambda: True)
@@ -138,13 +138,10 @@ def test_declining_exits_5_names_the_database_and_changes_nothing(legacy_db, mon
 
 
 def _moved(db: Path) -> int:
-    conn = sqlite3.connect(db)
-    try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%\\_%' "
-                                             "ESCAPE '\\' AND name NOT LIKE 'sqlite%' AND name NOT LIKE 'system_migration%'")]
-        return sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
-    finally:
-        conn.close()
+    """Rows apply moved: every row of the legacy tables its recorded plan maps (none refused here)."""
+    from dpro_migrate import verbs
+
+    return sum(t["rows"] for t in verbs.recorded_plan(db).legacy_tables.values())
 
 
 def test_apply_verify_rollback_json_share_one_vocabulary(legacy_db, tmp_path):
@@ -169,6 +166,9 @@ def test_apply_verify_rollback_json_share_one_vocabulary(legacy_db, tmp_path):
         by_legacy[t["legacy"]] = by_legacy.get(t["legacy"], 0) + t["rows"]
     assert by_legacy["users"] + by_legacy["messages"] + by_legacy["activity_logs"] == source_rows
     assert applied["rows"] == verified["rows"] == rolled["rows"]
+    # the same names for the same tables whichever way the rows went
+    pairs = lambda doc: sorted((t["legacy"], t["target"], t["rows"]) for t in doc["tables"])  # noqa: E731
+    assert pairs(applied) == pairs(verified) == pairs(rolled)
     assert applied["applied_at"] is not None
     phases = {p["phase"] for p in applied["phases"]}
     assert {"backup", "create tables", "move rows", "indexes", "commit"} <= phases
@@ -237,7 +237,7 @@ def test_dirty_data_is_explained_with_root_causes_and_cascades(refused_agents, w
     assert "CHECK" in flat and "ids: 2, 3, 4" in flat
 
 
-def test_one_count_of_refused_rows_everywhere(refused_agents, tmp_path, width):
+def test_one_count_of_refused_rows_everywhere(refused_agents):
     db = refused_agents
     expected = _refused_rows(db)
     inspect = json.loads(invoke(0, ["inspect", db, "--json"]).stdout)["dirty"]["rows"]
@@ -245,12 +245,19 @@ def test_one_count_of_refused_rows_everywhere(refused_agents, tmp_path, width):
     refused = json.loads(invoke(1, ["apply", db, "--yes", "--json"]).stdout)["details"]["dirty"]["rows"]
     checked = json.loads(invoke(1, ["check", db, "--json"]).stdout)["dirty"]["rows"]
     assert inspect == planned == refused == checked == expected
-    for verb in ("inspect", "plan", "check"):
+    out = runner.invoke(app, ["check", str(db)]).stdout
+    assert f"{expected:,} rows the target would refuse" in " ".join(out.split())
+
+
+def test_the_same_count_in_the_terminal(refused_agents, width):
+    db = refused_agents
+    expected = _refused_rows(db)
+    for verb in ("inspect", "plan"):
         out = runner.invoke(app, [verb, str(db)]).stdout
         assert f"{expected:,} rows the target would refuse" in " ".join(out.split()), verb
 
 
-def test_quarantine_is_announced_with_counts_and_where(refused_agents, tmp_path, width):
+def test_quarantine_is_announced_with_counts_and_where(refused_agents, tmp_path):
     db = refused_agents
     out = invoke(0, ["apply", db, "--yes", "--on-reject", "quarantine", "--backup-dir", tmp_path / "bk"]).stdout
     conn = sqlite3.connect(db)
@@ -270,7 +277,7 @@ def test_quarantine_is_announced_with_counts_and_where(refused_agents, tmp_path,
     conn.close()
 
 
-def test_check_rehearses_with_apply_options(refused_agents, width):
+def test_check_rehearses_with_apply_options(refused_agents):
     db = refused_agents
     invoke(1, ["check", db])
     out = json.loads(invoke(0, ["check", db, "--on-reject", "quarantine", "--with", "new-tables", "--json"]).stdout)
@@ -315,7 +322,7 @@ def test_plan_shows_each_half_of_the_split(legacy_db, width):
     assert f"{auth:,}" in rows[0] and f"{total - auth:,}" in rows[1]
 
 
-def test_backup_refuses_a_folder_that_does_not_exist(legacy_db, tmp_path, width):
+def test_backup_refuses_a_folder_that_does_not_exist(legacy_db, tmp_path):
     db = legacy_db()
     missing = tmp_path / "typo" / "dir"
     result = invoke(2, ["backup", db, "--backup-dir", missing])
@@ -326,7 +333,7 @@ def test_backup_refuses_a_folder_that_does_not_exist(legacy_db, tmp_path, width)
     assert str(made) in [line.strip() for line in out.splitlines()]
 
 
-def test_every_verb_that_acts_on_a_database_names_it(legacy_db, tmp_path, width):
+def test_every_verb_that_acts_on_a_database_names_it(legacy_db, tmp_path):
     db = legacy_db()
     name = str(db.resolve())
     for args in (["apply", db, "--yes", "--backup-dir", tmp_path / "bk"], ["verify", db, "--backup-dir", tmp_path / "bk"],
@@ -386,3 +393,41 @@ def test_a_postgresql_plan_file_applies_to_its_target_and_every_verb_names_it(re
     assert shown in verified
     rolled = invoke(0, ["rollback", db, "--target", pg_url, "--yes", "--backup-dir", tmp_path / "bk"]).stdout
     assert shown in rolled and "the legacy file was only read" in rolled
+
+
+def test_type_rules_say_what_postgresql_accepts(tmp_path):
+    from dpro_migrate import verbs
+
+    db = tmp_path / "dirty.db"
+    verbs.example(db, messages=50, shape="18", dirty=True)
+    dirty = verbs.dirty_of(make_plan(db, parse_target("postgresql://dba@db.internal/dpro")))
+    words = {r.rule: r.definition for r in dirty.rules if r.kind == "type"}
+    assert "YYYY-MM-DD HH:MM:SS" in words["type communication.messages.created_at timestamptz"]
+    assert "0 or 1" in words["type workflow.boards.is_public boolean"]
+    assert "at most 200 characters" in words["type tasks.tasks.title varchar(200)"]
+    assert all(r.ids and r.rows == len(r.ids) and r.sql for r in dirty.rules)
+
+
+def test_a_summary_reads_back_from_its_json(legacy_db, tmp_path):
+    from dpro_migrate.results import Summary
+
+    db = legacy_db()
+    doc = json.loads(invoke(0, ["apply", db, "--yes", "--json", "--backup-dir", tmp_path / "bk"]).stdout)
+    again = Summary.from_json(doc).to_json()
+
+    def unrated(d):  # a rate from seconds rounded to the millisecond differs in its last digits
+        return {k: ([{**t, "rows_per_second": None} for t in v] if k == "tables" else v)
+                for k, v in d.items() if k != "rows_per_second"}
+
+    assert unrated({k: doc[k] for k in again}) == unrated(again)
+
+
+def test_the_confirmation_names_the_database_a_plan_will_change(legacy_db, tmp_path, monkeypatch):
+    db = legacy_db()
+    plan = save_plan(make_plan(db, parse_target("postgresql://dba:secret@db.internal:5432/dpro")), tmp_path / "plan.json")
+    monkeypatch.setattr(cli, "can_ask", lambda: True)
+    monkeypatch.delenv("DPRO_MIGRATE_TARGET", raising=False)
+    result = invoke(DECLINED, ["apply", plan], input="n\n")
+    prompt = " ".join(result.stdout.split())
+    assert f"Migrate {db.resolve()} into postgresql://dba@db.internal:5432/dpro (plan {plan})?" in prompt
+    assert "secret" not in result.stdout + result.stderr and "nothing was changed" in result.stderr

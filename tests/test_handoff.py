@@ -213,6 +213,7 @@ def test_no_drift_after_apply_sqlite_shapes(shape, legacy_db, tmp_path, request)
     assert schema_drift(db.path) == []  # a bare path is a SQLite file
 
 
+@pytest.mark.slow  # ~1.5s: the quick subset (-m 'not postgres and not slow') leaves it to the full run
 def test_odd_sqlite_file_names(legacy_db, tmp_path, request):
     db = _migrate(SQLITE, legacy_db, tmp_path, request)
     odd = tmp_path / "a dir #1 %20" / "dpro agent's.db"

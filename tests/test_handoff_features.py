@@ -192,6 +192,7 @@ def _add_to_schema(handed: Handed, code: str) -> None:
     schema.write_text(schema.read_text() + code)
 
 
+@pytest.mark.slow  # ~4s: the quick subset (-m 'not postgres and not slow') leaves it to the full run
 def test_an_added_column_round_trip_is_an_identity(with_and_without):
     """Autogenerate proposes exactly the added columns; upgrade then downgrade leaves the database's own dump
     (triggers, indexes with DESC, AUTOINCREMENT and its counter, sequences, partitions) as it was."""
@@ -251,6 +252,7 @@ def test_a_sqlite_rebuild_that_would_break_a_trigger_is_refused(legacy_db, tmp_p
 # --- 4. verify --schema-only after the application's migrations ----------------------------------
 
 
+@pytest.mark.slow  # ~3s: the quick subset (-m 'not postgres and not slow') leaves it to the full run
 @pytest.mark.parametrize("dialect", [SQLITE, pytest.param(POSTGRES, marks=pytest.mark.postgres)])
 def test_verify_after_the_applications_migrations(dialect, legacy_db, tmp_path, request):
     """Past the baseline, the application's tables and columns are its own (`alembic check` compares them):

@@ -220,6 +220,7 @@ def test_a_timestamp_with_an_offset_is_kept_as_the_same_instant(handed):
     assert schema_drift(handed.url) == []
 
 
+@pytest.mark.slow  # ~1.5s: the quick subset (-m 'not postgres and not slow') leaves it to the full run
 def test_configure_turns_foreign_keys_on_for_sqlite(legacy_db, tmp_path, request):
     """Without PRAGMA foreign_keys no ON DELETE CASCADE runs on SQLite; configure() sets it on every connection."""
     db = _hand_over(SQLITE, (), legacy_db, tmp_path, request)
@@ -300,6 +301,7 @@ def test_models_declared_on_the_baseline_metadata(handed):
 # --- verify --schema-only --alembic DIR ------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~3s: the quick subset (-m 'not postgres and not slow') leaves it to the full run
 def test_verify_compares_with_the_environments_models_through_the_cli(legacy_db, tmp_path):
     """At the baseline and after the application's revision: clean, saying it compared with the environment's
     models; a column added by hand beside the revisions is drift there (and only there)."""

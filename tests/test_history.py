@@ -144,6 +144,7 @@ for i in range(n):
 """
 
 
+@pytest.mark.slow  # ~2s: the quick subset (-m 'not postgres and not slow') leaves it to the full run
 def test_concurrent_writers_never_interleave_lines(tmp_path):
     n = 200
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -33,6 +33,9 @@ from dpro_migrate.planning import make_plan
 
 from tests.conftest import file_digest
 
+# Timed waits on real locks (busy timeouts, readers held for seconds): the quick subset leaves them out.
+pytestmark = pytest.mark.slow
+
 SPILLING = 200_000  # messages: a 45 MB file, more than apply's 40 MB page cache: its transaction spills
 WINDOW = 60_000  # messages: apply and rollback last about a second each in-process, long enough for reads inside
 TIMEOUT_MS = 1000

@@ -56,6 +56,7 @@ def cli(*args) -> list[str]:
     return [sys.executable, "-m", "dpro_migrate", *map(str, args)]
 
 
+@pytest.mark.slow  # the sqlite3 shell replays apply and rollback, ~7 s
 @pytest.mark.skipif(shutil.which("sqlite3") is None, reason="needs the sqlite3 shell")
 def test_replayed_plan_sql_verifies_and_replayed_rollback_restores(tmp_path):
     db = tmp_path / "dpro_agent.db"
@@ -74,6 +75,7 @@ def test_replayed_plan_sql_verifies_and_replayed_rollback_restores(tmp_path):
     assert logical_differences(original, db) == []
 
 
+@pytest.mark.slow  # the sqlite3 shell replays the script, ~2 s
 @pytest.mark.skipif(shutil.which("sqlite3") is None, reason="needs the sqlite3 shell")
 def test_replay_stops_at_a_failed_check_and_changes_nothing(tmp_path):
     """The script's own checks stop it (.bail on) inside its transaction: nothing is left half-done."""

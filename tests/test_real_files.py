@@ -534,6 +534,7 @@ def _make(db: Path, spec: dict) -> None:
     conn.close()
 
 
+@pytest.mark.slow  # hypothesis: 15 generated schemas, ~10 s
 @settings(max_examples=int(os.environ.get("DPRO_MIGRATE_SCHEMA_EXAMPLES", 15)), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(spec=legacy_schemas())

@@ -45,6 +45,7 @@ def legacy_with(base, work, messages, column, extra) -> tuple:
     return db, conn
 
 
+@pytest.mark.slow  # hypothesis: 25 schemas through apply and rollback, ~25 s
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
 @given(messages=st.lists(message, max_size=8), unknown=st.lists(unknown_row, max_size=4),

@@ -42,7 +42,10 @@ def _compares_a_dialect(node: ast.AST) -> bool:
 def test_no_dialect_branch_outside_the_dialect_modules():
     found = []
     for path in PACKAGE.rglob("*.py"):
-        if "dialects" in path.relative_to(PACKAGE).parts:
+        parts = path.relative_to(PACKAGE).parts
+        # handoff/standalone is copied into the application's Alembic environment, which runs without
+        # dpro_migrate (so without dialects/): it is a program of its own, branching on SQLAlchemy's dialect
+        if "dialects" in parts or parts[:2] == ("handoff", "standalone"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if _compares_a_dialect(node):

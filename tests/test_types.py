@@ -119,18 +119,21 @@ PREFLIGHT_OK = {('bigint', None, 'id'): 'typeof("id") IN (\'integer\', \'null\')
                         '= 0 AND (typeof("id") <> \'text\' OR dpro_valid_text(CAST("id" AS BLOB))) AND '
                         'json_valid("id") AND instr("id", \'\\u0000\') = 0 AND (typeof("id") <> \'text\' OR NOT '
                         'json_valid("id") OR NOT EXISTS (SELECT 1 FROM json_tree("id") WHERE type IS NOT NULL GROUP BY '
-                        'parent, key HAVING count(*) > 1))))',
+                        'parent, key HAVING count(*) > 1)) AND (instr(lower("id"), \'\\ud\') = 0 OR '
+                        'dpro_paired_escapes(CAST("id" AS BLOB)))))',
  ('jsonb', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") IN (\'text\', \'integer\', \'real\') AND instr("a""b", '
                          'char(0)) = 0 AND (typeof("a""b") <> \'text\' OR dpro_valid_text(CAST("a""b" AS BLOB))) AND '
                          'json_valid("a""b") AND instr("a""b", \'\\u0000\') = 0 AND (typeof("a""b") <> \'text\' OR NOT '
                          'json_valid("a""b") OR NOT EXISTS (SELECT 1 FROM json_tree("a""b") WHERE type IS NOT NULL '
-                         'GROUP BY parent, key HAVING count(*) > 1))))',
+                         'GROUP BY parent, key HAVING count(*) > 1)) AND (instr(lower("a""b"), \'\\ud\') = 0 OR '
+                         'dpro_paired_escapes(CAST("a""b" AS BLOB)))))',
  ('jsonb', None, "it's; --"): '("it\'s; --" IS NULL OR (typeof("it\'s; --") IN (\'text\', \'integer\', \'real\') AND '
                               'instr("it\'s; --", char(0)) = 0 AND (typeof("it\'s; --") <> \'text\' OR '
                               'dpro_valid_text(CAST("it\'s; --" AS BLOB))) AND json_valid("it\'s; --") AND '
                               'instr("it\'s; --", \'\\u0000\') = 0 AND (typeof("it\'s; --") <> \'text\' OR NOT '
                               'json_valid("it\'s; --") OR NOT EXISTS (SELECT 1 FROM json_tree("it\'s; --") WHERE type '
-                              'IS NOT NULL GROUP BY parent, key HAVING count(*) > 1))))',
+                              'IS NOT NULL GROUP BY parent, key HAVING count(*) > 1)) AND (instr(lower("it\'s; --"), '
+                              '\'\\ud\') = 0 OR dpro_paired_escapes(CAST("it\'s; --" AS BLOB)))))',
  ('text', None, 'id'): '("id" IS NULL OR (typeof("id") IN (\'text\', \'integer\', \'real\') AND instr("id", char(0)) = '
                        '0 AND (typeof("id") <> \'text\' OR dpro_valid_text(CAST("id" AS BLOB)))))',
  ('text', None, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") IN (\'text\', \'integer\', \'real\') AND instr("a""b", '

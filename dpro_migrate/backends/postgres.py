@@ -203,9 +203,13 @@ def _producers(path: Path, src: sqlite3.Connection, plan: Plan) -> Producers | N
 
 def _refuse(src: sqlite3.Connection, plan: Plan) -> dict[str, int]:
     """Policy quarantine: the preflight on the source snapshot, into the source connection's temp table the
-    loads read. Policy fail runs nothing here: the server enforces every rule atomically and the load's
-    encoder refuses what the server would convert silently; a refusal is explained afterwards."""
+    loads read. Policy fail runs nothing here for a UTF-8 file: the server enforces every rule atomically and
+    the load's encoder refuses what the server would convert silently; a refusal is explained afterwards."""
     if plan.on_reject == "fail":
+        if src.execute("PRAGMA encoding").fetchone()[0] != "UTF-8":
+            # SQLite builds each COPY line in UTF-8: a UTF-16 text holding a lone surrogate would reach the server
+            # already changed (SQLite substitutes it). The preflight reads the text's own bytes: run it first.
+            refuse_if_found(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
         return {}
     run_refusal(src, plan.preflight["sql_once"], plan.preflight["sql_repeat"])
     refused = dict(src.execute(f"SELECT source_table, count(DISTINCT source_pk) FROM {REFUSED} GROUP BY 1"))

@@ -21,10 +21,10 @@ def stream_lines(src: sqlite3.Connection, lines_sql: str, block_bytes: int = 4 <
     `low` <= id < `high`: one producer's share of a table whose id is its rowid (db/copy_producers.py); each
     batch seeks to its own lower bound (two lower bounds in one WHERE would leave SQLite to pick either).
     One reader per process: two threads reading at once contend on SQLite's global allocator mutex (3x the CPU)."""
-    # A UTF-8 file's text goes as its bytes (no decoding in Python); another encoding's CAST AS BLOB would hand
-    # over UTF-16: its text is read as text (SQLite converts it) and encoded here.
-    utf8 = src.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
-    block_sql = "CAST(group_concat(line, '') AS BLOB)" if utf8 else "group_concat(line, '')"
+    # A UTF-8 file's text goes as its bytes (no decoding in Python); a UTF-16 file's bytes are re-encoded here, a
+    # lone surrogate kept as bytes PostgreSQL refuses (the preflight names its row), never a decoding error.
+    codec = {"UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}.get(src.execute("PRAGMA encoding").fetchone()[0])
+    block_sql = "CAST(group_concat(line, '') AS BLOB)"
     below = [f'"id" < {int(high)}'] if high is not None else []
 
     def batch_sql(bounds: list[str]) -> str:
@@ -38,7 +38,7 @@ def stream_lines(src: sqlite3.Connection, lines_sql: str, block_bytes: int = 4 <
         top, n, block = src.execute(sql, params + [rows]).fetchone()
         if not n:
             return
-        yield (block if utf8 else block.encode()), n
+        yield (block.decode(codec, "surrogatepass").encode("utf-8", "surrogatepass") if codec else block), n
         if top is None:
             return
         sql, params = batch_sql(['"id" > ?'] + below), [top]
@@ -82,11 +82,20 @@ def prefetched(blocks: Iterator, depth: int = 3) -> Iterator:
         worker.join()
 
 
-def stream_rows(src: sqlite3.Connection, select_sql: str, batch_rows: int = 20000) -> Iterator[tuple[str, int]]:
-    """Blocks of ready COPY lines from any SELECT of one text column (small row sets: the quarantine)."""
-    cur = src.execute(select_sql)
-    while rows := cur.fetchmany(batch_rows):
-        yield "".join(r[0] for r in rows), len(rows)
+def stream_rows(src: sqlite3.Connection, select_sql: str, block_chars: int = 4 << 20) -> Iterator[tuple[str, int]]:
+    """Blocks of about `block_chars` of COPY text from any SELECT of one text column, and the lines they end
+    (the quarantine: its query gives a large value in pieces, so a block never holds one whole)."""
+    block: list[str] = []
+    size = lines = 0
+    for (piece,) in src.execute(select_sql):
+        block.append(piece)
+        size += len(piece)
+        lines += piece.endswith("\n")
+        if size >= block_chars:
+            yield "".join(block), lines
+            block, size, lines = [], 0, 0
+    if block:
+        yield "".join(block), lines
 
 
 def copy_into(pg_cursor, copy_sql: str, blocks, progress: Callable[[int], None] | None = None) -> int:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 
-from dpro_migrate.model.legacy import LegacyDatabase, fold
+from dpro_migrate.model.legacy import LegacyDatabase, connect_readonly, fold
 from dpro_migrate.model.mapping import Resolution
 from dpro_migrate.model.schema import TargetSchema
+from dpro_migrate.sqlnames import quote_ident
 
 # The words of a CREATE VIRTUAL TABLE's arguments: names bare or quoted ('...', "...", [...], `...`).
 _WORD = re.compile(r"'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"|\[([^\]]*)\]|`((?:[^`]|``)*)`|([A-Za-z_][\w$]*)")
@@ -71,7 +72,8 @@ PG_SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid
 
 
 def postgres_obstacles(legacy: LegacyDatabase, res: Resolution, schema: TargetSchema) -> list[str]:
-    """Why the file cannot be loaded into PostgreSQL (empty: it can): a name PostgreSQL would cut short, and a
+    """Why the file cannot be loaded into PostgreSQL (empty: it can): a name PostgreSQL would cut short, ids its
+    primary key refuses (rows are told apart by id, so such a row cannot be quarantined either), and a
     generated column (its SQLite expression is not PostgreSQL's; carrying its values as a plain column would
     leave the domain table with a column rollback cannot write back)."""
     out = []
@@ -85,9 +87,33 @@ def postgres_obstacles(legacy: LegacyDatabase, res: Resolution, schema: TargetSc
                 out.append(f"legacy table {move.legacy}: column {column} has the name of a PostgreSQL system column, "
                            f"which no table may use; rename it (ALTER TABLE {move.legacy} RENAME COLUMN {column} "
                            "TO ...) before migrating")
+    out += _ids_postgres_refuses(legacy, res)
     for name in res.legacy_tables:
         for column in legacy.tables[name].generated:
             out.append(f"legacy table {name}: column {column.name} is generated (GENERATED ALWAYS AS "
                        f"({' '.join(column.expression.split())})), which dpro-migrate does not carry to PostgreSQL; drop it (ALTER TABLE "
                        f"{name} DROP COLUMN {column.name}) before migrating and add it to the domain table after")
+    return out
+
+
+def _ids_postgres_refuses(legacy: LegacyDatabase, res: Resolution) -> list[str]:
+    """A legacy table whose id is not its rowid (INTEGER PRIMARY KEY) may hold an id twice, or NULL."""
+    loose = [name for name in res.legacy_tables if not legacy.tables[name].rowid_alias]
+    if not loose:
+        return []
+    out = []
+    conn = connect_readonly(legacy.path)
+    try:
+        for name in loose:
+            t = quote_ident(name)
+            null, repeated = conn.execute(
+                f'SELECT (SELECT count(*) FROM {t} WHERE "id" IS NULL), '
+                f'(SELECT count(*) FROM (SELECT 1 FROM {t} WHERE "id" IS NOT NULL GROUP BY "id" HAVING count(*) > 1))'
+            ).fetchone()
+            if null or repeated:
+                out.append(f"legacy table {name}: its id is not an INTEGER PRIMARY KEY and {repeated} ids appear more "
+                           f"than once, {null} rows have none; PostgreSQL's primary key takes each id once: give those "
+                           "rows ids of their own before migrating")
+    finally:
+        conn.close()
     return out

@@ -11,13 +11,14 @@ from dpro_migrate.dialects import POSTGRES, get_dialect, table_sql
 from dpro_migrate.model.legacy import LegacyDatabase
 from dpro_migrate.model.mapping import QUARANTINE_TABLE, Resolution
 from dpro_migrate.model.schema import Index, Table, TargetSchema
-from dpro_migrate.plan.copy_lines import copy_lines_sql, escaped_sql
+from dpro_migrate.plan.copy_lines import copy_lines_sql
 from dpro_migrate.plan.operations import (AddConstraint, CopyRows, CreateFunction, CreateIndex, CreateQuarantine,
                                           CreateSchema, CreateTable, CreateTrigger, Operation, QuarantineRows,
                                           SetSequence, ShareIdSpace)
 from dpro_migrate.plan.preflight import REFUSED, Rule, refusal_sql, without_refused
+from dpro_migrate.plan.quarantine_lines import quarantine_lines_sql
 from dpro_migrate.sqlnames import quote_ident, quote_literal
-from dpro_migrate.types import VALID_TEXT, pg_type_for_legacy, type_class_of_pg
+from dpro_migrate.types import pg_type_for_legacy, type_class_of_pg
 
 DIALECT = get_dialect(POSTGRES)
 
@@ -35,17 +36,6 @@ def preflight_types(schema: TargetSchema, res: Resolution) -> dict[str, dict[str
             for m in res.moves}
 
 
-def _json_value(column: str) -> str:
-    """A legacy value inside json_object(): blobs as hex, reals with every bit (json_object's own rounds), text
-    that is not valid in the file's encoding as the hex of its bytes (PostgreSQL would refuse it)."""
-    c = f"l.{quote_ident(column)}"
-    return (f"CASE WHEN typeof({c}) = 'text' AND NOT {VALID_TEXT}(CAST({c} AS BLOB)) THEN "
-            f"'invalid text:' || hex(CAST({c} AS BLOB)) ELSE "
-            f"CASE typeof({c}) WHEN 'blob' THEN 'blob:' || hex({c}) WHEN 'real' THEN "
-            f"CASE WHEN abs({c}) <= 1.7976931348623157e308 THEN json(printf('%!.20e', {c})) ELSE printf('%!.20e', {c}) END "
-            f"ELSE {c} END END")
-
-
 def _quarantine_operations(legacy: LegacyDatabase, rules: list[Rule], tables: list[str]) -> list[Operation]:
     """Refused rows stay in the source file (never written); PostgreSQL gets a copy in system.quarantine
     with the table, id, rule and the whole row as JSON text, for the DBA to see."""
@@ -53,13 +43,7 @@ def _quarantine_operations(legacy: LegacyDatabase, rules: list[Rule], tables: li
     create = (f"CREATE TABLE {qt} (\"id\" BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, source_table TEXT NOT NULL, "
               "source_pk BIGINT NOT NULL, rule TEXT NOT NULL, row_json TEXT, quarantined_at TIMESTAMPTZ DEFAULT now())")
     once, repeat = refusal_sql(rules)
-    sources = {}
-    for name in tables:
-        cols = legacy.tables[name].column_names
-        row = "json_object(" + ", ".join(f"{quote_literal(c)}, {_json_value(c)}" for c in cols) + ")"
-        sources[name] = (f"SELECT r.source_table || char(9) || r.source_pk || char(9) || {escaped_sql('r.rule')} "
-                         f"|| char(9) || {escaped_sql(row)} || char(10) FROM {REFUSED} AS r JOIN {quote_ident(name)} "
-                         f"AS l ON l.\"id\" = r.source_pk WHERE r.source_table = {quote_literal(name)} ORDER BY 1")
+    sources = {name: quarantine_lines_sql(name, legacy.tables[name].column_names, REFUSED) for name in tables}
     copy = f"COPY {qt} (source_table, source_pk, rule, row_json) FROM STDIN"
     return [CreateQuarantine(QUARANTINE_TABLE, [create], [f"DROP TABLE IF EXISTS {qt}"]),
             QuarantineRows(", ".join(tables), [copy], [], tables=tables, refusal_once=once, refusal_repeat=repeat,

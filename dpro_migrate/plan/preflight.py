@@ -82,6 +82,19 @@ def _type_ok(column: str, pg_type: str) -> str:
     return type_class_of_pg(pg_type).preflight_ok(column, varchar_length(pg_type))
 
 
+# What each type class accepts, in words (types.py's preflight predicates say it in SQL).
+_ACCEPTED = {
+    "bigint": "an integer, stored as one (not text such as '12abc', not a fraction)",
+    "double": "a number, stored as one (not text)",
+    "boolean": "0 or 1 (not 'yes', 'true' or 2)",
+    "timestamptz": "text written exactly YYYY-MM-DD HH:MM:SS, a real date and time, read as UTC (not a date "
+                   "alone, not 2024/01/05 or a T between, not an epoch number)",
+    "jsonb": "text that parses as JSON, without \\u0000",
+    "text": "text (or a number, taken as its text) without NUL bytes, not a blob",
+    "bytea": "a blob",
+}
+
+
 def _type_rule(move: Move, types: dict[str, str]) -> Rule:
     """All type conversions of one move in one scan; a row is reported under the first column that fails."""
     checks = [(f"type {move.target}.{col} {pg_type.lower()}", _type_ok(col, pg_type))
@@ -89,8 +102,11 @@ def _type_rule(move: Move, types: dict[str, str]) -> Rule:
     which = " ".join(f"WHEN NOT {ok} THEN {quote_literal(name)}" for name, ok in checks)
     every = " AND ".join(ok for _, ok in checks)
     explained = {f"type {move.target}.{col} {pg_type.lower()}":
-                 (f"{col} must convert to PostgreSQL {pg_type.lower()} without any change to its value",
-                  f"{quote_ident(col)} {pg_type.lower()}") for col, pg_type in types.items()}
+                 (f"{col} must convert to PostgreSQL {pg_type.lower()} without any change to its value: "
+                  + _ACCEPTED.get(type_class_of_pg(pg_type).name, "a value of that type")
+                  + (f", at most {varchar_length(pg_type)} characters" if varchar_length(pg_type) else ""),
+                  f"{quote_ident(col)} {pg_type.lower()}")
+                 for col, pg_type in types.items()}
     return Rule("type", f"types {move.target}", move.legacy, move.target,
                 f"SELECT \"id\", CASE {which} END AS rule {_rows(move, f'NOT ({every})')}",
                 outcomes=[name for name, _ in checks], explained=explained)

@@ -263,7 +263,12 @@ def entries_of(toc: list[str], schemas: list[str]) -> list[str]:
     names = "|".join(re.escape(s) for s in schemas)
     own = re.compile(rf"^(?:SCHEMA - (?:{names})|(?:COMMENT|ACL|SECURITY LABEL) - SCHEMA (?:{names})) ")
     inside = re.compile(rf"^[A-Z][A-Z ]*? (?:{names}) ")
-    return [line for line in toc if (m := _ENTRY.match(line)) and (own.match(m["rest"]) or inside.match(m["rest"]))]
+    # the database's extensions (pg_dump writes CREATE EXTENSION IF NOT EXISTS): the schemas' objects may use
+    # them (a trigram index its operator class), and a rollback may have dropped one apply created since. Not
+    # their comments: COMMENT ON EXTENSION needs its owner, and one that exists is left as it is.
+    extension = re.compile(r"^EXTENSION - (?!plpgsql )")
+    return [line for line in toc if (m := _ENTRY.match(line))
+            and (own.match(m["rest"]) or inside.match(m["rest"]) or extension.match(m["rest"]))]
 
 
 # --- running pg_restore's SQL on dpro-migrate's connection ------------------------------------------

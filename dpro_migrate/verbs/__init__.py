@@ -158,6 +158,9 @@ def _source_of(source_or_plan: Path) -> Path:
     return Path(os.path.realpath(path))  # never raises: a symbolic link loop is refused by the verb, in one line
 
 
+source_of = _source_of  # for the CLI: the legacy file behind a plan file
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else ""
@@ -402,7 +405,7 @@ def restore_dump(dump: Path, target: Target | None = None, *, backup_dir: Path |
     from dpro_migrate.backends.pg_replace import restore_postgres
 
     target = target or parse_target(None)
-    if target.dialect != POSTGRES:
+    if not target.conninfo:  # a SQLite target (in place, or a file): a pg_dump goes back into a server only
         raise BadInput(f"{dump}: is a pg_dump backup: name the PostgreSQL database it goes back into with --target "
                        "(or DPRO_MIGRATE_TARGET); nothing was changed")
     return restore_postgres(Path(dump), target, backup_dir=Path(backup_dir) if backup_dir else Path(dump).parent)

@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-from dpro_migrate.dialects import SQLITE, physical_name
+from dpro_migrate.dialects import POSTGRES, SQLITE, physical_name
 from dpro_migrate.model.mapping import QUARANTINE_TABLE
 from dpro_migrate.results import QuarantineReport, Summary, Timings
 from dpro_migrate.targets import Target
@@ -30,11 +30,17 @@ def command(verb: str, source: Path | str, target: Target, *extra: str) -> str:
     return " ".join(shlex.quote(w) for w in [*words, *extra])
 
 
+_INDEX = physical_name(QUARANTINE_TABLE, SQLITE)
+# where each target keeps the quarantined rows, said to the DBA: (database, source) -> a sentence
+QUARANTINE_WHERE = {
+    SQLITE: lambda database, source: f"{_INDEX} (table, id, rule) and {_INDEX}__<table> (the rows, whole) in {database}",
+    POSTGRES: lambda database, source: f"{QUARANTINE_TABLE} (each row whole, as JSON) in {database}; {source} still "
+                                       "holds them",
+}
+
+
 def quarantine_where(database: str, target: Target, source: str) -> str:
-    if target.dialect == SQLITE:
-        index = physical_name(QUARANTINE_TABLE, SQLITE)
-        return (f"{index} (table, id, rule) and {index}__<table> (the rows, whole) in {database}")
-    return f"{QUARANTINE_TABLE} (each row whole, as JSON) in {database}; {source} still holds them"
+    return QUARANTINE_WHERE[target.dialect](database, source)
 
 
 def apply_summary(plan, result, source: Path, target: Target) -> Summary:

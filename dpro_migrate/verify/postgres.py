@@ -356,7 +356,8 @@ def _source_rows(batches: Iterator[list], move: CopyRows) -> Iterator[tuple]:
         for row in batch:
             if _REFUSED_VALUE in row:
                 column = move.columns[row.index(_REFUSED_VALUE)]
-                raise _no_longer_converts(move, f"{column}: a value of a storage class the column does not take")
+                raise _no_longer_converts(move, f"{column}: a value the load refuses (a storage class the column "
+                                                "does not take, or a value PostgreSQL would change)")
             row = list(row)
             for i in texts:
                 v = row[i]
