@@ -2,6 +2,7 @@
 found by trying the tool as a DBA would; every test asserts on the data or the database's own answer."""
 
 import sqlite3
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -438,3 +439,32 @@ def test_verify_of_a_separate_file_refuses_another_source(legacy_db, tmp_path):
     with pytest.raises(BadInput, match="was migrated from"):
         verbs.verify(b, target)
     assert verbs.verify(a, target).ok
+
+
+# --- where the backups are -----------------------------------------------------------------------------
+
+
+def test_a_relative_backup_dir_is_recorded_whole(legacy_db, tmp_path, monkeypatch):
+    """`apply --backup-dir backups` recorded "backups/<file>.bak": verify (and on PostgreSQL rollback) run from
+    any other directory, a cron job's for one, said the backup was gone."""
+    db = legacy_db()
+    monkeypatch.chdir(tmp_path)
+    verbs.apply(db, backup_dir=Path("backups"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert verbs.verify(db).ok
+    verbs.rollback(db, backup_dir=Path("backups"))
+    assert (elsewhere / "backups").is_dir() and (tmp_path / "backups").is_dir()
+
+
+@pytest.mark.postgres
+def test_a_relative_backup_dir_keeps_the_snapshot_findable(legacy_db, pg_url, tmp_path, monkeypatch):
+    db = legacy_db()
+    target = parse_target(pg_url)
+    monkeypatch.chdir(tmp_path)
+    verbs.apply(db, target, backup_dir=Path("backups"))
+    monkeypatch.chdir("/")
+    assert verbs.verify(db, target).ok
+    verbs.rollback(db, target, backup_dir=tmp_path / "bk")
+    assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'") == [(0,)]

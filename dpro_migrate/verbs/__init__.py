@@ -257,6 +257,12 @@ def _archived(r) -> dict:
 # --- plan, apply, verify, rollback -------------------------------------------------------------
 
 
+def _absolute_dir(backup_dir: Path | None) -> Path | None:
+    """The ledger records where the backup and the snapshot are: a path relative to today's working directory
+    would be "gone" for a verify or rollback run from anywhere else."""
+    return Path(os.path.abspath(backup_dir)) if backup_dir else None
+
+
 def planned(source_or_plan: Path, target: Target, **options) -> Plan:
     """A plan file as written by `plan --out` (for its own target), or a new plan for the source."""
     if looks_like_plan(source_or_plan):
@@ -297,7 +303,7 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
                        find_now=False)
         source = Path(plan.source)
         try:
-            result = site_for(source, target).apply(plan, backup_dir=backup_dir or default_backup_dir(source),
+            result = site_for(source, target).apply(plan, backup_dir=_absolute_dir(backup_dir) or default_backup_dir(source),
                                                     replace_existing=replace_existing, progress=progress,
                                                     rows_progress=rows_progress)
         except ChecksFailed as refused:
@@ -385,7 +391,7 @@ def verify(source: Path, target: Target | None = None, *, backup: Path | None = 
 def rollback(source: Path, target: Target | None = None, *, write_back: bool = False, on_conflict: str = "refuse",
              backup_dir: Path | None = None, progress=None, rows_progress=None) -> RollbackResult:
     return site_for(source, target).rollback(write_back=write_back, on_conflict=on_conflict,
-                                             backup_dir=backup_dir or default_backup_dir(source), progress=progress,
+                                             backup_dir=_absolute_dir(backup_dir) or default_backup_dir(source), progress=progress,
                                              rows_progress=rows_progress)
 
 
