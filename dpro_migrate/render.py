@@ -151,6 +151,15 @@ def error_details(details) -> None:
         return
     if isinstance(details, dict) and details.get("outside_dependents"):
         return  # the message lists them already, one line each
+    if isinstance(details, dict) and details.get("conflicts"):
+        # which rows and columns, never their values (a user's password hash, mail, messages): those are in --json
+        t = _table("table", "id", "columns that differ")
+        for c in details["conflicts"][:50]:
+            pg, src = c.get("postgresql") or {}, c.get("source") or {}
+            differ = [k for k in {**pg, **src} if pg.get(k) != src.get(k)] if pg and src else ["(the row is gone on one side)"]
+            t.add_row(escape(str(c.get("table"))), escape(str(c.get("id"))), escape(", ".join(differ)))
+        err.print(t)
+        return
     rows = details.get("findings") or details.get("foreign_key_violations") if isinstance(details, dict) else None
     if rows:
         t = _table(*rows[0].keys())

@@ -242,7 +242,13 @@ def _back_boolean(column: str) -> str:
 
 
 def _back_timestamptz(column: str) -> str:
-    return f"to_char({quote_ident(column)} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+    """'YYYY-MM-DD HH:MM:SS' UTC, with the fraction of a second when there is one; what that form cannot
+    hold ('infinity', a date BC) as PostgreSQL's own text, never NULL or another date."""
+    c = quote_ident(column)
+    utc = f"{c} AT TIME ZONE 'UTC'"
+    return (f"CASE WHEN NOT isfinite({c}) OR {utc} < '0001-01-01' THEN {c}::text "
+            f"WHEN {c} = date_trunc('second', {c}) THEN to_char({utc}, 'YYYY-MM-DD HH24:MI:SS') "
+            f"ELSE rtrim(to_char({utc}, 'YYYY-MM-DD HH24:MI:SS.US'), '0') END")
 
 
 def _back_jsonb(column: str) -> str:

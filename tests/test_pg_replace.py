@@ -357,9 +357,10 @@ def test_replacing_what_an_earlier_migration_built_lists_nothing_and_rollback_re
     q(pg_url, "INSERT INTO iam.users (username, email, password_hash) VALUES ('later', 'later@x.org', 'h')")
     before = restorable(pg_url)
     rows_before = q(pg_url, "SELECT count(*) FROM communication.messages")[0][0]
-    _, applied = verbs.apply(legacy_db(), target, backup_dir=tmp_path / "second", replace_existing=True)
+    second = legacy_db()  # the target now holds the migration of this file: rollback names it
+    _, applied = verbs.apply(second, target, backup_dir=tmp_path / "second", replace_existing=True)
     assert sum(applied.backup.tables.values()) > rows_before and len(applied.backup.tables) > 20
-    result = verbs.rollback(db, target, backup_dir=tmp_path / "second")
+    result = verbs.rollback(second, target, backup_dir=tmp_path / "second")
     assert result.schemas_restored == applied.backup.tables
     assert restorable(pg_url) == before
     assert q(pg_url, "SELECT count(*) FROM iam.users WHERE username = 'later'")[0][0] == 1

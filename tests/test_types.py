@@ -182,9 +182,17 @@ WRITE_BACK = {('bigint', 'id'): '"id"',
  ('boolean', 'id'): '"id"::int',
  ('boolean', 'a"b'): '"a""b"::int',
  ('boolean', "it's; --"): '"it\'s; --"::int',
- ('timestamptz', 'id'): 'to_char("id" AT TIME ZONE \'UTC\', \'YYYY-MM-DD HH24:MI:SS\')',
- ('timestamptz', 'a"b'): 'to_char("a""b" AT TIME ZONE \'UTC\', \'YYYY-MM-DD HH24:MI:SS\')',
- ('timestamptz', "it's; --"): 'to_char("it\'s; --" AT TIME ZONE \'UTC\', \'YYYY-MM-DD HH24:MI:SS\')',
+ ('timestamptz', 'id'): ('CASE WHEN NOT isfinite("id") OR "id" AT TIME ZONE \'UTC\' < \'0001-01-01\' THEN "id"::text WHE'
+                              'N "id" = date_trunc(\'second\', "id") THEN to_char("id" AT TIME ZONE \'UTC\', \'YYYY-MM-DD HH24'
+                              ':MI:SS\') ELSE rtrim(to_char("id" AT TIME ZONE \'UTC\', \'YYYY-MM-DD HH24:MI:SS.US\'), \'0\') END'),
+ ('timestamptz', 'a"b'): ('CASE WHEN NOT isfinite("a""b") OR "a""b" AT TIME ZONE \'UTC\' < \'0001-01-01\' THEN "a""b"::te'
+                              'xt WHEN "a""b" = date_trunc(\'second\', "a""b") THEN to_char("a""b" AT TIME ZONE \'UTC\', \'YYY'
+                              'Y-MM-DD HH24:MI:SS\') ELSE rtrim(to_char("a""b" AT TIME ZONE \'UTC\', \'YYYY-MM-DD HH24:MI:SS.'
+                              "US'), '0') END"),
+ ('timestamptz', "it's; --"): ('CASE WHEN NOT isfinite("it\'s; --") OR "it\'s; --" AT TIME ZONE \'UTC\' < \'0001-01-01\' THEN "i'
+                              't\'s; --"::text WHEN "it\'s; --" = date_trunc(\'second\', "it\'s; --") THEN to_char("it\'s; --" '
+                              'AT TIME ZONE \'UTC\', \'YYYY-MM-DD HH24:MI:SS\') ELSE rtrim(to_char("it\'s; --" AT TIME ZONE \'U'
+                              "TC', 'YYYY-MM-DD HH24:MI:SS.US'), '0') END"),
  ('jsonb', 'id'): '"id"::text',
  ('jsonb', 'a"b'): '"a""b"::text',
  ('jsonb', "it's; --"): '"it\'s; --"::text',

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, DproMigrateErro
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
-from dpro_migrate.plan.document import Plan
+from dpro_migrate.plan.columns import added_columns_message, created_columns
+from dpro_migrate.plan.document import Plan, refuse_other_source
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
 from dpro_migrate.results import Timings
@@ -124,6 +126,8 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
         claim_session(conn, target)  # before the ledger is read: a second dpro-migrate refuses, never reads a stale state
         if has_ledger(conn):
             last = ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
+            if last is not None and last.plan is not None:
+                refuse_other_source(last.plan, source, target.display)
             return ApplyResult(True, applied_at=last.at if last else None)
         existing = existing_schemas(conn)
         if existing and not replace_existing:
@@ -289,12 +293,27 @@ def postgres_changes(cur, src: sqlite3.Connection, plan: Plan) -> dict[str, Chan
         ch.updated += updated
         ch.deleted += deleted
         if inserted or updated:
-            select = ", ".join(_as_sqlite_sql(c, move.types[c]) for c in move.columns)
+            # a column someone added by hand may be called "10%s": a literal % to psycopg's placeholders
+            select = ", ".join(_as_sqlite_sql(c, move.types[c]) for c in move.columns).replace("%", "%%")
             for row in cur.execute(f"SELECT {select} FROM {target} t WHERE t.\"id\" = ANY(%s) ORDER BY t.\"id\"",
                                    (inserted + updated,)):
                 ch.rows.append((row[move.columns.index("id")], tuple(row)))
         ch.rows += [(i, None) for i in deleted]
+    for ch in out.values():
+        _moved_between_parts(ch)
     return {name: ch for name, ch in out.items() if ch.inserted or ch.updated or ch.deleted}
+
+
+def _moved_between_parts(ch: Changes) -> None:
+    """A row of a split table the application moved from one part to the other (deleted there, inserted here
+    under its id) is, for the legacy table, one row updated."""
+    present = {i for i, row in ch.rows if row is not None}
+    moved = set(ch.deleted) & present
+    if moved:
+        ch.rows = [(i, row) for i, row in ch.rows if row is not None or i not in moved]
+        ch.deleted = [i for i in ch.deleted if i not in moved]
+        ch.inserted = [i for i in ch.inserted if i not in moved]
+        ch.updated = sorted(set(ch.updated) | moved)
 
 
 def rows_without_legacy_home(cur, plan: Plan) -> dict[str, int]:
@@ -303,6 +322,22 @@ def rows_without_legacy_home(cur, plan: Plan) -> dict[str, int]:
         n = cur.execute(f"SELECT count(*) FROM {table_sql(table.table, POSTGRES)}").fetchone()[0]
         if n:
             out[table.name] = n
+    return out
+
+
+def columns_added_after_apply(cur, plan: Plan) -> dict[str, int]:
+    """Columns of the domain tables apply did not create, with how many rows hold a value in them."""
+    out = {}
+    for table, expected in created_columns(plan).items():
+        schema, name = table.split(".", 1)
+        live = [r[0] for r in cur.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_schema = %s AND table_name = %s", (schema, name))]
+        for column in live:
+            if column not in expected:
+                n = cur.execute(f"SELECT count(*) FROM {table_sql(table, POSTGRES)} "
+                                f"WHERE {quote_ident(column)} IS NOT NULL").fetchone()[0]
+                if n:
+                    out[f"{table}.{column}"] = n
     return out
 
 
@@ -334,40 +369,53 @@ def _reconcile(conn: sqlite3.Connection, snapshot: Path | None, changes: dict[st
         no_id = [c for c in ch.columns if c != "id"]
         done = written.setdefault(legacy, {"inserted": 0, "updated": 0, "deleted": 0, "renumbered": 0})
         claimed: set[int] = set()
+        inserted = set(ch.inserted)
         for id_, pg_row in ch.rows:
-            now = conn.execute(f"SELECT {cols} FROM main.{table} WHERE \"id\" = ?", (id_,)).fetchone()
-            before = conn.execute(f"SELECT {cols} FROM snap.{table} WHERE \"id\" = ?", (id_,)).fetchone() if snapshot else now
-            if id_ in claimed:  # two halves of a split table handed out the same id after the cutover
-                if not _already_written(conn, table, no_id, ch.columns, pg_row, snapshot):
-                    _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
-                    done["renumbered"] += 1
-                continue
-            claimed.add(id_)
-            if _typed(now) == _typed(pg_row):
-                continue  # the same on both sides: nothing to write (or written by an interrupted rollback)
-            if _typed(before) != _typed(now):  # the source changed this row too
-                conflicts.append({"table": legacy, "id": id_, "postgresql": _plain(ch.columns, pg_row),
-                                  "source": _plain(ch.columns, now)})
-                if on_conflict != "postgres":
+            try:
+                now = conn.execute(f"SELECT {cols} FROM main.{table} WHERE \"id\" = ?", (id_,)).fetchone()
+                before = conn.execute(f"SELECT {cols} FROM snap.{table} WHERE \"id\" = ?", (id_,)).fetchone() if snapshot else now
+                if id_ in claimed:  # two halves of a split table handed out the same id after the cutover
+                    if not _already_written(conn, table, no_id, ch.columns, pg_row, snapshot):
+                        _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
+                        done["renumbered"] += 1
                     continue
-                if before is None and now is not None and pg_row is not None:  # one id, two different new rows
-                    _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"], write)
-                    done["renumbered"] += 1
-                    continue
-            if pg_row is None:
-                if write:
-                    conn.execute(f"DELETE FROM {table} WHERE \"id\" = ?", (id_,))
-                done["deleted"] += 1
-            elif now is None:
-                _insert(conn, table, ch.columns, list(pg_row), write)
-                done["inserted"] += 1
-            else:
-                if write:
-                    sets = ", ".join(f"{quote_ident(c)} = ?" for c in no_id)
-                    conn.execute(f"UPDATE {table} SET {sets} WHERE \"id\" = ?",
-                                 [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"] + [id_])
-                done["updated"] += 1
+                claimed.add(id_)
+                if _typed(now) == _typed(pg_row):
+                    continue  # the same on both sides: nothing to write (or written by an interrupted rollback)
+                # PostgreSQL calls the row new, yet the snapshot held its id: a row apply did not load (quarantined)
+                # and the application's new row share that id. Two rows, never one written over the other.
+                second = pg_row is not None and before is not None and id_ in inserted
+                if second or _typed(before) != _typed(now):  # or the source changed this row too
+                    conflicts.append({"table": legacy, "id": id_, "postgresql": _plain(ch.columns, pg_row),
+                                      "source": _plain(ch.columns, now)})
+                    if on_conflict != "postgres":
+                        continue
+                    if (before is None or second) and now is not None and pg_row is not None:  # one id, two rows
+                        if not _already_written(conn, table, no_id, ch.columns, pg_row, snapshot):  # by a rerun
+                            _insert(conn, table, no_id, [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"],
+                                    write)
+                            done["renumbered"] += 1
+                        continue
+                if pg_row is None:
+                    if write:
+                        conn.execute(f"DELETE FROM {table} WHERE \"id\" = ?", (id_,))
+                    done["deleted"] += 1
+                elif now is None:
+                    _insert(conn, table, ch.columns, list(pg_row), write)
+                    done["inserted"] += 1
+                else:
+                    if write:
+                        sets = ", ".join(f"{quote_ident(c)} = ?" for c in no_id)
+                        conn.execute(f"UPDATE {table} SET {sets} WHERE \"id\" = ?",
+                                     [v for c, v in zip(ch.columns, pg_row, strict=True) if c != "id"] + [id_])
+                    done["updated"] += 1
+            except sqlite3.IntegrityError as exc:
+                raise RefusedByLegacy(f"the legacy table {legacy} refuses the row id {id_} PostgreSQL holds ({exc})") from None
     return Reconciled({t: n for t, n in written.items() if any(n.values())}, conflicts)
+
+
+class RefusedByLegacy(Exception):
+    """A row PostgreSQL holds that a rule of the legacy table (one the domain table lacks) refuses."""
 
 
 def _insert(conn: sqlite3.Connection, table: str, columns: list[str], values: list, write: bool) -> None:
@@ -424,6 +472,9 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         with locked_transaction(conn, target), conn.cursor() as cur:
             cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # the write-back may take a while
             _lock_domain_tables(cur, plan)  # no application write slips between the comparison and the drop
+            added = columns_added_after_apply(cur, plan)
+            if added:
+                raise ChecksFailed(added_columns_message(added), details={"added_columns": added})
             homeless = rows_without_legacy_home(cur, plan)
             if homeless:
                 raise ChecksFailed("rows written after the cutover have no legacy table to go back to: "
@@ -522,11 +573,33 @@ def _write_back(source: Path, snapshot: Path | None, plan: Plan, changes: dict[s
                                    + "; nothing was changed (see --json for both versions; --on-conflict postgres or "
                                    "source settles them)", details={"conflicts": found.conflicts})
             backup = backup_file(source, backup_dir)
-            done = _reconcile(conn, snapshot, changes, on_conflict, write=True)
+            try:
+                with _triggers_set_aside(conn):  # PostgreSQL's rows as they are, not what the file's triggers make of them
+                    done = _reconcile(conn, snapshot, changes, on_conflict, write=True)
+            except RefusedByLegacy as exc:  # a rule of the legacy table the domain table does not have
+                raise ChecksFailed(f"{source}: {exc}; nothing was changed (the row is still in PostgreSQL: change "
+                                   "or remove it there, or drop that rule from the legacy table, then roll back)",
+                                   details={"refused": exc.args[0]}) from None
+            if len(done.conflicts) != len(found.conflicts):  # never settle a conflict nobody was asked about
+                raise ChecksFailed(f"{source}: the write-back met rows the comparison did not see; nothing was changed")
             done.backup = backup
         return done
     finally:
         conn.close()
+
+
+@contextmanager
+def _triggers_set_aside(conn: sqlite3.Connection):
+    """The legacy file's triggers, dropped for the write-back and created again as they were, in its
+    transaction: fired by the write-back they would add rows (taking ids PostgreSQL handed out) and
+    change values the application wrote."""
+    triggers = conn.execute("SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL "
+                            "ORDER BY rowid").fetchall()
+    for name, _ in triggers:
+        conn.execute(f"DROP TRIGGER main.{quote_ident(name)}")
+    yield
+    for _, sql in triggers:
+        conn.execute(sql)
 
 
 def rollback_script(plan: Plan, replaced: list[str] | None = None, dump: str | None = None) -> str:

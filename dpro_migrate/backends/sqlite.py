@@ -19,6 +19,7 @@ from dpro_migrate.dialects import SQLITE, physical_name, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
+from dpro_migrate.plan.columns import added_columns_message, created_columns
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import (CreateCompatView, DropLegacyTable, KeepSequence, Operation, QuarantineRows,
                                           RowMove)
@@ -314,6 +315,19 @@ def rows_without_legacy_home(conn: sqlite3.Connection, plan: Plan) -> dict[str, 
     return out
 
 
+def columns_added_after_apply(conn: sqlite3.Connection, plan: Plan) -> dict[str, int]:
+    """Columns of the domain tables apply did not create, with how many rows hold a value in them."""
+    out = {}
+    for table, expected in created_columns(plan).items():
+        name = table_sql(table, SQLITE)
+        for (column,) in conn.execute(f"SELECT name FROM pragma_table_info({quote_literal(physical_name(table, SQLITE))})"):
+            if column not in expected:
+                n = conn.execute(f"SELECT count(*) FROM {name} WHERE {quote_ident(column)} IS NOT NULL").fetchone()[0]
+                if n:
+                    out[f"{table}.{column}"] = n
+    return out
+
+
 # --- rollback ------------------------------------------------------------------------------------
 
 
@@ -347,6 +361,9 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
             if entry is None or entry.plan is None:
                 raise BadInput(f"{path}: its ledger holds no apply to roll back")
             plan = entry.plan
+            added = columns_added_after_apply(conn, plan)
+            if added:
+                raise ChecksFailed(added_columns_message(added), details={"added_columns": added})
             stranded = rows_without_legacy_home(conn, plan)
             if stranded:
                 names = ", ".join(f"{t} ({n} rows)" for t, n in stranded.items())
@@ -388,7 +405,12 @@ def _run_reverses(conn: sqlite3.Connection, plan: Plan, progress, rows_progress,
         if progress:
             progress(i, len(ops), op)
         began = time.monotonic()
-        rows = op.backward(runner)
+        try:
+            rows = op.backward(runner)
+        except sqlite3.IntegrityError as exc:  # a rule of the legacy table the domain table does not have
+            raise ChecksFailed(f"the legacy tables refuse rows written after the cutover ({exc}, undoing "
+                               f"{op.describe()}); nothing was changed (change or remove those rows, or drop that "
+                               "rule from the legacy table, then roll back)") from None
         timings.operation(op, time.monotonic() - began, rows, backward=True)
         if isinstance(op, RowMove):
             restored[op.legacy] = restored.get(op.legacy, 0) + rows

@@ -8,7 +8,7 @@ import psycopg
 from dpro_migrate import DOMAINS
 from dpro_migrate.config import PG_LOCK_TIMEOUT_ENV
 from dpro_migrate.db.connections import pg_lock_timeout_ms
-from dpro_migrate.errors import (Blocked, ChecksFailed, ConnectionLost, DproMigrateError, OutcomeUnknown,
+from dpro_migrate.errors import (BadInput, Blocked, ChecksFailed, ConnectionLost, DproMigrateError, OutcomeUnknown,
                                  PermissionDenied)
 
 # SQLSTATEs of a connection that is gone: class 08 (connection exception) and the server shutting down.
@@ -93,6 +93,9 @@ def classify(exc: psycopg.Error, conn: psycopg.Connection | None, *, display: st
         return PermissionDenied(f"{display}: the role dpro-migrate connects as lacks a privilege {work} needs{where} "
                                 f"({reason}); {nothing}: connect as the database's owner (or grant it), then run "
                                 "the same command again")
+    if state == "25006":  # read_only_sql_transaction: a standby, or default_transaction_read_only = on
+        return BadInput(f"{display}: the database takes no writes{where} ({reason}); {nothing}: point --target at "
+                        "the primary, or turn off default_transaction_read_only for it, then run the same command again")
     if refused_rows(exc):
         return ChecksFailed(f"PostgreSQL refused rows{where} ({reason}); {nothing}")
     return ChecksFailed(f"PostgreSQL refused {work}{where}, {nothing}: {reason}")

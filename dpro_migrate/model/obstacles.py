@@ -67,6 +67,8 @@ def in_place_obstacles(legacy: LegacyDatabase, res: Resolution, schema: TargetSc
 
 # PostgreSQL cuts a longer identifier to NAMEDATALEN - 1 bytes, silently: two names could become one.
 PG_MAX_IDENTIFIER_BYTES = 63
+# Every PostgreSQL table has these columns already: CREATE TABLE refuses a column of one of these names.
+PG_SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
 
 
 def postgres_obstacles(legacy: LegacyDatabase, res: Resolution, schema: TargetSchema) -> list[str]:
@@ -81,6 +83,10 @@ def postgres_obstacles(legacy: LegacyDatabase, res: Resolution, schema: TargetSc
                 out.append(f"legacy table {move.legacy}: column {column} is {len(column.encode())} bytes long and "
                            f"PostgreSQL cuts names to {PG_MAX_IDENTIFIER_BYTES}; rename it (ALTER TABLE {move.legacy} "
                            "RENAME COLUMN ... TO ...) before migrating")
+            if column in PG_SYSTEM_COLUMNS:
+                out.append(f"legacy table {move.legacy}: column {column} has the name of a PostgreSQL system column, "
+                           f"which no table may use; rename it (ALTER TABLE {move.legacy} RENAME COLUMN {column} "
+                           "TO ...) before migrating")
     out += _ids_postgres_refuses(legacy, res)
     for name in res.legacy_tables:
         for column in legacy.tables[name].generated:

@@ -118,3 +118,11 @@ def looks_like_plan(path: str | os.PathLike) -> bool:
             return f.read(1) == b"{"
     except OSError:
         return False
+
+
+def refuse_other_source(recorded: Plan, source, target: str) -> None:
+    """A target holds the migration of one legacy file: another file is not in it, and verify, rollback and
+    apply must not answer about it as if it were (rollback writes back into the recorded file)."""
+    if os.path.realpath(recorded.source) != os.path.realpath(source):
+        raise BadInput(f"{target} was migrated from {recorded.source}, not {source}: name that file (verify and "
+                       "rollback compare with it and write into it); nothing was changed")

@@ -150,6 +150,12 @@ def copy_connection(conn: sqlite3.Connection, source: Path, directory: Path | No
         finally:
             dest.close()
         return CopiedBackup(source, tmp, final, table_counts(conn))
+    except sqlite3.OperationalError as exc:
+        tmp.unlink(missing_ok=True)
+        if is_busy(exc):
+            raise
+        # the backup's side (a full disk, an I/O error): said in one line, before anything changed
+        raise BadInput(f"{directory}: cannot write the backup there ({exc}); nothing was changed") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -257,12 +257,26 @@ def _archived(r) -> dict:
 # --- plan, apply, verify, rollback -------------------------------------------------------------
 
 
+def _absolute_dir(backup_dir: Path | None) -> Path | None:
+    """The ledger records where the backup and the snapshot are: a path relative to today's working directory
+    would be "gone" for a verify or rollback run from anywhere else."""
+    return Path(os.path.abspath(backup_dir)) if backup_dir else None
+
+
 def planned(source_or_plan: Path, target: Target, **options) -> Plan:
     """A plan file as written by `plan --out` (for its own target), or a new plan for the source."""
     if looks_like_plan(source_or_plan):
         plan = load_plan(source_or_plan)
         if plan.target != target.display:
             raise BadInput(f"the plan was made for {plan.target}, not {target.display}: pass the plan's --target")
+        # apply runs the plan as it was reviewed: an option it was made without is refused, never dropped silently
+        asked = [*(["--compat-views"] if options.get("compat_views") and not plan.compat_views else []),
+                 *([f"--on-reject {options['on_reject']}"]
+                   if options.get("on_reject", "fail") not in ("fail", plan.on_reject) else []),
+                 *(f"--with {f}" for f in options.get("features") or () if f not in plan.features)]
+        if asked:
+            raise BadInput(f"{source_or_plan}: the plan was made without {', '.join(asked)}, and apply runs the plan "
+                           "as it is: make the plan again with them (or leave them out here); nothing was changed")
         return plan
     return make_plan(source_or_plan, target, **options)
 
@@ -289,7 +303,7 @@ def apply(source_or_plan: Path, target: Target | None = None, *, backup_dir: Pat
                        find_now=False)
         source = Path(plan.source)
         try:
-            result = site_for(source, target).apply(plan, backup_dir=backup_dir or default_backup_dir(source),
+            result = site_for(source, target).apply(plan, backup_dir=_absolute_dir(backup_dir) or default_backup_dir(source),
                                                     replace_existing=replace_existing, progress=progress,
                                                     rows_progress=rows_progress)
         except ChecksFailed as refused:
@@ -377,7 +391,7 @@ def verify(source: Path, target: Target | None = None, *, backup: Path | None = 
 def rollback(source: Path, target: Target | None = None, *, write_back: bool = False, on_conflict: str = "refuse",
              backup_dir: Path | None = None, progress=None, rows_progress=None) -> RollbackResult:
     return site_for(source, target).rollback(write_back=write_back, on_conflict=on_conflict,
-                                             backup_dir=backup_dir or default_backup_dir(source), progress=progress,
+                                             backup_dir=_absolute_dir(backup_dir) or default_backup_dir(source), progress=progress,
                                              rows_progress=rows_progress)
 
 

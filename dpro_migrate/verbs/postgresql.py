@@ -5,6 +5,8 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 
+import psycopg
+
 import dpro_migrate.safety.ledger as ledger
 from dpro_migrate import DOMAINS
 from dpro_migrate.backends import postgres as backend
@@ -15,7 +17,7 @@ from dpro_migrate.errors import BadInput
 from dpro_migrate.features.archive import archive_rows, unarchive_rows
 from dpro_migrate.features.partitions import partition_maintenance
 from dpro_migrate.model.mapping import load_mapping
-from dpro_migrate.plan.document import Plan
+from dpro_migrate.plan.document import Plan, refuse_other_source
 from dpro_migrate.safety.state import read_file
 from dpro_migrate.targets import Target
 from dpro_migrate.verbs.sqlite import StatusReport, history_of
@@ -51,10 +53,12 @@ class PostgresSite:
         return backend.rollback_script(plan, replaced, entry.backup if replaced else None)
 
     def verify(self, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
+        self._same_source()
         return verify_postgres(self.target, strict=strict)
 
     def rollback(self, *, write_back: bool = False, on_conflict: str = "refuse", backup_dir: Path, progress=None,
                  rows_progress=None) -> RollbackResult:
+        self._same_source()
         return backend.rollback_postgres(self.target, write_back=write_back, backup_dir=backup_dir, progress=progress,
                                          on_conflict=on_conflict)
 
@@ -68,6 +72,16 @@ class PostgresSite:
         if older_than is None:
             return unarchive_rows(self.target, POSTGRES, table)
         return archive_rows(self.target, POSTGRES, table, older_than)
+
+    def _same_source(self) -> None:
+        """The file named is the one the target was migrated from (nothing to check when it is not migrated)."""
+        try:
+            conn, entry = read_ledger(self.target)
+        except psycopg.Error:
+            return  # the verb reads the ledger again and says what this failure is
+        conn.close()
+        if entry is not None and entry.plan is not None:
+            refuse_other_source(entry.plan, self.source, self.target.display)
 
     def partitions(self, ahead: int):
         return partition_maintenance(self.target, ahead=ahead)

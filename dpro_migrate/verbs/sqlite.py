@@ -15,7 +15,7 @@ from dpro_migrate.features.archive import archive_rows, unarchive_rows
 from dpro_migrate.model.legacy import connect_readonly, fold
 from dpro_migrate.model.schema import load_schema
 from dpro_migrate.model.mapping import load_mapping
-from dpro_migrate.plan.document import Plan
+from dpro_migrate.plan.document import Plan, refuse_other_source
 from dpro_migrate.safety.backup import backup_file
 from dpro_migrate.safety.state import domain_tables, file_state, read_file
 from dpro_migrate.targets import Target
@@ -100,6 +100,13 @@ class SQLiteSite:
 
     def verify(self, *, backup: Path | None = None, strict: bool = False) -> VerifyReport:
         with lock_errors_named(self.path):
+            if self.target.path and self.path.exists():  # a separate file holds the migration of one source
+                try:
+                    recorded = self._recorded_plan()
+                except BadInput:
+                    recorded = None  # not migrated: verify says so itself
+                if recorded is not None:
+                    refuse_other_source(recorded, self.source, str(self.path))
             return verify_sqlite(self.path, backup=backup, strict=strict)
 
     def rollback(self, *, write_back: bool = False, on_conflict: str = "refuse", backup_dir: Path, progress=None,

@@ -69,8 +69,15 @@ def rollback_summary(result, source: Path, target: Target) -> Summary:
         quarantine = QuarantineReport(f"put back into their legacy tables in {database}", dict(result.quarantined))
     done = [command("status", source, target)]
     if result.backup:
-        done.append(f"to undo this rollback: dpro-migrate restore {shlex.quote(str(result.backup.path))} "
-                    f"--to {shlex.quote(str(source))}")
+        # the backup is of the file rollback wrote: the legacy file in place, the new file (sqlite:///), or on
+        # PostgreSQL the legacy file before the write-back, which cannot bring the dropped schemas back
+        to, what = source, "this rollback"
+        if target.path:
+            to = target.path
+        elif not target.in_place:
+            what = f"the write-back into {source} (not the dropped schemas)"
+        done.append(f"to undo {what}: dpro-migrate restore {shlex.quote(str(result.backup.path))} "
+                    f"--to {shlex.quote(str(to))}")
     note = ""
     if target.conninfo:  # the rows stay in the source file, which apply only read
         written = sum(n["inserted"] + n["updated"] + n["deleted"] for n in result.changes.values())

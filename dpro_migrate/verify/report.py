@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from dpro_migrate.compare import attach_readonly
-from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.model.legacy import connect_readonly, fingerprint, schema_fingerprint
 from dpro_migrate.sqlnames import quote_ident
 
 SAMPLE = 10
@@ -105,6 +105,12 @@ def source_since_snapshot(source, snapshot, tables: list[str]) -> Check:
     conn = connect_readonly(source)
     try:
         attach_readonly(conn, snapshot, "snap")
+        if schema_fingerprint(conn) != fingerprint(conn.execute(
+                "SELECT type, name, tbl_name, sql FROM snap.sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall()):
+            # not apply's doing, and the rows cannot be set side by side: said as what it is
+            return Check("source since the snapshot", True,
+                         "the source's schema changed since the snapshot (fingerprint differs): its rows are not "
+                         "compared; rollback --write-back refuses until the schema is as apply read it")
         changed = {}
         for name in tables:
             q = quote_ident(name)
