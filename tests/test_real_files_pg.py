@@ -384,7 +384,7 @@ def test_any_generated_schema_loads_into_postgresql_or_is_refused(_generated, tm
 
 
 @pytest.mark.slow
-@_property(150)
+@_property(int(os.environ.get("DPRO_MIGRATE_PG_SCHEMA_EXAMPLES_SLOW", 50)))
 @given(spec=postgres_schemas())
 def test_many_generated_schemas_load_into_postgresql_or_are_refused(_generated, tmp_path_factory, pg_server, spec):
     _loads_or_is_refused(_generated(messages=30), tmp_path_factory.mktemp("pgschema"), pg_server, spec)
