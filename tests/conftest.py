@@ -55,6 +55,22 @@ def add_orphan_message(db: Path) -> None:
     conn.close()
 
 
+def refused_in_one_line(calls, *words: str) -> list[str]:
+    """Each call raises BadInput with one line holding every word; their messages."""
+    from dpro_migrate.errors import BadInput
+
+    messages = []
+    for call in calls:
+        with pytest.raises(BadInput) as refusal:
+            call()
+        message = str(refusal.value)
+        assert "\n" not in message
+        for word in words:
+            assert word in message
+        messages.append(message)
+    return messages
+
+
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

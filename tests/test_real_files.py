@@ -15,7 +15,7 @@ from dpro_migrate import verbs
 from dpro_migrate.compare import logical_differences
 from dpro_migrate.errors import BadInput
 
-from tests.conftest import file_digest
+from tests.conftest import file_digest, refused_in_one_line
 
 
 def variant(legacy_db, script: str, **kwargs) -> Path:
@@ -74,16 +74,8 @@ def round_trip(db: Path, tmp_path: Path, moved: dict[str, str] | None = None) ->
 def refused(db: Path, tmp_path: Path, *words: str) -> str:
     """inspect, plan and apply each refuse with one line naming what is wrong; the file stays byte-identical."""
     digest = file_digest(db)
-    messages = []
-    for verb in (lambda: verbs.inspect(db), lambda: verbs.make_plan(db),
-                 lambda: verbs.apply(db, backup_dir=tmp_path / "bk")):
-        with pytest.raises(BadInput) as refusal:
-            verb()
-        message = str(refusal.value)
-        assert "\n" not in message
-        for word in words:
-            assert word in message
-        messages.append(message)
+    messages = refused_in_one_line((lambda: verbs.inspect(db), lambda: verbs.make_plan(db),
+                                    lambda: verbs.apply(db, backup_dir=tmp_path / "bk")), *words)
     assert file_digest(db) == digest
     assert not list((tmp_path / "bk").glob("*.bak"))  # no backup was made (the history says it was refused)
     return messages[0]

@@ -12,12 +12,12 @@ import psycopg
 import pytest
 
 from dpro_migrate import verbs
-from dpro_migrate.errors import BadInput, ChecksFailed
+from dpro_migrate.errors import ChecksFailed
 from dpro_migrate.plan.operations import CopyRows
 from dpro_migrate.targets import parse_target
 from dpro_migrate.verify.postgres import verify_postgres
 
-from tests.conftest import file_digest
+from tests.conftest import file_digest, refused_in_one_line
 from tests.test_real_files import rebuild, variant
 
 
@@ -110,14 +110,18 @@ ODD_VALUES = [  # (column, SQL value, the rule's words)
 ]
 
 
+def set_message_7(db: Path, column: str, value_sql: str) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute(f"UPDATE messages SET {column} = {value_sql} WHERE id = 7")
+    conn.commit()
+    conn.close()
+
+
 @pytest.mark.parametrize("column, value, rule", ODD_VALUES)
 def test_a_value_postgresql_would_change_or_refuse_is_quarantined_by_name(legacy_db, tmp_path, pg_url, column,
                                                                            value, rule):
     db = legacy_db()
-    conn = sqlite3.connect(db)
-    conn.execute(f"UPDATE messages SET {column} = {value} WHERE id = 7")
-    conn.commit()
-    conn.close()
+    set_message_7(db, column, value)
     target = parse_target(pg_url)
     plan = verbs.make_plan(db, target, on_reject="quarantine")
     assert any(f["legacy"] == "messages" and 7 in f["ids"] for f in plan.preflight["findings"]), plan.preflight
@@ -135,10 +139,7 @@ def test_a_value_postgresql_would_change_or_refuse_is_quarantined_by_name(legacy
 def test_a_value_postgresql_would_change_or_refuse_stops_the_load_by_name(legacy_db, tmp_path, pg_url, column,
                                                                           value, rule):
     db = legacy_db()
-    conn = sqlite3.connect(db)
-    conn.execute(f"UPDATE messages SET {column} = {value} WHERE id = 7")
-    conn.commit()
-    conn.close()
+    set_message_7(db, column, value)
     target = parse_target(pg_url)
     with pytest.raises(ChecksFailed) as refusal:
         verbs.apply(db, target, backup_dir=tmp_path / "bk")
@@ -229,15 +230,8 @@ def refused_for_postgres(db: Path, tmp_path: Path, pg_url: str, *words: str) -> 
     empty."""
     digest = file_digest(db)
     target = parse_target(pg_url)
-    messages = []
-    for verb in (lambda: verbs.make_plan(db, target), lambda: verbs.apply(db, target, backup_dir=tmp_path / "bk")):
-        with pytest.raises(BadInput) as refusal:
-            verb()
-        message = str(refusal.value)
-        assert "\n" not in message
-        for word in words:
-            assert word in message
-        messages.append(message)
+    messages = refused_in_one_line((lambda: verbs.make_plan(db, target),
+                                    lambda: verbs.apply(db, target, backup_dir=tmp_path / "bk")), *words)
     assert file_digest(db) == digest
     assert pg_rows(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('iam', 'communication', 'system')")[0][0] == 0
     return messages[0]
