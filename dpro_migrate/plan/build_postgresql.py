@@ -80,7 +80,18 @@ def table_operations(tables: dict[str, Table], indexes: list[Index], *, new: boo
     return creates, constraints, index_ops
 
 
-def share_id_space(legacy: str, targets: list[str], legacy_sequence: int) -> ShareIdSpace:
+def quarantined_top(legacy_tables: list[str], quarantine: bool) -> str:
+    """The highest id kept in the quarantine for these legacy tables, as SQL (0 without a quarantine): a counter
+    continues above it, so the application's next row never takes a quarantined row's id (rollback would then
+    have two rows for one id)."""
+    if not quarantine or not legacy_tables:
+        return "0"
+    names = ", ".join(quote_literal(t) for t in legacy_tables)
+    return (f"(SELECT coalesce(max(source_pk), 0) FROM {table_sql(QUARANTINE_TABLE, POSTGRES)} "
+            f"WHERE source_table IN ({names}))")
+
+
+def share_id_space(legacy: str, targets: list[str], legacy_sequence: int, kept: str = "0") -> ShareIdSpace:
     """The parts' ids default to nextval of one sequence (in the first part's schema), which continues after
     the highest id of any part or the legacy AUTOINCREMENT counter, whichever is higher. ddl/ declares each id
     an identity; an identity owns its sequence and cannot share it, and keeping two identities level with a
@@ -95,7 +106,7 @@ def share_id_space(legacy: str, targets: list[str], legacy_sequence: int) -> Sha
     highest = ", ".join(f"(SELECT max(\"id\") FROM {t})" for t in tables)
     sql = [f"CREATE SEQUENCE {seq} AS bigint", f"GRANT USAGE ON SEQUENCE {seq} TO PUBLIC",
            f"SELECT setval({quote_literal(seq)}, greatest(m, {int(legacy_sequence)}, 1), m > 0 OR {int(legacy_sequence)} > 0) "
-           f"FROM (SELECT greatest({highest}, 0) AS m) AS highest"]
+           f"FROM (SELECT greatest({highest}, {kept}) AS m) AS highest"]
     reverse = []
     for t in tables:
         sql += [f"ALTER TABLE {t} ALTER COLUMN \"id\" DROP IDENTITY",
@@ -139,10 +150,12 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
             continue
         legacy_seq = max([legacy.sequences.get(m.legacy, 0) for m in res.moves_into(qualified)] + [0])
         tbl = table_sql(qualified, POSTGRES)
+        top = f"coalesce(max({quote_ident(ident.name)}), 0)"
+        kept = quarantined_top([m.legacy for m in res.moves_into(qualified)], bool(quarantine))
+        top = top if kept == "0" else f"greatest({top}, {kept})"
         ops.append(SetSequence(qualified, [
             f"SELECT setval(pg_get_serial_sequence({quote_literal(tbl)}, {quote_literal(ident.name)}), "
-            f"greatest(coalesce(max({quote_ident(ident.name)}), 0), {int(legacy_seq)}, 1), "
-            f"coalesce(max({quote_ident(ident.name)}), 0) > 0 OR {int(legacy_seq)} > 0) FROM {tbl}"], [],
+            f"greatest({top}, {int(legacy_seq)}, 1), {top} > 0 OR {int(legacy_seq)} > 0) FROM {tbl}"], [],
             table=qualified, legacy_sequence=legacy_seq))
     for trig in schema.triggers[POSTGRES]:
         if trig.kind == "function":
@@ -153,5 +166,6 @@ def build_operations(legacy: LegacyDatabase, schema: TargetSchema, res: Resoluti
                                      table=on.replace('"', "")))
     # last: an archive (--with archive-tables, placed before the triggers) copies the live table's columns with
     # LIKE .. INCLUDING DEFAULTS, and an archived row keeps its id: it must not get the shared sequence
-    ops += [share_id_space(name, targets, legacy.sequences.get(name, 0)) for name, targets in splits.items()]
+    ops += [share_id_space(name, targets, legacy.sequences.get(name, 0), quarantined_top([name], bool(quarantine)))
+            for name, targets in splits.items()]
     return ops
