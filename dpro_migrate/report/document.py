@@ -54,7 +54,17 @@ def build(verb: str, result: dict | None, *, source: Path | str | None, target: 
     return mask_secrets(doc, target)
 
 
+def refusal(result: dict | None) -> dict | None:
+    """The verb raised one of our errors: its result is the error as `--json` prints it
+    ({"error", "exit_code", "details"}); None when the verb ran to its end."""
+    if isinstance(result, dict) and "error" in result and "exit_code" in result:
+        return result
+    return None
+
+
 def _ok(verb: str, result: dict | None, plan: dict | None) -> bool | None:
+    if refusal(result):
+        return False
     if result and isinstance(result.get("ok"), bool):
         return result["ok"]
     if verb == "plan" and plan is not None:
@@ -170,6 +180,9 @@ def next_commands(doc: dict) -> list[str]:
     q = _quote(source)
     ok = doc.get("ok")
     verb = doc["verb"]
+    refused = refusal(doc.get("result"))
+    if refused:
+        return _after_refusal(verb, refused, q, t)
     if verb == "plan":
         if ok is False:
             return [f"dpro-migrate plan {q}{t} --on-reject quarantine --out plan.json   # keep the refused rows aside",
@@ -189,6 +202,24 @@ def next_commands(doc: dict) -> list[str]:
         return [f"dpro-migrate status {q}{t}", f"dpro-migrate plan {q}{t} --report plan.html   # to try again"]
     return [f"dpro-migrate plan {q} --target URL --report plan.html   # the real cutover's plan, for approval"] if ok else \
         ["fix what the failed stage says, then run the check again"]
+
+
+def _after_refusal(verb: str, refused: dict, q: str, t: str) -> list[str]:
+    """What to do after the verb refused, by its exit code (errors.py)."""
+    code = refused.get("exit_code")
+    details = refused.get("details") if isinstance(refused.get("details"), dict) else {}
+    if details.get("dirty") and verb in ("apply", "plan"):
+        return [f"dpro-migrate plan {q}{t} --report plan.html   # every refused row, its rule in words and its query",
+                "clean those rows in the legacy file, or keep them aside: "
+                f"dpro-migrate apply {q}{t} --on-reject quarantine --report apply.html"]
+    if details.get("conflicts"):
+        return ["look at both versions of each conflicting row (the data of this report, or --json), then settle them: "
+                f"dpro-migrate rollback {q}{t} --write-back --on-conflict postgres   # or: source"]
+    if code == 3:
+        return [f"dpro-migrate status {q}{t}   # whether the change committed"]
+    if code == 4:
+        return [f"dpro-migrate status {q}{t}", f"run the {verb} again when the other connection or dpro-migrate is done"]
+    return [f"fix what the error above says, then run the {verb} again", f"dpro-migrate status {q}{t}"]
 
 
 def _quote(text: str) -> str:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import jinja2
 
+from dpro_migrate.errors import EXIT_CODES, OUTCOME_UNKNOWN, UNEXPECTED
+from dpro_migrate.report import document
 from dpro_migrate.report.diagram import Diagrams, draw
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -55,11 +57,13 @@ def render(doc: dict, diagrams: Diagrams | None = None) -> str:
 def view(doc: dict) -> dict:
     result = doc.get("result") or {}
     plan = doc.get("plan")
+    refused = refusal(doc, result)
     return {
+        "refusal": refused,
         "mapping": mapping(plan, result, per_legacy=result.get("rows_restored") if doc["verb"] == "rollback" else None),
         "unknown_tables": (plan or {}).get("unknown_tables") or {},
         "missing_legacy_tables": (plan or {}).get("missing_legacy_tables") or [],
-        "preflight": preflight(plan),
+        "preflight": preflight(plan, (refused or {}).get("dirty")),
         "operations": operations(plan),
         "timings": timings(doc["verb"], result),
         "checks": checks(doc["verb"], result),
@@ -67,6 +71,57 @@ def view(doc: dict) -> dict:
         "backup": backup(doc, result),
         "rows_word": {"apply": "rows moved", "verify": "rows verified", "rollback": "rows back"}.get(doc["verb"]),
     }
+
+
+READ_ONLY = ("plan", "verify", "check")  # verbs that never write the database (check works on a scratch copy)
+
+
+def refusal(doc: dict, result: dict) -> dict | None:
+    """The verb raised one of our errors: what was refused and why, from the error as `--json` prints it."""
+    refused = document.refusal(result)
+    if refused is None:
+        return None
+    message = str(refused.get("error") or "")
+    code = refused.get("exit_code")
+    details = refused.get("details")
+    dirty = details.get("dirty") if isinstance(details, dict) and isinstance(details.get("dirty"), dict) else None
+    rest = {k: v for k, v in details.items() if k != "dirty"} if isinstance(details, dict) else details
+    if dirty and isinstance(rest, dict):
+        rest.pop("findings", None)  # the same rows as the dirty report's rules, which the preflight section shows
+    said = message.lower()
+    return {"message": message, "exit_code": code, "meaning": EXIT_CODES.get(code, ""),
+            "outcome": {OUTCOME_UNKNOWN: "outcome unknown", UNEXPECTED: "failed"}.get(code, "refused"),
+            # only where the error itself says so (a refusal after a commit must not read as "nothing changed"),
+            # or the verb only reads the database
+            "nothing_changed": ("the error says so" if "nothing was changed" in said or "nothing changed" in said else
+                                f"{doc['verb']} only reads it" if doc["verb"] in READ_ONLY else None),
+            "outcome_unknown": code == OUTCOME_UNKNOWN, "dirty": dirty, "details": _shown(rest)}
+
+
+def _shown(details) -> list[dict]:
+    """Details as sections: a list of records as a table (its keys the columns), anything else as text."""
+    if details in (None, {}, []):
+        return []
+    items = details.items() if isinstance(details, dict) else [("details", details)]
+    shown = []
+    for key, value in items:
+        if value in (None, {}, []):
+            continue
+        records = value if isinstance(value, list) else None
+        if records and all(isinstance(r, dict) for r in records):
+            columns = list(dict.fromkeys(k for r in records for k in r))
+            shown.append({"name": key, "columns": columns, "more": max(0, len(records) - 50),
+                          "rows": [[_cell(r.get(c)) for c in columns] for r in records[:50]]})
+        else:
+            shown.append({"name": key, "text": value if isinstance(value, str) else json.dumps(value, indent=1,
+                                                                                               ensure_ascii=False, default=str)})
+    return shown
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _key(name: str | None) -> str:
@@ -120,9 +175,12 @@ def mapping(plan: dict | None, result: dict, per_legacy: dict | None = None) -> 
     return rows
 
 
-def preflight(plan: dict | None) -> dict | None:
+def preflight(plan: dict | None, refused: dict | None = None) -> dict | None:
     """Rows the target would refuse: root causes (rules in words) and cascades when the plan has them,
-    else the findings per rule."""
+    else the findings per rule. `refused`: the dirty-data report of the error the verb raised (apply refusing
+    rows), shown when no plan is at hand."""
+    if plan is None and refused:
+        plan = {"preflight": {"dirty": refused}, "on_reject": "fail"}
     if plan is None:
         return None
     pre = plan.get("preflight") or {}
