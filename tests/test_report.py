@@ -301,3 +301,79 @@ def test_report_renders_in_a_headless_browser(legacy_db, tmp_path, browser):
     if keep:
         shutil.copyfile(shot, keep)
     print(f"browser: {time.monotonic() - started:.1f}s")
+
+
+# --- a verb that refuses still writes its page ------------------------------------------------------
+
+
+def refused_section(page: str) -> str:
+    return text_of(page[page.index('id="refused"'):page.index('id="source"')])
+
+
+def test_apply_refusing_dirty_rows_writes_the_report_and_exits_as_before(legacy_db, tmp_path):
+    from dpro_migrate.dirty import add_dirty_data
+
+    db = legacy_db()
+    add_dirty_data(db)
+    before = db.read_bytes()
+    plain = runner.invoke(app, ["apply", str(db), "--yes", "--json"])
+    reported = runner.invoke(app, ["apply", str(db), "--yes", "--json", "--report", str(tmp_path / "apply.html")])
+    assert plain.exit_code == reported.exit_code == 1
+    assert reported.stdout == plain.stdout, "the verb's own output is unchanged"
+    assert reported.stderr.splitlines()[:-1] == plain.stderr.splitlines()
+    assert reported.stderr.splitlines()[-1] == f"report written to {tmp_path / 'apply.html'}"
+    assert db.read_bytes() == before
+    error = json.loads(plain.stdout)
+    page = (tmp_path / "apply.html").read_text()
+    assert_self_contained(page)
+    assert embedded(page)["result"] == error, "the page is rendered from the error --json prints"
+    assert embedded(page)["ok"] is False
+    words = refused_section(page)
+    assert error["error"] in words and "exit code 1:" in words and "nothing was changed (the error says so)" in words
+    assert ">refused</span>" in page
+    preflight = text_of(page[page.index('id="preflight"'):page.index('id="schema"')])
+    dirty = error["details"]["dirty"]
+    assert f"{dirty['rows']} rows in {len(dirty['tables'])} legacy tables" in preflight
+    for rule in dirty["rules"]:  # each rule in words, with a sample of its ids
+        assert rule["definition"] in preflight and str(rule["ids"][0]) in preflight
+    assert "--on-reject quarantine" in text_of(page[page.index('id="next"'):])
+    line = json.loads((db.parent / "dpro-migrate-backups" / "dpro-migrate-history.jsonl").read_text().splitlines()[-1])
+    assert (line["verb"], line["outcome"], line["report"]) == ("apply", "refused", str(tmp_path / "apply.html"))
+
+
+def test_verify_and_check_that_raise_write_their_report(legacy_db, tmp_path):
+    db = legacy_db()
+    result = runner.invoke(app, ["verify", str(db), "--report", str(tmp_path / "verify.html")])
+    assert result.exit_code == 2 and "is not migrated" in result.stderr
+    words = refused_section((tmp_path / "verify.html").read_text())
+    assert "is not migrated" in words and "exit code 2: bad input" in words and "nothing was changed (verify only reads it)" in words
+
+    not_dpro = tmp_path / "other.db"
+    not_dpro.write_text("not a database")
+    result = runner.invoke(app, ["check", str(not_dpro), "--report", str(tmp_path / "check.html")])
+    assert result.exit_code == 2
+    page = (tmp_path / "check.html").read_text()
+    assert "is not a SQLite database" in refused_section(page) and embedded(page)["result"]["exit_code"] == 2
+
+
+def test_a_refusal_of_the_report_path_itself_writes_no_report(legacy_db, tmp_path):
+    db = legacy_db()
+    result = runner.invoke(app, ["verify", str(db), "--report", str(tmp_path / "r.txt")])
+    assert result.exit_code == 2 and "FILE.html" in result.stderr and "report written" not in result.stderr
+    assert not (tmp_path / "r.txt").exists()
+
+
+def test_refusal_details_are_shown_as_tables_and_a_refusal_after_a_commit_does_not_claim_nothing_changed(tmp_path):
+    conflicts = [{"table": "users", "id": 7, "source": {"email": "a@x.org"}, "postgres": {"email": "b@x.org"}}]
+    error = {"error": "1 rows were changed both in the source and in PostgreSQL since the snapshot: users id 7; nothing "
+                      "was changed (see --json for both versions)", "exit_code": 1, "details": {"conflicts": conflicts}}
+    page = render(build("rollback", error, source=tmp_path / "d.db", target=parse_target(None)), Diagrams(None, problem="t"))
+    words = refused_section(page)
+    assert "conflicts" in words and "users 7" in words and '{"email": "b@x.org"}' in words
+    assert "nothing was changed (the error says so)" in words
+    assert "--on-conflict postgres" in text_of(page[page.index('id="next"'):])
+    after = {"error": "the changes made in PostgreSQL after the cutover were written back to d.db but ...", "exit_code": 1,
+             "details": None}
+    words = refused_section(render(build("rollback", after, source=tmp_path / "d.db", target=parse_target(None)),
+                                   Diagrams(None, problem="t")))
+    assert "nothing was changed (" not in words and "does not say that nothing was changed" in words

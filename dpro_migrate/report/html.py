@@ -5,6 +5,7 @@ JSON (`<script type="application/json" id="dpro-migrate-report">`) so the page c
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jinja2
@@ -89,7 +90,9 @@ def refusal(doc: dict, result: dict) -> dict | None:
     if dirty and isinstance(rest, dict):
         rest.pop("findings", None)  # the same rows as the dirty report's rules, which the preflight section shows
     said = message.lower()
-    return {"message": message, "exit_code": code, "meaning": EXIT_CODES.get(code, ""),
+    # the code's general meaning, less its "(nothing was changed)": the line below says it for this error only
+    meaning = re.sub(r"\s*\(nothing was changed\)", "", EXIT_CODES.get(code, ""))
+    return {"message": message, "exit_code": code, "meaning": meaning,
             "outcome": {OUTCOME_UNKNOWN: "outcome unknown", UNEXPECTED: "failed"}.get(code, "refused"),
             # only where the error itself says so (a refusal after a commit must not read as "nothing changed"),
             # or the verb only reads the database
