@@ -172,6 +172,23 @@ def test_check_report_and_json_document(legacy_db, tmp_path):
     for stage in out["stages"]:
         assert stage["name"] in words
     assert mapping_rows(page) and "passed" in words
+    # apply, verify and rollback of the scratch run: their summaries in check --json, and on the page
+    runs = {s["name"]: s["summary"] for s in out["stages"] if s["summary"]}
+    assert set(runs) == {"apply", "verify", "rollback"}
+    moved = {(t["legacy"], t["target"]): t["rows"] for t in runs["apply"]["tables"]}
+    assert sum(moved.values()) == runs["apply"]["rows"] == sum(out["plan"]["legacy_tables"][t]["rows"]
+                                                               for t in out["plan"]["legacy_tables"])
+    assert runs["apply"]["source"] == str(db) and runs["apply"]["next"] == []
+    timings = page[page.index('id="timings"'):page.index('id="checks"')]
+    for verb, summary in runs.items():
+        run = text_of(timings[timings.index(f'id="run-{verb}"'):])
+        assert f"{verb} on the scratch copy: {summary['rows']:,}" in run
+        for phase in summary["phases"]:
+            assert phase["phase"] in run
+    for row in mapping_rows(page):  # rows moved on the scratch copy, per move
+        target = next(c for c in row if "." in c and " " not in c)
+        legacy = next((leg for (leg, tgt) in moved if tgt == target), None)
+        assert row[-2] == f"{moved[(legacy, target)]:,}", row
     invoke(0, "check", db, "--report", tmp_path / "check.json")
     doc = json.loads((tmp_path / "check.json").read_text())
     assert doc["verb"] == "check" and doc["result"]["ok"] is True and doc["plan"]["source"] == str(db)

@@ -61,7 +61,8 @@ def view(doc: dict) -> dict:
     refused = refusal(doc, result)
     return {
         "refusal": refused,
-        "mapping": mapping(plan, result, per_legacy=result.get("rows_restored") if doc["verb"] == "rollback" else None),
+        "mapping": mapping(plan, stage_summary(result, "apply") or {} if doc["verb"] == "check" else result,
+                           per_legacy=result.get("rows_restored") if doc["verb"] == "rollback" else None),
         "unknown_tables": (plan or {}).get("unknown_tables") or {},
         "missing_legacy_tables": (plan or {}).get("missing_legacy_tables") or [],
         "preflight": preflight(plan, (refused or {}).get("dirty")),
@@ -70,7 +71,8 @@ def view(doc: dict) -> dict:
         "checks": checks(doc["verb"], result),
         "stages": result.get("stages") if doc["verb"] == "check" else None,
         "backup": backup(doc, result),
-        "rows_word": {"apply": "rows moved", "verify": "rows verified", "rollback": "rows back"}.get(doc["verb"]),
+        "rows_word": {"apply": "rows moved", "verify": "rows verified", "rollback": "rows back",
+                      "check": "rows moved (scratch copy)"}.get(doc["verb"]),
     }
 
 
@@ -203,14 +205,34 @@ def operations(plan: dict | None) -> dict | None:
     return {"counts": counts, "list": plan.get("operations") or []}
 
 
+def stage_summary(result: dict, name: str) -> dict | None:
+    """check: the closing summary of one verb's run on the scratch copy (its stage's `summary`)."""
+    stage = next((s for s in result.get("stages") or [] if isinstance(s, dict) and s.get("name") == name), None)
+    summary = (stage or {}).get("summary")
+    return summary if isinstance(summary, dict) else None
+
+
+def _phases_and_tables(summary: dict) -> tuple[list[dict], list[dict]]:
+    return ([p for p in summary.get("phases") or [] if isinstance(p, dict)],
+            [t for t in summary.get("tables") or [] if isinstance(t, dict) and "seconds" in t])
+
+
 def timings(verb: str, result: dict) -> dict:
     summary = _summary(result)
-    phases = [p for p in summary.get("phases") or [] if isinstance(p, dict)]
-    tables = [t for t in summary.get("tables") or [] if isinstance(t, dict) and "seconds" in t]
-    if verb == "check":
+    phases, tables = _phases_and_tables(summary)
+    runs = []
+    if verb == "check":  # the stages, then each verb's own summary of its run on the scratch copy
         phases = [{"phase": s.get("name"), "seconds": s.get("seconds"), "status": s.get("status")}
                   for s in result.get("stages") or []]
-    return {"total": summary.get("seconds", result.get("seconds")), "phases": phases, "tables": tables}
+        tables = []
+        for name in ("apply", "verify", "rollback"):
+            ran = stage_summary(result, name)
+            if ran:
+                run_phases, run_tables = _phases_and_tables(ran)
+                runs.append({"verb": name, "database": ran.get("database"), "seconds": ran.get("seconds"),
+                             "rows": ran.get("rows"), "rows_per_second": ran.get("rows_per_second"),
+                             "note": ran.get("note"), "phases": run_phases, "tables": run_tables})
+    return {"total": summary.get("seconds", result.get("seconds")), "phases": phases, "tables": tables, "runs": runs}
 
 
 def checks(verb: str, result: dict) -> list[dict] | None:
