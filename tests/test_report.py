@@ -394,3 +394,29 @@ def test_refusal_details_are_shown_as_tables_and_a_refusal_after_a_commit_does_n
     words = refused_section(render(build("rollback", after, source=tmp_path / "d.db", target=parse_target(None)),
                                    Diagrams(None, problem="t")))
     assert "nothing was changed (" not in words and "does not say that nothing was changed" in words
+
+
+def test_reports_in_other_folders_are_linked_from_the_history_and_a_gone_one_is_said(legacy_db, tmp_path):
+    db = legacy_db()
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / name).mkdir()
+    invoke(0, "apply", db, "--yes", "--report", tmp_path / "a" / "apply.html")
+    invoke(0, "verify", db, "--report", tmp_path / "b" / "verify.html")
+    invoke(0, "verify", db, "--report", tmp_path / "c" / "verify.json")  # the data alone: named in the history too
+    (tmp_path / "b" / "verify.html").unlink()
+    invoke(0, "rollback", db, "--yes", "--report", tmp_path / "d" / "rollback.html")
+
+    page = (tmp_path / "d" / "rollback.html").read_text()
+    assert_self_contained(page)
+    reports = {r["name"]: r for r in embedded(page)["history"]["reports"]}
+    assert set(reports) == {"apply.html", "verify.html", "verify.json"}
+    assert reports["apply.html"]["exists"] and reports["apply.html"]["from"] == "history"
+    assert reports["apply.html"]["path"] == str(tmp_path / "a" / "apply.html")
+    assert 'href="../a/apply.html"' in page and 'href="../c/verify.json"' in page
+    assert reports["verify.html"]["exists"] is False and 'href="../b/verify.html"' not in page
+    words = text_of(page[page.index('id="reports"'):])
+    assert f"gone: {tmp_path / 'b' / 'verify.html'} (no longer there)" in words
+    lines = embedded(page)["history"]["lines"]
+    assert [(line["verb"], line["report"]) for line in lines] == [
+        ("apply", str(tmp_path / "a" / "apply.html")), ("verify", str(tmp_path / "b" / "verify.html")),
+        ("verify", str(tmp_path / "c" / "verify.json")), ("rollback", str(tmp_path / "d" / "rollback.html"))]

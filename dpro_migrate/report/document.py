@@ -15,6 +15,7 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 from dpro_migrate import DOMAINS, __version__
 from dpro_migrate.model.schema import load_schema
@@ -108,17 +109,54 @@ def _read_legacy(path: Path) -> dict:
 
 
 def _history(directory: Path | None, source: Path | None, written_to: Path | None, database: str) -> dict | None:
-    """The history file's lines for this source (what earlier verbs did), and the reports beside it."""
+    """The history file's lines for this source (what earlier verbs did), and the earlier reports of this
+    database: those its lines name, wherever they were written, and those beside this one."""
     if directory is None:
         return None
     lines = history.read(directory, source) if source else history.read(directory)
     return {"path": str(history.history_path(directory)), "lines": lines[-50:], "earlier_lines": max(0, len(lines) - 50),
-            "reports": _reports_beside(written_to, source, database)}
+            "reports": _earlier_reports(lines, written_to, source, database)}
+
+
+def _earlier_reports(lines: list[dict], written_to: Path | None, source: Path | None, database: str) -> list[dict]:
+    """Every earlier report of this source and database, newest first, once each: from the history's lines
+    (`report`, with the verb's outcome) and from the folder this one is written to (plan and check write no
+    history line). A file named by the history that is no longer there is listed as gone."""
+    here = Path(os.path.abspath(written_to)) if written_to else None
+    found: dict[str, dict] = {}
+    for line in lines:
+        named = line.get("report")
+        if not named or line.get("target") != database:
+            continue
+        path = os.path.abspath(named)
+        found[path] = {"path": path, "verb": line.get("verb"), "written": line.get("time"),
+                       "outcome": line.get("outcome"), "from": "history"}  # a later line for the same file wins
+    for beside in _reports_beside(written_to, source, database):
+        found.setdefault(beside["path"], beside)
+    reports = []
+    for path, entry in found.items():
+        if here is not None and path == str(here):
+            continue  # this very page (an earlier run's page of the same name was overwritten by it)
+        exists = os.path.isfile(path)
+        reports.append({**entry, "name": os.path.basename(path), "exists": exists,
+                        "href": _href(path, here) if exists else None})
+    return sorted(reports, key=lambda r: r["written"] or "", reverse=True)
+
+
+def _href(path: str, here: Path | None) -> str:
+    """A link that is a file path: relative to this page (it keeps working when the folder moves whole),
+    else absolute."""
+    if here is not None:
+        try:
+            return quote(os.path.relpath(path, here.parent))
+        except ValueError:  # another drive (Windows)
+            pass
+    return Path(path).as_uri()
 
 
 def _reports_beside(written_to: Path | None, source: Path | None, database: str) -> list[dict]:
-    """Other reports of the same source and database in the directory this one is written to, newest first:
-    a later verb's report links the earlier ones (their <meta> tags name both)."""
+    """Other reports of the same source and database in the directory this one is written to (their <meta>
+    tags name both)."""
     if written_to is None:
         return []
     here = Path(written_to).resolve()
@@ -137,8 +175,10 @@ def _reports_beside(written_to: Path | None, source: Path | None, database: str)
             continue
         meta = {name: html.unescape(value) for name, value in _META.findall(head)}
         if "dpro-migrate-verb" in meta and (meta.get("dpro-migrate-source"), meta.get("dpro-migrate-database")) == want:
-            found.append({"name": p.name, "verb": meta["dpro-migrate-verb"], "written": meta.get("dpro-migrate-written")})
-    return sorted(found, key=lambda r: r["written"] or "", reverse=True)
+            found.append({"path": os.path.abspath(p), "verb": meta["dpro-migrate-verb"],
+                          "written": meta.get("dpro-migrate-written"), "outcome": meta.get("dpro-migrate-outcome"),
+                          "from": "folder"})
+    return found
 
 
 _META = re.compile(r'<meta name="(dpro-migrate-[a-z]+)" content="([^"]*)">')
