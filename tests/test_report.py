@@ -271,55 +271,6 @@ def test_reports_on_postgresql_never_show_the_password(legacy_db, pg_url, tmp_pa
     assert 'href="verify.html"' not in page and 'href="apply.html"' in (tmp_path / "rollback.html").read_text()
 
 
-# --- a real browser ---------------------------------------------------------------------------------
-
-
-def chromium() -> str | None:
-    return next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser"))), None)
-
-
-@pytest.fixture
-def browser():
-    """Debian's chromium (apt-get install chromium). Skipped when absent, except under CI=true where it fails,
-    as the PostgreSQL tests do."""
-    found = chromium()
-    if found is None:
-        reason = "no chromium on PATH (apt-get install -y chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI must run the browser test: " + reason)
-        pytest.skip(reason)
-    return found
-
-
-def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    # as root (CI, containers) chromium needs --no-sandbox; a profile of its own, so parallel runs never share one
-    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                           "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args],
-                          capture_output=True, text=True, timeout=120)
-
-
-@pytest.mark.slow
-def test_report_renders_in_a_headless_browser(legacy_db, tmp_path, browser):
-    db = legacy_db()
-    invoke(0, "apply", db, "--yes", "--report", tmp_path / "apply.html")
-    url = (tmp_path / "apply.html").as_uri()
-    started = time.monotonic()
-    dom = headless(browser, tmp_path / "profile", "--dump-dom", url)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
-    assert console == [], console
-    assert 'id="mapping"' in dom.stdout and "<svg" in dom.stdout or "Diagram not drawn" in dom.stdout
-    shot = tmp_path / "apply.png"
-    taken = headless(browser, tmp_path / "profile", "--hide-scrollbars", "--window-size=1400,2400",
-                     f"--screenshot={shot}", url)
-    assert taken.returncode == 0, taken.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000  # a page, not a blank
-    keep = os.environ.get("DPRO_MIGRATE_REPORT_SCREENSHOT")  # where to keep it, to look at
-    if keep:
-        shutil.copyfile(shot, keep)
-    print(f"browser: {time.monotonic() - started:.1f}s")
-
-
 # --- a verb that refuses still writes its page ------------------------------------------------------
 
 
@@ -420,3 +371,94 @@ def test_reports_in_other_folders_are_linked_from_the_history_and_a_gone_one_is_
     assert [(line["verb"], line["report"]) for line in lines] == [
         ("apply", str(tmp_path / "a" / "apply.html")), ("verify", str(tmp_path / "b" / "verify.html")),
         ("verify", str(tmp_path / "c" / "verify.json")), ("rollback", str(tmp_path / "d" / "rollback.html"))]
+
+
+# --- a real browser ---------------------------------------------------------------------------------
+
+
+def chromium() -> str | None:
+    return next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser"))), None)
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium (apt-get install chromium). Skipped when absent, except under CI=true where it fails,
+    as the PostgreSQL tests do."""
+    found = chromium()
+    if found is None:
+        reason = "no chromium on PATH (apt-get install -y chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI must run the browser test: " + reason)
+        pytest.skip(reason)
+    return found
+
+
+def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    # as root (CI, containers) chromium needs --no-sandbox; a profile of its own, so parallel runs never share one
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+EVERY_FEATURE = ("monitoring-views", "partition-by-month", "archive-tables", "row-level-security", "new-tables",
+                 "app-roles")
+
+
+def open_in_browser(browser: str, page: Path, profile: Path, keep_as: str) -> str:
+    """The page in headless chromium: its DOM with no console message, and a screenshot (kept under
+    DPRO_MIGRATE_REPORT_SCREENSHOT, a folder, when set, to look at)."""
+    url = page.as_uri()
+    dom = headless(browser, profile, "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == [], console
+    assert 'id="mapping"' in dom.stdout and 'id="history"' in dom.stdout, "rendered to its end"
+    shot = page.with_suffix(".png")
+    taken = headless(browser, profile, "--hide-scrollbars", "--window-size=1400,2400", f"--screenshot={shot}", url)
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000  # a page, not a blank
+    keep = os.environ.get("DPRO_MIGRATE_REPORT_SCREENSHOT")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(keep) / keep_as)
+    return dom.stdout
+
+
+def apply_report(tmp_path: Path, db: Path, *args) -> Path:
+    page = tmp_path / "apply.html"
+    invoke(0, "apply", db, "--yes", "--report", page, *args)
+    return page
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("drawn", ["graphviz", "fallback"])
+def test_report_renders_in_a_headless_browser(legacy_db, tmp_path, browser, monkeypatch, drawn):
+    """Both ways of drawing the schema: Graphviz's SVG, and the tables drawn without it."""
+    if drawn == "graphviz" and not shutil.which("dot"):
+        pytest.skip("no Graphviz (dot) on PATH (apt-get install -y graphviz)")
+    if drawn == "fallback":
+        monkeypatch.setattr("dpro_migrate.report.diagram.shutil.which", lambda name: None)
+    started = time.monotonic()
+    dom = open_in_browser(browser, apply_report(tmp_path, legacy_db()), tmp_path / "profile", f"apply-{drawn}.png")
+    schema = dom[dom.index('id="schema"'):dom.index('id="timings"')]
+    if drawn == "graphviz":
+        assert schema.count("<svg") == len(DOMAINS) and 'class="fallback"' not in schema
+    else:
+        assert "<svg" not in schema and schema.count('class="fallback"') == len(DOMAINS)
+    print(f"browser: {time.monotonic() - started:.1f}s")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgresql_apply_report_with_every_option_renders(legacy_db, pg_url, tmp_path, browser):
+    """The richest page: PostgreSQL with monitoring views, partitions, archive tables, RLS, new tables and
+    roles: every option's operations are in it, and it renders with no console message."""
+    args = ["--target", pg_url, "--on-reject", "quarantine"] + [a for f in EVERY_FEATURE for a in ("--with", f)]
+    page = apply_report(tmp_path, legacy_db(), *args)
+    dom = open_in_browser(browser, page, tmp_path / "profile", "apply-postgresql-every-option.png")
+    data = embedded(page.read_text())
+    assert set(data["plan"]["features"]) == set(EVERY_FEATURE)
+    words = text_of(page.read_text()[:page.read_text().index('id="operations"')])
+    assert all(f in words for f in EVERY_FEATURE), "the options are named in the target card"
+    kinds = {op["kind"] for op in data["plan"]["operations"]}
+    assert len(kinds) > 8 and "<svg" in dom
