@@ -67,6 +67,7 @@ def view(doc: dict) -> dict:
         "missing_legacy_tables": (plan or {}).get("missing_legacy_tables") or [],
         "preflight": preflight(plan, (refused or {}).get("dirty")),
         "operations": operations(plan),
+        "added": added_by_options(plan, doc.get("schema") or {}),
         "timings": timings(doc["verb"], result),
         "checks": checks(doc["verb"], result),
         "stages": result.get("stages") if doc["verb"] == "check" else None,
@@ -194,6 +195,25 @@ def preflight(plan: dict | None, refused: dict | None = None) -> dict | None:
     return {"rules": rules if isinstance(rules, list) else None, "cascades": dirty.get("cascades") or [],
             "findings": pre.get("findings") or [], "refused_rows": pre.get("refused_rows") or dirty.get("tables") or {},
             "on_reject": plan.get("on_reject")}
+
+
+# what the --with options (and apply itself) create beyond the base schema that the diagrams draw from ddl/
+ADDED_KINDS = {"create_table": "new tables (not drawn above)", "create_archive": "archive tables",
+               "create_partition": "monthly partitions", "create_monitoring_view": "monitoring views",
+               "enable_rls": "row-level security enabled on", "create_role": "roles", "grant": "privileges granted to"}
+
+
+def added_by_options(plan: dict | None, schema: dict) -> list[dict]:
+    """The plan's objects the diagrams do not show, per kind, with their names: from the plan's operations."""
+    if not plan:
+        return []
+    drawn = {t["qualified"] for d in schema.get("domains") or [] for t in d.get("tables") or []}
+    found: dict[str, list[str]] = {}
+    for op in plan.get("operations") or []:
+        kind, name = op.get("kind"), op.get("name")
+        if kind in ADDED_KINDS and not (kind == "create_table" and name in drawn):
+            found.setdefault(kind, []).append(name or "")
+    return [{"what": ADDED_KINDS[kind], "kind": kind, "names": found[kind]} for kind in ADDED_KINDS if kind in found]
 
 
 def operations(plan: dict | None) -> dict | None:
