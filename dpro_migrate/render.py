@@ -435,6 +435,8 @@ def status_report(r) -> None:
                       + (f": {escape(h['message'])}" if h.get("message") else ""))
             if h.get("backup"):
                 out.print(f"      backup: {escape(h['backup'])}")
+            if h.get("report"):
+                out.print(f"      report: {escape(h['report'])}")
     elif r.history_path:
         out.print("no history yet in:")
         out.print(f"  {escape(r.history_path)}")
