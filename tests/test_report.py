@@ -467,3 +467,34 @@ def test_postgresql_apply_report_with_every_option_renders(legacy_db, pg_url, tm
         names = [op["name"] for op in data["plan"]["operations"] if op["kind"] == kind]
         assert names and all(n in added for n in names), kind
     assert "monthly partitions" in added and "row-level security enabled on" in added and "new tables" in added
+
+
+@pytest.mark.postgres
+def test_rollback_refusing_a_conflict_writes_the_report(legacy_db, pg_url, tmp_path):
+    import sqlite3
+
+    import psycopg
+
+    db = legacy_db()
+    invoke(0, "apply", db, "--target", pg_url, "--yes", "--report", tmp_path / "apply.html")
+    conn = sqlite3.connect(db)  # the application wrote to the source after apply's snapshot, and to PostgreSQL
+    late = conn.execute("INSERT INTO messages (conversation_id, sender_type, content) SELECT min(id), 'user', "
+                        "'late, in SQLite' FROM conversations RETURNING id").fetchone()[0]
+    conn.commit()
+    conn.close()
+    with psycopg.connect(pg_url, autocommit=True) as pg:
+        pg.execute("INSERT INTO communication.messages (conversation_id, sender_type, content) SELECT min(id), 'user', "
+                   "'new, in PostgreSQL' FROM communication.conversations")
+    before = db.read_bytes()
+    result = runner.invoke(app, ["rollback", str(db), "--target", pg_url, "--yes", "--write-back", "--json",
+                                 "--report", str(tmp_path / "rollback.html")])
+    assert result.exit_code == 1 and "changed both in the source and in PostgreSQL" in result.stderr
+    assert db.read_bytes() == before
+    page = (tmp_path / "rollback.html").read_text()
+    assert embedded(page)["result"] == json.loads(result.stdout)
+    words = refused_section(page)
+    assert "nothing was changed (the error says so)" in words and "conflicts" in words and "new, in PostgreSQL" in words
+    assert str(late) in words
+    assert mapping_rows(page), "still migrated: the mapping comes from the ledger's plan"
+    assert 'href="apply.html"' in page
+    assert "--on-conflict postgres" in text_of(page[page.index('id="next"'):])
