@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from dpro_migrate import DOMAINS, __version__
 from dpro_migrate.model.schema import load_schema
+from dpro_migrate.results import differing_columns
 from dpro_migrate.safety import history
 from dpro_migrate.safety.backup import default_backup_dir
 from dpro_migrate.safety.state import file_state, read_file
@@ -47,7 +48,8 @@ def build(verb: str, result: dict | None, *, source: Path | str | None, target: 
         "target": {"database": target.display, "dialect": target.dialect, "in_place": target.in_place},
         "plan": plan,
         # check --json carries its plan: kept once, in the plan section
-        "result": {**result, "plan": "see the plan section"} if result and plan and result.get("plan") == plan else result,
+        "result": {**result, "plan": "see the plan section"} if result and plan and result.get("plan") == plan else
+        without_row_values(result),
         "schema": schema_graph(),
         "history": _history(directory, source_path, written_to, target.display),
     }
@@ -61,6 +63,20 @@ def refusal(result: dict | None) -> dict | None:
     if isinstance(result, dict) and "error" in result and "exit_code" in result:
         return result
     return None
+
+
+def without_row_values(result: dict | None) -> dict | None:
+    """The one departure from the verb's --json: a refused write-back's conflicts name their rows and the
+    columns that differ, not the rows' values (a password hash, a mail, a message): the report goes to a
+    ticket. `rollback --write-back --json` prints both versions."""
+    refused = refusal(result)
+    details = (refused or {}).get("details")
+    if not (isinstance(details, dict) and isinstance(details.get("conflicts"), list)):
+        return result
+    conflicts = [{"table": c.get("table"), "id": c.get("id"), "columns_that_differ": differing_columns(c)}
+                 if isinstance(c, dict) else c for c in details["conflicts"]]
+    return {**result, "details": {**details, "conflicts": conflicts,
+                                  "values": "left out of the report: `rollback --write-back --json` prints both versions"}}
 
 
 def _ok(verb: str, result: dict | None, plan: dict | None) -> bool | None:

@@ -127,6 +127,8 @@ def _shown(details) -> list[dict]:
 def _cell(value) -> str:
     if value is None:
         return ""
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(str(v) for v in value)
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
