@@ -147,7 +147,11 @@ def handled(fn):
             result = error_result(exc)
             code = tell_error(result, as_json=bool(kwargs.get("as_json")))
             if isinstance(exc, DproMigrateError):  # refused: the DBA gets a page for the ticket all the same
-                _report_refusal(fn.__name__, kwargs, result)
+                try:
+                    _report_refusal(fn.__name__, kwargs, result)
+                except Exception as problem:  # noqa: BLE001 - the verb's own message and exit code come first
+                    render.err.print(f"[yellow]warning:[/] the report was not written: unexpected "
+                                     f"{type(problem).__name__}: {escape(str(problem))}")
             raise typer.Exit(code) from None
 
     return wrapper
@@ -663,9 +667,12 @@ def _report_refusal(command: str, kwargs: dict, result: dict) -> None:
     `--json` prints it), so the DBA has something to attach. Written only where --report itself is usable."""
     verb = command.removesuffix("_cmd")
     path = kwargs.get("report_to")
-    if path is None or verb not in ("plan", "apply", "verify", "rollback", "check"):
-        return
     from dpro_migrate import report
+
+    if path is None or verb not in report.VERBS:
+        return
+    if kwargs.get("sql") and verb in ("apply", "rollback"):  # --sql prints a script and writes no page
+        return
     from dpro_migrate.targets import Target
 
     try:

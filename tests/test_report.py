@@ -324,6 +324,18 @@ def test_verify_and_check_that_raise_write_their_report(legacy_db, tmp_path):
     assert "is not a SQLite database" in refused_section(page) and embedded(page)["result"]["exit_code"] == 2
 
 
+def test_an_unusable_target_is_refused_on_the_page_without_its_password(legacy_db, tmp_path):
+    db = legacy_db()
+    result = runner.invoke(app, ["plan", str(db), "--target", f"postgresql://dba:{SECRET}@/", "--report",
+                                 str(tmp_path / "plan.html")])
+    assert result.exit_code == 2 and "names no database" in result.stderr
+    page = (tmp_path / "plan.html").read_text()
+    assert SECRET not in page and "names no database" in refused_section(page)
+    result = runner.invoke(app, ["apply", str(db), "--sql", "--target", "postgresql://dba@/", "--report",
+                                 str(tmp_path / "sql.html")])
+    assert result.exit_code == 2 and not (tmp_path / "sql.html").exists(), "--sql writes no page"
+
+
 def test_a_refusal_of_the_report_path_itself_writes_no_report(legacy_db, tmp_path):
     db = legacy_db()
     result = runner.invoke(app, ["verify", str(db), "--report", str(tmp_path / "r.txt")])
