@@ -30,6 +30,7 @@ from dpro_migrate.plan.document import save_plan
 from dpro_migrate.backends.postgres import existing_schemas
 from dpro_migrate.db.connections import connect
 from dpro_migrate.targets import Target, parse_target
+from dpro_migrate.verbs.summary import apply_summary, rollback_summary, verify_summary
 
 STAGES = ("copy", "plan", "apply", "verify", "rollback", "compare")
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -42,6 +43,9 @@ class Stage:
     seconds: float = 0.0
     detail: str = ""
     findings: list = field(default_factory=list)
+    # apply, verify, rollback: the closing summary the verb prints (results.Summary.to_json()) of its run on the
+    # scratch copy: rows and time per table and per phase. Its `next` is empty: the scratch copy is gone.
+    summary: dict | None = None
 
 
 @dataclass
@@ -205,6 +209,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
     pg_target, pg_name = None, None
     cleanup = ""
     state: dict = {}
+    summaries: dict[str, dict] = {}  # stage -> its verb's closing summary
     try:
         t0 = time.monotonic()
         counts = _copy_source(source, reference)
@@ -222,12 +227,12 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
             t = time.monotonic()
             try:
                 detail = fn()
-                stages.append(Stage(name, OK, time.monotonic() - t, detail))
+                stages.append(Stage(name, OK, time.monotonic() - t, detail, summary=summaries.get(name)))
                 return True
             except _SourceUnusable:
                 raise
             except _StageFailed as exc:
-                stages.append(Stage(name, FAILED, time.monotonic() - t, str(exc), exc.findings))
+                stages.append(Stage(name, FAILED, time.monotonic() - t, str(exc), exc.findings, summaries.get(name)))
             except DproMigrateError as exc:
                 stages.append(Stage(name, FAILED, time.monotonic() - t, _scrub(str(exc), scratch, source),
                                     _findings_of(exc.details)))
@@ -235,6 +240,9 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
                 stages.append(Stage(name, FAILED, time.monotonic() - t,
                                     f"unexpected {type(exc).__name__}: {_scrub(str(exc), scratch, source)}"))
             return False
+
+        def summarized(summary) -> None:
+            summaries[summary.verb] = {**summary.to_json(), "source": str(source), "next": []}
 
         def plan() -> str:
             try:
@@ -261,12 +269,14 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
 
         def apply() -> str:
             plan_, result = verbs.apply(state["plan_path"], apply_to, backup_dir=scratch_dir / "backups")
+            summarized(apply_summary(plan_, result, scratch, apply_to))
             if result.already_migrated:
                 raise _StageFailed("the scratch copy was already migrated")
             return f"{sum(result.rows_moved.values()):,} rows moved in {len(plan_.operations)} operations"
 
         def verify() -> str:
             report = verbs.verify(scratch, apply_to)
+            summarized(verify_summary(report, scratch, apply_to))
             if not report.ok:
                 raise _StageFailed(f"{len(report.failures)} of {len(report.checks)} checks failed: "
                                    + "; ".join(f"{c.name}: {c.detail}" for c in report.failures),
@@ -275,6 +285,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
 
         def rollback() -> str:
             result = verbs.rollback(scratch, apply_to, backup_dir=scratch_dir / "backups")
+            summarized(rollback_summary(result, scratch, apply_to))
             if result.nothing_to_do:
                 raise _StageFailed("rollback found nothing to undo")
             return (f"{sum(result.rows_restored.values()):,} rows back in {len(result.rows_restored)} legacy tables"

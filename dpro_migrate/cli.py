@@ -144,7 +144,15 @@ def handled(fn):
             render.err.print(f"[red]interrupted:[/] {_state_after_interrupt(fn.__name__, kwargs)}")
             raise typer.Exit(INTERRUPTED) from None
         except Exception as exc:
-            raise typer.Exit(report_error(exc, as_json=bool(kwargs.get("as_json")))) from None
+            result = error_result(exc)
+            code = tell_error(result, as_json=bool(kwargs.get("as_json")))
+            if isinstance(exc, DproMigrateError):  # refused: the DBA gets a page for the ticket all the same
+                try:
+                    _report_refusal(fn.__name__, kwargs, result)
+                except Exception as problem:  # noqa: BLE001 - the verb's own message and exit code come first
+                    render.err.print(f"[yellow]warning:[/] the report was not written: unexpected "
+                                     f"{type(problem).__name__}: {escape(str(problem))}")
+            raise typer.Exit(code) from None
 
     return wrapper
 
@@ -152,8 +160,8 @@ def handled(fn):
 _DAMAGED = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary result codes): the file is bad input, not a bug
 
 
-def report_error(exc: Exception, *, as_json: bool = False) -> int:
-    """The one place where an exception becomes a one-line message on stderr and an exit code (returned).
+def error_result(exc: Exception) -> dict:
+    """What an exception tells the user, as `--json` prints it: {"error": one line, "exit_code", "details"}.
     Errors meant for the user say what is wrong; anything else is unexpected: exit 70, traceback in a log file."""
     details = None
     if isinstance(exc, DproMigrateError):
@@ -166,12 +174,23 @@ def report_error(exc: Exception, *, as_json: bool = False) -> int:
         message = f"unexpected {type(exc).__name__}" + (f": {first_line}" if first_line else "") + \
             (f"; the traceback is in {log}" if log else "; the traceback could not be written to a log file")
         code, details = UNEXPECTED, {"log": str(log) if log else None}
+    return {"error": message, "exit_code": code, "details": details}
+
+
+def tell_error(result: dict, *, as_json: bool = False) -> int:
+    """An error_result as a one-line message on stderr (and the JSON on stdout with --json); its exit code."""
+    message, code, details = result["error"], result["exit_code"], result["details"]
     if as_json:
-        render.print_json({"error": message, "exit_code": code, "details": details})
+        render.print_json(result)
     render.err.print(f"[red]error:[/] {escape(message)}")
     if details and code != UNEXPECTED and not as_json:
         render.error_details(details)
     return code
+
+
+def report_error(exc: Exception, *, as_json: bool = False) -> int:
+    """The one place where an exception becomes a one-line message on stderr and an exit code (returned)."""
+    return tell_error(error_result(exc), as_json=as_json)
 
 
 def _write_traceback(exc: BaseException) -> Path | None:
@@ -254,18 +273,18 @@ def plan_cmd(source: Path = SOURCE,
                                                 help="Write the plan (a JSON file) here, for review and `apply`."),
              sql: bool = SQL, target: Optional[str] = APPLY_TARGET, on_reject: OnReject = ON_REJECT_OPT,
              compat_views: bool = COMPAT_VIEWS, extras: list[Feature] = WITH, as_json: bool = JSON,
-             quiet: bool = QUIET, report: Optional[Path] = REPORT):
+             quiet: bool = QUIET, report_to: Optional[Path] = REPORT):
     """Make a reviewable plan: every step with its SQL and its reverse, the rows each table moves, every row the
     target would refuse (each rule in words and SQL), and the source's schema fingerprint. Changes nothing.
     Exit 0 even when rows would be refused: the plan lists them, and apply refuses them."""
     _quiet(quiet, as_json)
     dest = parse_target(target)
-    _report_destination(report)
+    _report_destination(report_to)
     plan = verbs.make_plan(source, dest, on_reject=_value(on_reject), compat_views=compat_views,
                            features=tuple(_value(e) for e in extras))
     if out:
         save_plan(plan, out)
-    _write_report(report, "plan", None, source, dest, plan=plan)
+    _write_report(report_to, "plan", None, source, dest, plan=plan)
     if sql:
         print(verbs.site_for(source, dest).apply_script(plan), end="")
     elif as_json:
@@ -307,7 +326,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
               replace_existing: bool = typer.Option(False, "--replace-existing", help="PostgreSQL: back up (pg_dump) "
                                                     "and replace domain schemas that already exist."),
               backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET,
-              report: Optional[Path] = REPORT):
+              report_to: Optional[Path] = REPORT):
     """Back up, then migrate in one transaction: domain tables, rows, indexes, constraints, triggers, ledger;
     in place, the legacy tables are replaced. All of it or none of it. Ends with a summary: rows and time per
     table, time per phase, the backup, the quarantine, and what to run next."""
@@ -319,12 +338,13 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
                                  features=features), end="")
         return
     legacy = verbs.source_of(source)
-    _report_destination(report)
+    _report_destination(report_to)
     where = "in place" if dest.in_place else f"into {render.database_name(legacy, dest)}"
     confirm(f"Migrate {legacy} {where}" + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?",
             yes or as_json)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):
-        plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=_value(on_reject),
+        plan, result = verbs.apply(source, dest, backup_dir=backup_dir, report=_absolute(report_to),
+                                   on_reject=_value(on_reject),
                                    compat_views=compat_views, features=features, replace_existing=replace_existing,
                                    progress=progress, rows_progress=rows)
     summary = verbs.summary.apply_summary(plan, result, legacy, dest)
@@ -334,7 +354,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
                "rows_moved": result.rows_moved, "history_error": result.history_error,
                "backup_details": render.plain(result.backup),
                "alembic": {"ini": handoff[0], "revision": handoff[1]} if handoff else None}
-    _write_report(report, "apply", render.plain(payload), legacy, dest, plan=plan, backup_dir=backup_dir)
+    _write_report(report_to, "apply", render.plain(payload), legacy, dest, plan=plan, backup_dir=backup_dir)
     if as_json:
         render.print_json(payload)
     else:
@@ -379,7 +399,7 @@ def verify_cmd(source: Path = SOURCE,
         if drift:
             raise typer.Exit(CHECKS_FAILED)
         return
-    report = verbs.verify(source, dest, backup=backup, strict=strict, backup_dir=backup_dir)
+    report = verbs.verify(source, dest, backup=backup, strict=strict, backup_dir=backup_dir, report=_absolute(report_to))
     summary = verbs.summary.verify_summary(report, source, dest)
     payload = {**render.plain(report), **summary.to_json(), "ok": report.ok}
     _write_report(report_to, "verify", render.plain(payload), source, dest, backup_dir=backup_dir)
@@ -404,7 +424,7 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = YES, sql: bool = SQL, target
                                                         "PostgreSQL since the snapshot: refuse, postgres (its version "
                                                         "wins) or source (the source's stays)."),
                  backup_dir: Optional[Path] = BACKUP_DIR, as_json: bool = JSON, quiet: bool = QUIET,
-                 report: Optional[Path] = REPORT):
+                 report_to: Optional[Path] = REPORT):
     """Undo apply. In place: everything back into the legacy tables with their original DDL, indexes, views,
     triggers and AUTOINCREMENT counters, rows written after the cutover and quarantined rows included. PostgreSQL:
     remove exactly what apply created; refuses while it holds changes made since the cutover, unless --write-back.
@@ -414,17 +434,18 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = YES, sql: bool = SQL, target
     if sql:
         print(verbs.rollback_script(source, dest), end="")
         return
-    _report_destination(report)
+    _report_destination(report_to)
     confirm(f"Roll back {render.database_name(source, dest)}?", yes or as_json)
-    undone = _recorded_plan(source, dest) if report else None  # the ledger that records it goes with the rollback
+    undone = _recorded_plan(source, dest) if report_to else None  # the ledger that records it goes with the rollback
     with render.step_progress(not render.quiet, "rollback") as (progress, rows):
         result = verbs.rollback(source, dest, write_back=write_back, on_conflict=_value(on_conflict),
-                                backup_dir=backup_dir, progress=progress, rows_progress=rows)
+                                backup_dir=backup_dir, report=_absolute(report_to), progress=progress,
+                                rows_progress=rows)
     summary = verbs.summary.rollback_summary(result, source, dest)
     details = render.plain(result)
     details["backup_details"] = details.pop("backup")  # "backup" is the path, as in every verb's summary
     payload = {**details, **summary.to_json()}
-    _write_report(report, "rollback", render.plain(payload), source, dest, plan=undone, backup_dir=backup_dir)
+    _write_report(report_to, "rollback", render.plain(payload), source, dest, plan=undone, backup_dir=backup_dir)
     if as_json:
         render.print_json(payload)
     else:
@@ -636,6 +657,45 @@ def _report_destination(path: Path | None) -> None:
         report.check_destination(path)
 
 
+def _absolute(path: Path | None) -> Path | None:
+    """The report's path as the history line records it: absolute, so a report written anywhere links it."""
+    return Path(os.path.abspath(path)) if path is not None else None
+
+
+def _report_refusal(command: str, kwargs: dict, result: dict) -> None:
+    """A verb with --report that raised one of our errors: the page says what was refused and why (the error as
+    `--json` prints it), so the DBA has something to attach. Written only where --report itself is usable."""
+    verb = command.removesuffix("_cmd")
+    path = kwargs.get("report_to")
+    from dpro_migrate import report
+
+    if path is None or verb not in report.VERBS:
+        return
+    if kwargs.get("sql") and verb in ("apply", "rollback"):  # --sql prints a script and writes no page
+        return
+    from dpro_migrate.targets import Target
+
+    try:
+        report.check_destination(path)
+    except DproMigrateError:
+        return  # the refusal may be this very path: the message says so
+    source = kwargs.get("source")
+    try:
+        target = verbs.target_for(source, kwargs.get("target")) if verb == "apply" else parse_target(kwargs.get("target"))
+    except Exception:  # noqa: BLE001 - an unusable --target is what was refused: the page says so without it
+        target = Target("", "the --target given (not usable: see the error)")
+    plan = None
+    try:
+        legacy = verbs.source_of(source) if source is not None else None
+        if verb == "apply" and verbs.looks_like_plan(Path(source)):
+            from dpro_migrate.plan.document import load_plan
+
+            plan = load_plan(Path(source))  # the plan the verb was given, as it was reviewed
+    except Exception:  # noqa: BLE001 - not a usable plan file: the error says why
+        legacy, plan = source, None
+    _write_report(path, verb, result, legacy, target, plan=plan, backup_dir=kwargs.get("backup_dir"))
+
+
 def _recorded_plan(source: Path, target):
     try:
         return verbs.recorded_plan(source, target)
@@ -651,7 +711,7 @@ def _write_report(path: Path | None, verb: str, payload: dict | None, source: Pa
     from dpro_migrate import report
 
     plan_data = json.loads(plan.to_json()) if hasattr(plan, "to_json") else plan
-    if plan_data is None and verb in ("apply", "verify"):
+    if plan_data is None and verb in ("apply", "verify", "rollback") and target.dialect:
         recorded = _recorded_plan(source, target)
         plan_data = json.loads(recorded.to_json()) if recorded else None
     try:
@@ -659,12 +719,12 @@ def _write_report(path: Path | None, verb: str, payload: dict | None, source: Pa
                            written_to=path)
         written = report.write(path, doc)
     except DproMigrateError as exc:
-        render.err.print(f"[yellow]warning:[/] {escape(str(exc))}; the {verb} itself stands")
+        render.err.print(f"[yellow]warning:[/] {escape(str(exc))}; the {verb}'s own result stands")
         return
     except Exception as exc:  # noqa: BLE001 - whatever it is, the verb's own result comes first
         log = _write_traceback(exc)
         render.err.print(f"[yellow]warning:[/] the report was not written: unexpected {type(exc).__name__}"
-                         + (f"; the traceback is in {escape(str(log))}" if log else "") + f"; the {verb} itself stands")
+                         + (f"; the traceback is in {escape(str(log))}" if log else "") + f"; the {verb}'s own result stands")
         return
     render.err.print(f"report written to {escape(str(written))}")
 

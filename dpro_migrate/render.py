@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dpro_migrate.results import DirtyReport, Summary, rate
+from dpro_migrate.results import DirtyReport, Summary, differing_columns, rate
 from dpro_migrate.verbs.summary import database_of
 
 out = Console(highlight=False, soft_wrap=True)
@@ -155,9 +155,7 @@ def error_details(details) -> None:
         # which rows and columns, never their values (a user's password hash, mail, messages): those are in --json
         t = _table("table", "id", "columns that differ")
         for c in details["conflicts"][:50]:
-            pg, src = c.get("postgresql") or {}, c.get("source") or {}
-            differ = [k for k in {**pg, **src} if pg.get(k) != src.get(k)] if pg and src else ["(the row is gone on one side)"]
-            t.add_row(escape(str(c.get("table"))), escape(str(c.get("id"))), escape(", ".join(differ)))
+            t.add_row(escape(str(c.get("table"))), escape(str(c.get("id"))), escape(", ".join(differing_columns(c))))
         err.print(t)
         return
     rows = details.get("findings") or details.get("foreign_key_violations") if isinstance(details, dict) else None
@@ -435,6 +433,8 @@ def status_report(r) -> None:
                       + (f": {escape(h['message'])}" if h.get("message") else ""))
             if h.get("backup"):
                 out.print(f"      backup: {escape(h['backup'])}")
+            if h.get("report"):
+                out.print(f"      report: {escape(h['report'])}")
     elif r.history_path:
         out.print("no history yet in:")
         out.print(f"  {escape(r.history_path)}")

@@ -237,3 +237,12 @@ class Summary:
         return cls(data["verb"], data["database"], data["source"], data["ok"], data["seconds"], Timings.from_json(data),
                    data.get("backup"), QuarantineReport(q["where"], dict(q["tables"])) if q else None,
                    list(data.get("next") or []), data.get("note") or "")
+
+
+def differing_columns(conflict: dict) -> list[str]:
+    """A write-back conflict (rollback's error details): the columns whose values differ between the source's
+    row and PostgreSQL's, never the values themselves (a user's password hash, mail, messages)."""
+    pg, src = conflict.get("postgresql") or {}, conflict.get("source") or {}
+    if not (pg and src):
+        return ["(the row is gone on one side)"]
+    return [k for k in {**pg, **src} if pg.get(k) != src.get(k)]

@@ -172,6 +172,23 @@ def test_check_report_and_json_document(legacy_db, tmp_path):
     for stage in out["stages"]:
         assert stage["name"] in words
     assert mapping_rows(page) and "passed" in words
+    # apply, verify and rollback of the scratch run: their summaries in check --json, and on the page
+    runs = {s["name"]: s["summary"] for s in out["stages"] if s["summary"]}
+    assert set(runs) == {"apply", "verify", "rollback"}
+    moved = {(t["legacy"], t["target"]): t["rows"] for t in runs["apply"]["tables"]}
+    assert sum(moved.values()) == runs["apply"]["rows"] == sum(out["plan"]["legacy_tables"][t]["rows"]
+                                                               for t in out["plan"]["legacy_tables"])
+    assert runs["apply"]["source"] == str(db) and runs["apply"]["next"] == []
+    timings = page[page.index('id="timings"'):page.index('id="checks"')]
+    for verb, summary in runs.items():
+        run = text_of(timings[timings.index(f'id="run-{verb}"'):])
+        assert f"{verb} on the scratch copy: {summary['rows']:,}" in run
+        for phase in summary["phases"]:
+            assert phase["phase"] in run
+    for row in mapping_rows(page):  # rows moved on the scratch copy, per move
+        target = next(c for c in row if "." in c and " " not in c)
+        legacy = next((leg for (leg, tgt) in moved if tgt == target), None)
+        assert row[-2] == f"{moved[(legacy, target)]:,}", row
     invoke(0, "check", db, "--report", tmp_path / "check.json")
     doc = json.loads((tmp_path / "check.json").read_text())
     assert doc["verb"] == "check" and doc["result"]["ok"] is True and doc["plan"]["source"] == str(db)
@@ -254,6 +271,120 @@ def test_reports_on_postgresql_never_show_the_password(legacy_db, pg_url, tmp_pa
     assert 'href="verify.html"' not in page and 'href="apply.html"' in (tmp_path / "rollback.html").read_text()
 
 
+# --- a verb that refuses still writes its page ------------------------------------------------------
+
+
+def refused_section(page: str) -> str:
+    return text_of(page[page.index('id="refused"'):page.index('id="source"')])
+
+
+def test_apply_refusing_dirty_rows_writes_the_report_and_exits_as_before(legacy_db, tmp_path):
+    from dpro_migrate.dirty import add_dirty_data
+
+    db = legacy_db()
+    add_dirty_data(db)
+    before = db.read_bytes()
+    plain = runner.invoke(app, ["apply", str(db), "--yes", "--json"])
+    reported = runner.invoke(app, ["apply", str(db), "--yes", "--json", "--report", str(tmp_path / "apply.html")])
+    assert plain.exit_code == reported.exit_code == 1
+    assert reported.stdout == plain.stdout, "the verb's own output is unchanged"
+    assert reported.stderr.splitlines()[:-1] == plain.stderr.splitlines()
+    assert reported.stderr.splitlines()[-1] == f"report written to {tmp_path / 'apply.html'}"
+    assert db.read_bytes() == before
+    error = json.loads(plain.stdout)
+    page = (tmp_path / "apply.html").read_text()
+    assert_self_contained(page)
+    assert embedded(page)["result"] == error, "the page is rendered from the error --json prints"
+    assert embedded(page)["ok"] is False
+    words = refused_section(page)
+    assert error["error"] in words and "exit code 1:" in words and "nothing was changed (the error says so)" in words
+    assert ">refused</span>" in page
+    preflight = text_of(page[page.index('id="preflight"'):page.index('id="schema"')])
+    dirty = error["details"]["dirty"]
+    assert f"{dirty['rows']} rows in {len(dirty['tables'])} legacy tables" in preflight
+    for rule in dirty["rules"]:  # each rule in words, with a sample of its ids
+        assert rule["definition"] in preflight and str(rule["ids"][0]) in preflight
+    assert "--on-reject quarantine" in text_of(page[page.index('id="next"'):])
+    line = json.loads((db.parent / "dpro-migrate-backups" / "dpro-migrate-history.jsonl").read_text().splitlines()[-1])
+    assert (line["verb"], line["outcome"], line["report"]) == ("apply", "refused", str(tmp_path / "apply.html"))
+
+
+def test_verify_and_check_that_raise_write_their_report(legacy_db, tmp_path):
+    db = legacy_db()
+    result = runner.invoke(app, ["verify", str(db), "--report", str(tmp_path / "verify.html")])
+    assert result.exit_code == 2 and "is not migrated" in result.stderr
+    words = refused_section((tmp_path / "verify.html").read_text())
+    assert "is not migrated" in words and "exit code 2: bad input" in words and "nothing was changed (verify only reads it)" in words
+
+    not_dpro = tmp_path / "other.db"
+    not_dpro.write_text("not a database")
+    result = runner.invoke(app, ["check", str(not_dpro), "--report", str(tmp_path / "check.html")])
+    assert result.exit_code == 2
+    page = (tmp_path / "check.html").read_text()
+    assert "is not a SQLite database" in refused_section(page) and embedded(page)["result"]["exit_code"] == 2
+
+
+def test_an_unusable_target_is_refused_on_the_page_without_its_password(legacy_db, tmp_path):
+    db = legacy_db()
+    result = runner.invoke(app, ["plan", str(db), "--target", f"postgresql://dba:{SECRET}@/", "--report",
+                                 str(tmp_path / "plan.html")])
+    assert result.exit_code == 2 and "names no database" in result.stderr
+    page = (tmp_path / "plan.html").read_text()
+    assert SECRET not in page and "names no database" in refused_section(page)
+    result = runner.invoke(app, ["apply", str(db), "--sql", "--target", "postgresql://dba@/", "--report",
+                                 str(tmp_path / "sql.html")])
+    assert result.exit_code == 2 and not (tmp_path / "sql.html").exists(), "--sql writes no page"
+
+
+def test_a_refusal_of_the_report_path_itself_writes_no_report(legacy_db, tmp_path):
+    db = legacy_db()
+    result = runner.invoke(app, ["verify", str(db), "--report", str(tmp_path / "r.txt")])
+    assert result.exit_code == 2 and "FILE.html" in result.stderr and "report written" not in result.stderr
+    assert not (tmp_path / "r.txt").exists()
+
+
+def test_refusal_details_are_shown_as_tables_and_a_refusal_after_a_commit_does_not_claim_nothing_changed(tmp_path):
+    conflicts = [{"table": "users", "id": 7, "source": {"email": "a@x.org"}, "postgresql": {"email": "b@x.org"}}]
+    error = {"error": "1 rows were changed both in the source and in PostgreSQL since the snapshot: users id 7; nothing "
+                      "was changed (see --json for both versions)", "exit_code": 1, "details": {"conflicts": conflicts}}
+    page = render(build("rollback", error, source=tmp_path / "d.db", target=parse_target(None)), Diagrams(None, problem="t"))
+    words = refused_section(page)
+    assert "conflicts" in words and "users 7 email" in words and "b@x.org" not in page
+    assert "nothing was changed (the error says so)" in words
+    assert "--on-conflict postgres" in text_of(page[page.index('id="next"'):])
+    after = {"error": "the changes made in PostgreSQL after the cutover were written back to d.db but ...", "exit_code": 1,
+             "details": None}
+    words = refused_section(render(build("rollback", after, source=tmp_path / "d.db", target=parse_target(None)),
+                                   Diagrams(None, problem="t")))
+    assert "nothing was changed (" not in words and "does not say that nothing was changed" in words
+
+
+def test_reports_in_other_folders_are_linked_from_the_history_and_a_gone_one_is_said(legacy_db, tmp_path):
+    db = legacy_db()
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / name).mkdir()
+    invoke(0, "apply", db, "--yes", "--report", tmp_path / "a" / "apply.html")
+    invoke(0, "verify", db, "--report", tmp_path / "b" / "verify.html")
+    invoke(0, "verify", db, "--report", tmp_path / "c" / "verify.json")  # the data alone: named in the history too
+    (tmp_path / "b" / "verify.html").unlink()
+    invoke(0, "rollback", db, "--yes", "--report", tmp_path / "d" / "rollback.html")
+
+    page = (tmp_path / "d" / "rollback.html").read_text()
+    assert_self_contained(page)
+    reports = {r["name"]: r for r in embedded(page)["history"]["reports"]}
+    assert set(reports) == {"apply.html", "verify.html", "verify.json"}
+    assert reports["apply.html"]["exists"] and reports["apply.html"]["from"] == "history"
+    assert reports["apply.html"]["path"] == str(tmp_path / "a" / "apply.html")
+    assert 'href="../a/apply.html"' in page and 'href="../c/verify.json"' in page
+    assert reports["verify.html"]["exists"] is False and 'href="../b/verify.html"' not in page
+    words = text_of(page[page.index('id="reports"'):])
+    assert f"gone: {tmp_path / 'b' / 'verify.html'} (no longer there)" in words
+    lines = embedded(page)["history"]["lines"]
+    assert [(line["verb"], line["report"]) for line in lines] == [
+        ("apply", str(tmp_path / "a" / "apply.html")), ("verify", str(tmp_path / "b" / "verify.html")),
+        ("verify", str(tmp_path / "c" / "verify.json")), ("rollback", str(tmp_path / "d" / "rollback.html"))]
+
+
 # --- a real browser ---------------------------------------------------------------------------------
 
 
@@ -281,23 +412,105 @@ def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedPro
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.slow
-def test_report_renders_in_a_headless_browser(legacy_db, tmp_path, browser):
-    db = legacy_db()
-    invoke(0, "apply", db, "--yes", "--report", tmp_path / "apply.html")
-    url = (tmp_path / "apply.html").as_uri()
-    started = time.monotonic()
-    dom = headless(browser, tmp_path / "profile", "--dump-dom", url)
+EVERY_FEATURE = ("monitoring-views", "partition-by-month", "archive-tables", "row-level-security", "new-tables",
+                 "app-roles")
+
+
+def open_in_browser(browser: str, page: Path, profile: Path, keep_as: str) -> str:
+    """The page in headless chromium: its DOM with no console message, and a screenshot (kept under
+    DPRO_MIGRATE_REPORT_SCREENSHOT, a folder, when set, to look at)."""
+    url = page.as_uri()
+    dom = headless(browser, profile, "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == [], console
-    assert 'id="mapping"' in dom.stdout and "<svg" in dom.stdout or "Diagram not drawn" in dom.stdout
-    shot = tmp_path / "apply.png"
-    taken = headless(browser, tmp_path / "profile", "--hide-scrollbars", "--window-size=1400,2400",
-                     f"--screenshot={shot}", url)
+    assert 'id="mapping"' in dom.stdout and 'id="history"' in dom.stdout, "rendered to its end"
+    shot = page.with_suffix(".png")
+    taken = headless(browser, profile, "--hide-scrollbars", "--window-size=1400,2400", f"--screenshot={shot}", url)
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000  # a page, not a blank
-    keep = os.environ.get("DPRO_MIGRATE_REPORT_SCREENSHOT")  # where to keep it, to look at
+    keep = os.environ.get("DPRO_MIGRATE_REPORT_SCREENSHOT")
     if keep:
-        shutil.copyfile(shot, keep)
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(keep) / keep_as)
+    return dom.stdout
+
+
+def apply_report(tmp_path: Path, db: Path, *args) -> Path:
+    page = tmp_path / "apply.html"
+    invoke(0, "apply", db, "--yes", "--report", page, *args)
+    return page
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("drawn", ["graphviz", "fallback"])
+def test_report_renders_in_a_headless_browser(legacy_db, tmp_path, browser, monkeypatch, drawn):
+    """Both ways of drawing the schema: Graphviz's SVG, and the tables drawn without it."""
+    if drawn == "graphviz" and not shutil.which("dot"):
+        pytest.skip("no Graphviz (dot) on PATH (apt-get install -y graphviz)")
+    if drawn == "fallback":
+        monkeypatch.setattr("dpro_migrate.report.diagram.shutil.which", lambda name: None)
+    started = time.monotonic()
+    dom = open_in_browser(browser, apply_report(tmp_path, legacy_db()), tmp_path / "profile", f"apply-{drawn}.png")
+    schema = dom[dom.index('id="schema"'):dom.index('id="timings"')]
+    if drawn == "graphviz":
+        assert schema.count("<svg") == len(DOMAINS) and 'class="fallback"' not in schema
+    else:
+        assert "<svg" not in schema and schema.count('class="fallback"') == len(DOMAINS)
     print(f"browser: {time.monotonic() - started:.1f}s")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgresql_apply_report_with_every_option_renders(legacy_db, pg_url, tmp_path, browser):
+    """The richest page: PostgreSQL with monitoring views, partitions, archive tables, RLS, new tables and
+    roles: every option's operations are in it, and it renders with no console message."""
+    args = ["--target", pg_url, "--on-reject", "quarantine"] + [a for f in EVERY_FEATURE for a in ("--with", f)]
+    page = apply_report(tmp_path, legacy_db(), *args)
+    dom = open_in_browser(browser, page, tmp_path / "profile", "apply-postgresql-every-option.png")
+    data = embedded(page.read_text())
+    assert set(data["plan"]["features"]) == set(EVERY_FEATURE)
+    words = text_of(page.read_text()[:page.read_text().index('id="operations"')])
+    assert all(f in words for f in EVERY_FEATURE), "the options are named in the target card"
+    assert "<svg" in dom
+    # what the options create beyond the diagrams, by name, from the plan's operations
+    added = text_of(page.read_text()[page.read_text().index('id="added"'):page.read_text().index('id="timings"')])
+    for kind in ("create_archive", "create_monitoring_view", "create_role"):
+        names = [op["name"] for op in data["plan"]["operations"] if op["kind"] == kind]
+        assert names and all(n in added for n in names), kind
+    assert "monthly partitions" in added and "row-level security enabled on" in added and "new tables" in added
+
+
+@pytest.mark.postgres
+def test_rollback_refusing_a_conflict_writes_the_report(legacy_db, pg_url, tmp_path):
+    import sqlite3
+
+    import psycopg
+
+    db = legacy_db()
+    invoke(0, "apply", db, "--target", pg_url, "--yes", "--report", tmp_path / "apply.html")
+    conn = sqlite3.connect(db)  # the application wrote to the source after apply's snapshot, and to PostgreSQL
+    late = conn.execute("INSERT INTO messages (conversation_id, sender_type, content) SELECT min(id), 'user', "
+                        "'late, in SQLite' FROM conversations RETURNING id").fetchone()[0]
+    conn.commit()
+    conn.close()
+    with psycopg.connect(pg_url, autocommit=True) as pg:
+        pg.execute("INSERT INTO communication.messages (conversation_id, sender_type, content) SELECT min(id), 'user', "
+                   "'new, in PostgreSQL' FROM communication.conversations")
+    before = db.read_bytes()
+    result = runner.invoke(app, ["rollback", str(db), "--target", pg_url, "--yes", "--write-back", "--json",
+                                 "--report", str(tmp_path / "rollback.html")])
+    assert result.exit_code == 1 and "changed both in the source and in PostgreSQL" in result.stderr
+    assert db.read_bytes() == before
+    page = (tmp_path / "rollback.html").read_text()
+    error = json.loads(result.stdout)
+    assert {**embedded(page)["result"], "details": None} == {**error, "details": None}
+    words = refused_section(page)
+    assert "nothing was changed (the error says so)" in words and "conflicts" in words
+    assert f"messages {late} " in words and "content" in words  # which row and which columns differ
+    for side in ("new, in PostgreSQL", "late, in SQLite"):  # never the rows' values: the page goes to a ticket
+        assert side in result.stdout and side not in page
+    rows = mapping_rows(page)
+    assert rows and all("none: refused" in r for r in rows if r[0]), "still migrated: the ledger's plan, nothing back"
+    assert 'href="apply.html"' in page
+    assert "--on-conflict postgres" in text_of(page[page.index('id="next"'):])

@@ -15,9 +15,11 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 from dpro_migrate import DOMAINS, __version__
 from dpro_migrate.model.schema import load_schema
+from dpro_migrate.results import differing_columns
 from dpro_migrate.safety import history
 from dpro_migrate.safety.backup import default_backup_dir
 from dpro_migrate.safety.state import file_state, read_file
@@ -46,7 +48,8 @@ def build(verb: str, result: dict | None, *, source: Path | str | None, target: 
         "target": {"database": target.display, "dialect": target.dialect, "in_place": target.in_place},
         "plan": plan,
         # check --json carries its plan: kept once, in the plan section
-        "result": {**result, "plan": "see the plan section"} if result and plan and result.get("plan") == plan else result,
+        "result": {**result, "plan": "see the plan section"} if result and plan and result.get("plan") == plan else
+        without_row_values(result),
         "schema": schema_graph(),
         "history": _history(directory, source_path, written_to, target.display),
     }
@@ -54,7 +57,31 @@ def build(verb: str, result: dict | None, *, source: Path | str | None, target: 
     return mask_secrets(doc, target)
 
 
+def refusal(result: dict | None) -> dict | None:
+    """The verb raised one of our errors: its result is the error as `--json` prints it
+    ({"error", "exit_code", "details"}); None when the verb ran to its end."""
+    if isinstance(result, dict) and "error" in result and "exit_code" in result:
+        return result
+    return None
+
+
+def without_row_values(result: dict | None) -> dict | None:
+    """The one departure from the verb's --json: a refused write-back's conflicts name their rows and the
+    columns that differ, not the rows' values (a password hash, a mail, a message): the report goes to a
+    ticket. `rollback --write-back --json` prints both versions."""
+    refused = refusal(result)
+    details = (refused or {}).get("details")
+    if not (isinstance(details, dict) and isinstance(details.get("conflicts"), list)):
+        return result
+    conflicts = [{"table": c.get("table"), "id": c.get("id"), "columns_that_differ": differing_columns(c)}
+                 if isinstance(c, dict) else c for c in details["conflicts"]]
+    return {**result, "details": {**details, "conflicts": conflicts,
+                                  "values": "left out of the report: `rollback --write-back --json` prints both versions"}}
+
+
 def _ok(verb: str, result: dict | None, plan: dict | None) -> bool | None:
+    if refusal(result):
+        return False
     if result and isinstance(result.get("ok"), bool):
         return result["ok"]
     if verb == "plan" and plan is not None:
@@ -98,17 +125,54 @@ def _read_legacy(path: Path) -> dict:
 
 
 def _history(directory: Path | None, source: Path | None, written_to: Path | None, database: str) -> dict | None:
-    """The history file's lines for this source (what earlier verbs did), and the reports beside it."""
+    """The history file's lines for this source (what earlier verbs did), and the earlier reports of this
+    database: those its lines name, wherever they were written, and those beside this one."""
     if directory is None:
         return None
     lines = history.read(directory, source) if source else history.read(directory)
     return {"path": str(history.history_path(directory)), "lines": lines[-50:], "earlier_lines": max(0, len(lines) - 50),
-            "reports": _reports_beside(written_to, source, database)}
+            "reports": _earlier_reports(lines, written_to, source, database)}
+
+
+def _earlier_reports(lines: list[dict], written_to: Path | None, source: Path | None, database: str) -> list[dict]:
+    """Every earlier report of this source and database, newest first, once each: from the history's lines
+    (`report`, with the verb's outcome) and from the folder this one is written to (plan and check write no
+    history line). A file named by the history that is no longer there is listed as gone."""
+    here = Path(os.path.abspath(written_to)) if written_to else None
+    found: dict[str, dict] = {}
+    for line in lines:
+        named = line.get("report")
+        if not named or line.get("target") != database:
+            continue
+        path = os.path.abspath(named)
+        found[path] = {"path": path, "verb": line.get("verb"), "written": line.get("time"),
+                       "outcome": line.get("outcome"), "from": "history"}  # a later line for the same file wins
+    for beside in _reports_beside(written_to, source, database):
+        found.setdefault(beside["path"], beside)
+    reports = []
+    for path, entry in found.items():
+        if here is not None and path == str(here):
+            continue  # this very page (an earlier run's page of the same name was overwritten by it)
+        exists = os.path.isfile(path)
+        reports.append({**entry, "name": os.path.basename(path), "exists": exists,
+                        "href": _href(path, here) if exists else None})
+    return sorted(reports, key=lambda r: r["written"] or "", reverse=True)
+
+
+def _href(path: str, here: Path | None) -> str:
+    """A link that is a file path: relative to this page (it keeps working when the folder moves whole),
+    else absolute."""
+    if here is not None:
+        try:
+            return quote(os.path.relpath(path, here.parent))
+        except ValueError:  # another drive (Windows)
+            pass
+    return Path(path).as_uri()
 
 
 def _reports_beside(written_to: Path | None, source: Path | None, database: str) -> list[dict]:
-    """Other reports of the same source and database in the directory this one is written to, newest first:
-    a later verb's report links the earlier ones (their <meta> tags name both)."""
+    """Other reports of the same source and database in the directory this one is written to (their <meta>
+    tags name both)."""
     if written_to is None:
         return []
     here = Path(written_to).resolve()
@@ -127,8 +191,10 @@ def _reports_beside(written_to: Path | None, source: Path | None, database: str)
             continue
         meta = {name: html.unescape(value) for name, value in _META.findall(head)}
         if "dpro-migrate-verb" in meta and (meta.get("dpro-migrate-source"), meta.get("dpro-migrate-database")) == want:
-            found.append({"name": p.name, "verb": meta["dpro-migrate-verb"], "written": meta.get("dpro-migrate-written")})
-    return sorted(found, key=lambda r: r["written"] or "", reverse=True)
+            found.append({"path": os.path.abspath(p), "verb": meta["dpro-migrate-verb"],
+                          "written": meta.get("dpro-migrate-written"), "outcome": meta.get("dpro-migrate-outcome"),
+                          "from": "folder"})
+    return found
 
 
 _META = re.compile(r'<meta name="(dpro-migrate-[a-z]+)" content="([^"]*)">')
@@ -170,6 +236,9 @@ def next_commands(doc: dict) -> list[str]:
     q = _quote(source)
     ok = doc.get("ok")
     verb = doc["verb"]
+    refused = refusal(doc.get("result"))
+    if refused:
+        return _after_refusal(verb, refused, q, t)
     if verb == "plan":
         if ok is False:
             return [f"dpro-migrate plan {q}{t} --on-reject quarantine --out plan.json   # keep the refused rows aside",
@@ -189,6 +258,24 @@ def next_commands(doc: dict) -> list[str]:
         return [f"dpro-migrate status {q}{t}", f"dpro-migrate plan {q}{t} --report plan.html   # to try again"]
     return [f"dpro-migrate plan {q} --target URL --report plan.html   # the real cutover's plan, for approval"] if ok else \
         ["fix what the failed stage says, then run the check again"]
+
+
+def _after_refusal(verb: str, refused: dict, q: str, t: str) -> list[str]:
+    """What to do after the verb refused, by its exit code (errors.py)."""
+    code = refused.get("exit_code")
+    details = refused.get("details") if isinstance(refused.get("details"), dict) else {}
+    if details.get("dirty") and verb in ("apply", "plan"):
+        return [f"dpro-migrate plan {q}{t} --report plan.html   # every refused row, its rule in words and its query",
+                "clean those rows in the legacy file, or keep them aside: "
+                f"dpro-migrate apply {q}{t} --on-reject quarantine --report apply.html"]
+    if details.get("conflicts"):
+        return ["look at both versions of each conflicting row (the data of this report, or --json), then settle them: "
+                f"dpro-migrate rollback {q}{t} --write-back --on-conflict postgres   # or: source"]
+    if code == 3:
+        return [f"dpro-migrate status {q}{t}   # whether the change committed"]
+    if code == 4:
+        return [f"dpro-migrate status {q}{t}", f"run the {verb} again when the other connection or dpro-migrate is done"]
+    return [f"fix what the error above says, then run the {verb} again", f"dpro-migrate status {q}{t}"]
 
 
 def _quote(text: str) -> str:

@@ -5,10 +5,13 @@ JSON (`<script type="application/json" id="dpro-migrate-report">`) so the page c
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jinja2
 
+from dpro_migrate.errors import EXIT_CODES, OUTCOME_UNKNOWN, UNEXPECTED
+from dpro_migrate.report import document
 from dpro_migrate.report.diagram import Diagrams, draw
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -55,18 +58,78 @@ def render(doc: dict, diagrams: Diagrams | None = None) -> str:
 def view(doc: dict) -> dict:
     result = doc.get("result") or {}
     plan = doc.get("plan")
+    refused = refusal(doc, result)
     return {
-        "mapping": mapping(plan, result, per_legacy=result.get("rows_restored") if doc["verb"] == "rollback" else None),
+        "refusal": refused,
+        "mapping": mapping(plan, stage_summary(result, "apply") or {} if doc["verb"] == "check" else result,
+                           per_legacy=result.get("rows_restored") if doc["verb"] == "rollback" else None),
         "unknown_tables": (plan or {}).get("unknown_tables") or {},
         "missing_legacy_tables": (plan or {}).get("missing_legacy_tables") or [],
-        "preflight": preflight(plan),
+        "preflight": preflight(plan, (refused or {}).get("dirty")),
         "operations": operations(plan),
+        "added": added_by_options(plan, doc.get("schema") or {}),
         "timings": timings(doc["verb"], result),
         "checks": checks(doc["verb"], result),
         "stages": result.get("stages") if doc["verb"] == "check" else None,
         "backup": backup(doc, result),
-        "rows_word": {"apply": "rows moved", "verify": "rows verified", "rollback": "rows back"}.get(doc["verb"]),
+        "rows_word": {"apply": "rows moved", "verify": "rows verified", "rollback": "rows back",
+                      "check": "rows moved (scratch copy)"}.get(doc["verb"]),
     }
+
+
+READ_ONLY = ("plan", "verify", "check")  # verbs that never write the database (check works on a scratch copy)
+
+
+def refusal(doc: dict, result: dict) -> dict | None:
+    """The verb raised one of our errors: what was refused and why, from the error as `--json` prints it."""
+    refused = document.refusal(result)
+    if refused is None:
+        return None
+    message = str(refused.get("error") or "")
+    code = refused.get("exit_code")
+    details = refused.get("details")
+    dirty = details.get("dirty") if isinstance(details, dict) and isinstance(details.get("dirty"), dict) else None
+    rest = {k: v for k, v in details.items() if k != "dirty"} if isinstance(details, dict) else details
+    if dirty and isinstance(rest, dict):
+        rest.pop("findings", None)  # the same rows as the dirty report's rules, which the preflight section shows
+    said = message.lower()
+    # the code's general meaning, less its "(nothing was changed)": the line below says it for this error only
+    meaning = re.sub(r"\s*\(nothing was changed\)", "", EXIT_CODES.get(code, ""))
+    return {"message": message, "exit_code": code, "meaning": meaning,
+            "outcome": {OUTCOME_UNKNOWN: "outcome unknown", UNEXPECTED: "failed"}.get(code, "refused"),
+            # only where the error itself says so (a refusal after a commit must not read as "nothing changed"),
+            # or the verb only reads the database
+            "nothing_changed": ("the error says so" if "nothing was changed" in said or "nothing changed" in said else
+                                f"{doc['verb']} only reads it" if doc["verb"] in READ_ONLY else None),
+            "outcome_unknown": code == OUTCOME_UNKNOWN, "dirty": dirty, "details": _shown(rest)}
+
+
+def _shown(details) -> list[dict]:
+    """Details as sections: a list of records as a table (its keys the columns), anything else as text."""
+    if details in (None, {}, []):
+        return []
+    items = details.items() if isinstance(details, dict) else [("details", details)]
+    shown = []
+    for key, value in items:
+        if value in (None, {}, []):
+            continue
+        records = value if isinstance(value, list) else None
+        if records and all(isinstance(r, dict) for r in records):
+            columns = list(dict.fromkeys(k for r in records for k in r))
+            shown.append({"name": key, "columns": columns, "more": max(0, len(records) - 50),
+                          "rows": [[_cell(r.get(c)) for c in columns] for r in records[:50]]})
+        else:
+            shown.append({"name": key, "text": value if isinstance(value, str) else json.dumps(value, indent=1,
+                                                                                               ensure_ascii=False, default=str)})
+    return shown
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(str(v) for v in value)
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _key(name: str | None) -> str:
@@ -120,9 +183,12 @@ def mapping(plan: dict | None, result: dict, per_legacy: dict | None = None) -> 
     return rows
 
 
-def preflight(plan: dict | None) -> dict | None:
+def preflight(plan: dict | None, refused: dict | None = None) -> dict | None:
     """Rows the target would refuse: root causes (rules in words) and cascades when the plan has them,
-    else the findings per rule."""
+    else the findings per rule. `refused`: the dirty-data report of the error the verb raised (apply refusing
+    rows), shown when no plan is at hand."""
+    if plan is None and refused:
+        plan = {"preflight": {"dirty": refused}, "on_reject": "fail"}
     if plan is None:
         return None
     pre = plan.get("preflight") or {}
@@ -131,6 +197,25 @@ def preflight(plan: dict | None) -> dict | None:
     return {"rules": rules if isinstance(rules, list) else None, "cascades": dirty.get("cascades") or [],
             "findings": pre.get("findings") or [], "refused_rows": pre.get("refused_rows") or dirty.get("tables") or {},
             "on_reject": plan.get("on_reject")}
+
+
+# what the --with options (and apply itself) create beyond the base schema that the diagrams draw from ddl/
+ADDED_KINDS = {"create_table": "new tables (not drawn above)", "create_archive": "archive tables",
+               "create_partition": "monthly partitions", "create_monitoring_view": "monitoring views",
+               "enable_rls": "row-level security enabled on", "create_role": "roles", "grant": "privileges granted to"}
+
+
+def added_by_options(plan: dict | None, schema: dict) -> list[dict]:
+    """The plan's objects the diagrams do not show, per kind, with their names: from the plan's operations."""
+    if not plan:
+        return []
+    drawn = {t["qualified"] for d in schema.get("domains") or [] for t in d.get("tables") or []}
+    found: dict[str, list[str]] = {}
+    for op in plan.get("operations") or []:
+        kind, name = op.get("kind"), op.get("name")
+        if kind in ADDED_KINDS and not (kind == "create_table" and name in drawn):
+            found.setdefault(kind, []).append(name or "")
+    return [{"what": ADDED_KINDS[kind], "kind": kind, "names": found[kind]} for kind in ADDED_KINDS if kind in found]
 
 
 def operations(plan: dict | None) -> dict | None:
@@ -142,14 +227,34 @@ def operations(plan: dict | None) -> dict | None:
     return {"counts": counts, "list": plan.get("operations") or []}
 
 
+def stage_summary(result: dict, name: str) -> dict | None:
+    """check: the closing summary of one verb's run on the scratch copy (its stage's `summary`)."""
+    stage = next((s for s in result.get("stages") or [] if isinstance(s, dict) and s.get("name") == name), None)
+    summary = (stage or {}).get("summary")
+    return summary if isinstance(summary, dict) else None
+
+
+def _phases_and_tables(summary: dict) -> tuple[list[dict], list[dict]]:
+    return ([p for p in summary.get("phases") or [] if isinstance(p, dict)],
+            [t for t in summary.get("tables") or [] if isinstance(t, dict) and "seconds" in t])
+
+
 def timings(verb: str, result: dict) -> dict:
     summary = _summary(result)
-    phases = [p for p in summary.get("phases") or [] if isinstance(p, dict)]
-    tables = [t for t in summary.get("tables") or [] if isinstance(t, dict) and "seconds" in t]
-    if verb == "check":
+    phases, tables = _phases_and_tables(summary)
+    runs = []
+    if verb == "check":  # the stages, then each verb's own summary of its run on the scratch copy
         phases = [{"phase": s.get("name"), "seconds": s.get("seconds"), "status": s.get("status")}
                   for s in result.get("stages") or []]
-    return {"total": summary.get("seconds", result.get("seconds")), "phases": phases, "tables": tables}
+        tables = []
+        for name in ("apply", "verify", "rollback"):
+            ran = stage_summary(result, name)
+            if ran:
+                run_phases, run_tables = _phases_and_tables(ran)
+                runs.append({"verb": name, "database": ran.get("database"), "seconds": ran.get("seconds"),
+                             "rows": ran.get("rows"), "rows_per_second": ran.get("rows_per_second"),
+                             "note": ran.get("note"), "phases": run_phases, "tables": run_tables})
+    return {"total": summary.get("seconds", result.get("seconds")), "phases": phases, "tables": tables, "runs": runs}
 
 
 def checks(verb: str, result: dict) -> list[dict] | None:

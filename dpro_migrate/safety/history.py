@@ -31,6 +31,7 @@ class HistoryLine:
     message: str | None = None  # one line: the error, or a note on what was done
     counts: dict[str, int] = field(default_factory=dict)
     backup: str | None = None  # the backup the verb wrote (or compared against)
+    report: str | None = None  # the --report page written for this run, absolute (it may be gone since)
     tool_version: str = __version__
 
 

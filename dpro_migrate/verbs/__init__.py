@@ -181,11 +181,12 @@ def recorded(verb: str, summarize: Callable[[object], dict]):
     """Append one history line for every call of the verb, whatever its end: `summarize(result)` gives the
     line's counts, backup and message on success; an exception is recorded and re-raised unchanged.
     The verb takes (source, target, ...) and writes its backups (and so its history) to `backup_dir`.
+    `report`: the page the CLI writes for this run (--report), named in the line so later reports link it.
     A history that cannot be written never hides the verb's result: the result's `history_error` says so."""
 
     def wrap(fn):
         @functools.wraps(fn)
-        def run(source, target: Target | None = None, **options):
+        def run(source, target: Target | None = None, *, report: Path | str | None = None, **options):
             target = target or parse_target(None)
             legacy = _source_of(source)
             directory = Path(options.get("backup_dir") or default_backup_dir(legacy))
@@ -193,7 +194,8 @@ def recorded(verb: str, summarize: Callable[[object], dict]):
             def write(outcome: str, **line) -> str | None:
                 try:
                     history.append(directory, history.HistoryLine(verb=verb, source=str(legacy), target=target.display,
-                                                                  outcome=outcome, **line))
+                                                                  outcome=outcome, report=str(report) if report else None,
+                                                                  **line))
                     return None
                 except Exception as exc:  # whatever it is, the verb's own result comes first
                     return f"the history line was not written to {history.history_path(directory)}: {_first_line(exc)}"
