@@ -54,40 +54,32 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         database_url=environ.get(DATABASE_URL_ENV) or None,
         test_pg_url=environ.get(TEST_PG_ENV) or DEFAULT_TEST_PG,
         log_dir=_log_dir(environ),
-        copy_producers=_producers(environ),
-        partition_months_ahead=_months_ahead(environ),
+        copy_producers=_whole_number(environ, COPY_PRODUCERS_ENV, None, 1, MAX_COPY_PRODUCERS,
+                                     f"from 1 to {MAX_COPY_PRODUCERS} (unset: one per CPU, 2 to 3; 1: lines built in "
+                                     "dpro-migrate's own process)"),
+        partition_months_ahead=_whole_number(environ, PARTITION_AHEAD_ENV, DEFAULT_PARTITION_MONTHS_AHEAD, 0,
+                                             MAX_PARTITION_MONTHS_AHEAD,
+                                             f"of months from 0 to {MAX_PARTITION_MONTHS_AHEAD} "
+                                             f"(default {DEFAULT_PARTITION_MONTHS_AHEAD})"),
     )
 
 
-def _producers(environ: Mapping[str, str]) -> int | None:
-    text = environ.get(COPY_PRODUCERS_ENV, "").strip()
-    if not text:
-        return None
-    if not re.fullmatch(r"[0-9]+", text) or not 1 <= int(text) <= MAX_COPY_PRODUCERS:
-        raise BadInput(f"{COPY_PRODUCERS_ENV}={text!r}: expected a whole number from 1 to {MAX_COPY_PRODUCERS} "
-                       "(unset: one per CPU, 2 to 3; 1: lines built in dpro-migrate's own process)")
-    return int(text)
-
-
-def _months_ahead(environ: Mapping[str, str]) -> int:
-    text = environ.get(PARTITION_AHEAD_ENV, "").strip()
-    if not text:
-        return DEFAULT_PARTITION_MONTHS_AHEAD
-    if not re.fullmatch(r"[0-9]+", text) or int(text) > MAX_PARTITION_MONTHS_AHEAD:
-        raise BadInput(f"{PARTITION_AHEAD_ENV}={text!r}: expected a whole number of months from 0 to "
-                       f"{MAX_PARTITION_MONTHS_AHEAD} (default {DEFAULT_PARTITION_MONTHS_AHEAD})")
-    return int(text)
-
-
-def _milliseconds(environ: Mapping[str, str], name: str, default: int) -> int:
+def _whole_number(environ: Mapping[str, str], name: str, default: int | None, low: int, high: int,
+                  meaning: str) -> int | None:
+    """A setting that is a whole number from low to high; unset: default. `meaning` ends the refusal (its unit
+    and what unset means)."""
     text = environ.get(name, "").strip()
     if not text:
         return default
     # Digits only: int() would also take "+5", "5_000" and non-ASCII digits.
-    if not re.fullmatch(r"[0-9]+", text) or int(text) > MAX_BUSY_TIMEOUT_MS:
-        raise BadInput(f"{name}={text!r}: expected a whole number of milliseconds from 0 to {MAX_BUSY_TIMEOUT_MS} "
-                       f"(default {default}), such as 5000")
+    if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
+        raise BadInput(f"{name}={text!r}: expected a whole number {meaning}")
     return int(text)
+
+
+def _milliseconds(environ: Mapping[str, str], name: str, default: int) -> int:
+    return _whole_number(environ, name, default, 0, MAX_BUSY_TIMEOUT_MS,
+                         f"of milliseconds from 0 to {MAX_BUSY_TIMEOUT_MS} (default {default}), such as 5000")
 
 
 def _log_dir(environ: Mapping[str, str]) -> Path | None:
