@@ -466,3 +466,118 @@ def test_a_relative_backup_dir_keeps_the_snapshot_findable(legacy_db, pg_url, tm
     assert verbs.verify(db, target).ok
     verbs.rollback(db, target, backup_dir=tmp_path / "bk")
     assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'") == [(0,)]
+
+
+# --- partial backups and scratch databases a killed run leaves behind ---------------------------------------
+
+_HOLD_A_PARTIAL_BACKUP = """
+import sys, time
+from pathlib import Path
+from dpro_migrate.safety.backup import copy_file
+copied = copy_file(Path(sys.argv[1]), Path(sys.argv[2]))  # copied, not sealed: the .bak.tmp, locked
+print(copied.tmp, flush=True)
+time.sleep(600)
+"""
+
+
+def _partial_backup(db, backups):
+    """A process in the middle of writing a backup of `db` into `backups` (its .bak.tmp written, locked)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_A_PARTIAL_BACKUP, str(db), str(backups)],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ})
+    tmp = Path(proc.stdout.readline().strip())
+    assert tmp.name.endswith(".bak.tmp") and tmp.exists()
+    return proc, tmp
+
+
+@pytest.mark.parametrize("verb", ["apply", "rollback", "backup"])
+def test_a_partial_backup_a_killed_run_left_is_removed_by_the_next_run_and_said(legacy_db, tmp_path, verb):
+    """SIGKILL during apply/rollback/backup left <file>.<stamp>.bak.tmp, a full copy of production data, in
+    the backup folder for ever. The next run removes what no live process holds, and says so in one line."""
+    import signal
+
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    db = legacy_db()
+    backups = tmp_path / "bk"
+    if verb == "rollback":
+        verbs.apply(db, backup_dir=backups)
+    proc, tmp = _partial_backup(db, backups)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert tmp.exists()
+    mode = tmp.stat().st_mode & 0o777
+    assert mode == 0o600
+    args = {"apply": ["apply", str(db), "--backup-dir", str(backups), "--yes"],
+            "rollback": ["rollback", str(db), "--backup-dir", str(backups), "--yes"],
+            "backup": ["backup", str(db), "--backup-dir", str(backups)]}[verb]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert not tmp.exists() and not list(backups.glob("*.tmp*"))
+    said = [line for line in done.output.splitlines() if "partial backup" in line]
+    assert len(said) == 1 and tmp.name in done.output.replace("\n", ""), done.output
+
+
+def test_a_partial_backup_another_run_is_writing_is_left_alone(legacy_db, tmp_path):
+    db = legacy_db()
+    backups = tmp_path / "bk"
+    proc, tmp = _partial_backup(db, backups)
+    try:
+        result = verbs.backup(legacy_db(), backups)
+        assert tmp.exists() and result.left_overs == []
+        _, applied = verbs.apply(legacy_db(), backup_dir=backups)
+        assert tmp.exists() and applied.left_overs == []
+    finally:
+        proc.kill()
+        proc.wait()
+    _, applied = verbs.apply(legacy_db(), backup_dir=backups)
+    assert applied.left_overs == [str(tmp)] and not tmp.exists()
+
+
+_HOLD_A_SCRATCH_DATABASE = """
+import sys, time
+from dpro_migrate import check
+from dpro_migrate.targets import parse_target
+_, name, holder, _ = check._scratch_database(parse_target(sys.argv[1]))
+print(name, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.postgres
+def test_a_scratch_database_a_killed_check_left_is_dropped_by_the_next_check(legacy_db, pg_url):
+    """SIGKILL during `check --target` left dpro_check_*, a full copy of the legacy data, on the server. The
+    next check drops those no running check holds, and only dpro-migrate's own."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from dpro_migrate.check import run_check
+
+    def databases():
+        return {r[0] for r in q(pg_url, "SELECT datname FROM pg_database WHERE datname LIKE 'dpro_check%%'")}
+
+    procs = [subprocess.Popen([sys.executable, "-c", _HOLD_A_SCRATCH_DATABASE, pg_url], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ}) for _ in range(2)]
+    killed, alive = (p.stdout.readline().strip() for p in procs)
+    procs[0].send_signal(signal.SIGKILL)
+    procs[0].wait()
+    foreign = "dpro_check_0123abcd"  # the same form of name, not dpro-migrate's (no comment): never dropped
+    q(pg_url, f'CREATE DATABASE "{foreign}"')
+    try:
+        assert {killed, alive, foreign} <= databases()
+        report = run_check(legacy_db(), pg_url)
+        assert report.ok, report.stages
+        assert killed in report.left_overs and alive not in report.left_overs
+        assert killed not in databases() and {alive, foreign} <= databases()
+    finally:
+        procs[1].kill()
+        procs[1].wait()
+        for name in (killed, alive, foreign):
+            q(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -68,6 +68,7 @@ class ApplyResult:
     history_error: str | None = None  # the history line could not be written (the apply itself stands)
     timings: Timings = field(default_factory=Timings)  # per table and per phase, measured while it ran
     quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows kept aside whole
+    left_overs: list[str] = field(default_factory=list)  # partial backups of killed runs removed (partial_files)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class RollbackResult:
     schemas_restored: dict[str, int] = field(default_factory=dict)  # PostgreSQL: tables apply replaced, back, rows
     timings: Timings = field(default_factory=Timings)
     quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows put back from quarantine
+    left_overs: list[str] = field(default_factory=list)  # partial backups of killed runs removed (partial_files)
 
 
 class SQLiteRunner:

@@ -49,21 +49,23 @@ def apply_summary(plan, result, source: Path, target: Target) -> Summary:
     if result.already_migrated:
         return Summary("apply", database, str(source), True, result.seconds, Timings(),
                        note=f"already migrated (applied {result.applied_at}); nothing changed",
-                       next=[command("verify", source, target), command("status", source, target)])
+                       next=[command("verify", source, target), command("status", source, target)],
+                       left_overs=list(result.left_overs))
     quarantine = None
     if result.quarantined:
         quarantine = QuarantineReport(quarantine_where(database, target, str(source)), dict(result.quarantined))
     return Summary("apply", database, str(source), True, result.seconds, result.timings,
                    backup=str(result.backup.path) if result.backup else None, quarantine=quarantine,
                    next=[command("verify", source, target), "if the cutover goes wrong: "
-                         + command("rollback", source, target)])
+                         + command("rollback", source, target)], left_overs=list(result.left_overs))
 
 
 def rollback_summary(result, source: Path, target: Target) -> Summary:
     database = database_of(source, target)
     if result.nothing_to_do:
         return Summary("rollback", database, str(source), True, result.seconds, Timings(),
-                       note="not migrated: nothing to roll back", next=[command("status", source, target)])
+                       note="not migrated: nothing to roll back", next=[command("status", source, target)],
+                       left_overs=list(result.left_overs))
     quarantine = None
     if result.quarantined:
         quarantine = QuarantineReport(f"put back into their legacy tables in {database}", dict(result.quarantined))
@@ -86,7 +88,7 @@ def rollback_summary(result, source: Path, target: Target) -> Summary:
                    else ""))
     return Summary("rollback", database, str(source), True, result.seconds, result.timings,
                    backup=str(result.backup.path) if result.backup else None, quarantine=quarantine, next=done,
-                   note=note)
+                   note=note, left_overs=list(result.left_overs))
 
 
 def verify_summary(report, source: Path, target: Target) -> Summary:
@@ -105,4 +107,5 @@ def verify_summary(report, source: Path, target: Target) -> Summary:
         nxt = ["look at the failed checks above; to undo the migration: " + command("rollback", source, target)]
     return Summary("verify", database, str(source), report.ok, report.seconds, timings, backup=report.backup,
                    quarantine=quarantine, next=nxt,
-                   note=f"{len(report.checks) - len(report.failures)} of {len(report.checks)} checks passed")
+                   note=f"{len(report.checks) - len(report.failures)} of {len(report.checks)} checks passed",
+                   left_overs=list(report.left_overs))

@@ -42,6 +42,7 @@ class VerifyReport:
     history_error: str | None = None
     seconds: float = 0.0
     quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows found in quarantine
+    left_overs: list[str] = field(default_factory=list)  # partial backups of killed runs removed (partial_files)
 
     @property
     def ok(self) -> bool:
