@@ -557,6 +557,7 @@ def test_a_scratch_database_a_killed_check_left_is_dropped_by_the_next_check(leg
     import signal
     import subprocess
     import sys
+    import uuid
 
     from dpro_migrate.check import run_check
 
@@ -568,9 +569,9 @@ def test_a_scratch_database_a_killed_check_left_is_dropped_by_the_next_check(leg
     killed, alive = (p.stdout.readline().strip() for p in procs)
     procs[0].send_signal(signal.SIGKILL)
     procs[0].wait()
-    foreign = "dpro_check_0123abcd"  # the same form of name, not dpro-migrate's (no comment): never dropped
-    q(pg_url, f'CREATE DATABASE "{foreign}"')
+    foreign = f"dpro_check_{uuid.uuid4().hex[:8]}"  # the same form of name, not dpro-migrate's (no comment)
     try:
+        q(pg_url, f'CREATE DATABASE "{foreign}"')
         assert {killed, alive, foreign} <= databases()
         report = run_check(legacy_db(), pg_url)
         assert report.ok, report.stages
@@ -581,3 +582,55 @@ def test_a_scratch_database_a_killed_check_left_is_dropped_by_the_next_check(leg
         procs[1].wait()
         for name in (killed, alive, foreign):
             q(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- the closing summary of a PostgreSQL rollback and verify --json -----------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_rollback_summary_counts_what_it_wrote_back_and_names_what_it_dropped(legacy_db, pg_url, tmp_path):
+    """rollback --write-back wrote rows back and then said "0 rows in 0 tables"."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+    from dpro_migrate.verbs.summary import rollback_summary
+
+    db = legacy_db()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    q(pg_url, "INSERT INTO system.audit_logs (user_id, action) VALUES (1, 'app_row')")
+    q(pg_url, "UPDATE tasks.tasks SET status = 'completed' WHERE id IN (1, 2)")
+    runner = CliRunner()
+    done = runner.invoke(app, ["rollback", str(db), "--target", pg_url, "--write-back", "--yes", "--json",
+                               "--backup-dir", str(tmp_path / "bk")])
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    per_table = {t["legacy"]: t["rows"] for t in out["tables"]}
+    assert per_table == {"activity_logs": 1, "tasks": 2} and out["rows"] == 3
+    assert out["changes"]["tasks"]["updated"] == 2 and out["changes"]["activity_logs"]["inserted"] == 1
+    assert "dropped schemas" in out["note"] and "iam" in out["note"]
+    assert out["source"] == str(db) and "@" in out["database"]
+
+
+@pytest.mark.postgres
+def test_verify_json_on_postgres_says_source_for_the_legacy_file_and_database_for_the_target(legacy_db, pg_url, tmp_path):
+    import json
+
+    from sqlalchemy.engine import make_url
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    db = legacy_db()
+    secret_url = make_url(pg_url).set(password="hunter2").render_as_string(hide_password=False)
+    verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path / "bk")
+    done = CliRunner().invoke(app, ["verify", str(db), "--target", pg_url, "--json", "--backup-dir", str(tmp_path / "bk")])
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert out["source"] == str(db)
+    assert out["database"] == parse_target(pg_url).display
+    report = verbs.verify(db, parse_target(pg_url), backup_dir=tmp_path / "bk")  # the library's own report too
+    assert (report.source, report.database) == (str(db), parse_target(pg_url).display)
+    assert "hunter2" not in parse_target(secret_url).display

@@ -493,8 +493,10 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                    details={n: {**c.counts(), "inserted_ids": c.inserted, "updated_ids": c.updated,
                                                 "deleted_ids": c.deleted} for n, c in changes.items()})
             if changes:
+                began = time.monotonic()
                 with timings.timed("write back"):
                     written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
+                _time_write_back(timings, plan, written_back, time.monotonic() - began)
             release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             runner = PostgresRunner(cur, None)
@@ -524,7 +526,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                               time.monotonic() - started,
                               changes={t: n for t, n in (written_back.written if written_back else {}).items()},
                               conflicts=written_back.conflicts if written_back else [], timings=timings,
-                              schemas_restored=schemas_restored)
+                              schemas_restored=schemas_restored,
+                              dropped=[op.name for op in plan.operations if op.kind == "create_schema"])
     except psycopg.Error as exc:
         if committing:
             raise OutcomeUnknown(f"the connection to {target.display} failed while PostgreSQL committed the rollback "
@@ -546,6 +549,18 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         raise error from None
     finally:
         conn.close()
+
+
+def _time_write_back(timings: Timings, plan: Plan, written: Reconciled, seconds: float) -> None:
+    """The summary's tables: per legacy table, the rows the write-back inserted, updated, deleted or
+    renumbered in it (from their domain tables); the write-back's time shared by rows."""
+    per_table = {t: n["inserted"] + n["updated"] + n["deleted"] + n["renumbered"] for t, n in written.written.items()}
+    total = sum(per_table.values())
+    for legacy, rows in per_table.items():
+        if not rows:
+            continue
+        domain = sorted({m.target for m in plan.moves if m.legacy == legacy})
+        timings.add_table(legacy, ", ".join(domain), rows, seconds * rows / total)
 
 
 def _lock_domain_tables(cur, plan: Plan) -> None:

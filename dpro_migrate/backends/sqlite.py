@@ -84,6 +84,7 @@ class RollbackResult:
     schemas_restored: dict[str, int] = field(default_factory=dict)  # PostgreSQL: tables apply replaced, back, rows
     timings: Timings = field(default_factory=Timings)
     quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows put back from quarantine
+    dropped: list[str] = field(default_factory=list)  # PostgreSQL: the schemas rollback dropped
     left_overs: list[str] = field(default_factory=list)  # partial backups of killed runs removed (partial_files)
 
 

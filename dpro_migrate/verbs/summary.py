@@ -82,10 +82,15 @@ def rollback_summary(result, source: Path, target: Target) -> Summary:
                     f"--to {shlex.quote(str(to))}")
     note = ""
     if target.conninfo:  # the rows stay in the source file, which apply only read
-        written = sum(n["inserted"] + n["updated"] + n["deleted"] for n in result.changes.values())
-        note = ("removed what apply created (schemas, quarantine, ledger); the legacy file was only read"
-                + (f", and {written:,} rows changed in PostgreSQL since the cutover were written back to it" if written
-                   else ""))
+        written = {t: n for t, n in result.changes.items() if any(n.values())}
+        dropped = f"dropped schemas {', '.join(result.dropped)}" if result.dropped else "dropped what apply created"
+        note = f"{dropped} (with the quarantine and the ledger); "
+        if written:
+            note += (f"written back to {source}: " + "; ".join(
+                f"{t} {n['inserted']:,} inserted, {n['updated']:,} updated, {n['deleted']:,} deleted"
+                + (f", {n['renumbered']:,} under a new id" if n.get("renumbered") else "") for t, n in written.items()))
+        else:
+            note += f"nothing changed in PostgreSQL since the cutover: {source} was only read"
     return Summary("rollback", database, str(source), True, result.seconds, result.timings,
                    backup=str(result.backup.path) if result.backup else None, quarantine=quarantine, next=done,
                    note=note, left_overs=list(result.left_overs))
