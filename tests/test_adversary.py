@@ -634,3 +634,46 @@ def test_verify_json_on_postgres_says_source_for_the_legacy_file_and_database_fo
     report = verbs.verify(db, parse_target(pg_url), backup_dir=tmp_path / "bk")  # the library's own report too
     assert (report.source, report.database) == (str(db), parse_target(pg_url).display)
     assert "hunter2" not in parse_target(secret_url).display
+
+
+# --- a column the application dropped after the cutover -----------------------------------------------------
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_sqlite_rollback_refuses_a_column_dropped_after_the_cutover(legacy_db, tmp_path):
+    """In place, rollback recreated legacy tasks.description as NULL for every row and exited 0: the values were
+    gone and nothing said so. Refused up front (exit 2), one line naming the column and the backup."""
+    db = legacy_db()
+    _, applied = verbs.apply(db, backup_dir=tmp_path / "bk")
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE tasks_tasks DROP COLUMN description")
+    conn.commit()
+    conn.close()
+    before = rows(db, "SELECT * FROM tasks_tasks ORDER BY id")
+    done = _cli("rollback", db, "--yes", "--backup-dir", tmp_path / "bk")
+    assert done.exit_code == 2, done.output
+    message = " ".join(done.output.split())
+    assert "tasks.tasks.description" in message and str(applied.backup.path) in message
+    assert rows(db, "SELECT * FROM tasks_tasks ORDER BY id") == before  # still migrated, as it was
+    assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks'") == [(0,)]
+
+
+@pytest.mark.postgres
+def test_postgres_rollback_refuses_a_column_dropped_after_the_cutover(legacy_db, pg_url, tmp_path):
+    db = legacy_db()
+    verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path / "bk")
+    q(pg_url, "ALTER TABLE tasks.tasks DROP COLUMN description")
+    q(pg_url, "UPDATE tasks.tasks SET status = 'completed' WHERE id = 1")
+    for extra in ([], ["--write-back"]):
+        done = _cli("rollback", db, "--target", pg_url, "--yes", "--backup-dir", tmp_path / "bk", *extra)
+        assert done.exit_code == 2, done.output
+        message = " ".join(done.output.split())
+        assert "tasks.tasks.description" in message and str(db) in message
+    assert q(pg_url, "SELECT count(*) FROM tasks.tasks")[0][0] > 0  # nothing dropped

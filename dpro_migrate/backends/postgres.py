@@ -24,7 +24,8 @@ from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, DproMigrateErro
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
-from dpro_migrate.plan.columns import added_columns_message, created_columns
+from dpro_migrate.plan.columns import (added_columns_message, created_columns, dropped_columns, dropped_columns_message,
+                                      read_back_columns)
 from dpro_migrate.plan.document import Plan, refuse_other_source
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
@@ -325,6 +326,16 @@ def rows_without_legacy_home(cur, plan: Plan) -> dict[str, int]:
     return out
 
 
+def _live_columns(cur, tables) -> dict[str, set[str]]:
+    """The columns each of `tables` (qualified) has now; a table that is gone is left out."""
+    out: dict[str, set[str]] = {}
+    for schema, name, column in cur.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema || '.' || table_name = ANY(%s)", (list(tables),)):
+        out.setdefault(f"{schema}.{name}", set()).add(column)
+    return out
+
+
 def columns_added_after_apply(cur, plan: Plan) -> dict[str, int]:
     """Columns of the domain tables apply did not create, with how many rows hold a value in them."""
     out = {}
@@ -472,6 +483,12 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         with locked_transaction(conn, target), conn.cursor() as cur:
             cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # the write-back may take a while
             _lock_domain_tables(cur, plan)  # no application write slips between the comparison and the drop
+            dropped = dropped_columns(plan, _live_columns(cur, read_back_columns(plan)))
+            if dropped:
+                kept_in = f"{source} (apply only read it)" + (f" and the snapshot apply loaded, {snapshot}"
+                                                               if snapshot else "")
+                raise BadInput(dropped_columns_message(dropped, kept_in),
+                               details={"dropped_columns": [f"{t}.{c}" for t, c, _ in dropped]})
             added = columns_added_after_apply(cur, plan)
             if added:
                 raise ChecksFailed(added_columns_message(added), details={"added_columns": added})
