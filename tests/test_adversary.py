@@ -677,3 +677,26 @@ def test_postgres_rollback_refuses_a_column_dropped_after_the_cutover(legacy_db,
         message = " ".join(done.output.split())
         assert "tasks.tasks.description" in message and str(db) in message
     assert q(pg_url, "SELECT count(*) FROM tasks.tasks")[0][0] > 0  # nothing dropped
+
+
+# --- measuring a child's peak memory ------------------------------------------------------------------------
+
+
+def test_a_childs_peak_memory_is_its_own_not_the_spawning_pytests():
+    """test_quarantining_a_50_mb_blob_stays_under_200_mb_of_memory measured 349 MB once in a full run and 146 MB
+    alone: ru_maxrss of a child starts at the high-water mark of the process that spawned it (Linux carries it
+    over at exec), and pytest's own peak grows over a full run. The test now reads the child's own VmHWM."""
+    import subprocess
+    import sys
+
+    from tests.conftest import OWN_PEAK_RSS_KB, own_peak_rss_mb
+
+    held = bytearray(300 << 20)
+    for i in range(0, len(held), 4096):  # resident, so that this process's high-water mark is over 300 MB
+        held[i] = 1
+    del held
+    program = f"import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); print({OWN_PEAK_RSS_KB})"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    inherited_kb, own_kb = map(int, done.stdout.split())
+    assert inherited_kb > 300 << 10  # what ru_maxrss said: the spawning process's peak
+    assert own_peak_rss_mb(done.stdout) < 100 and own_kb < inherited_kb
