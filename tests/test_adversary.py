@@ -595,7 +595,6 @@ def test_postgres_rollback_summary_counts_what_it_wrote_back_and_names_what_it_d
     from typer.testing import CliRunner
 
     from dpro_migrate.cli import app
-    from dpro_migrate.verbs.summary import rollback_summary
 
     db = legacy_db()
     target = parse_target(pg_url)
