@@ -3,7 +3,8 @@
 SQLite: the source is copied (SQLite's backup API, read-only) into a temporary directory, and plan, apply,
 verify and rollback run on the copy; after rollback the copy must be logically identical to the source as
 it was copied. PostgreSQL (--target): the same, into a throwaway database dpro_check_<hex> created through
-the URL's database and always dropped afterwards.
+the URL's database and always dropped afterwards; one a killed check left (no session holds its lock any
+more) is dropped by the next check on that server.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class CheckReport:
     options: dict = field(default_factory=dict)  # apply's options the cycle ran with (on_reject, compat_views, features)
     dirty: dict | None = None  # rows the target would refuse, explained (results.DirtyReport.to_json())
     plan: dict | None = None  # the plan the check made, as `plan --json` prints it (the source's name, not the copy's)
+    left_overs: list[str] = field(default_factory=list)  # scratch databases of killed checks dropped first
 
     @property
     def ok(self) -> bool:
@@ -128,21 +130,71 @@ def _sha256(path: Path) -> str:
 # --- a throwaway PostgreSQL database ------------------------------------------------------------
 
 
-def _scratch_database(target: Target) -> tuple[Target, str]:
+# A scratch database is dpro-migrate's own when its name is dpro_check_<8 hex digits> and its comment is
+# SCRATCH_COMMENT. While a check runs, a session of it holds the advisory lock (SCRATCH_LOCK_CLASS, the name's
+# 8 hex digits as a signed int4): taken before the database is created, released (the session closed) after it
+# is dropped. One whose lock nobody on the server holds was left by a killed check: the next check drops it.
+SCRATCH_PREFIX = "dpro_check_"
+SCRATCH_NAME = re.compile(r"^dpro_check_(?P<key>[0-9a-f]{8})$")
+SCRATCH_COMMENT = "dpro-migrate check: scratch copy, dropped when the check ends"
+SCRATCH_LOCK_CLASS = 0x6470726F  # "dpro"
+
+def _lock_key(name: str) -> int:
+    """The advisory lock's second key: the name's hex digits as PostgreSQL's int4 (signed)."""
+    n = int(SCRATCH_NAME.match(name)["key"], 16)
+    return n - (1 << 32) if n >= 1 << 31 else n
+
+
+def _stale_scratch_databases(admin) -> list[str]:
+    """dpro-migrate's own scratch databases (name and comment) whose check holds no lock any more."""
+    rows = admin.execute("""
+        SELECT d.datname,
+               EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                       AND l.classid = %s::bigint::oid
+                       AND l.objid = ((('x' || substr(d.datname, 12, 8))::bit(32)::int::bigint) & 4294967295)::oid)
+        FROM pg_database d
+        WHERE starts_with(d.datname, %s) AND shobj_description(d.oid, 'pg_database') = %s ORDER BY 1""",
+                         (SCRATCH_LOCK_CLASS, SCRATCH_PREFIX, SCRATCH_COMMENT)).fetchall()
+    return [name for name, held in rows if SCRATCH_NAME.match(name) and not held]
+
+
+def _drop_stale_scratch_databases(target: Target, admin) -> list[str]:
+    """Drop the scratch databases killed checks left on the server (full copies of the legacy data); the
+    names dropped, and a FAILED line for one that could not be."""
+    dropped = []
+    for name in _stale_scratch_databases(admin):
+        line = _drop_database(target, name)
+        dropped.append(name if line.startswith("dropped") else line)
+    return dropped
+
+
+def _scratch_database(target: Target) -> tuple[Target, str, object, list[str]]:
+    """A new scratch database: (its target, its name, the session holding its advisory lock, which stays open
+    until it is dropped, the stale scratch databases dropped first)."""
     import psycopg
     from psycopg import sql as pgsql
     from sqlalchemy.engine import make_url
 
-    name = f"dpro_check_{secrets.token_hex(6)}"
-    admin = _admin(target)
+    holder = _admin(target)
     try:
-        admin.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
-    except psycopg.Error as exc:
-        raise BadInput(f"cannot create a scratch database on {target.display}: {_first_line(exc)}") from None
-    finally:
-        admin.close()
+        dropped = _drop_stale_scratch_databases(target, holder)
+        for _ in range(10):
+            name = f"{SCRATCH_PREFIX}{secrets.token_hex(4)}"
+            if holder.execute("SELECT pg_try_advisory_lock(%s, %s)", (SCRATCH_LOCK_CLASS, _lock_key(name))).fetchone()[0]:
+                break
+        else:
+            raise BadInput(f"cannot create a scratch database on {target.display}: no free name")
+        try:
+            holder.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
+            holder.execute(pgsql.SQL("COMMENT ON DATABASE {} IS {}").format(pgsql.Identifier(name),
+                                                                           pgsql.Literal(SCRATCH_COMMENT)))
+        except psycopg.Error as exc:
+            raise BadInput(f"cannot create a scratch database on {target.display}: {_first_line(exc)}") from None
+    except BaseException:
+        holder.close()
+        raise
     url = make_url(target.conninfo).set(database=name).render_as_string(hide_password=False)
-    return parse_target(url), name
+    return parse_target(url), name, holder, dropped
 
 
 def _admin(target: Target):
@@ -206,7 +258,8 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
     scratch = scratch_dir / source.name
     reference = scratch_dir / f"{source.name}.as-copied"
     stages: list[Stage] = []
-    pg_target, pg_name = None, None
+    pg_target, pg_name, holder = None, None, None
+    left_overs: list[str] = []
     cleanup = ""
     state: dict = {}
     summaries: dict[str, dict] = {}  # stage -> its verb's closing summary
@@ -218,7 +271,7 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
         stages.append(Stage("copy", OK, time.monotonic() - t0,
                             f"{sum(counts.values()):,} rows in {len(counts)} tables copied to a scratch file"))
         if target.conninfo:  # a server: the cycle runs in a throwaway database on it
-            pg_target, pg_name = _scratch_database(target)
+            pg_target, pg_name, holder, left_overs = _scratch_database(target)
         apply_to = pg_target or target
 
         def stage(name: str, fn: Callable[[], str]) -> bool:
@@ -315,13 +368,15 @@ def run_check(source: Path, target: Target | str | None = None, *, workdir: Path
     finally:
         if pg_name:
             cleanup = _drop_database(target, pg_name)
+        if holder is not None:
+            holder.close()  # releases the scratch database's lock: only once it is dropped
         shutil.rmtree(scratch_dir, ignore_errors=True)
         cleanup = "; ".join(x for x in (cleanup, f"removed {scratch_dir}") if x)
     dirty = state.get("dirty")
     return CheckReport(str(source), target.display, str(scratch) + (f" and database {pg_name}" if pg_name else ""),
                        stages, time.monotonic() - started, cleanup, started_at,
                        {"on_reject": on_reject, "compat_views": compat_views, "features": list(features)},
-                       dirty.to_json() if dirty else None, state.get("plan"))
+                       dirty.to_json() if dirty else None, state.get("plan"), left_overs)
 
 
 def _per_table(tables: dict[str, int]) -> str:

@@ -253,9 +253,17 @@ def plan_summary(plan, path: Path | None, moves: dict[str, int], phases: dict[st
                      "--target, PGPASSWORD or ~/.pgpass)"))
 
 
+def left_overs_line(paths) -> None:
+    """One line: the partial backups (copies of production data) killed runs left, removed by this one."""
+    if paths:
+        out.print(f"[yellow]removed {len(paths)} partial backup{'s' if len(paths) > 1 else ''} a killed run left "
+                  f"behind (nobody was writing them):[/] {escape(', '.join(str(p) for p in paths))}")
+
+
 def backup_result(b, source=None) -> None:
     if b is None:  # a PostgreSQL apply/rollback with nothing to back up
         return
+    left_overs_line(getattr(b, "left_overs", None))
     if hasattr(b, "database_tables"):  # a pg_dump: it holds the whole database; counted in its own snapshot
         kept = (f"the schemas replaced ({', '.join(b.schemas)}): {sum(b.tables.values()):,} rows in {len(b.tables)} "
                 "tables, counted in the dump's snapshot" if b.schemas else "no schema replaced")
@@ -272,6 +280,7 @@ def backup_result(b, source=None) -> None:
 
 def summary(s: Summary) -> None:
     verb = {"apply": "applied to", "rollback": "rolled back", "verify": "verified"}[s.verb]
+    left_overs_line(s.left_overs)
     headline = f"{verb} {escape(s.database)}" if s.ok else f"[red]{s.verb} failed[/]: {escape(s.database)}"
     if s.note and not s.timings.tables:
         out.print(f"{escape(s.database)}: {escape(s.note)}")
@@ -466,6 +475,9 @@ def check_report(report) -> None:
                 for f in s.findings[:10]:
                     out.print("  " + escape(", ".join(f"{k}: {v}" for k, v in f.items()) if isinstance(f, dict) else str(f)))
         out.print(escape(report.cleanup))
+    if report.left_overs:
+        out.print(f"[yellow]dropped {len(report.left_overs)} scratch database{'s' if len(report.left_overs) > 1 else ''} "
+                  f"killed checks left behind (no check held them):[/] {escape(', '.join(report.left_overs))}")
     out.print(f"[green]check passed[/] in {report.seconds:.1f}s: {escape(report.source)} migrates, verifies "
               "and rolls back cleanly" if report.ok else "[red]check failed[/]: "
               + ", ".join(s.name for s in report.failed))

@@ -214,6 +214,7 @@ class Summary:
     quarantine: QuarantineReport | None = None
     next: list[str] = field(default_factory=list)
     note: str = ""  # one line: "already migrated", "not migrated: nothing to roll back"
+    left_overs: list[str] = field(default_factory=list)  # partial backups of killed runs this run removed
 
     @property
     def rows(self) -> int:
@@ -228,7 +229,7 @@ class Summary:
                 "seconds": _rounded(self.seconds), "rows": self.rows, "rows_per_second": self.rows_per_second,
                 **self.timings.to_json(), "backup": self.backup,
                 "quarantine": self.quarantine.to_json() if self.quarantine else None, "next": list(self.next),
-                "note": self.note}
+                "note": self.note, "left_overs": list(self.left_overs)}
 
     @classmethod
     def from_json(cls, data: dict) -> Summary:
@@ -236,7 +237,7 @@ class Summary:
         q = data.get("quarantine")
         return cls(data["verb"], data["database"], data["source"], data["ok"], data["seconds"], Timings.from_json(data),
                    data.get("backup"), QuarantineReport(q["where"], dict(q["tables"])) if q else None,
-                   list(data.get("next") or []), data.get("note") or "")
+                   list(data.get("next") or []), data.get("note") or "", list(data.get("left_overs") or []))
 
 
 def differing_columns(conflict: dict) -> list[str]:

@@ -55,6 +55,18 @@ def add_orphan_message(db: Path) -> None:
     conn.close()
 
 
+# The peak memory of a program run in a child, its own: the high-water mark of its address space (VmHWM).
+# Not getrusage's ru_maxrss: Linux carries the spawning process's high-water mark over into the child at exec
+# (the mm it replaces), so a child of a pytest that once held 350 MB "peaks" at 350 MB however little it uses.
+OWN_PEAK_RSS_KB = ("next(int(line.split()[1]) for line in open('/proc/self/status') "
+                   "if line.startswith('VmHWM:'))")
+
+
+def own_peak_rss_mb(stdout: str) -> float:
+    """The last line a child printed `OWN_PEAK_RSS_KB` on, in MB."""
+    return int(stdout.split()[-1]) / 1024
+
+
 def refused_in_one_line(calls, *words: str) -> list[str]:
     """Each call raises BadInput with one line holding every word; their messages."""
     from dpro_migrate.errors import BadInput

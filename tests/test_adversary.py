@@ -466,3 +466,236 @@ def test_a_relative_backup_dir_keeps_the_snapshot_findable(legacy_db, pg_url, tm
     assert verbs.verify(db, target).ok
     verbs.rollback(db, target, backup_dir=tmp_path / "bk")
     assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'iam'") == [(0,)]
+
+
+# --- partial backups and scratch databases a killed run leaves behind ---------------------------------------
+
+_HOLD_A_PARTIAL_BACKUP = """
+import sys, time
+from pathlib import Path
+from dpro_migrate.safety.backup import copy_file
+copied = copy_file(Path(sys.argv[1]), Path(sys.argv[2]))  # copied, not sealed: the .bak.tmp, locked
+print(copied.tmp, flush=True)
+time.sleep(600)
+"""
+
+
+def _partial_backup(db, backups):
+    """A process in the middle of writing a backup of `db` into `backups` (its .bak.tmp written, locked)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_A_PARTIAL_BACKUP, str(db), str(backups)],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ})
+    tmp = Path(proc.stdout.readline().strip())
+    assert tmp.name.endswith(".bak.tmp") and tmp.exists()
+    return proc, tmp
+
+
+@pytest.mark.parametrize("verb", ["apply", "rollback", "backup"])
+def test_a_partial_backup_a_killed_run_left_is_removed_by_the_next_run_and_said(legacy_db, tmp_path, verb):
+    """SIGKILL during apply/rollback/backup left <file>.<stamp>.bak.tmp, a full copy of production data, in
+    the backup folder for ever. The next run removes what no live process holds, and says so in one line."""
+    import signal
+
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    db = legacy_db()
+    backups = tmp_path / "bk"
+    if verb == "rollback":
+        verbs.apply(db, backup_dir=backups)
+    proc, tmp = _partial_backup(db, backups)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert tmp.exists()
+    mode = tmp.stat().st_mode & 0o777
+    assert mode == 0o600
+    args = {"apply": ["apply", str(db), "--backup-dir", str(backups), "--yes"],
+            "rollback": ["rollback", str(db), "--backup-dir", str(backups), "--yes"],
+            "backup": ["backup", str(db), "--backup-dir", str(backups)]}[verb]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert not tmp.exists() and not list(backups.glob("*.tmp*"))
+    said = [line for line in done.output.splitlines() if "partial backup" in line]
+    assert len(said) == 1 and tmp.name in done.output.replace("\n", ""), done.output
+
+
+def test_a_partial_backup_another_run_is_writing_is_left_alone(legacy_db, tmp_path):
+    db = legacy_db()
+    backups = tmp_path / "bk"
+    proc, tmp = _partial_backup(db, backups)
+    try:
+        result = verbs.backup(legacy_db(), backups)
+        assert tmp.exists() and result.left_overs == []
+        _, applied = verbs.apply(legacy_db(), backup_dir=backups)
+        assert tmp.exists() and applied.left_overs == []
+    finally:
+        proc.kill()
+        proc.wait()
+    _, applied = verbs.apply(legacy_db(), backup_dir=backups)
+    assert applied.left_overs == [str(tmp)] and not tmp.exists()
+
+
+_HOLD_A_SCRATCH_DATABASE = """
+import sys, time
+from dpro_migrate import check
+from dpro_migrate.targets import parse_target
+_, name, holder, _ = check._scratch_database(parse_target(sys.argv[1]))
+print(name, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.postgres
+def test_a_scratch_database_a_killed_check_left_is_dropped_by_the_next_check(legacy_db, pg_url):
+    """SIGKILL during `check --target` left dpro_check_*, a full copy of the legacy data, on the server. The
+    next check drops those no running check holds, and only dpro-migrate's own."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    from dpro_migrate.check import run_check
+
+    def databases():
+        return {r[0] for r in q(pg_url, "SELECT datname FROM pg_database WHERE datname LIKE 'dpro_check%%'")}
+
+    procs = [subprocess.Popen([sys.executable, "-c", _HOLD_A_SCRATCH_DATABASE, pg_url], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ}) for _ in range(2)]
+    killed, alive = (p.stdout.readline().strip() for p in procs)
+    procs[0].send_signal(signal.SIGKILL)
+    procs[0].wait()
+    foreign = f"dpro_check_{uuid.uuid4().hex[:8]}"  # the same form of name, not dpro-migrate's (no comment)
+    try:
+        q(pg_url, f'CREATE DATABASE "{foreign}"')
+        assert {killed, alive, foreign} <= databases()
+        report = run_check(legacy_db(), pg_url)
+        assert report.ok, report.stages
+        assert killed in report.left_overs and alive not in report.left_overs
+        assert killed not in databases() and {alive, foreign} <= databases()
+    finally:
+        procs[1].kill()
+        procs[1].wait()
+        for name in (killed, alive, foreign):
+            q(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- the closing summary of a PostgreSQL rollback and verify --json -----------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_rollback_summary_counts_what_it_wrote_back_and_names_what_it_dropped(legacy_db, pg_url, tmp_path):
+    """rollback --write-back wrote rows back and then said "0 rows in 0 tables"."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    db = legacy_db()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    q(pg_url, "INSERT INTO system.audit_logs (user_id, action) VALUES (1, 'app_row')")
+    q(pg_url, "UPDATE tasks.tasks SET status = 'completed' WHERE id IN (1, 2)")
+    runner = CliRunner()
+    done = runner.invoke(app, ["rollback", str(db), "--target", pg_url, "--write-back", "--yes", "--json",
+                               "--backup-dir", str(tmp_path / "bk")])
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    per_table = {t["legacy"]: t["rows"] for t in out["tables"]}
+    assert per_table == {"activity_logs": 1, "tasks": 2} and out["rows"] == 3
+    assert out["changes"]["tasks"]["updated"] == 2 and out["changes"]["activity_logs"]["inserted"] == 1
+    assert "dropped schemas" in out["note"] and "iam" in out["note"]
+    assert out["source"] == str(db) and "@" in out["database"]
+
+
+@pytest.mark.postgres
+def test_verify_json_on_postgres_says_source_for_the_legacy_file_and_database_for_the_target(legacy_db, pg_url, tmp_path):
+    import json
+
+    from sqlalchemy.engine import make_url
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    db = legacy_db()
+    secret_url = make_url(pg_url).set(password="hunter2").render_as_string(hide_password=False)
+    verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path / "bk")
+    done = CliRunner().invoke(app, ["verify", str(db), "--target", pg_url, "--json", "--backup-dir", str(tmp_path / "bk")])
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert out["source"] == str(db)
+    assert out["database"] == parse_target(pg_url).display
+    report = verbs.verify(db, parse_target(pg_url), backup_dir=tmp_path / "bk")  # the library's own report too
+    assert (report.source, report.database) == (str(db), parse_target(pg_url).display)
+    assert "hunter2" not in parse_target(secret_url).display
+
+
+# --- a column the application dropped after the cutover -----------------------------------------------------
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_sqlite_rollback_refuses_a_column_dropped_after_the_cutover(legacy_db, tmp_path):
+    """In place, rollback recreated legacy tasks.description as NULL for every row and exited 0: the values were
+    gone and nothing said so. Refused up front (exit 2), one line naming the column and the backup."""
+    db = legacy_db()
+    _, applied = verbs.apply(db, backup_dir=tmp_path / "bk")
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE tasks_tasks DROP COLUMN description")
+    conn.commit()
+    conn.close()
+    before = rows(db, "SELECT * FROM tasks_tasks ORDER BY id")
+    done = _cli("rollback", db, "--yes", "--backup-dir", tmp_path / "bk")
+    assert done.exit_code == 2, done.output
+    message = " ".join(done.output.split())
+    assert "tasks.tasks.description" in message and str(applied.backup.path) in message
+    assert rows(db, "SELECT * FROM tasks_tasks ORDER BY id") == before  # still migrated, as it was
+    assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tasks'") == [(0,)]
+
+
+@pytest.mark.postgres
+def test_postgres_rollback_refuses_a_column_dropped_after_the_cutover(legacy_db, pg_url, tmp_path):
+    db = legacy_db()
+    verbs.apply(db, parse_target(pg_url), backup_dir=tmp_path / "bk")
+    q(pg_url, "ALTER TABLE tasks.tasks DROP COLUMN description")
+    q(pg_url, "UPDATE tasks.tasks SET status = 'completed' WHERE id = 1")
+    for extra in ([], ["--write-back"]):
+        done = _cli("rollback", db, "--target", pg_url, "--yes", "--backup-dir", tmp_path / "bk", *extra)
+        assert done.exit_code == 2, done.output
+        message = " ".join(done.output.split())
+        assert "tasks.tasks.description" in message and str(db) in message
+    assert q(pg_url, "SELECT count(*) FROM tasks.tasks")[0][0] > 0  # nothing dropped
+
+
+# --- measuring a child's peak memory ------------------------------------------------------------------------
+
+
+def test_a_childs_peak_memory_is_its_own_not_the_spawning_pytests():
+    """test_quarantining_a_50_mb_blob_stays_under_200_mb_of_memory measured 349 MB once in a full run and 146 MB
+    alone: ru_maxrss of a child starts at the high-water mark of the process that spawned it (Linux carries it
+    over at exec), and pytest's own peak grows over a full run. The test now reads the child's own VmHWM."""
+    import subprocess
+    import sys
+
+    from tests.conftest import OWN_PEAK_RSS_KB, own_peak_rss_mb
+
+    held = bytearray(300 << 20)
+    for i in range(0, len(held), 4096):  # resident, so that this process's high-water mark is over 300 MB
+        held[i] = 1
+    del held
+    program = f"import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); print({OWN_PEAK_RSS_KB})"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    inherited_kb, own_kb = map(int, done.stdout.split())
+    assert inherited_kb > 300 << 10  # what ru_maxrss said: the spawning process's peak
+    assert own_peak_rss_mb(done.stdout) < 100 and own_kb < inherited_kb

@@ -17,7 +17,7 @@ from dpro_migrate.plan.operations import CopyRows
 from dpro_migrate.targets import parse_target
 from dpro_migrate.verify.postgres import verify_postgres
 
-from tests.conftest import file_digest, refused_in_one_line
+from tests.conftest import OWN_PEAK_RSS_KB, file_digest, own_peak_rss_mb, refused_in_one_line
 from tests.test_real_files import rebuild, variant
 
 
@@ -425,14 +425,11 @@ def test_quarantining_a_50_mb_blob_stays_under_200_mb_of_memory(legacy_db, tmp_p
     program = ("import sys; from pathlib import Path; from dpro_migrate import verbs; "
                "from dpro_migrate.targets import parse_target; "
                "verbs.apply(Path(sys.argv[1]), parse_target(sys.argv[2]), backup_dir=Path(sys.argv[3]), "
-               "on_reject='quarantine'); "
-               # VmHWM: this process image's own peak. ru_maxrss would not do: Linux carries it over an exec, so
-               # it starts at the forking pytest's own size (349-403 MB late in a full run)
-               "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')))")
+               f"on_reject='quarantine'); print({OWN_PEAK_RSS_KB})")
     done = subprocess.run([sys.executable, "-c", program, str(db), pg_url, str(tmp_path / "bk")],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert done.returncode == 0, done.stderr
-    peak_mb = int(done.stdout.split()[-1]) / 1024
+    peak_mb = own_peak_rss_mb(done.stdout)  # the apply's own peak, not pytest's (conftest.OWN_PEAK_RSS_KB)
     assert peak_mb < 200, peak_mb
     assert pg_rows(pg_url, "SELECT length(row_json) FROM system.quarantine WHERE source_pk = 5")[0][0] > 100 * 1024 * 1024
 

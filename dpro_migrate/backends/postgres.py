@@ -24,7 +24,8 @@ from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, DproMigrateErro
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
-from dpro_migrate.plan.columns import added_columns_message, created_columns
+from dpro_migrate.plan.columns import (added_columns_message, created_columns, dropped_columns, dropped_columns_message,
+                                      read_back_columns)
 from dpro_migrate.plan.document import Plan, refuse_other_source
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
@@ -325,6 +326,16 @@ def rows_without_legacy_home(cur, plan: Plan) -> dict[str, int]:
     return out
 
 
+def _live_columns(cur, tables) -> dict[str, set[str]]:
+    """The columns each of `tables` (qualified) has now; a table that is gone is left out."""
+    out: dict[str, set[str]] = {}
+    for schema, name, column in cur.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema || '.' || table_name = ANY(%s)", (list(tables),)):
+        out.setdefault(f"{schema}.{name}", set()).add(column)
+    return out
+
+
 def columns_added_after_apply(cur, plan: Plan) -> dict[str, int]:
     """Columns of the domain tables apply did not create, with how many rows hold a value in them."""
     out = {}
@@ -472,6 +483,12 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         with locked_transaction(conn, target), conn.cursor() as cur:
             cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # the write-back may take a while
             _lock_domain_tables(cur, plan)  # no application write slips between the comparison and the drop
+            dropped = dropped_columns(plan, _live_columns(cur, read_back_columns(plan)))
+            if dropped:
+                kept_in = f"{source} (apply only read it)" + (f" and the snapshot apply loaded, {snapshot}"
+                                                               if snapshot else "")
+                raise BadInput(dropped_columns_message(dropped, kept_in),
+                               details={"dropped_columns": [f"{t}.{c}" for t, c, _ in dropped]})
             added = columns_added_after_apply(cur, plan)
             if added:
                 raise ChecksFailed(added_columns_message(added), details={"added_columns": added})
@@ -493,8 +510,10 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                                    details={n: {**c.counts(), "inserted_ids": c.inserted, "updated_ids": c.updated,
                                                 "deleted_ids": c.deleted} for n, c in changes.items()})
             if changes:
+                began = time.monotonic()
                 with timings.timed("write back"):
                     written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
+                _time_write_back(timings, plan, written_back, time.monotonic() - began)
             release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             runner = PostgresRunner(cur, None)
@@ -524,7 +543,8 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                               time.monotonic() - started,
                               changes={t: n for t, n in (written_back.written if written_back else {}).items()},
                               conflicts=written_back.conflicts if written_back else [], timings=timings,
-                              schemas_restored=schemas_restored)
+                              schemas_restored=schemas_restored,
+                              dropped=[op.name for op in plan.operations if op.kind == "create_schema"])
     except psycopg.Error as exc:
         if committing:
             raise OutcomeUnknown(f"the connection to {target.display} failed while PostgreSQL committed the rollback "
@@ -546,6 +566,18 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         raise error from None
     finally:
         conn.close()
+
+
+def _time_write_back(timings: Timings, plan: Plan, written: Reconciled, seconds: float) -> None:
+    """The summary's tables: per legacy table, the rows the write-back inserted, updated, deleted or
+    renumbered in it (from their domain tables); the write-back's time shared by rows."""
+    per_table = {t: n["inserted"] + n["updated"] + n["deleted"] + n["renumbered"] for t, n in written.written.items()}
+    total = sum(per_table.values())
+    for legacy, rows in per_table.items():
+        if not rows:
+            continue
+        domain = sorted({m.target for m in plan.moves if m.legacy == legacy})
+        timings.add_table(legacy, ", ".join(domain), rows, seconds * rows / total)
 
 
 def _lock_domain_tables(cur, plan: Plan) -> None:

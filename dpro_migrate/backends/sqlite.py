@@ -19,7 +19,8 @@ from dpro_migrate.dialects import SQLITE, physical_name, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
-from dpro_migrate.plan.columns import added_columns_message, created_columns
+from dpro_migrate.plan.columns import (added_columns_message, created_columns, dropped_columns, dropped_columns_message,
+                                      read_back_columns)
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import (CreateCompatView, DropLegacyTable, KeepSequence, Operation, QuarantineRows,
                                           RowMove)
@@ -68,6 +69,7 @@ class ApplyResult:
     history_error: str | None = None  # the history line could not be written (the apply itself stands)
     timings: Timings = field(default_factory=Timings)  # per table and per phase, measured while it ran
     quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows kept aside whole
+    left_overs: list[str] = field(default_factory=list)  # partial backups of killed runs removed (partial_files)
 
 
 @dataclass
@@ -83,6 +85,8 @@ class RollbackResult:
     schemas_restored: dict[str, int] = field(default_factory=dict)  # PostgreSQL: tables apply replaced, back, rows
     timings: Timings = field(default_factory=Timings)
     quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows put back from quarantine
+    dropped: list[str] = field(default_factory=list)  # PostgreSQL: the schemas rollback dropped
+    left_overs: list[str] = field(default_factory=list)  # partial backups of killed runs removed (partial_files)
 
 
 class SQLiteRunner:
@@ -315,6 +319,17 @@ def rows_without_legacy_home(conn: sqlite3.Connection, plan: Plan) -> dict[str, 
     return out
 
 
+def _live_columns(conn: sqlite3.Connection, tables) -> dict[str, set[str]]:
+    """The columns each of `tables` (qualified) has now; a table that is gone is left out."""
+    out = {}
+    for table in tables:
+        found = {r[0] for r in conn.execute(
+            f"SELECT name FROM pragma_table_info({quote_literal(physical_name(table, SQLITE))})")}
+        if found:
+            out[table] = found
+    return out
+
+
 def columns_added_after_apply(conn: sqlite3.Connection, plan: Plan) -> dict[str, int]:
     """Columns of the domain tables apply did not create, with how many rows hold a value in them."""
     out = {}
@@ -361,6 +376,12 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
             if entry is None or entry.plan is None:
                 raise BadInput(f"{path}: its ledger holds no apply to roll back")
             plan = entry.plan
+            dropped = dropped_columns(plan, _live_columns(conn, read_back_columns(plan)))
+            if dropped:
+                kept_in = (f"the backup apply took, {entry.backup}" if plan.target == "sqlite:in-place"
+                           else f"{plan.source} (apply only read it)")
+                raise BadInput(dropped_columns_message(dropped, kept_in),
+                               details={"dropped_columns": [f"{t}.{c}" for t, c, _ in dropped]})
             added = columns_added_after_apply(conn, plan)
             if added:
                 raise ChecksFailed(added_columns_message(added), details={"added_columns": added})

@@ -8,7 +8,7 @@ import re
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 from dpro_migrate.db.connections import NAME_MAX, is_busy, lock_timeout_ms, locked_message
 from dpro_migrate.errors import BadInput, ChecksFailed, Locked
 from dpro_migrate.model.legacy import check_file_stat
+from dpro_migrate.safety import partial_files
 from dpro_migrate.sqlnames import quote_ident
 
 
@@ -25,6 +26,7 @@ class BackupResult:
     tables: dict[str, int]  # row counts, equal in source and copy
     integrity: str
     bytes: int
+    left_overs: list[str] = field(default_factory=list)  # partial files of killed runs removed from the folder
 
 
 def default_backup_dir(source: Path) -> Path:
@@ -82,12 +84,20 @@ def fsync_path(path: Path) -> None:
 
 @dataclass
 class CopiedBackup:
-    """A backup whose pages are copied into `tmp` (mode 0600) but not yet checked: `seal()` checks it
-    (integrity_check, row counts equal to `tables`, the source's), fsyncs it and renames it to `final`."""
+    """A backup whose pages are copied into `tmp` (mode 0600, locked by `lock`, an open descriptor, until it is
+    sealed or removed: see partial_files) but not yet checked: `seal()` checks it (integrity_check, row counts
+    equal to `tables`, the source's), fsyncs it and renames it to `final`."""
     source: Path
     tmp: Path
     final: Path
     tables: dict[str, int]
+    lock: int = -1
+    left_overs: list[str] = field(default_factory=list)
+
+    def _unlock(self) -> None:
+        if self.lock >= 0:
+            os.close(self.lock)
+            self.lock = -1
 
     def seal(self) -> BackupResult:
         try:
@@ -112,7 +122,9 @@ class CopiedBackup:
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
-        return BackupResult(self.final, self.tables, integrity, self.final.stat().st_size)
+        finally:
+            self._unlock()
+        return BackupResult(self.final, self.tables, integrity, self.final.stat().st_size, list(self.left_overs))
 
 
 @contextmanager
@@ -135,10 +147,11 @@ def copy_connection(conn: sqlite3.Connection, source: Path, directory: Path | No
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise BadInput(f"{directory}: cannot create the backup directory ({exc.strerror})") from None
+    left_overs = [str(p) for p in partial_files.remove_left_overs(directory)]
     final = _backup_path(source, directory)
     tmp = final.with_name(final.name + ".tmp")
     try:
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        lock = partial_files.create_locked(tmp)  # held until sealed: a killed run's .tmp is the next run's to remove
     except OSError as exc:
         raise BadInput(f"{directory}: cannot write a backup there ({exc.strerror})") from None
     try:
@@ -149,15 +162,17 @@ def copy_connection(conn: sqlite3.Connection, source: Path, directory: Path | No
             dest.execute("PRAGMA journal_mode=DELETE")
         finally:
             dest.close()
-        return CopiedBackup(source, tmp, final, table_counts(conn))
+        return CopiedBackup(source, tmp, final, table_counts(conn), lock, left_overs)
     except sqlite3.OperationalError as exc:
         tmp.unlink(missing_ok=True)
+        os.close(lock)
         if is_busy(exc):
             raise
         # the backup's side (a full disk, an I/O error): said in one line, before anything changed
         raise BadInput(f"{directory}: cannot write the backup there ({exc}); nothing was changed") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
+        os.close(lock)
         raise
 
 

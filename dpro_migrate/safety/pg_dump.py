@@ -12,7 +12,6 @@ A restore never hands the server a connection of pg_restore's: pg_restore only t
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dpro_migrate import DOMAINS, __version__
 from dpro_migrate.errors import BadInput
+from dpro_migrate.safety import partial_files
 from dpro_migrate.targets import Target
 
 MAGIC = b"PGDMP"  # the first bytes of a custom-format archive
@@ -49,6 +49,7 @@ class PgBackup:
     database_tables: int = 0  # every table the dump holds, the seven schemas' and any other's
     sha256: str = ""
     integrity: str = "pg_dump ok"
+    left_overs: list[str] = field(default_factory=list)  # partial files of killed runs removed from the folder
 
 
 def manifest_path(dump: Path) -> Path:
@@ -93,23 +94,9 @@ def _child_of(parent: int) -> None:
 
 
 def remove_left_overs(directory: Path) -> list[Path]:
-    """Partial dumps a killed dpro-migrate left behind: a `.dump.tmp` nobody holds locked any more."""
-    removed = []
-    for tmp in directory.glob("pg-*.dump.tmp"):
-        try:
-            fd = os.open(tmp, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # another dpro-migrate is writing it
-        else:
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-        finally:
-            os.close(fd)
-    return removed
+    """Partial files a killed dpro-migrate left behind: a `.dump.tmp` (or a backup's `.bak.tmp`) nobody holds
+    locked any more."""
+    return partial_files.remove_left_overs(directory)
 
 
 _COUNTS_SQL = """
@@ -131,7 +118,7 @@ def pg_dump(target: Target, directory: Path, conn=None, schemas: Iterable[str] =
     if not shutil.which("pg_dump"):
         raise BadInput("the target holds data and pg_dump is not installed to back it up first")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    remove_left_overs(directory)
+    left_overs = remove_left_overs(directory)
     conninfo, env = libpq_command(target)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     final = directory / f"pg-{stamp}.dump"
@@ -139,9 +126,8 @@ def pg_dump(target: Target, directory: Path, conn=None, schemas: Iterable[str] =
     schemas = [s for s in DOMAINS if s in set(schemas)]
     # Created here, 0600, and locked for as long as it is written: pg_dump opens it by name and truncates it,
     # keeping its mode; a file left by a killed run is unlocked, and the next run removes it.
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    fd = partial_files.create_locked(tmp)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         counted: dict[str, int] = {}
         database_tables = 0
         if conn is None:
@@ -163,7 +149,8 @@ def pg_dump(target: Target, directory: Path, conn=None, schemas: Iterable[str] =
     finally:
         os.close(fd)
         tmp.unlink(missing_ok=True)
-    backup = PgBackup(final, final.stat().st_size, counted, schemas, database_tables, digest)
+    backup = PgBackup(final, final.stat().st_size, counted, schemas, database_tables, digest,
+                      left_overs=[str(p) for p in left_overs])
     _write_manifest(backup, target)
     return backup
 

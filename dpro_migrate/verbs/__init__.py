@@ -30,6 +30,7 @@ from dpro_migrate.plan.preflight import REFUSED, run_refusal
 from dpro_migrate.planning import make_plan
 from dpro_migrate.safety import history
 from dpro_migrate.safety.backup import BackupResult, backup_file, default_backup_dir
+from dpro_migrate.safety.partial_files import remove_left_overs
 from dpro_migrate.safety.state import file_state, read_file
 from dpro_migrate.model.legacy import connect_readonly
 from dpro_migrate.results import DirtyReport
@@ -200,6 +201,8 @@ def recorded(verb: str, summarize: Callable[[object], dict]):
                 except Exception as exc:  # whatever it is, the verb's own result comes first
                     return f"the history line was not written to {history.history_path(directory)}: {_first_line(exc)}"
 
+            # partial backups a killed run left in the folder this verb writes (nobody holds them locked)
+            left_overs = [str(p) for p in remove_left_overs(directory)]
             try:
                 result = fn(source, target, **options)
             except BaseException as exc:
@@ -208,8 +211,10 @@ def recorded(verb: str, summarize: Callable[[object], dict]):
                     exc.add_note(problem)
                 raise
             problem = write(**summarize(result))
+            carrier = result[1] if isinstance(result, tuple) else result
+            if left_overs and hasattr(carrier, "left_overs"):
+                carrier.left_overs[:0] = left_overs
             if problem:
-                carrier = result[1] if isinstance(result, tuple) else result
                 if hasattr(carrier, "history_error"):  # a plain list (finalize's views) has nowhere to say it
                     carrier.history_error = problem
             return result

@@ -49,21 +49,23 @@ def apply_summary(plan, result, source: Path, target: Target) -> Summary:
     if result.already_migrated:
         return Summary("apply", database, str(source), True, result.seconds, Timings(),
                        note=f"already migrated (applied {result.applied_at}); nothing changed",
-                       next=[command("verify", source, target), command("status", source, target)])
+                       next=[command("verify", source, target), command("status", source, target)],
+                       left_overs=list(result.left_overs))
     quarantine = None
     if result.quarantined:
         quarantine = QuarantineReport(quarantine_where(database, target, str(source)), dict(result.quarantined))
     return Summary("apply", database, str(source), True, result.seconds, result.timings,
                    backup=str(result.backup.path) if result.backup else None, quarantine=quarantine,
                    next=[command("verify", source, target), "if the cutover goes wrong: "
-                         + command("rollback", source, target)])
+                         + command("rollback", source, target)], left_overs=list(result.left_overs))
 
 
 def rollback_summary(result, source: Path, target: Target) -> Summary:
     database = database_of(source, target)
     if result.nothing_to_do:
         return Summary("rollback", database, str(source), True, result.seconds, Timings(),
-                       note="not migrated: nothing to roll back", next=[command("status", source, target)])
+                       note="not migrated: nothing to roll back", next=[command("status", source, target)],
+                       left_overs=list(result.left_overs))
     quarantine = None
     if result.quarantined:
         quarantine = QuarantineReport(f"put back into their legacy tables in {database}", dict(result.quarantined))
@@ -80,13 +82,18 @@ def rollback_summary(result, source: Path, target: Target) -> Summary:
                     f"--to {shlex.quote(str(to))}")
     note = ""
     if target.conninfo:  # the rows stay in the source file, which apply only read
-        written = sum(n["inserted"] + n["updated"] + n["deleted"] for n in result.changes.values())
-        note = ("removed what apply created (schemas, quarantine, ledger); the legacy file was only read"
-                + (f", and {written:,} rows changed in PostgreSQL since the cutover were written back to it" if written
-                   else ""))
+        written = {t: n for t, n in result.changes.items() if any(n.values())}
+        dropped = f"dropped schemas {', '.join(result.dropped)}" if result.dropped else "dropped what apply created"
+        note = f"{dropped} (with the quarantine and the ledger); "
+        if written:
+            note += (f"written back to {source}: " + "; ".join(
+                f"{t} {n['inserted']:,} inserted, {n['updated']:,} updated, {n['deleted']:,} deleted"
+                + (f", {n['renumbered']:,} under a new id" if n.get("renumbered") else "") for t, n in written.items()))
+        else:
+            note += f"nothing changed in PostgreSQL since the cutover: {source} was only read"
     return Summary("rollback", database, str(source), True, result.seconds, result.timings,
                    backup=str(result.backup.path) if result.backup else None, quarantine=quarantine, next=done,
-                   note=note)
+                   note=note, left_overs=list(result.left_overs))
 
 
 def verify_summary(report, source: Path, target: Target) -> Summary:
@@ -105,4 +112,5 @@ def verify_summary(report, source: Path, target: Target) -> Summary:
         nxt = ["look at the failed checks above; to undo the migration: " + command("rollback", source, target)]
     return Summary("verify", database, str(source), report.ok, report.seconds, timings, backup=report.backup,
                    quarantine=quarantine, next=nxt,
-                   note=f"{len(report.checks) - len(report.failures)} of {len(report.checks)} checks passed")
+                   note=f"{len(report.checks) - len(report.failures)} of {len(report.checks)} checks passed",
+                   left_overs=list(report.left_overs))

@@ -170,8 +170,8 @@ def verify_postgres(target: Target, *, strict: bool = False, streamed: bool | No
                 checks.append(default_partition_check(cur, partitioned))
         if snapshot:
             checks.append(source_since_snapshot(Path(plan.source), snapshot, list(plan.legacy_tables)))
-        return VerifyReport(target.display, entry.backup, checks, counts, seconds=time.monotonic() - started,
-                            quarantined=quarantined)
+        return VerifyReport(str(plan.source), entry.backup, checks, counts, seconds=time.monotonic() - started,
+                            quarantined=quarantined, database=target.display)
     except psycopg.errors.SerializationFailure as exc:  # a standby cancels a read that holds up its replay
         raise BadInput(f"{target.display}: the server cancelled verify's read ({first_line(exc)}); run verify again, "
                        "or let the standby wait for it (hot_standby_feedback, max_standby_streaming_delay)") from None

@@ -35,6 +35,8 @@ class MoveCount:
 
 @dataclass
 class VerifyReport:
+    """`source`: the legacy file (the plan's); `database`: the database verified (a path, or the URL without its
+    password), as in every verb's JSON (results.py)."""
     source: str
     backup: str | None
     checks: list[Check]
@@ -42,6 +44,8 @@ class VerifyReport:
     history_error: str | None = None
     seconds: float = 0.0
     quarantined: dict[str, int] = field(default_factory=dict)  # legacy table -> rows found in quarantine
+    left_overs: list[str] = field(default_factory=list)  # partial backups of killed runs removed (partial_files)
+    database: str = ""
 
     @property
     def ok(self) -> bool:

@@ -107,8 +107,9 @@ def verify_sqlite(path: Path, *, backup: Path | None = None, strict: bool = Fals
         checks.append(Check("foreign_key_check", not fk, f"{len(fk)} violations" if fk else "clean",
                             [{"table": t, "rowid": r, "parent": p} for t, r, p, _ in fk[:SAMPLE]]))
         checks.append(Check("integrity_check", integrity == ["ok"], "; ".join(integrity[:3])))
-        return VerifyReport(str(path), str(backup), checks, counts, seconds=time.monotonic() - started,
-                            quarantined=quarantined)
+        legacy = str(path) if plan.target == "sqlite:in-place" else str(plan.source)  # in place: the file itself
+        return VerifyReport(legacy, str(backup), checks, counts, seconds=time.monotonic() - started,
+                            quarantined=quarantined, database=str(path))
     finally:
         pool.shutdown()
         conn.close()
