@@ -122,12 +122,17 @@ def _copy_bytea(column: str) -> str:
     return f"CASE typeof({x}) WHEN 'blob' THEN '\\x' || hex({x}) WHEN 'null' THEN NULL ELSE {REFUSED_FIELD} END"
 
 
+def _real_as_text(x: str) -> str:
+    """A REAL in a text column, as the COPY line spells it (every digit that tells it apart)."""
+    return f"printf('%!.20e', {x})"
+
+
 def _copy_text(column: str) -> str:
     """Text with a NUL is refused: PostgreSQL cannot store it, and printf() would cut it short."""
     x = quote_ident(column)
     return (f"CASE WHEN typeof({x}) = 'text' AND instr({x}, char(0)) = 0 THEN '\"' || replace({x}, '\"', '\"\"') || '\"' "
             f"WHEN {x} IS NULL THEN NULL WHEN typeof({x}) = 'integer' THEN {x} "
-            f"WHEN typeof({x}) = 'real' THEN printf('%!.20e', {x}) ELSE {REFUSED_FIELD} END")
+            f"WHEN typeof({x}) = 'real' THEN {_real_as_text(x)} ELSE {REFUSED_FIELD} END")
 
 
 # --- preflight predicates (SQLite SQL) ----------------------------------------------------------
@@ -227,7 +232,9 @@ def _ok_jsonb(column: str, length: int | None = None) -> str:
 
 def _ok_text(column: str, length: int | None = None) -> str:
     c = quote_ident(column)
-    return f"({c} IS NULL OR ({_text_value(c)}{f' AND length({c}) <= {length}' if length else ''}))"
+    # the length PostgreSQL sees: a REAL arrives spelled out (1.14e-80 as 26 characters)
+    spelled = f"CASE typeof({c}) WHEN 'real' THEN {_real_as_text(c)} ELSE {c} END"
+    return f"({c} IS NULL OR ({_text_value(c)}{f' AND length({spelled}) <= {length}' if length else ''}))"
 
 
 # --- write-back (PostgreSQL SQL) ----------------------------------------------------------------
