@@ -198,8 +198,11 @@ def default_rows(cur, parent: str) -> dict[date | None, int]:
     if default is None:
         return {}
     key = quote_ident(PARTITION_KEY)
-    return {m: n for m, n in cur.execute(
-        f"SELECT date_trunc('month', {key} AT TIME ZONE 'UTC')::date, count(*) FROM {default} GROUP BY 1 ORDER BY 1")}
+    # 'infinity', and years a Python date cannot hold (BC, after 9999), have no month a partition could be
+    # named after: they stay in DEFAULT (counted under None) instead of stopping the maintenance of every month
+    month = (f"CASE WHEN {key} >= '0001-01-01 00:00:00+00' AND {key} < '9999-12-01 00:00:00+00' "
+             f"THEN date_trunc('month', {key} AT TIME ZONE 'UTC')::date END")
+    return {m: n for m, n in cur.execute(f"SELECT {month}, count(*) FROM {default} GROUP BY 1 ORDER BY 1")}
 
 
 def partitioned_tables(cur) -> list[str]:

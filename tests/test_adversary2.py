@@ -1,0 +1,60 @@
+"""Second round of attacks, on what was built after the first: partition maintenance, the search indexes,
+derived values, the HTML report, the console and JSON summaries, the standalone Alembic environment and
+restore. Every test asserts on the data or the database's own answer."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import psycopg
+import pytest
+
+from dpro_migrate import verbs
+from dpro_migrate.targets import parse_target
+
+
+def q(url, sql, params=None):
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description else []
+
+
+def rows(db, sql):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _insert_message(url, when: str, content: str) -> None:
+    conv, agent = q(url, "SELECT id, agent_id FROM communication.conversations WHERE agent_id IS NOT NULL "
+                         "ORDER BY id LIMIT 1")[0]
+    q(url, "INSERT INTO communication.messages (conversation_id, agent_id, sender_type, content, created_at) "
+           "VALUES (%s, %s, 'agent', %s, %s)", (conv, agent, content, when))
+
+
+# --- partition maintenance --------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_an_infinite_created_at_in_default_does_not_stop_partition_maintenance(legacy_db, pg_url, tmp_path):
+    """created_at = 'infinity' (a value PostgreSQL accepts and rollback writes back) sat in DEFAULT; the
+    maintenance read its month as a Python date and failed ('PostgreSQL refused rows (date too large)'),
+    so no month was ever made again and every later row piled up in DEFAULT."""
+    db, target = legacy_db(), parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path, features=("partition-by-month",))
+    _insert_message(pg_url, "1850-03-01 00:00:00+00", "ancient")
+    _insert_message(pg_url, "2300-03-01 00:00:00+00", "future")
+    _insert_message(pg_url, "infinity", "endless")
+
+    result = verbs.partitions(db, target, ahead=1, backup_dir=tmp_path)
+
+    where = dict(q(pg_url, "SELECT content, tableoid::regclass::text FROM communication.messages "
+                           "WHERE content IN ('ancient', 'future', 'endless')"))
+    assert where == {"ancient": "communication.messages_y1850m03", "future": "communication.messages_y2300m03",
+                     "endless": "communication.messages_default"}
+    assert result.in_default == {"communication.messages": 1}
+    verbs.rollback(db, target, backup_dir=tmp_path, write_back=True)
+    assert sorted(rows(db, "SELECT content, created_at FROM messages WHERE content IN ('ancient', 'future', 'endless')")) == [
+        ("ancient", "1850-03-01 00:00:00"), ("endless", "infinity"), ("future", "2300-03-01 00:00:00")]
