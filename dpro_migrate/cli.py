@@ -260,7 +260,7 @@ def plan_cmd(source: Path = SOURCE,
     Exit 0 even when rows would be refused: the plan lists them, and apply refuses them."""
     _quiet(quiet, as_json)
     dest = parse_target(target)
-    _report_destination(report)
+    _report_destination(report, taken=(out,) if out else ())
     plan = verbs.make_plan(source, dest, on_reject=_value(on_reject), compat_views=compat_views,
                            features=tuple(_value(e) for e in extras))
     if out:
@@ -628,12 +628,12 @@ def check_cmd(source: Path = SOURCE,
 # --- --report: the verb's --json data as a page for the change ticket (dpro_migrate/report/) -------
 
 
-def _report_destination(path: Path | None) -> None:
+def _report_destination(path: Path | None, *, taken: tuple[Path, ...] = ()) -> None:
     """Refuse an unusable --report before the verb changes anything (exit 2)."""
     if path is not None:
         from dpro_migrate import report
 
-        report.check_destination(path)
+        report.check_destination(path, taken=taken)
 
 
 def _recorded_plan(source: Path, target):

@@ -109,3 +109,67 @@ def test_fts_stays_consistent_under_insert_or_replace(legacy_db, tmp_path):
     conn.commit()
     conn.close()
     assert _fts_consistent(db)
+
+
+# --- --report -----------------------------------------------------------------------------------------------
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from dpro_migrate.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.stdout + result.stderr
+    return result
+
+
+def test_the_report_never_replaces_the_plan_it_was_asked_beside(legacy_db, tmp_path):
+    """`plan --out p.json --report p.json` said 'plan written to p.json', exit 0, and the report then replaced
+    the plan: `apply p.json` refused it as not a plan."""
+    db = legacy_db()
+    plan = tmp_path / "p.json"
+    result = _cli("plan", db, "--out", plan, "--report", plan, "-q")
+    assert result.exit_code == 2 and "\n" not in result.stderr.strip()
+    assert not plan.exists()
+    _cli("plan", db, "--out", plan, "-q")
+    before = plan.read_bytes()
+    # apply of that plan with --report naming the plan itself: refused before anything changes
+    result = _cli("apply", plan, "--yes", "-q", "--report", plan)
+    assert result.exit_code == 2 and plan.read_bytes() == before
+    assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'communication_messages'") == [(0,)]
+
+
+def test_the_report_replaces_an_earlier_report_but_no_other_file(legacy_db, tmp_path):
+    db = legacy_db()
+    other = tmp_path / "notes.html"
+    other.write_text("<p>the change ticket's own notes</p>")
+    result = _cli("plan", db, "-q", "--report", other)
+    assert result.exit_code == 2 and other.read_text() == "<p>the change ticket's own notes</p>"
+    page = tmp_path / "plan.html"
+    assert _cli("plan", db, "-q", "--report", page).exit_code == 0
+    assert _cli("plan", db, "-q", "--report", page).exit_code == 0  # an earlier report: replaced
+    assert '<meta name="dpro-migrate-verb" content="plan">' in page.read_text()
+
+
+@pytest.mark.postgres
+def test_hostile_names_and_values_stay_text_in_the_report(legacy_db, pg_url, tmp_path):
+    db = legacy_db()
+    conn = sqlite3.connect(db)
+    conn.execute('ALTER TABLE messages ADD COLUMN "x""><img src=x onerror=alert(1)></style>" TEXT')
+    conn.execute('CREATE TABLE "</style><script>alert(3)</script>" (id INTEGER PRIMARY KEY, v TEXT)')
+    conn.execute("INSERT INTO \"</style><script>alert(3)</script>\" VALUES (1, '<script>alert(4)</script>')")
+    conn.execute("INSERT INTO messages (conversation_id, sender_type, content) VALUES "
+                 "(987654321, 'user', '<script>alert(2)</script>\"><img src=y onerror=alert(5)>')")
+    conn.execute("INSERT INTO messages (conversation_id, sender_type, content) VALUES (1, '<script>alert(6)</script>', 'x')")
+    conn.commit()
+    conn.close()
+    url = pg_url.replace("postgres@", "postgres:Adv2-s3cret@", 1)
+    for verb, args in (("plan", ()), ("apply", ("--yes",)), ("verify", ())):
+        page = tmp_path / f"{verb}.html"
+        result = _cli(verb, db, "--target", url, "--on-reject", "quarantine", *args, "-q", "--report", page) \
+            if verb != "verify" else _cli(verb, db, "--target", url, "-q", "--report", page)
+        assert result.exit_code == 0, result.stderr
+        text = page.read_text()
+        assert "<script>alert" not in text and "<img src" not in text and "</style><" not in text
+        assert "Adv2-s3cret" not in text + result.stdout + result.stderr
