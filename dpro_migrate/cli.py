@@ -216,7 +216,7 @@ def _state_after_interrupt(command: str, kwargs) -> str:
 
 
 def can_ask() -> bool:
-    return sys.stdin.isatty()
+    return sys.stdin is not None and not sys.stdin.closed and sys.stdin.isatty()  # stdin closed (<&-): None
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -225,7 +225,7 @@ def confirm(question: str, yes: bool) -> None:
         return
     if not can_ask():
         raise DproMigrateError(f"{question} needs confirmation: pass --yes (no terminal to ask)")
-    if not typer.confirm(question, default=False):
+    if not typer.confirm(question, default=False, err=True):  # stderr: --json keeps stdout for its document
         render.err.print("declined: nothing was changed")
         raise typer.Exit(DECLINED)
 
@@ -322,7 +322,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
     _report_destination(report)
     where = "in place" if dest.in_place else f"into {render.database_name(legacy, dest)}"
     confirm(f"Migrate {legacy} {where}" + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?",
-            yes or as_json)
+            yes)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):
         plan, result = verbs.apply(source, dest, backup_dir=backup_dir, on_reject=_value(on_reject),
                                    compat_views=compat_views, features=features, replace_existing=replace_existing,
@@ -415,7 +415,7 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = YES, sql: bool = SQL, target
         print(verbs.rollback_script(source, dest), end="")
         return
     _report_destination(report)
-    confirm(f"Roll back {render.database_name(source, dest)}?", yes or as_json)
+    confirm(f"Roll back {render.database_name(source, dest)}?", yes)
     undone = _recorded_plan(source, dest) if report else None  # the ledger that records it goes with the rollback
     with render.step_progress(not render.quiet, "rollback") as (progress, rows):
         result = verbs.rollback(source, dest, write_back=write_back, on_conflict=_value(on_conflict),
@@ -580,12 +580,12 @@ def restore_cmd(backup: Path = typer.Argument(..., show_default=False,
     _quiet(quiet, as_json)
     if is_pg_dump(backup):
         dest_db = parse_target(target)
-        confirm(f"Replace the domain schemas of {dest_db.display} with those in {backup}?", yes or as_json)
+        confirm(f"Replace the domain schemas of {dest_db.display} with those in {backup}?", yes)
         restored = verbs.restore_dump(backup, dest_db, backup_dir=backup_dir)
         render.print_json(restored) if as_json else render.pg_restore_result(restored)
         return
     dest = to or default_destination(backup)
-    confirm(f"Replace {dest} with {backup}?", yes or as_json)
+    confirm(f"Replace {dest} with {backup}?", yes)
     result = restore(backup, dest, backup_dir=backup_dir)
     if as_json:
         render.print_json(result)

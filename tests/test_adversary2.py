@@ -173,3 +173,33 @@ def test_hostile_names_and_values_stay_text_in_the_report(legacy_db, pg_url, tmp
         text = page.read_text()
         assert "<script>alert" not in text and "<img src" not in text and "</style><" not in text
         assert "Adv2-s3cret" not in text + result.stdout + result.stderr
+
+
+# --- confirmation ---------------------------------------------------------------------------------------------
+
+
+def test_json_is_an_output_format_not_a_yes(legacy_db, tmp_path):
+    """`apply --json` (and rollback, restore) skipped the confirmation: a DBA asking for machine-readable output
+    at a terminal, or a script that forgot --yes, migrated (or rolled back) without being asked."""
+    db = legacy_db()
+    result = _cli("apply", db, "--json", "--backup-dir", tmp_path / "bk")
+    assert result.exit_code == 2 and "--yes" in result.stdout + result.stderr
+    assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'communication_messages'") == [(0,)]
+    assert _cli("apply", db, "--yes", "-q", "--backup-dir", tmp_path / "bk").exit_code == 0
+    result = _cli("rollback", db, "--json", "--backup-dir", tmp_path / "bk")
+    assert result.exit_code == 2
+    assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'communication_messages'") == [(1,)]
+
+
+def test_a_closed_stdin_is_no_terminal_not_an_unexpected_error(legacy_db, tmp_path):
+    """`dpro-migrate apply db <&-` died with exit 70 (AttributeError: 'NoneType' object has no attribute 'isatty')."""
+    import subprocess
+    import sys
+
+    db = legacy_db()
+    code = "import sys; sys.argv[0] = 'dpro-migrate'; from dpro_migrate.cli import main; main()"
+    done = subprocess.run(["bash", "-c", f'"{sys.executable}" -c "{code}" apply "{db}" <&-'], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "--yes" in done.stderr and "Traceback" not in done.stderr
+    assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'communication_messages'") == [(0,)]
