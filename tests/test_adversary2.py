@@ -203,3 +203,45 @@ def test_a_closed_stdin_is_no_terminal_not_an_unexpected_error(legacy_db, tmp_pa
     assert done.returncode == 2, done.stderr
     assert "--yes" in done.stderr and "Traceback" not in done.stderr
     assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'communication_messages'") == [(0,)]
+
+
+# --- --replace-existing and restore ---------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", [
+    "INSERT INTO iam.users (name) VALUES ('dan')",
+    "UPDATE iam.users SET name = 'anna' WHERE name = 'ann'",
+    "DELETE FROM iam.users WHERE name = 'bob'",
+])
+def test_a_row_written_to_a_replaced_schema_after_its_dump_is_never_dropped_unsaved(legacy_db, pg_url, tmp_path,
+                                                                                   monkeypatch, change):
+    """The dump reads a snapshot; the drop came later in apply's own transaction. A row the old application wrote
+    in between was neither in the dump nor anywhere else once apply committed: rollback brought back the schemas
+    without it. Apply must refuse (nothing changed) when the replaced tables changed since the dump."""
+    from dpro_migrate.backends import postgres as backend
+    from dpro_migrate.errors import DproMigrateError
+
+    q(pg_url, "CREATE SCHEMA iam; CREATE TABLE iam.users (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);"
+              "INSERT INTO iam.users (name) VALUES ('ann'), ('bob')")
+    real = backend.pg_dump
+
+    def dump_then_the_old_application_writes(*args, **kwargs):
+        backup = real(*args, **kwargs)
+        q(pg_url, change)
+        return backup
+
+    monkeypatch.setattr(backend, "pg_dump", dump_then_the_old_application_writes)
+    db, target = legacy_db(), parse_target(pg_url)
+    try:
+        verbs.apply(db, target, backup_dir=tmp_path, replace_existing=True)
+    except DproMigrateError:
+        # refused: the old schema is still there, with the row written after the dump
+        assert q(pg_url, "SELECT to_regclass('iam.users') IS NOT NULL")[0][0]
+        assert q(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'communication'")[0][0] == 0
+        return
+    # applied: then the way back must bring the old table back as it was when it was dropped
+    monkeypatch.setattr(backend, "pg_dump", real)
+    verbs.rollback(db, target, backup_dir=tmp_path)
+    expected = {"INSERT": ["ann", "bob", "dan"], "UPDATE": ["anna", "bob"], "DELETE": ["ann"]}[change.split()[0]]
+    assert sorted(r[0] for r in q(pg_url, "SELECT name FROM iam.users")) == expected

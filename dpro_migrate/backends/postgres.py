@@ -148,7 +148,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             backup = pg_dump(target, backup_dir, conn, existing) if existing or user_table_count(conn) else None
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
-            replace_schemas(cur, existing, target.display)  # checked again: nothing outside them goes
+            replace_schemas(cur, existing, target.display, dumped=backup)  # checked again: nothing outside them goes
             producers = _producers(snapshot.path, counter, src, plan)
             try:
                 runner = PostgresRunner(cur, src, rows_progress, producers)
