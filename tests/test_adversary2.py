@@ -245,3 +245,32 @@ def test_a_row_written_to_a_replaced_schema_after_its_dump_is_never_dropped_unsa
     verbs.rollback(db, target, backup_dir=tmp_path)
     expected = {"INSERT": ["ann", "bob", "dan"], "UPDATE": ["anna", "bob"], "DELETE": ["ann"]}[change.split()[0]]
     assert sorted(r[0] for r in q(pg_url, "SELECT name FROM iam.users")) == expected
+
+
+# --- the Alembic handoff --------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_rollback_refused_for_alembic_revisions_writes_nothing_into_the_legacy_file(legacy_db, pg_url, tmp_path):
+    """rollback --write-back wrote PostgreSQL's new rows into the legacy file (its own commit), then found Alembic
+    beyond the baseline and refused with 'nothing was changed': the file had changed, and a later rollback saw
+    those rows on both sides."""
+    from dpro_migrate.errors import ChecksFailed
+    from tests.conftest import file_digest
+
+    db, target = legacy_db(), parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk")
+    verbs.alembic_handoff(tmp_path / "alembic", db, target)
+    baseline = q(pg_url, "SELECT version_num FROM system.alembic_version")[0][0]
+    q(pg_url, "UPDATE system.alembic_version SET version_num = 'a1b2c3d4e5f6'")  # the application's revision
+    q(pg_url, "INSERT INTO communication.messages (conversation_id, sender_type, content) "
+              "SELECT conversation_id, 'user', 'written after the cutover' FROM communication.messages WHERE id = 2")
+    before = file_digest(db)
+    with pytest.raises(ChecksFailed, match="beyond the dpro baseline"):
+        verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+    assert file_digest(db) == before
+    assert q(pg_url, "SELECT version_num FROM system.alembic_version") == [("a1b2c3d4e5f6",)]
+    # the application's revisions undone (alembic downgrade), the rollback goes through and writes the row once
+    q(pg_url, "UPDATE system.alembic_version SET version_num = %s", (baseline,))
+    verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
+    assert rows(db, "SELECT count(*) FROM messages WHERE content = 'written after the cutover'") == [(1,)]

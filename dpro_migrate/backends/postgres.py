@@ -480,6 +480,9 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                 raise ChecksFailed("rows written after the cutover have no legacy table to go back to: "
                                    + ", ".join(f"{n} ({k} rows)" for n, k in homeless.items()) + "; nothing was changed",
                                    details={"without_legacy_table": homeless})
+            # Alembic's stamp goes with the schema it described; a database migrated beyond it is refused here,
+            # before the write-back commits anything to the legacy file
+            release_baseline(cur, POSTGRES)
             src = open_source_as_applied(cur, plan, snapshot or source)
             try:
                 changes = postgres_changes(cur, src, plan)
@@ -495,7 +498,6 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
             if changes:
                 with timings.timed("write back"):
                     written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
-            release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             runner = PostgresRunner(cur, None)
             ops = list(reversed(plan.operations))
