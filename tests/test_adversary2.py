@@ -274,3 +274,24 @@ def test_a_rollback_refused_for_alembic_revisions_writes_nothing_into_the_legacy
     q(pg_url, "UPDATE system.alembic_version SET version_num = %s", (baseline,))
     verbs.rollback(db, target, write_back=True, backup_dir=tmp_path / "bk")
     assert rows(db, "SELECT count(*) FROM messages WHERE content = 'written after the cutover'") == [(1,)]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("installed", ["CREATE EXTENSION pg_trgm",
+                                       "CREATE SCHEMA extensions; CREATE EXTENSION pg_trgm SCHEMA extensions"])
+def test_pg_trgm_the_dba_installed_is_used_where_it_is_and_stays_after_rollback(legacy_db, pg_url, tmp_path, installed):
+    """pg_trgm installed by the DBA in a schema of its own (not on the search_path): apply failed with 'operator
+    class "gin_trgm_ops" does not exist for access method "gin"'."""
+    q(pg_url, installed)
+    db, target = legacy_db(), parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path)
+    q(pg_url, "INSERT INTO communication.messages (conversation_id, sender_type, content) VALUES (1, 'user', 'zebra')")
+    q(pg_url, "UPDATE communication.messages SET content = 'giraffe' WHERE id = 3")
+    q(pg_url, "DELETE FROM communication.messages WHERE id = 4")
+    assert q(pg_url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_msg_content_trgm'") == [(1,)]
+    assert verbs.verify(db, target).ok
+    verbs.rollback(db, target, backup_dir=tmp_path, write_back=True)
+    assert q(pg_url, "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'") == [
+        ("extensions" if "SCHEMA extensions" in installed else "public",)]
+    assert rows(db, "SELECT id, content FROM messages WHERE id IN (3, 4) OR content = 'zebra' ORDER BY id")[0] == (3, "giraffe")
+    assert rows(db, "SELECT count(*) FROM messages WHERE id = 4 OR content = 'zebra'") == [(1,)]
