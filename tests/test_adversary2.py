@@ -295,3 +295,22 @@ def test_pg_trgm_the_dba_installed_is_used_where_it_is_and_stays_after_rollback(
         ("extensions" if "SCHEMA extensions" in installed else "public",)]
     assert rows(db, "SELECT id, content FROM messages WHERE id IN (3, 4) OR content = 'zebra' ORDER BY id")[0] == (3, "giraffe")
     assert rows(db, "SELECT count(*) FROM messages WHERE id = 4 OR content = 'zebra'") == [(1,)]
+
+
+@pytest.mark.postgres
+def test_partition_maintenance_gives_each_trigger_its_own_state_back(legacy_db, pg_url, tmp_path):
+    """The move out of DEFAULT disables the parent's triggers, then enabled them all as plain ENABLE: a trigger the
+    DBA had set ENABLE REPLICA (fires only on a logical replica) started firing on the primary, ENABLE ALWAYS
+    became origin-only."""
+    db, target = legacy_db(), parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path, features=("partition-by-month",))
+    q(pg_url, "CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;"
+              "CREATE TRIGGER on_replica BEFORE INSERT ON communication.messages FOR EACH ROW EXECUTE FUNCTION public.noop();"
+              "CREATE TRIGGER always BEFORE INSERT ON communication.messages FOR EACH ROW EXECUTE FUNCTION public.noop();"
+              "ALTER TABLE communication.messages ENABLE REPLICA TRIGGER on_replica;"
+              "ALTER TABLE communication.messages ENABLE ALWAYS TRIGGER always")
+    _insert_message(pg_url, "2300-03-01 00:00:00+00", "far ahead")
+    result = verbs.partitions(db, target, ahead=1, backup_dir=tmp_path)
+    assert result.moved == {"communication.messages_y2300m03": 1}
+    assert dict(q(pg_url, "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'communication.messages'::regclass "
+                          "AND tgname IN ('on_replica', 'always')")) == {"on_replica": "R", "always": "A"}

@@ -280,10 +280,11 @@ def keep_partitions(conn, *, ahead: int, today: date) -> PartitionsResult:
                 _copy_security(cur, parent, part)
                 result.created.append(f"{qualified.split('.')[0]}.{name}")
             if moving and default:
-                triggers = [r[0] for r in cur.execute(
-                    "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal "
-                    "AND tgenabled <> 'D'", (parent,))]
-                for t in triggers:
+                # each trigger's own state comes back after the move: ENABLE ALWAYS / REPLICA are a DBA's choice
+                triggers = cur.execute(
+                    "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal "
+                    "AND tgenabled <> 'D'", (parent,)).fetchall()
+                for t, _ in triggers:
                     cur.execute(f"ALTER TABLE {parent} DISABLE TRIGGER {quote_ident(t)}")
                 cols = column_list(r[0] for r in cur.execute(
                     "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped "
@@ -294,8 +295,9 @@ def keep_partitions(conn, *, ahead: int, today: date) -> PartitionsResult:
                     n = cur.execute(f"WITH moved AS (DELETE FROM {default} WHERE {key} >= %s AND {key} < %s RETURNING {cols}) "
                                     f"INSERT INTO {parent} ({cols}) SELECT {cols} FROM moved", (lo, hi)).rowcount
                     result.moved[f"{qualified.split('.')[0]}.{partition_name(qualified, month)}"] = n
-                for t in triggers:
-                    cur.execute(f"ALTER TABLE {parent} ENABLE TRIGGER {quote_ident(t)}")
+                for t, state in triggers:
+                    how = {"A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}.get(state, "ENABLE")
+                    cur.execute(f"ALTER TABLE {parent} {how} TRIGGER {quote_ident(t)}")
                 cur.execute(f"ALTER TABLE {parent} ATTACH PARTITION {default} DEFAULT")
             left = sum(default_rows(cur, parent).values())
             if left:
