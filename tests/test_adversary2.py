@@ -314,3 +314,22 @@ def test_partition_maintenance_gives_each_trigger_its_own_state_back(legacy_db, 
     assert result.moved == {"communication.messages_y2300m03": 1}
     assert dict(q(pg_url, "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'communication.messages'::regclass "
                           "AND tgname IN ('on_replica', 'always')")) == {"on_replica": "R", "always": "A"}
+
+
+@pytest.mark.postgres
+def test_partition_maintenance_reads_bounds_in_utc_whatever_the_servers_time_zone(legacy_db, pg_url, tmp_path):
+    """With TimeZone west of UTC (America/New_York), pg_get_expr shows July's partition as starting on 30 June:
+    the maintenance took June as covered, and a row of June stayed in DEFAULT ('no created_at month')."""
+    q(pg_url, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET TimeZone = ''America/New_York''', current_database()); "
+              "END $$")
+    db, target = legacy_db(), parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path, features=("partition-by-month",))
+    first = q(pg_url, "SELECT min(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE "
+                      "i.inhparent = 'communication.messages'::regclass AND c.relname <> 'messages_default'")[0][0]
+    y, m = int(first[-7:-3]), int(first[-2:])
+    y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    _insert_message(pg_url, f"{y:04d}-{m:02d}-15 12:00:00+00", "backfilled")
+    result = verbs.partitions(db, target, ahead=1, backup_dir=tmp_path)
+    assert result.moved == {f"communication.messages_y{y:04d}m{m:02d}": 1} and not result.in_default
+    assert q(pg_url, "SELECT tableoid::regclass::text FROM communication.messages WHERE content = 'backfilled'") == [
+        (f"communication.messages_y{y:04d}m{m:02d}",)]

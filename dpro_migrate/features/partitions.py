@@ -261,6 +261,9 @@ def keep_partitions(conn, *, ahead: int, today: date) -> PartitionsResult:
     the user triggers on the parent do not fire for it (disabled for this transaction only)."""
     result = PartitionsResult()
     with conn.cursor() as cur:
+        # partition bounds are read back as text (pg_get_expr) in the session's time zone: in UTC, their months are
+        # the months they were made for (west of UTC, July's partition read as starting in June)
+        cur.execute("SET LOCAL TimeZone = 'UTC'")
         result.tables = partitioned_tables(cur)
         for qualified in result.tables:
             parent = table_sql(qualified, POSTGRES)
