@@ -333,3 +333,12 @@ def test_partition_maintenance_reads_bounds_in_utc_whatever_the_servers_time_zon
     assert result.moved == {f"communication.messages_y{y:04d}m{m:02d}": 1} and not result.in_default
     assert q(pg_url, "SELECT tableoid::regclass::text FROM communication.messages WHERE content = 'backfilled'") == [
         (f"communication.messages_y{y:04d}m{m:02d}",)]
+
+
+def test_a_report_that_cannot_be_written_is_refused_before_the_verb_changes_anything(legacy_db, tmp_path):
+    """`apply --report /proc/x.html` migrated the file, then warned that the report could not be written (exit 0):
+    the DBA asked for the change ticket's page and got a migrated database without it."""
+    db = legacy_db()
+    result = _cli("apply", db, "--yes", "-q", "--backup-dir", tmp_path / "bk", "--report", "/proc/apply-report.html")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'communication_messages'") == [(0,)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from dpro_migrate.errors import BadInput
@@ -32,6 +33,11 @@ def check_destination(path: Path, *, taken: tuple[Path, ...] = ()) -> Path:
         raise BadInput(f"{path.parent}: no such directory for the report")
     if path.is_dir():
         raise BadInput(f"{path}: is a directory; --report takes a file name")
+    try:  # a directory the report cannot be written in is found now, not after the verb changed the database
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
+            pass
+    except OSError as exc:
+        raise BadInput(f"{path}: the report cannot be written there ({exc.strerror or exc}); nothing was done") from None
     return path
 
 
