@@ -342,3 +342,23 @@ def test_a_report_that_cannot_be_written_is_refused_before_the_verb_changes_anyt
     result = _cli("apply", db, "--yes", "-q", "--backup-dir", tmp_path / "bk", "--report", "/proc/apply-report.html")
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'communication_messages'") == [(0,)]
+
+
+@pytest.mark.postgres
+def test_stray_dates_in_default_do_not_make_a_partition_each_without_limit(legacy_db, pg_url, tmp_path, monkeypatch):
+    """An application bug writing random dates put rows of hundreds of months in DEFAULT; the maintenance made a
+    partition (and its indexes) for each, with no limit: every query of a conversation's messages probes them all.
+    The limit apply keeps (MAX_MONTHS partitions) holds here too."""
+    from dpro_migrate.errors import BadInput
+    from dpro_migrate.features import partitions as feature
+
+    db, target = legacy_db(), parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path, features=("partition-by-month",))
+    have = q(pg_url, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'communication.messages'::regclass")[0][0]
+    monkeypatch.setattr(feature, "MAX_MONTHS", have + 5)
+    for year in range(2400, 2420):
+        _insert_message(pg_url, f"{year}-01-01 00:00:00+00", f"stray {year}")
+    with pytest.raises(BadInput, match="more than"):
+        verbs.partitions(db, target, ahead=0, backup_dir=tmp_path)
+    assert q(pg_url, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'communication.messages'::regclass")[0][0] == have
+    assert q(pg_url, "SELECT count(*) FROM communication.messages_default")[0][0] == 20

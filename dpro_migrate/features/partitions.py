@@ -272,6 +272,11 @@ def keep_partitions(conn, *, ahead: int, today: date) -> PartitionsResult:
             have = _existing_months(cur, parent)
             stranded = default_rows(cur, parent)
             wanted = sorted(({*months_through(today, ahead), *(m for m in stranded if m is not None)}) - have)
+            if len(have) + len(wanted) > MAX_MONTHS:  # stray dates (an application bug) would make thousands
+                raise BadInput(f"{qualified}: its DEFAULT partition holds rows of {sum(m is not None for m in stranded)} months "
+                               f"({wanted[0]:%Y-%m} to {wanted[-1]:%Y-%m}); a partition for each would give it "
+                               f"{len(have) + len(wanted)} partitions, more than {MAX_MONTHS}: correct or move those "
+                               "rows first; nothing was changed")
             default = _default_partition(cur, parent)
             moving = [m for m in wanted if stranded.get(m)]
             if moving and default:
