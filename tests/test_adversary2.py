@@ -362,3 +362,21 @@ def test_stray_dates_in_default_do_not_make_a_partition_each_without_limit(legac
         verbs.partitions(db, target, ahead=0, backup_dir=tmp_path)
     assert q(pg_url, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'communication.messages'::regclass")[0][0] == have
     assert q(pg_url, "SELECT count(*) FROM communication.messages_default")[0][0] == 20
+
+
+@pytest.mark.postgres
+def test_replace_existing_on_a_migrated_target_is_refused_not_ignored(legacy_db, pg_url, tmp_path):
+    """A rehearsal migrated the target; the final cutover ran `apply --replace-existing` from the same file, which
+    had new rows since: 'already migrated; nothing changed', exit 0, and the new rows were not in PostgreSQL."""
+    from dpro_migrate.errors import BadInput
+
+    db, target = legacy_db(), parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO messages (conversation_id, sender_type, content) VALUES (1, 'user', 'after the rehearsal')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(BadInput, match="already migrated.*rollback"):
+        verbs.apply(db, target, backup_dir=tmp_path, replace_existing=True)
+    _, again = verbs.apply(db, target, backup_dir=tmp_path)  # without the option: the idempotent answer stays
+    assert again.already_migrated

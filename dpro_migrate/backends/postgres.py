@@ -128,6 +128,10 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             last = ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
             if last is not None and last.plan is not None:
                 refuse_other_source(last.plan, source, target.display)
+            if replace_existing:  # asked to replace: "already migrated, nothing changed" would drop that wish silently
+                raise BadInput(f"{target.display}: is already migrated from {source}"
+                               + (f" (applied {last.at})" if last else "") + "; --replace-existing does not replace a "
+                               "migration: roll it back first (dpro-migrate rollback), then apply; nothing was changed")
             return ApplyResult(True, applied_at=last.at if last else None)
         existing = existing_schemas(conn)
         if existing and not replace_existing:
