@@ -380,3 +380,17 @@ def test_replace_existing_on_a_migrated_target_is_refused_not_ignored(legacy_db,
         verbs.apply(db, target, backup_dir=tmp_path, replace_existing=True)
     _, again = verbs.apply(db, target, backup_dir=tmp_path)  # without the option: the idempotent answer stays
     assert again.already_migrated
+
+
+@pytest.mark.postgres
+def test_a_password_given_as_a_query_parameter_stays_out_of_alembic_ini(legacy_db, pg_url, tmp_path):
+    """`--target 'postgresql://dba@db/dpro?password=...'` (libpq takes it there too) was written in clear into
+    alembic.ini, the file the README says carries no password and the application commits."""
+    db, target = legacy_db(), parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path)
+    secret = "Qp-s3cret-in-query"
+    with_query = parse_target(f"{pg_url}?password={secret}&application_name=adv2")
+    ini, _ = verbs.alembic_handoff(tmp_path / "alembic", db, with_query)
+    written = "".join(p.read_text(errors="replace") for p in (tmp_path / "alembic").rglob("*") if p.is_file())
+    assert secret not in written
+    assert "application_name=adv2" in ini.read_text()
