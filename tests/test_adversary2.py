@@ -394,3 +394,21 @@ def test_a_password_given_as_a_query_parameter_stays_out_of_alembic_ini(legacy_d
     written = "".join(p.read_text(errors="replace") for p in (tmp_path / "alembic").rglob("*") if p.is_file())
     assert secret not in written
     assert "application_name=adv2" in ini.read_text()
+
+
+def test_a_link_to_an_earlier_report_is_never_a_script_url(legacy_db, tmp_path):
+    """A later report links the earlier reports found beside it by file name: a file called
+    `javascript:alert(1).html` (with the meta tags of a report of the same database) became
+    <a href="javascript:alert(1).html">, which runs script when the DBA clicks it."""
+    import re
+
+    db = legacy_db()
+    first = tmp_path / "plan.html"
+    assert _cli("plan", db, "-q", "--report", first).exit_code == 0
+    hostile = tmp_path / "javascript:alert(1).html"
+    hostile.write_text(first.read_text())
+    page = tmp_path / "again.html"
+    assert _cli("plan", db, "-q", "--report", page).exit_code == 0
+    hrefs = re.findall(r'href="([^"]*)"', page.read_text())
+    assert any("alert" in h for h in hrefs)  # the link is there
+    assert not any(h.lower().startswith("javascript:") for h in hrefs)
