@@ -412,3 +412,20 @@ def test_a_link_to_an_earlier_report_is_never_a_script_url(legacy_db, tmp_path):
     hrefs = re.findall(r'href="([^"]*)"', page.read_text())
     assert any("alert" in h for h in hrefs)  # the link is there
     assert not any(h.lower().startswith("javascript:") for h in hrefs)
+
+
+@pytest.mark.postgres
+def test_partitions_refuses_a_file_the_target_was_not_migrated_from(legacy_db, pg_url, tmp_path):
+    """`dpro-migrate partitions OTHER.db --target URL` ran and wrote its history line beside a file that has
+    nothing to do with the target (a path that does not exist too), where verify and rollback refuse it."""
+    from dpro_migrate.errors import BadInput
+
+    db, other = legacy_db(), legacy_db()
+    target = parse_target(pg_url)
+    verbs.apply(db, target, backup_dir=tmp_path / "bk", features=("partition-by-month",))
+    before = q(pg_url, "SELECT count(*) FROM pg_inherits")[0][0]
+    for wrong in (other, tmp_path / "nowhere" / "none.db"):
+        with pytest.raises(BadInput, match="was migrated from"):
+            verbs.partitions(wrong, target, ahead=6, backup_dir=tmp_path / "bk2")
+    assert q(pg_url, "SELECT count(*) FROM pg_inherits")[0][0] == before
+    assert verbs.partitions(db, target, ahead=6, backup_dir=tmp_path / "bk").created
