@@ -222,8 +222,9 @@ def test_a_row_written_to_a_replaced_schema_after_its_dump_is_never_dropped_unsa
     from dpro_migrate.backends import postgres as backend
     from dpro_migrate.errors import DproMigrateError
 
-    q(pg_url, "CREATE SCHEMA iam; CREATE TABLE iam.users (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);"
-              "INSERT INTO iam.users (name) VALUES ('ann'), ('bob')")
+    # a column named r (and t): a fingerprint of `alias::text` would read that column, not the row
+    q(pg_url, "CREATE SCHEMA iam; CREATE TABLE iam.users (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, "
+              "r int DEFAULT 0, t int DEFAULT 0); INSERT INTO iam.users (name) VALUES ('ann'), ('bob')")
     real = backend.pg_dump
 
     def dump_then_the_old_application_writes(*args, **kwargs):

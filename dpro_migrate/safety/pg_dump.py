@@ -129,8 +129,9 @@ def table_fingerprint(conn, schema: str, table: str) -> tuple[int, str]:
     """(rows, fingerprint) of one table: the sum of each row's hash (order does not matter), so an insert, an
     update or a delete changes it."""
     count, digest = conn.execute(pgsql.SQL(
-        "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text "
-        "FROM {}.{} AS t").format(pgsql.Identifier(schema), pgsql.Identifier(table))).fetchone()
+        # ROW(r.*): the whole row even when a column is named like the alias (a bare `r` would be that column)
+        "SELECT count(*), coalesce(sum(('x' || substr(md5(ROW(r.*)::text), 1, 15))::bit(60)::bigint), 0)::text "
+        "FROM {}.{} AS r").format(pgsql.Identifier(schema), pgsql.Identifier(table))).fetchone()
     return count, f"{count}:{digest}"
 
 
