@@ -94,9 +94,10 @@ def test_fts_stays_consistent_under_insert_update_delete(legacy_db, tmp_path):
 
 @pytest.mark.xfail(strict=True, reason="INSERT OR REPLACE deletes the old row without firing the FTS delete trigger "
                    "(SQLite fires delete triggers for REPLACE only under PRAGMA recursive_triggers): the external-content "
-                   "index keeps the old text's entries; needs recursive_triggers documented for the application or "
-                   "a BEFORE INSERT trigger that survives OR IGNORE / UPSERT, and verify cannot see it (read-only "
-                   "connection cannot run FTS5's integrity-check)")
+                   "index keeps the old text's entries. README now tells the application (recursive_triggers, or "
+                   "UPSERT); no trigger form fixes it for every conflict clause (a BEFORE INSERT delete breaks OR "
+                   "IGNORE and UPSERT), a stored-content FTS table would (the text twice), and verify cannot see it "
+                   "(its read-only connection cannot run FTS5's integrity-check)")
 def test_fts_stays_consistent_under_insert_or_replace(legacy_db, tmp_path):
     db = legacy_db()
     verbs.apply(db, None, backup_dir=tmp_path)
