@@ -235,7 +235,7 @@ def _state_after_interrupt(command: str, kwargs) -> str:
 
 
 def can_ask() -> bool:
-    return sys.stdin.isatty()
+    return sys.stdin is not None and not sys.stdin.closed and sys.stdin.isatty()  # stdin closed (<&-): None
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -244,7 +244,7 @@ def confirm(question: str, yes: bool) -> None:
         return
     if not can_ask():
         raise DproMigrateError(f"{question} needs confirmation: pass --yes (no terminal to ask)")
-    if not typer.confirm(question, default=False):
+    if not typer.confirm(question, default=False, err=True):  # stderr: --json keeps stdout for its document
         render.err.print("declined: nothing was changed")
         raise typer.Exit(DECLINED)
 
@@ -279,7 +279,7 @@ def plan_cmd(source: Path = SOURCE,
     Exit 0 even when rows would be refused: the plan lists them, and apply refuses them."""
     _quiet(quiet, as_json)
     dest = parse_target(target)
-    _report_destination(report_to)
+    _report_destination(report_to, taken=(out,) if out else ())
     plan = verbs.make_plan(source, dest, on_reject=_value(on_reject), compat_views=compat_views,
                            features=tuple(_value(e) for e in extras))
     if out:
@@ -341,7 +341,7 @@ def apply_cmd(source: Path = typer.Argument(..., show_default=False,
     _report_destination(report_to)
     where = "in place" if dest.in_place else f"into {render.database_name(legacy, dest)}"
     confirm(f"Migrate {legacy} {where}" + (f" (plan {source})" if verbs.looks_like_plan(Path(source)) else "") + "?",
-            yes or as_json)
+            yes)
     with render.step_progress(not render.quiet, "apply") as (progress, rows):
         plan, result = verbs.apply(source, dest, backup_dir=backup_dir, report=_absolute(report_to),
                                    on_reject=_value(on_reject),
@@ -435,7 +435,7 @@ def rollback_cmd(source: Path = SOURCE, yes: bool = YES, sql: bool = SQL, target
         print(verbs.rollback_script(source, dest), end="")
         return
     _report_destination(report_to)
-    confirm(f"Roll back {render.database_name(source, dest)}?", yes or as_json)
+    confirm(f"Roll back {render.database_name(source, dest)}?", yes)
     undone = _recorded_plan(source, dest) if report_to else None  # the ledger that records it goes with the rollback
     with render.step_progress(not render.quiet, "rollback") as (progress, rows):
         result = verbs.rollback(source, dest, write_back=write_back, on_conflict=_value(on_conflict),
@@ -601,12 +601,12 @@ def restore_cmd(backup: Path = typer.Argument(..., show_default=False,
     _quiet(quiet, as_json)
     if is_pg_dump(backup):
         dest_db = parse_target(target)
-        confirm(f"Replace the domain schemas of {dest_db.display} with those in {backup}?", yes or as_json)
+        confirm(f"Replace the domain schemas of {dest_db.display} with those in {backup}?", yes)
         restored = verbs.restore_dump(backup, dest_db, backup_dir=backup_dir)
         render.print_json(restored) if as_json else render.pg_restore_result(restored)
         return
     dest = to or default_destination(backup)
-    confirm(f"Replace {dest} with {backup}?", yes or as_json)
+    confirm(f"Replace {dest} with {backup}?", yes)
     result = restore(backup, dest, backup_dir=backup_dir)
     if as_json:
         render.print_json(result)
@@ -649,12 +649,12 @@ def check_cmd(source: Path = SOURCE,
 # --- --report: the verb's --json data as a page for the change ticket (dpro_migrate/report/) -------
 
 
-def _report_destination(path: Path | None) -> None:
+def _report_destination(path: Path | None, *, taken: tuple[Path, ...] = ()) -> None:
     """Refuse an unusable --report before the verb changes anything (exit 2)."""
     if path is not None:
         from dpro_migrate import report
 
-        report.check_destination(path)
+        report.check_destination(path, taken=taken)
 
 
 def _absolute(path: Path | None) -> Path | None:
@@ -676,7 +676,7 @@ def _report_refusal(command: str, kwargs: dict, result: dict) -> None:
     from dpro_migrate.targets import Target
 
     try:
-        report.check_destination(path)
+        report.check_destination(path, taken=(kwargs["out"],) if kwargs.get("out") else ())
     except DproMigrateError:
         return  # the refusal may be this very path: the message says so
     source = kwargs.get("source")

@@ -171,7 +171,8 @@ def test_postgres_failing_after_the_write_back_says_so_and_a_rerun_finishes(migr
     def refused(*_a, **_k):
         raise psycopg.errors.InsufficientPrivilege("permission denied for schema iam")
 
-    monkeypatch.setattr(pg_backend, "release_baseline", refused)
+    # the first reverse operation, after the write-back committed (Alembic's stamp is checked before it)
+    monkeypatch.setattr(pg_backend.PostgresRunner, "execute", refused)
     with pytest.raises(ChecksFailed, match="were written back to .*run rollback again"):
         verbs.rollback(db, target, write_back=True, backup_dir=db.parent / "bk")
     assert schemas(target.conninfo)  # PostgreSQL unchanged

@@ -145,13 +145,15 @@ PREFLIGHT_OK = {('bigint', None, 'id'): 'typeof("id") IN (\'integer\', \'null\')
  ('bytea', None, 'a"b'): 'typeof("a""b") IN (\'blob\', \'null\')',
  ('bytea', None, "it's; --"): 'typeof("it\'s; --") IN (\'blob\', \'null\')',
  ('text', 20, 'id'): '("id" IS NULL OR (typeof("id") IN (\'text\', \'integer\', \'real\') AND instr("id", char(0)) = 0 '
-                     'AND (typeof("id") <> \'text\' OR dpro_valid_text(CAST("id" AS BLOB))) AND length(CASE typeof("id") WHEN \'real\' THEN printf(\'%!.20e\', "id") ELSE "id" END) <= 20))',
+                     'AND (typeof("id") <> \'text\' OR dpro_valid_text(CAST("id" AS BLOB))) AND length(CASE typeof("id") WHEN \'real\' '
+                     'THEN printf(\'%!.20e\', "id") ELSE "id" END) <= 20))',
  ('text', 20, 'a"b'): '("a""b" IS NULL OR (typeof("a""b") IN (\'text\', \'integer\', \'real\') AND instr("a""b", '
                       'char(0)) = 0 AND (typeof("a""b") <> \'text\' OR dpro_valid_text(CAST("a""b" AS BLOB))) AND '
                       'length(CASE typeof("a""b") WHEN \'real\' THEN printf(\'%!.20e\', "a""b") ELSE "a""b" END) <= 20))',
  ('text', 20, "it's; --"): '("it\'s; --" IS NULL OR (typeof("it\'s; --") IN (\'text\', \'integer\', \'real\') AND '
                            'instr("it\'s; --", char(0)) = 0 AND (typeof("it\'s; --") <> \'text\' OR '
-                           'dpro_valid_text(CAST("it\'s; --" AS BLOB))) AND length(CASE typeof("it\'s; --") WHEN \'real\' THEN printf(\'%!.20e\', "it\'s; --") ELSE "it\'s; --" END) <= 20))',
+                           'dpro_valid_text(CAST("it\'s; --" AS BLOB))) AND length(CASE typeof("it\'s; --") WHEN \'real\' '
+                           'THEN printf(\'%!.20e\', "it\'s; --") ELSE "it\'s; --" END) <= 20))',
  ('numeric', None, 'id'): '("id" IS NULL OR (typeof("id") = \'integer\' AND 1) OR (typeof("id") = \'real\' AND CASE '
                           'WHEN "id" NOT BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308 THEN NULL WHEN '
                           'CAST(printf(\'%!.15g\', "id") AS REAL) = "id" THEN printf(\'%!.15g\', "id") WHEN '

@@ -20,8 +20,9 @@ from psycopg import sql as pgsql
 from dpro_migrate import DOMAINS
 from dpro_migrate.db.connections import claim_session, connect, locked_transaction
 from dpro_migrate.db.pgerrors import classify
-from dpro_migrate.errors import BadInput, ChecksFailed
-from dpro_migrate.safety.pg_dump import DumpContents, PgBackup, check_dump, pg_dump, restore_schemas
+from dpro_migrate.errors import BadInput, Blocked, ChecksFailed
+from dpro_migrate.safety.pg_dump import (TABLES_OF_SCHEMAS_SQL, DumpContents, PgBackup, check_dump, pg_dump, restore_schemas,
+                                         table_fingerprint)
 from dpro_migrate.targets import Target
 from dpro_migrate.verify.postgres import has_ledger
 
@@ -149,17 +150,33 @@ def refuse_outside(found: list[Outside], display: str, verb: str = "apply") -> N
                        details={"outside_dependents": [o.line(verb) for o in found]})
 
 
-def replace_schemas(cur, schemas: list[str], display: str, verb: str = "apply") -> None:
+def replace_schemas(cur, schemas: list[str], display: str, verb: str = "apply", dumped: PgBackup | None = None) -> None:
     """In apply's transaction: drop `schemas`, and refuse (the transaction rolls back) when anything outside
-    them went too (an object created since the check before the dump)."""
+    them went too (an object created since the check before the dump), or when a table of them changed since
+    `dumped` was taken (a row written in between would be in no backup)."""
     if not schemas:
         return
+    if dumped is not None:
+        _refuse_changed_since_dump(cur, schemas, dumped, display, verb)
     cur.execute("SAVEPOINT dpro_replace")
     lost = drop_replaced(cur, schemas)
     if lost:
         cur.execute("ROLLBACK TO SAVEPOINT dpro_replace")
         refuse_outside(_described(cur, lost, schemas), display, verb)
     cur.execute("RELEASE SAVEPOINT dpro_replace")
+
+
+def _refuse_changed_since_dump(cur, schemas: list[str], dumped: PgBackup, display: str, verb: str) -> None:
+    tables = cur.execute(TABLES_OF_SCHEMAS_SQL, (schemas,)).fetchall()
+    if tables:
+        cur.execute(pgsql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(pgsql.SQL(", ").join(
+            pgsql.Identifier(s, t) for s, t, _ in tables)))  # the drop takes it anyway; now nobody writes
+    changed = sorted({f"{s}.{t}" for s, t, _ in tables if table_fingerprint(cur, s, t)[1] != dumped.fingerprints.get(f"{s}.{t}")}
+                     | (set(dumped.fingerprints) - {f"{s}.{t}" for s, t, _ in tables}))
+    if changed:
+        raise Blocked(f"{display}: {', '.join(changed)} changed after the pg_dump of the schemas {verb} replaces "
+                      f"({dumped.path}): something is still writing to them; stop it and run {verb} again; nothing "
+                      "was changed")
 
 
 def back_up_for_replace(conn: psycopg.Connection, target: Target, backup_dir: Path, schemas: list[str],
@@ -247,7 +264,7 @@ def restore_postgres(dump: Path, target: Target, *, backup_dir: Path) -> PgResto
                                               (list(DOMAINS),))]
         previous = back_up_for_replace(conn, target, backup_dir, present, "restore") if present else None
         with locked_transaction(conn, target), conn.cursor() as cur:
-            replace_schemas(cur, present, target.display, "restore")
+            replace_schemas(cur, present, target.display, "restore", previous)
             tables = restore_replaced(cur, dump, schemas, (contents.manifest or {}).get("tables"))
         return PgRestoreResult(dump, target.display, schemas, previous, tables, "ok", dump.stat().st_size,
                                time.monotonic() - started)

@@ -129,6 +129,10 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             last = ledger.latest_apply(ledger.read_entries(conn, POSTGRES))
             if last is not None and last.plan is not None:
                 refuse_other_source(last.plan, source, target.display)
+            if replace_existing:  # asked to replace: "already migrated, nothing changed" would drop that wish silently
+                raise BadInput(f"{target.display}: is already migrated from {source}"
+                               + (f" (applied {last.at})" if last else "") + "; --replace-existing does not replace a "
+                               "migration: roll it back first (dpro-migrate rollback), then apply; nothing was changed")
             return ApplyResult(True, applied_at=last.at if last else None)
         existing = existing_schemas(conn)
         if existing and not replace_existing:
@@ -149,7 +153,7 @@ def apply_postgres(plan: Plan, target: Target, *, backup_dir: Path, replace_exis
             backup = pg_dump(target, backup_dir, conn, existing) if existing or user_table_count(conn) else None
         moved: dict[str, int] = {}
         with locked_transaction(conn, target), conn.cursor() as cur:
-            replace_schemas(cur, existing, target.display)  # checked again: nothing outside them goes
+            replace_schemas(cur, existing, target.display, dumped=backup)  # checked again: nothing outside them goes
             producers = _producers(snapshot.path, counter, src, plan)
             try:
                 runner = PostgresRunner(cur, src, rows_progress, producers)
@@ -497,6 +501,9 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                 raise ChecksFailed("rows written after the cutover have no legacy table to go back to: "
                                    + ", ".join(f"{n} ({k} rows)" for n, k in homeless.items()) + "; nothing was changed",
                                    details={"without_legacy_table": homeless})
+            # Alembic's stamp goes with the schema it described; a database migrated beyond it is refused here,
+            # before the write-back commits anything to the legacy file
+            release_baseline(cur, POSTGRES)
             src = open_source_as_applied(cur, plan, snapshot or source)
             try:
                 changes = postgres_changes(cur, src, plan)
@@ -514,7 +521,6 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
                 with timings.timed("write back"):
                     written_back = _write_back(source, snapshot, plan, changes, backup_dir, on_conflict)
                 _time_write_back(timings, plan, written_back, time.monotonic() - began)
-            release_baseline(cur, POSTGRES)  # Alembic's stamp goes with the schema it described
             cur.execute(f"DROP TABLE {table_sql(LEDGER_TABLE, POSTGRES)}")
             runner = PostgresRunner(cur, None)
             ops = list(reversed(plan.operations))

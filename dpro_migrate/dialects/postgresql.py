@@ -92,8 +92,13 @@ class PostgresDialect(Dialect):
             "BEGIN DROP EXTENSION pg_trgm; EXCEPTION WHEN dependent_objects_still_exist THEN NULL; END; "
             "END IF; END $dpro$")
         target = self.table_sql(index.table)
-        sql = [create, f"CREATE INDEX {quote_ident(index.name)} ON {target} USING gin ({quote_ident(index.column)} "
-                       "gin_trgm_ops)"]
+        # the operator class named in the extension's schema: a DBA may have installed pg_trgm in one that is not
+        # on the search_path (an `extensions` schema), where the bare name is not found
+        ddl = (f"CREATE INDEX {quote_ident(index.name)} ON {target} USING gin ({quote_ident(index.column)} "
+               "%s.gin_trgm_ops)")
+        sql = [create, "DO $dpro$ BEGIN EXECUTE format(" + quote_literal(ddl) + ", (SELECT quote_ident(n.nspname) "
+               "FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm')); "
+               "END $dpro$"]
         reverse = [f"DROP INDEX IF EXISTS {self.index_sql(index.table, index.name)}", drop]
         return SearchObjects(sql, reverse, [], [], index.name)
 

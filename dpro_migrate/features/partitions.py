@@ -198,8 +198,11 @@ def default_rows(cur, parent: str) -> dict[date | None, int]:
     if default is None:
         return {}
     key = quote_ident(PARTITION_KEY)
-    return {m: n for m, n in cur.execute(
-        f"SELECT date_trunc('month', {key} AT TIME ZONE 'UTC')::date, count(*) FROM {default} GROUP BY 1 ORDER BY 1")}
+    # 'infinity', and years a Python date cannot hold (BC, after 9999), have no month a partition could be
+    # named after: they stay in DEFAULT (counted under None) instead of stopping the maintenance of every month
+    month = (f"CASE WHEN {key} >= '0001-01-01 00:00:00+00' AND {key} < '9999-12-01 00:00:00+00' "
+             f"THEN date_trunc('month', {key} AT TIME ZONE 'UTC')::date END")
+    return {m: n for m, n in cur.execute(f"SELECT {month}, count(*) FROM {default} GROUP BY 1 ORDER BY 1")}
 
 
 def partitioned_tables(cur) -> list[str]:
@@ -258,6 +261,9 @@ def keep_partitions(conn, *, ahead: int, today: date) -> PartitionsResult:
     the user triggers on the parent do not fire for it (disabled for this transaction only)."""
     result = PartitionsResult()
     with conn.cursor() as cur:
+        # partition bounds are read back as text (pg_get_expr) in the session's time zone: in UTC, their months are
+        # the months they were made for (west of UTC, July's partition read as starting in June)
+        cur.execute("SET LOCAL TimeZone = 'UTC'")
         result.tables = partitioned_tables(cur)
         for qualified in result.tables:
             parent = table_sql(qualified, POSTGRES)
@@ -266,6 +272,11 @@ def keep_partitions(conn, *, ahead: int, today: date) -> PartitionsResult:
             have = _existing_months(cur, parent)
             stranded = default_rows(cur, parent)
             wanted = sorted(({*months_through(today, ahead), *(m for m in stranded if m is not None)}) - have)
+            if len(have) + len(wanted) > MAX_MONTHS:  # stray dates (an application bug) would make thousands
+                raise BadInput(f"{qualified}: its DEFAULT partition holds rows of {sum(m is not None for m in stranded)} months "
+                               f"({wanted[0]:%Y-%m} to {wanted[-1]:%Y-%m}); a partition for each would give it "
+                               f"{len(have) + len(wanted)} partitions, more than {MAX_MONTHS}: correct or move those "
+                               "rows first; nothing was changed")
             default = _default_partition(cur, parent)
             moving = [m for m in wanted if stranded.get(m)]
             if moving and default:
@@ -277,10 +288,11 @@ def keep_partitions(conn, *, ahead: int, today: date) -> PartitionsResult:
                 _copy_security(cur, parent, part)
                 result.created.append(f"{qualified.split('.')[0]}.{name}")
             if moving and default:
-                triggers = [r[0] for r in cur.execute(
-                    "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal "
-                    "AND tgenabled <> 'D'", (parent,))]
-                for t in triggers:
+                # each trigger's own state comes back after the move: ENABLE ALWAYS / REPLICA are a DBA's choice
+                triggers = cur.execute(
+                    "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal "
+                    "AND tgenabled <> 'D'", (parent,)).fetchall()
+                for t, _ in triggers:
                     cur.execute(f"ALTER TABLE {parent} DISABLE TRIGGER {quote_ident(t)}")
                 cols = column_list(r[0] for r in cur.execute(
                     "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped "
@@ -291,8 +303,9 @@ def keep_partitions(conn, *, ahead: int, today: date) -> PartitionsResult:
                     n = cur.execute(f"WITH moved AS (DELETE FROM {default} WHERE {key} >= %s AND {key} < %s RETURNING {cols}) "
                                     f"INSERT INTO {parent} ({cols}) SELECT {cols} FROM moved", (lo, hi)).rowcount
                     result.moved[f"{qualified.split('.')[0]}.{partition_name(qualified, month)}"] = n
-                for t in triggers:
-                    cur.execute(f"ALTER TABLE {parent} ENABLE TRIGGER {quote_ident(t)}")
+                for t, state in triggers:
+                    how = {"A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}.get(state, "ENABLE")
+                    cur.execute(f"ALTER TABLE {parent} {how} TRIGGER {quote_ident(t)}")
                 cur.execute(f"ALTER TABLE {parent} ATTACH PARTITION {default} DEFAULT")
             left = sum(default_rows(cur, parent).values())
             if left:

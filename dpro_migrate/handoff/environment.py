@@ -310,8 +310,10 @@ def _ini_url(url: str) -> str:
     """The URL for alembic.ini: no password, and % doubled for ConfigParser interpolation."""
     parsed = sa.engine.make_url(sqlalchemy_url(url))
     # URL.set(password=None) leaves the password as it is: build the URL again without one.
+    # libpq also takes secrets as query parameters (?password=, ?sslpassword=): those stay out too
+    query = {k: v for k, v in parsed.query.items() if k.lower() not in ("password", "sslpassword")}
     bare = sa.engine.URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port,
-                                parsed.database, parsed.query)
+                                parsed.database, query)
     return bare.render_as_string(hide_password=False).replace("%", "%%")
 
 

@@ -50,6 +50,9 @@ class PgBackup:
     sha256: str = ""
     integrity: str = "pg_dump ok"
     left_overs: list[str] = field(default_factory=list)  # partial files of killed runs removed from the folder
+    # "schema.table" -> its rows' fingerprint in the dump's snapshot (table_fingerprint): the replace compares it
+    # again under its lock, so a row written between the dump and the drop is never dropped unsaved
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
 
 def manifest_path(dump: Path) -> Path:
@@ -99,7 +102,7 @@ def remove_left_overs(directory: Path) -> list[Path]:
     return partial_files.remove_left_overs(directory)
 
 
-_COUNTS_SQL = """
+TABLES_OF_SCHEMAS_SQL = """
 SELECT n.nspname, c.relname, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname = ANY(%s) ORDER BY 1, 2"""
 
@@ -107,6 +110,16 @@ _DATABASE_TABLES_SQL = """
 SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'"""
+
+
+def table_fingerprint(conn, schema: str, table: str) -> tuple[int, str]:
+    """(rows, fingerprint) of one table: the sum of each row's hash (order does not matter), so an insert, an
+    update or a delete changes it."""
+    count, digest = conn.execute(pgsql.SQL(
+        # ROW(r.*): the whole row even when a column is named like the alias (a bare `r` would be that column)
+        "SELECT count(*), coalesce(sum(('x' || substr(md5(ROW(r.*)::text), 1, 15))::bit(60)::bigint), 0)::text "
+        "FROM {}.{} AS r").format(pgsql.Identifier(schema), pgsql.Identifier(table))).fetchone()
+    return count, f"{count}:{digest}"
 
 
 def pg_dump(target: Target, directory: Path, conn=None, schemas: Iterable[str] = ()) -> PgBackup:
@@ -129,6 +142,7 @@ def pg_dump(target: Target, directory: Path, conn=None, schemas: Iterable[str] =
     fd = partial_files.create_locked(tmp)
     try:
         counted: dict[str, int] = {}
+        fingerprints: dict[str, str] = {}
         database_tables = 0
         if conn is None:
             _run_pg_dump(target, conninfo, env, tmp, None)
@@ -137,10 +151,8 @@ def pg_dump(target: Target, directory: Path, conn=None, schemas: Iterable[str] =
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # open while pg_dump runs
                 snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-                for schema, table, _ in conn.execute(_COUNTS_SQL, (schemas,)).fetchall():
-                    counted[f"{schema}.{table}"] = conn.execute(
-                        pgsql.SQL("SELECT count(*) FROM {}.{}").format(pgsql.Identifier(schema),
-                                                                      pgsql.Identifier(table))).fetchone()[0]
+                for schema, table, _ in conn.execute(TABLES_OF_SCHEMAS_SQL, (schemas,)).fetchall():
+                    counted[f"{schema}.{table}"], fingerprints[f"{schema}.{table}"] = table_fingerprint(conn, schema, table)
                 database_tables = conn.execute(_DATABASE_TABLES_SQL).fetchone()[0]
                 _run_pg_dump(target, conninfo, env, tmp, snapshot)
         digest = _sha256(tmp)
@@ -150,7 +162,7 @@ def pg_dump(target: Target, directory: Path, conn=None, schemas: Iterable[str] =
         os.close(fd)
         tmp.unlink(missing_ok=True)
     backup = PgBackup(final, final.stat().st_size, counted, schemas, database_tables, digest,
-                      left_overs=[str(p) for p in left_overs])
+                      left_overs=[str(p) for p in left_overs], fingerprints=fingerprints)
     _write_manifest(backup, target)
     return backup
 

@@ -84,6 +84,7 @@ class PostgresSite:
             refuse_other_source(entry.plan, self.source, self.target.display)
 
     def partitions(self, ahead: int):
+        self._same_source()  # the history line goes beside the file named: it must be the one migrated here
         return partition_maintenance(self.target, ahead=ahead)
 
     def recorded_plan(self) -> Plan:
