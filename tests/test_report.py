@@ -462,11 +462,15 @@ def test_report_renders_in_a_headless_browser(legacy_db, tmp_path, browser, monk
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_postgresql_apply_report_with_every_option_renders(legacy_db, pg_url, tmp_path, browser):
+def test_postgresql_apply_report_with_every_option_renders(legacy_db, pg_url, tmp_path, browser, request):
     """The richest page: PostgreSQL with monitoring views, partitions, archive tables, RLS, new tables and
     roles: every option's operations are in it, and it renders with no console message."""
     args = ["--target", pg_url, "--on-reject", "quarantine"] + [a for f in EVERY_FEATURE for a in ("--with", f)]
-    page = apply_report(tmp_path, legacy_db(), *args)
+    db = legacy_db()
+    page = apply_report(tmp_path, db, *args)
+    # a role is the server's, not the throwaway database's: rollback takes it away again (else the next run's
+    # role tests find it and skip)
+    request.addfinalizer(lambda: invoke(0, "rollback", db, "--target", pg_url, "--yes", "--backup-dir", tmp_path / "bk"))
     dom = open_in_browser(browser, page, tmp_path / "profile", "apply-postgresql-every-option.png")
     data = embedded(page.read_text())
     assert set(data["plan"]["features"]) == set(EVERY_FEATURE)

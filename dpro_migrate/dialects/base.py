@@ -30,6 +30,9 @@ class SearchObjects:
     tables: list[str]  # tables it creates (SQLite: the FTS table and its shadow tables), physical names
     triggers: list[str]
     index: str | None  # an index on the searched table (PostgreSQL)
+    # the statements of `sql` that prepare the database for it (PostgreSQL: the extension); the Alembic
+    # baseline states them before its tables, whose metadata holds the index itself
+    prepare: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ class PostgresDialect(Dialect):
                "FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm')); "
                "END $dpro$"]
         reverse = [f"DROP INDEX IF EXISTS {self.index_sql(index.table, index.name)}", drop]
-        return SearchObjects(sql, reverse, [], [], index.name)
+        return SearchObjects(sql, reverse, [], [], index.name, prepare=(create,))
 
     def sa_search_index(self, index: SearchIndex, table: Any) -> Any:
         return sa.Index(conv(index.name), table.c[index.column], postgresql_using="gin",

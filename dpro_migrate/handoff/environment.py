@@ -337,7 +337,7 @@ def baseline_sql(applied: Applied) -> str:
     # ddl/search.toml: an index the metadata holds (PostgreSQL) needs its extension first; the objects it does
     # not hold (SQLite's FTS table and triggers) come after the tables
     searches = [get_dialect(applied.dialect).search_objects(s) for s in load_search(applied.schema())]
-    statements += [sql for o in searches if o.index for sql in o.sql if not sql.startswith("CREATE INDEX")]
+    statements += [sql for o in searches if o.index for sql in o.prepare]
     for table in metadata.sorted_tables:
         statements.append(str(sa.schema.CreateTable(table).compile(dialect=dialect)).strip())
         statements += [str(sa.schema.CreateIndex(i).compile(dialect=dialect)).strip()
