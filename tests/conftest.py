@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -127,22 +129,45 @@ def pg_server():
 @pytest.fixture
 def pg_url(request):
     """A new empty database on the test server, dropped afterwards; yields its URL."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
     # Tests that reach it through request.getfixturevalue escape the collection hook: they must say so.
     if request.node.get_closest_marker("postgres") is None:
         pytest.fail(f"{request.node.nodeid} uses PostgreSQL (pg_url) without the postgres marker: "
                     "add @pytest.mark.postgres (or pytest.param(..., marks=pytest.mark.postgres))", pytrace=False)
-    pg_server = request.getfixturevalue("pg_server")
+    with throwaway_database(request.getfixturevalue("pg_server")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def throwaway_database(server: str):
+    """A new empty database on `server`, dropped afterwards; yields its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
     name = f"dpro_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg.connect(pg_server, autocommit=True)
+    admin = psycopg.connect(server, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def pg_query(url: str, sql: str, params=None) -> list:
+    """Rows of one statement on its own autocommit connection ([] for a statement that returns none)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description else []
+
+
+def sqlite_rows(db: Path, sql: str) -> list:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
 
 
 @pytest.fixture(autouse=True)

@@ -4,26 +4,16 @@ found by trying the tool as a DBA would; every test asserts on the data or the d
 import sqlite3
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from dpro_migrate import verbs
 from dpro_migrate.errors import ChecksFailed
 from dpro_migrate.targets import parse_target
+from tests.conftest import pg_query, sqlite_rows
 
 
-def q(url, sql, params=None):
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(sql, params)
-        return cur.fetchall() if cur.description else []
-
-
-def rows(db, sql):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+q = pg_query
+rows = sqlite_rows
 
 
 # --- PostgreSQL write-back and the legacy file's own triggers -------------------------------------------

@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import sqlite3
 
-import psycopg
 import pytest
 
 from dpro_migrate import verbs
 from dpro_migrate.targets import parse_target
+from tests.conftest import pg_query, sqlite_rows
 
 
-def q(url, sql, params=None):
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(sql, params)
-        return cur.fetchall() if cur.description else []
-
-
-def rows(db, sql):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+q = pg_query
+rows = sqlite_rows
 
 
 def _insert_message(url, when: str, content: str) -> None:

@@ -17,7 +17,7 @@ from dpro_migrate.plan.operations import CopyRows
 from dpro_migrate.targets import parse_target
 from dpro_migrate.verify.postgres import verify_postgres
 
-from tests.conftest import OWN_PEAK_RSS_KB, file_digest, own_peak_rss_mb, refused_in_one_line
+from tests.conftest import OWN_PEAK_RSS_KB, throwaway_database, file_digest, own_peak_rss_mb, refused_in_one_line
 from tests.test_real_files import rebuild, variant
 
 
@@ -277,12 +277,9 @@ def test_a_generated_column_is_refused_for_postgresql(legacy_db, tmp_path, pg_ur
 # table or in system.quarantine, named with its rule; rollback leaves the file byte-identical.
 
 import os  # noqa: E402
-import uuid  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
 
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from tests.test_real_files import DECLARED, _make, legacy_schemas, small_values  # noqa: E402
 
@@ -310,18 +307,6 @@ def _make_for_postgres(db: Path, spec: dict) -> None:
         conn.execute(f'UPDATE "{messages}" SET {column} = {value} WHERE id = ?', (i,))
     conn.commit()
     conn.close()
-
-
-@contextmanager
-def throwaway_database(server: str):
-    name = f"dpro_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg.connect(server, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def _loads_or_is_refused(generated: Path, work: Path, server: str, spec: dict) -> None:
