@@ -423,10 +423,7 @@ def test_partitions_refuses_a_file_the_target_was_not_migrated_from(legacy_db, p
     assert verbs.partitions(db, target, ahead=6, backup_dir=tmp_path / "bk").created
 
 
-@pytest.mark.xfail(strict=True, reason="SQLite keeps no dependencies: rollback drops the domain tables and the FTS table "
-                   "under a view the application created on them after apply, leaving it broken in the legacy file "
-                   "(PostgreSQL refuses the same rollback: 'other objects depend on it'); rollback should list such "
-                   "views and triggers and refuse, or say it left them")
+# found as an xfail: SQLite keeps no dependencies, so rollback dropped the tables under such a view
 def test_sqlite_rollback_never_leaves_a_view_the_application_made_on_the_domain_tables_broken(legacy_db, tmp_path):
     db = legacy_db()
     verbs.apply(db, None, backup_dir=tmp_path)

@@ -7,6 +7,7 @@ replays it to the same migrated file.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
 from dpro_migrate.plan.columns import (added_columns_message, created_columns, dropped_columns, dropped_columns_message,
                                       read_back_columns)
 from dpro_migrate.plan.document import Plan
-from dpro_migrate.plan.operations import (CreateCompatView, DropLegacyTable, KeepSequence, Operation, QuarantineRows,
+from dpro_migrate.plan.operations import (CreateCompatView, CreateSearchIndex, DropLegacyTable, KeepSequence, Operation, QuarantineRows,
                                           RowMove)
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
 from dpro_migrate.plan.program import Statement
@@ -309,6 +310,25 @@ def explain_refusal(conn: sqlite3.Connection, plan: Plan, error: Exception) -> C
                         details={"foreign_key_violations": getattr(error, "sample", None)})
 
 
+def views_made_after_apply(conn: sqlite3.Connection, plan: Plan) -> dict[str, str]:
+    """Views neither the legacy file had nor apply made, that name a table rollback drops: SQLite keeps no
+    dependencies (PostgreSQL refuses the same drop), so they would be left broken. view -> a table it reads."""
+    known = {o["name"].lower() for o in plan.legacy_objects if o.get("type") == "view"}
+    made = [p for op in plan.operations for p in op.promises()]
+    known |= {p.name.lower() for p in made if p.kind == "view"} | {op.name.lower() for op in plan.of_type(CreateCompatView)}
+    dropped = {p.name.lower() for p in made if p.kind == "table"}
+    dropped |= {t.lower() for op in plan.of_type(CreateSearchIndex) for t in op.tables}
+    found = {}
+    for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"):
+        if name.lower() in known:
+            continue
+        words = {w.lower() for w in re.findall(r"\w+", sql or "")}
+        reads = sorted(words & dropped)
+        if reads:
+            found[name] = reads[0]
+    return found
+
+
 def rows_without_legacy_home(conn: sqlite3.Connection, plan: Plan) -> dict[str, int]:
     """Domain tables with rows although no legacy table of this file maps to them (written after the cutover)."""
     out = {}
@@ -385,6 +405,12 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
             added = columns_added_after_apply(conn, plan)
             if added:
                 raise ChecksFailed(added_columns_message(added), details={"added_columns": added})
+            readers = views_made_after_apply(conn, plan)
+            if readers:
+                raise BadInput(f"{path}: views created after apply read tables rollback drops, and SQLite would leave "
+                               f"them broken: {', '.join(f'{v} (reads {t})' for v, t in readers.items())}; nothing was "
+                               "changed (drop them, roll back, then create them again over the legacy tables)",
+                               details={"views_made_after_apply": readers})
             stranded = rows_without_legacy_home(conn, plan)
             if stranded:
                 names = ", ".join(f"{t} ({n} rows)" for t, n in stranded.items())
