@@ -10,7 +10,7 @@ import dpro_migrate.plan.preflight as preflight
 from dpro_migrate.dialects import POSTGRES, SQLITE, get_dialect
 from dpro_migrate.errors import BadInput
 from dpro_migrate.features.registry import PlanContext, add_features, check_features
-from dpro_migrate.model.legacy import connect_readonly
+from dpro_migrate.model.legacy import connect_readonly, fold
 from dpro_migrate.model.mapping import load_mapping, resolve
 from dpro_migrate.model.obstacles import in_place_obstacles, postgres_obstacles
 from dpro_migrate.model.schema import load_schema
@@ -48,6 +48,27 @@ def statistics(ops: list, dialect: str, stat_tables: list[str]) -> Analyze:
     return Analyze("statistics", d.analyze_sql(tables), d.analyze_reverse_sql(stat_tables), tables=tables)
 
 
+# SQLite: tables, indexes and views share one namespace; triggers have their own
+_NAMESPACE = {"table": "relation", "index": "relation", "view": "relation", "trigger": "trigger"}
+
+
+def taken_names(db, res, ops) -> list[str]:
+    """In place, what apply creates must not take the name of an object that stays in the file: an application
+    table (or its index, view or trigger) that apply leaves alone. SQLite compares names case-insensitively."""
+    moved = {fold(t) for t in res.legacy_tables}
+    staying = {(_NAMESPACE["table"], fold(n)): f"table {n}" for n in db.tables if fold(n) not in moved}
+    staying |= {(_NAMESPACE[o.type], fold(o.name)): f"{o.type} {o.name}" for o in db.objects
+                if o.type in _NAMESPACE and fold(o.table) not in moved}
+    out = []
+    for op in ops:
+        for promise in op.promises():
+            kind = _NAMESPACE.get(promise.kind)
+            if kind and (kind, fold(promise.name)) in staying:
+                out.append(f"the {staying[kind, fold(promise.name)]} that apply leaves alone has the name of the "
+                           f"{promise.kind} {promise.name} it creates; rename it before migrating")
+    return sorted(set(out))
+
+
 def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "fail",
               compat_views: bool = False, features: tuple[str, ...] = (), find_now: bool = True) -> Plan:
     """`find_now=False` leaves the preflight to apply (which always runs it again under its lock):
@@ -80,6 +101,8 @@ def make_plan(source: Path, target: Target | None = None, *, on_reject: str = "f
                        compat_views=compat_views)
     ops += search_operations(schema, target.dialect)
     ops.append(statistics(ops, target.dialect, db.stat_tables))
+    if target.in_place:
+        refuse(db, taken_names(db, res, ops))
     once, repeat = preflight.refusal_sql(rules)
     return Plan(
         source=str(source.resolve()),

@@ -137,6 +137,9 @@ def pg_url(request):
         yield url
 
 
+TEST_MADE_ROLES = ("application_user",)  # features/app_roles.APPLICATION_ROLE
+
+
 @contextlib.contextmanager
 def throwaway_database(server: str):
     """A new empty database on `server`, dropped afterwards; yields its URL."""
@@ -145,11 +148,21 @@ def throwaway_database(server: str):
 
     name = f"dpro_test_{uuid.uuid4().hex[:12]}"
     admin = psycopg.connect(server, autocommit=True)
+    roles = "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)"
+    before = {r[0] for r in admin.execute(roles, (list(TEST_MADE_ROLES),))}
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # a role is the server's, not the database's: one apply made here (--with app-roles) goes too, so the
+        # next test that needs the name finds it free
+        for (role,) in admin.execute(roles, (list(TEST_MADE_ROLES),)).fetchall():
+            if role not in before:
+                try:
+                    admin.execute(f'DROP ROLE "{role}"')
+                except psycopg.Error:
+                    pass  # another test's database still grants it something: that test's teardown drops it
         admin.close()
 
 

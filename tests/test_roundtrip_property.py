@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from dpro_migrate import verbs
 from dpro_migrate.compare import logical_differences
+from dpro_migrate.errors import BadInput
 from dpro_migrate.sqlnames import quote_ident
+from tests.conftest import file_digest
 
 values = st.one_of(
     st.none(),
@@ -53,6 +55,8 @@ def legacy_with(base, work, messages, column, extra) -> tuple:
 # found by this property: SQLite 3.40 cannot resolve s."false" through a subquery (verify numbers the columns)
 @example(messages=[], unknown=[], table="0", column="false", extra=None)
 @example(messages=[], unknown=[], table="0", column="TRUE", extra="x")
+# found by this property: an application table named like an index apply creates (one namespace in SQLite)
+@example(messages=[], unknown=[], table="idx_msg_user_time", column="0", extra=None)
 def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages, unknown, table, column, extra):
     assume(table.lower() not in {"users", "messages"} and not table.lower().startswith("sqlite_"))
     assume(column.lower() not in MESSAGE_COLUMNS)
@@ -65,7 +69,12 @@ def test_apply_then_rollback_is_identity(_generated, tmp_path_factory, messages,
     original = work / "original.db"
     shutil.copyfile(db, original)
 
-    verbs.apply(db, backup_dir=work / "bk")
+    try:
+        verbs.apply(db, backup_dir=work / "bk")
+    except BadInput as refusal:  # the table takes a name apply would create: refused up front, file as it was
+        assert "has the name of" in str(refusal), refusal
+        assert file_digest(db) == file_digest(original)
+        return
     report = verbs.verify(db)
     assert report.ok, report.failures
     verbs.rollback(db, backup_dir=work / "bk")
