@@ -11,7 +11,7 @@ from pathlib import Path
 import jinja2
 
 from dpro_migrate.errors import EXIT_CODES, OUTCOME_UNKNOWN, UNEXPECTED
-from dpro_migrate.report import document
+from dpro_migrate.report.document import refusal as refusal_of
 from dpro_migrate.report.diagram import Diagrams, draw
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -82,7 +82,7 @@ READ_ONLY = ("plan", "verify", "check")  # verbs that never write the database (
 
 def refusal(doc: dict, result: dict) -> dict | None:
     """The verb raised one of our errors: what was refused and why, from the error as `--json` prints it."""
-    refused = document.refusal(result)
+    refused = refusal_of(result)
     if refused is None:
         return None
     message = str(refused.get("error") or "")
