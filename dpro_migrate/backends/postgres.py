@@ -24,8 +24,7 @@ from dpro_migrate.errors import BadInput, Blocked, ChecksFailed, DproMigrateErro
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE
 from dpro_migrate.types import type_class_of_pg
-from dpro_migrate.plan.columns import (added_columns_message, created_columns, dropped_columns, dropped_columns_message,
-                                      read_back_columns)
+from dpro_migrate.plan.columns import created_columns, read_back_columns, refuse_changed_columns
 from dpro_migrate.plan.document import Plan, refuse_other_source
 from dpro_migrate.plan.operations import CopyRows, CreateArchive, CreateCompatView, CreateTable, Operation, QuarantineRows
 from dpro_migrate.plan.preflight import REFUSED, refuse_if_found, run_refusal
@@ -487,15 +486,9 @@ def rollback_postgres(target: Target, *, write_back: bool = False, backup_dir: P
         with locked_transaction(conn, target), conn.cursor() as cur:
             cur.execute("SET LOCAL idle_in_transaction_session_timeout = 0")  # the write-back may take a while
             _lock_domain_tables(cur, plan)  # no application write slips between the comparison and the drop
-            dropped = dropped_columns(plan, _live_columns(cur, read_back_columns(plan)))
-            if dropped:
-                kept_in = f"{source} (apply only read it)" + (f" and the snapshot apply loaded, {snapshot}"
-                                                               if snapshot else "")
-                raise BadInput(dropped_columns_message(dropped, kept_in),
-                               details={"dropped_columns": [f"{t}.{c}" for t, c, _ in dropped]})
-            added = columns_added_after_apply(cur, plan)
-            if added:
-                raise ChecksFailed(added_columns_message(added), details={"added_columns": added})
+            refuse_changed_columns(plan, _live_columns(cur, read_back_columns(plan)), columns_added_after_apply(cur, plan),
+                                   f"{source} (apply only read it)"
+                                   + (f" and the snapshot apply loaded, {snapshot}" if snapshot else ""))
             homeless = rows_without_legacy_home(cur, plan)
             if homeless:
                 raise ChecksFailed("rows written after the cutover have no legacy table to go back to: "

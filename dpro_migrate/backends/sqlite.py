@@ -20,8 +20,7 @@ from dpro_migrate.dialects import SQLITE, physical_name, table_sql
 from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.legacy import schema_fingerprint
 from dpro_migrate.model.mapping import LEDGER_TABLE, QUARANTINE_TABLE
-from dpro_migrate.plan.columns import (added_columns_message, created_columns, dropped_columns, dropped_columns_message,
-                                      read_back_columns)
+from dpro_migrate.plan.columns import created_columns, read_back_columns, refuse_changed_columns
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import (CreateCompatView, CreateSearchIndex, DropLegacyTable, KeepSequence, Operation, QuarantineRows,
                                           RowMove)
@@ -396,15 +395,9 @@ def rollback_in_place(path: Path, *, backup_dir: Path | None = None, progress: P
             if entry is None or entry.plan is None:
                 raise BadInput(f"{path}: its ledger holds no apply to roll back")
             plan = entry.plan
-            dropped = dropped_columns(plan, _live_columns(conn, read_back_columns(plan)))
-            if dropped:
-                kept_in = (f"the backup apply took, {entry.backup}" if plan.target == "sqlite:in-place"
-                           else f"{plan.source} (apply only read it)")
-                raise BadInput(dropped_columns_message(dropped, kept_in),
-                               details={"dropped_columns": [f"{t}.{c}" for t, c, _ in dropped]})
-            added = columns_added_after_apply(conn, plan)
-            if added:
-                raise ChecksFailed(added_columns_message(added), details={"added_columns": added})
+            refuse_changed_columns(plan, _live_columns(conn, read_back_columns(plan)), columns_added_after_apply(conn, plan),
+                                   f"the backup apply took, {entry.backup}" if plan.target == "sqlite:in-place"
+                                   else f"{plan.source} (apply only read it)")
             readers = views_made_after_apply(conn, plan)
             if readers:
                 raise BadInput(f"{path}: views created after apply read tables rollback drops, and SQLite would leave "

@@ -3,6 +3,7 @@ Rollback refuses to drop a column someone added after apply while it holds value
 
 from __future__ import annotations
 
+from dpro_migrate.errors import BadInput, ChecksFailed
 from dpro_migrate.model.schema import load_schema, new_tables
 from dpro_migrate.plan.document import Plan
 from dpro_migrate.plan.operations import CreateTable, RowMove
@@ -48,3 +49,14 @@ def dropped_columns_message(dropped: list[tuple[str, str, str]], kept_in: str) -
     return (f"columns rollback reads back were dropped after the cutover: {names}; rollback would put NULL where "
             f"the legacy values were, so it refuses and nothing was changed; the legacy values are in {kept_in}: add "
             "the column back to the domain table (with its values, from there) and roll back again")
+
+
+def refuse_changed_columns(plan: Plan, live: dict[str, set[str]], added: dict[str, int], kept_in: str) -> None:
+    """Before rollback changes anything, on either target: a column it reads back that was dropped after the
+    cutover (exit 2: the legacy values are in `kept_in`), or one added after apply that holds values (exit 1)."""
+    dropped = dropped_columns(plan, live)
+    if dropped:
+        raise BadInput(dropped_columns_message(dropped, kept_in),
+                       details={"dropped_columns": [f"{t}.{c}" for t, c, _ in dropped]})
+    if added:
+        raise ChecksFailed(added_columns_message(added), details={"added_columns": added})
