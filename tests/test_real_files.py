@@ -54,13 +54,16 @@ def rebuild(db: Path, table: str, rewrite) -> None:
     conn.close()
 
 
-def round_trip(db: Path, tmp_path: Path, moved: dict[str, str] | None = None) -> None:
+def round_trip(db: Path, tmp_path: Path, moved: dict[str, str] | None = None, *, on_reject: str = "fail",
+               after_apply=None) -> None:
     """apply, verify, rollback: verify passes and the file comes back logically identical. `moved`: legacy
-    table -> domain table that must hold all its rows after apply."""
+    table -> domain table that must hold all its rows after apply; `after_apply(plan)`: what else must hold then."""
     original = tmp_path / "original.db"
     shutil.copyfile(db, original)
     rows = {legacy: count(db, f'SELECT count(*) FROM "{legacy}"') for legacy in moved or {}}
-    verbs.apply(db, backup_dir=tmp_path / "bk")
+    plan, _ = verbs.apply(db, backup_dir=tmp_path / "bk", on_reject=on_reject)
+    if after_apply:
+        after_apply(plan)
     for legacy, target in (moved or {}).items():
         assert count(db, f'SELECT count(*) FROM "{target}"') == rows[legacy] > 0
     report = verbs.verify(db)
@@ -96,14 +99,12 @@ def test_a_table_named_Messages_is_the_messages_table(legacy_db, tmp_path):
     # SQLite refuses a rename that only changes the case: through a third name
     db = variant(legacy_db, "ALTER TABLE messages RENAME TO m_tmp; ALTER TABLE m_tmp RENAME TO Messages;")
     rows = count(db, "SELECT count(*) FROM Messages")
-    original = tmp_path / "original.db"
-    shutil.copyfile(db, original)
-    plan, _ = verbs.apply(db, backup_dir=tmp_path / "bk")
-    assert "Messages" in plan.legacy_tables and "Messages" not in plan.unknown_tables
-    assert count(db, "SELECT count(*) FROM communication_messages") == rows > 0
-    assert verbs.verify(db).ok
-    verbs.rollback(db, backup_dir=tmp_path / "bk")
-    assert logical_differences(original, db) == []
+
+    def applied(plan):
+        assert "Messages" in plan.legacy_tables and "Messages" not in plan.unknown_tables
+        assert count(db, "SELECT count(*) FROM communication_messages") == rows > 0
+
+    round_trip(db, tmp_path, after_apply=applied)
 
 
 def test_a_table_named_Marketplace_Tools_is_the_marketplace_tools_table(legacy_db, tmp_path):
@@ -122,14 +123,12 @@ def test_triggers_and_indexes_named_in_another_case_go_with_their_table(legacy_d
 def test_a_column_named_in_another_case_lands_in_its_canonical_column(legacy_db, tmp_path):
     db = variant(legacy_db, "ALTER TABLE messages RENAME COLUMN content TO Content;"
                             "ALTER TABLE users RENAME COLUMN email TO EMAIL;")
-    original = tmp_path / "original.db"
-    shutil.copyfile(db, original)
-    plan, _ = verbs.apply(db, backup_dir=tmp_path / "bk")
-    assert plan.extra_columns == {}
-    assert count(db, "SELECT count(*) FROM communication_messages WHERE content IS NULL") == 0
-    assert verbs.verify(db).ok
-    verbs.rollback(db, backup_dir=tmp_path / "bk")
-    assert logical_differences(original, db) == []
+
+    def applied(plan):
+        assert plan.extra_columns == {}
+        assert count(db, "SELECT count(*) FROM communication_messages WHERE content IS NULL") == 0
+
+    round_trip(db, tmp_path, after_apply=applied)
 
 
 def test_postgres_finds_tables_and_columns_named_in_another_case(legacy_db, tmp_path, pg_url):
@@ -186,16 +185,14 @@ def test_a_column_declared_text_keeps_its_values_as_text(legacy_db, tmp_path):
                  "WHEN 2 THEN '1e3' ELSE metadata END")
     conn.commit()
     conn.close()
-    original = tmp_path / "original.db"
-    shutil.copyfile(db, original)
-    verbs.apply(db, backup_dir=tmp_path / "bk")
-    conn = sqlite3.connect(db)
-    assert {r[0] for r in conn.execute("SELECT DISTINCT typeof(metadata) FROM communication_messages")} <= {"text", "null"}
-    assert conn.execute("SELECT count(*) FROM communication_messages WHERE metadata IN ('1.50', '007', '1e3')").fetchone()[0] > 0
-    conn.close()
-    assert verbs.verify(db).ok
-    verbs.rollback(db, backup_dir=tmp_path / "bk")
-    assert logical_differences(original, db) == []
+
+    def applied(plan):
+        conn = sqlite3.connect(db)
+        assert {r[0] for r in conn.execute("SELECT DISTINCT typeof(metadata) FROM communication_messages")} <= {"text", "null"}
+        assert conn.execute("SELECT count(*) FROM communication_messages WHERE metadata IN ('1.50', '007', '1e3')").fetchone()[0] > 0
+        conn.close()
+
+    round_trip(db, tmp_path, after_apply=applied)
 
 
 @pytest.mark.parametrize("declared", ["", "BLOB", "NUMERIC", "REAL", "INT", "TEXT", "VARCHAR(3)", "DATETIME"])
@@ -243,13 +240,11 @@ def test_a_generated_column_with_quarantined_rows_makes_the_round_trip(legacy_db
     conn.execute("UPDATE system_info SET key = (SELECT key FROM system_info WHERE id = 1) WHERE id = 2")
     conn.commit()
     conn.close()
-    original = tmp_path / "original.db"
-    shutil.copyfile(db, original)
-    verbs.apply(db, backup_dir=tmp_path / "bk", on_reject="quarantine")
-    assert count(db, "SELECT count(*) FROM system_configurations WHERE key_upper IS NOT upper(key)") == 0
-    assert verbs.verify(db).ok
-    verbs.rollback(db, backup_dir=tmp_path / "bk")
-    assert logical_differences(original, db) == []
+
+    def applied(plan):
+        assert count(db, "SELECT count(*) FROM system_configurations WHERE key_upper IS NOT upper(key)") == 0
+
+    round_trip(db, tmp_path, on_reject="quarantine", after_apply=applied)
 
 
 def test_a_generated_column_named_like_a_domain_column_is_refused(legacy_db, tmp_path):
@@ -333,13 +328,11 @@ def test_a_strict_legacy_table_with_quarantined_rows_makes_the_round_trip(legacy
     conn.execute("UPDATE system_info SET key = (SELECT key FROM system_info WHERE id = 1) WHERE id IN (5, 6)")
     conn.commit()
     conn.close()
-    original = tmp_path / "original.db"
-    shutil.copyfile(db, original)
-    verbs.apply(db, backup_dir=tmp_path / "bk", on_reject="quarantine")
-    assert count(db, 'SELECT count(*) FROM "system_quarantine__system_info"') == 2
-    assert verbs.verify(db).ok
-    verbs.rollback(db, backup_dir=tmp_path / "bk")
-    assert logical_differences(original, db) == []
+
+    def applied(plan):
+        assert count(db, 'SELECT count(*) FROM "system_quarantine__system_info"') == 2
+
+    round_trip(db, tmp_path, on_reject="quarantine", after_apply=applied)
 
 
 # --- 5. views with main. qualifiers ---------------------------------------------------------------
